@@ -1,0 +1,351 @@
+"""TOML configuration -> Settings: `${VAR}` from the environment, secrets masked, errors name the key."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pixelrelay.errors import ConfigError
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PIXEL_CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MAX_BATCH_SIZE = 1000
+DEFAULT_API_URL = "https://business-api.tiktok.com"
+SANDBOX_SOURCE_KEY = "dev-key"
+
+
+class Secret:
+    """A string that never shows itself in repr, str or an error message."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('****')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def masked(self) -> str:
+        v = self._value
+        return "(empty)" if not v else ("****" + v[-4:] if len(v) > 12 else "****")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    admin_token: Secret = field(default_factory=lambda: Secret(""))
+    trusted_proxies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    url: str = "sqlite:///pixelrelay.db"
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    name: str
+    kind: str  # server | browser | shopify
+    key: Secret
+    allowed_origins: tuple[str, ...] = ()
+    secret: Secret = field(default_factory=lambda: Secret(""))
+
+
+@dataclass(frozen=True)
+class DestinationSettings:
+    name: str
+    pixel_code: str
+    access_token: Secret
+    type: str = "tiktok"
+    api_url: str = DEFAULT_API_URL
+    test_event_code: str = ""
+    events: tuple[str, ...] = ("*",)
+    exclude_events: tuple[str, ...] = ()
+    exclude_order_sources: tuple[str, ...] = ()
+    batch_size: int = MAX_BATCH_SIZE
+    max_age_days: int = 7
+    default_phone_region: str = ""
+    event_map: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """Tuning of the delivery loop; defaults suit production."""
+
+    flush_interval_s: float = 0.2  # wait this long for a batch to fill
+    retry_base_s: float = 2.0
+    retry_cap_s: float = 600.0
+    max_attempts: int = 15
+    max_age_hours: float = 48.0  # TikTok deduplicates for 48 h; never retry beyond it
+    request_timeout_s: float = 30.0
+    lease_s: float = 120.0
+    max_qps: float = 500.0  # per destination, below TikTok's 1,000 QPS
+
+
+@dataclass(frozen=True)
+class ConsentSettings:
+    """Regions whose visitors must consent: an event from them without consent is denied."""
+
+    require_in_regions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    sources: tuple[SourceSettings, ...] = ()
+    destinations: tuple[DestinationSettings, ...] = ()
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    consent: ConsentSettings = field(default_factory=ConsentSettings)
+    sandbox: bool = False  # started without a config: deliver to the in-process emulator
+
+    def destination(self, name: str) -> DestinationSettings:
+        for d in self.destinations:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+
+def sandbox_settings(host: str = "127.0.0.1", port: int = 8080) -> Settings:
+    """What `pixelrelay serve` runs with no config: SQLite here, the built-in emulator as TikTok."""
+    return Settings(
+        server=ServerSettings(host=host, port=port, admin_token=Secret(SANDBOX_SOURCE_KEY)),
+        sources=(SourceSettings(name="sandbox", kind="server", key=Secret(SANDBOX_SOURCE_KEY)),),
+        destinations=(
+            DestinationSettings(
+                name="sandbox",
+                pixel_code="SANDBOXPIXEL000",
+                access_token=Secret("sandbox-access-token"),
+                api_url=f"http://{_url_host(host)}:{port}/_emulator",
+                batch_size=100,
+            ),
+        ),
+        sandbox=True,
+    )
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def load_settings(path: str | Path, env: dict[str, str] | None = None) -> Settings:
+    """Read and validate a TOML file; raises ConfigError naming the key."""
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(p), "file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(p), f"not valid TOML: {exc}") from None
+    return parse_settings(raw, os.environ if env is None else env)
+
+
+def parse_settings(raw: dict[str, Any], env: dict[str, str] | os._Environ[str]) -> Settings:
+    r = _Reader(env)
+    known_top = {"server", "storage", "sources", "destinations", "delivery", "consent"}
+    for k in raw:
+        if k not in known_top:
+            raise ConfigError(k, f"unknown section (expected one of {sorted(known_top)})")
+    server = r.server(r.table(raw, "server"))
+    storage = StorageSettings(url=r.string(r.table(raw, "storage"), "storage.url",
+                                           "url", StorageSettings.url))
+    sources = tuple(r.source(t, f"sources[{i}]") for i, t in enumerate(r.tables(raw, "sources")))
+    dests = tuple(r.destination(t, f"destinations[{i}]")
+                  for i, t in enumerate(r.tables(raw, "destinations")))
+    for label, names in (("sources", [s.name for s in sources]),
+                         ("destinations", [d.name for d in dests])):
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ConfigError(label, f"duplicate name {sorted(dup)[0]!r}")
+    delivery = r.delivery(r.table(raw, "delivery"))
+    consent = ConsentSettings(require_in_regions=tuple(
+        x.upper() for x in r.strings(r.table(raw, "consent"), "consent.require_in_regions",
+                                     "require_in_regions", ())))
+    return Settings(server=server, storage=storage, sources=sources, destinations=dests,
+                    delivery=delivery, consent=consent)
+
+
+class _Reader:
+    """Typed access to the raw TOML with `${VAR}` substitution and key paths in errors."""
+
+    def __init__(self, env: dict[str, str] | os._Environ[str]) -> None:
+        self.env = env
+
+    def table(self, raw: dict[str, Any], key: str) -> dict[str, Any]:
+        v = raw.get(key, {})
+        if not isinstance(v, dict):
+            raise ConfigError(key, "must be a table")
+        return v
+
+    def tables(self, raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
+        v = raw.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(t, dict) for t in v):
+            raise ConfigError(key, f"must be an array of tables ([[{key}]])")
+        return v
+
+    def _subst(self, value: str, path: str) -> str:
+        def repl(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in self.env:
+                raise ConfigError(path, f"environment variable {name} is not set")
+            return self.env[name]
+
+        return _VAR.sub(repl, value)
+
+    def string(self, t: dict[str, Any], path: str, key: str, default: str | None = None) -> str:
+        if key not in t:
+            if default is None:
+                raise ConfigError(path, "is required")
+            return default
+        v = t[key]
+        if not isinstance(v, str):
+            raise ConfigError(path, f"must be a string, got {type(v).__name__}")
+        return self._subst(v, path)
+
+    def secret(self, t: dict[str, Any], path: str, key: str, required: bool) -> Secret:
+        if key not in t and not required:
+            return Secret("")
+        v = self.string(t, path, key)
+        if required and not v:
+            raise ConfigError(path, "is empty")
+        return Secret(v)
+
+    def integer(self, t: dict[str, Any], path: str, key: str, default: int,
+                lo: int, hi: int) -> int:
+        v = t.get(key, default)
+        if isinstance(v, str):
+            v = self._subst(v, path)
+            if not v.strip().lstrip("-").isdigit():
+                raise ConfigError(path, "must be an integer")
+            v = int(v)
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise ConfigError(path, "must be an integer")
+        if not lo <= v <= hi:
+            raise ConfigError(path, f"must be between {lo} and {hi}, got {v}")
+        return v
+
+    def number(self, t: dict[str, Any], path: str, key: str, default: float) -> float:
+        v = t.get(key, default)
+        if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
+            raise ConfigError(path, "must be a non-negative number")
+        return float(v)
+
+    def strings(self, t: dict[str, Any], path: str, key: str,
+                default: tuple[str, ...]) -> tuple[str, ...]:
+        v = t.get(key, list(default))
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise ConfigError(path, "must be an array of strings")
+        return tuple(self._subst(x, path) for x in v)
+
+    def reject_unknown(self, t: dict[str, Any], prefix: str, known: set[str]) -> None:
+        for k in t:
+            if k not in known:
+                raise ConfigError(f"{prefix}.{k}", "unknown key")
+
+    def server(self, t: dict[str, Any]) -> ServerSettings:
+        self.reject_unknown(t, "server", {"host", "port", "admin_token", "trusted_proxies"})
+        return ServerSettings(
+            host=self.string(t, "server.host", "host", ServerSettings.host),
+            port=self.integer(t, "server.port", "port", ServerSettings.port, 0, 65535),
+            admin_token=self.secret(t, "server.admin_token", "admin_token", required=False),
+            trusted_proxies=self.strings(t, "server.trusted_proxies", "trusted_proxies", ()),
+        )
+
+    def source(self, t: dict[str, Any], p: str) -> SourceSettings:
+        self.reject_unknown(t, p, {"name", "kind", "key", "allowed_origins", "secret"})
+        name = self.string(t, f"{p}.name", "name")
+        if not _NAME.match(name):
+            raise ConfigError(f"{p}.name", "use letters, digits, '_', '-' or '.' (at most 64)")
+        kind = self.string(t, f"{p}.kind", "kind", "server")
+        if kind not in ("server", "browser", "shopify"):
+            raise ConfigError(f"{p}.kind", "must be one of server, browser, shopify")
+        return SourceSettings(
+            name=name,
+            kind=kind,
+            key=self.secret(t, f"{p}.key", "key", required=kind != "shopify"),
+            allowed_origins=self.strings(t, f"{p}.allowed_origins", "allowed_origins", ()),
+            secret=self.secret(t, f"{p}.secret", "secret", required=kind == "shopify"),
+        )
+
+    def destination(self, t: dict[str, Any], p: str) -> DestinationSettings:
+        self.reject_unknown(t, p, {
+            "name", "type", "pixel_code", "access_token", "api_url", "test_event_code",
+            "events", "exclude_events", "exclude_order_sources", "batch_size", "max_age_days",
+            "default_phone_region", "event_map"})
+        name = self.string(t, f"{p}.name", "name")
+        if not _NAME.match(name):
+            raise ConfigError(f"{p}.name", "use letters, digits, '_', '-' or '.' (at most 64)")
+        dtype = self.string(t, f"{p}.type", "type", "tiktok")
+        if dtype != "tiktok":
+            raise ConfigError(f"{p}.type", f"unknown destination type {dtype!r} (known: tiktok)")
+        pixel = self.string(t, f"{p}.pixel_code", "pixel_code")
+        if not _PIXEL_CODE.match(pixel):
+            raise ConfigError(f"{p}.pixel_code", "must be letters and digits, like C9ABC1234567890")
+        api_url = self.string(t, f"{p}.api_url", "api_url", DEFAULT_API_URL).rstrip("/")
+        if not api_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{p}.api_url", "must start with http:// or https://")
+        region = self.string(t, f"{p}.default_phone_region", "default_phone_region", "")
+        if region and not re.fullmatch(r"[A-Za-z]{2}", region):
+            raise ConfigError(f"{p}.default_phone_region", "must be a two-letter region like DE")
+        emap = t.get("event_map", {})
+        if not isinstance(emap, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) and v for k, v in emap.items()):
+            raise ConfigError(f"{p}.event_map", "must be a table of event name = TikTok name")
+        return DestinationSettings(
+            name=name,
+            type=dtype,
+            pixel_code=pixel,
+            access_token=self.secret(t, f"{p}.access_token", "access_token", required=True),
+            api_url=api_url,
+            test_event_code=self.string(t, f"{p}.test_event_code", "test_event_code", ""),
+            events=self.strings(t, f"{p}.events", "events", ("*",)),
+            exclude_events=self.strings(t, f"{p}.exclude_events", "exclude_events", ()),
+            exclude_order_sources=self.strings(
+                t, f"{p}.exclude_order_sources", "exclude_order_sources", ()),
+            batch_size=self.integer(t, f"{p}.batch_size", "batch_size", MAX_BATCH_SIZE,
+                                    1, MAX_BATCH_SIZE),
+            max_age_days=self.integer(t, f"{p}.max_age_days", "max_age_days", 7, 1, 3650),
+            default_phone_region=region.upper(),
+            event_map=dict(emap),
+        )
+
+    def delivery(self, t: dict[str, Any]) -> DeliverySettings:
+        d = DeliverySettings()
+        known = set(d.__dataclass_fields__)
+        self.reject_unknown(t, "delivery", known)
+        return DeliverySettings(
+            flush_interval_s=self.number(t, "delivery.flush_interval_s", "flush_interval_s",
+                                         d.flush_interval_s),
+            retry_base_s=self.number(t, "delivery.retry_base_s", "retry_base_s", d.retry_base_s),
+            retry_cap_s=self.number(t, "delivery.retry_cap_s", "retry_cap_s", d.retry_cap_s),
+            max_attempts=self.integer(t, "delivery.max_attempts", "max_attempts",
+                                      d.max_attempts, 1, 1000),
+            max_age_hours=self.number(t, "delivery.max_age_hours", "max_age_hours",
+                                      d.max_age_hours),
+            request_timeout_s=self.number(t, "delivery.request_timeout_s", "request_timeout_s",
+                                          d.request_timeout_s),
+            lease_s=self.number(t, "delivery.lease_s", "lease_s", d.lease_s),
+            max_qps=self.number(t, "delivery.max_qps", "max_qps", d.max_qps),
+        )

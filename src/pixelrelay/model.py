@@ -1,0 +1,102 @@
+"""Immutable canonical types shared from ingest to delivery.
+
+An `Event` never holds raw personal data: email, phone and external_id are SHA-256 hex
+digests by the time an Event exists (the parser hashes them while building it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+JSON = dict[str, Any]
+
+
+class Source(StrEnum):
+    WEB = "web"
+    APP = "app"
+    OFFLINE = "offline"
+    CRM = "crm"
+
+
+class ConsentState(StrEnum):
+    GRANTED = "granted"
+    DENIED = "denied"
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    marketing: ConsentState | None = None
+    ad_user_data: ConsentState | None = None
+    ad_personalization: ConsentState | None = None
+    region: str | None = None  # ISO 3166 alpha-2 (or region code) the visitor is in
+
+    @property
+    def is_empty(self) -> bool:
+        return self.marketing is None and self.ad_user_data is None and (
+            self.ad_personalization is None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """Match keys. email/phone/external_id are lowercase SHA-256 hex digests."""
+
+    email: tuple[str, ...] = ()
+    phone: tuple[str, ...] = ()
+    external_id: tuple[str, ...] = ()
+    ttclid: str | None = None
+    ttp: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    locale: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    url: str | None = None
+    referrer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One validated, normalised, hashed event as pixelrelay keeps it."""
+
+    name: str  # the incoming name (mapped per destination later)
+    event_id: str
+    event_time: int  # Unix seconds
+    source: Source = Source.WEB
+    user: User = field(default_factory=User)
+    page: Page = field(default_factory=Page)
+    properties: JSON = field(default_factory=dict)  # validated JSON; custom keys pass through
+    consent: Consent = field(default_factory=Consent)
+    session_id: str | None = None
+    order_source: str | None = None
+    received_at: float = 0.0
+    warnings: tuple[str, ...] = ()  # e.g. "user.phone: not a valid phone number; dropped"
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+    SUPPRESSED = "suppressed"  # consent said no; kept with the reason, never sent
+    FILTERED = "filtered"  # a destination filter excluded it; never sent
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What one destination will do with one event, decided at ingest.
+
+    `payload` is the destination's serialised item (for TikTok: one `data[]` object as
+    JSON bytes) when state is PENDING, else None. `reason` explains suppressed/filtered.
+    """
+
+    destination: str
+    dest_event: str  # the destination's event name (TikTok's mapped name)
+    state: DeliveryState
+    payload: bytes | None = None
+    reason: str | None = None
+    batch_key: str = "web"  # events sharing a request must share this (TikTok: event_source)

@@ -1,0 +1,153 @@
+"""The Store protocol: the durable outbox shared by ingest (insert) and delivery (claim/finish).
+
+Every implementation (SQLite now, PostgreSQL later) passes the same contract suite in
+tests/contract. Times are Unix seconds passed in by the caller; stores never read the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from pixelrelay.model import DeliveryState, Event, Route
+
+IDEMPOTENCY_WINDOW_S = 48 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event ready to store, with one route per destination that considered it."""
+
+    event: Event
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery leased to one worker; finish it with the same lease_token."""
+
+    delivery_id: int
+    event_id: str
+    dest_event: str
+    batch_key: str
+    payload: bytes
+    attempts: int  # attempts made before this claim
+    created_at: float  # when the event was accepted
+    lease_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The outcome of one claimed delivery. state: DELIVERED, DEAD, or PENDING (retry later)."""
+
+    delivery_id: int
+    lease_token: str
+    state: DeliveryState
+    next_attempt_at: float | None = None
+    http_status: int | None = None
+    code: int | None = None
+    message: str | None = None
+    request_id: str | None = None
+    dead_reason: str | None = None  # e.g. "rejected", "expired", "max_attempts"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One HTTP request to a destination, appended to the attempts log."""
+
+    destination: str
+    event_ids: tuple[str, ...]
+    http_status: int | None
+    code: int | None
+    message: str | None
+    request_id: str | None
+    latency_ms: float
+    outcome: str  # delivered | retry | permanent | setup
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    """What `GET /v1/deliveries?event_id=` shows for one destination."""
+
+    destination: str
+    event_id: str
+    dest_event: str
+    state: DeliveryState
+    attempts: int
+    last_http_status: int | None
+    last_code: int | None
+    last_message: str | None
+    last_request_id: str | None
+    dead_reason: str | None
+    reason: str | None  # why suppressed / filtered
+    created_at: float
+    updated_at: float
+    next_attempt_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationState:
+    """A destination paused by a setup error waits (queue intact) until resumed."""
+
+    name: str
+    paused: bool
+    reason: str | None = None
+    token_fingerprint: str | None = None  # HMAC of the token that was refused; never the token
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    pending: int
+    in_flight: int
+    oldest_pending_at: float | None
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Create or migrate the schema; return in-flight rows to pending (crash recovery)."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def insert(self, batch: Sequence[NewEvent], now: float) -> list[bool]:
+        """Commit every event and its routes in ONE transaction; True = accepted.
+
+        False = duplicate: every route's (destination, dest_event, event_id) was already
+        accepted within IDEMPOTENCY_WINDOW_S. Routes seen before are not stored again.
+        Raises StoreUnavailable when the commit fails (nothing of the batch is kept).
+        Returns only after the commit is durable.
+        """
+        ...
+
+    async def claim(self, destination: str, limit: int, now: float,
+                    lease_s: float) -> list[Claimed]:
+        """Lease up to `limit` due pending deliveries of one destination, oldest first."""
+        ...
+
+    async def finish(self, results: Sequence[Finished], attempt: AttemptRecord | None,
+                     now: float) -> int:
+        """Record outcomes where the lease token still matches; returns rows updated."""
+        ...
+
+    async def reap_leases(self, now: float) -> int:
+        """Return in-flight rows whose lease expired to pending."""
+        ...
+
+    async def expire(self, destination: str, accepted_before: float, now: float) -> int:
+        """Mark pending deliveries accepted before the cut-off dead with reason 'expired'."""
+        ...
+
+    async def next_due(self, destination: str) -> float | None:
+        """The earliest next_attempt_at of the destination's pending rows, or None."""
+        ...
+
+    async def queue_stats(self, destination: str) -> QueueStats: ...
+
+    async def get_destination(self, name: str) -> DestinationState | None: ...
+
+    async def set_destination(self, state: DestinationState) -> None: ...
+
+    async def deliveries(self, event_id: str) -> list[DeliveryView]: ...
