@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import os
 import re
 import tomllib
@@ -43,6 +44,10 @@ class Secret:
         return "Secret('****')" if self._value else "Secret('')"
 
     __str__ = __repr__
+
+    def fingerprint(self) -> str:
+        """A stable, non-reversible tag of the value: tells that a token changed, never what it is."""
+        return hmac.new(b"pixelrelay/token-fingerprint", self._value.encode(), "sha256").hexdigest()[:16]
 
     def masked(self) -> str:
         v = self._value

@@ -1,0 +1,127 @@
+"""create_app(settings): the gateway's ASGI app with its store, destinations and delivery workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+from pixelrelay import __version__
+from pixelrelay.clock import Clock, SystemClock
+from pixelrelay.config import Settings
+from pixelrelay.delivery.sender import Sender
+from pixelrelay.delivery.worker import DeliveryWorker
+from pixelrelay.destinations import build_destination
+from pixelrelay.ingest import Ingestor
+from pixelrelay.sources.admin import DeliveriesEndpoint, ResumeEndpoint
+from pixelrelay.sources.api import EventsEndpoint
+from pixelrelay.sources.http import json_response
+from pixelrelay.sources.tiktok_compat import TikTokTrackEndpoint
+from pixelrelay.store import open_store
+from pixelrelay.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """Everything `serve` runs in one process, wired once; the app and tests reach it here."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Clock,
+                 transport: httpx.AsyncBaseTransport | None) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.destinations = [build_destination(d) for d in settings.destinations]
+        self.sender = Sender(settings.delivery, transport=transport)
+        self.workers = {
+            d.name: DeliveryWorker(store, d, self.sender, settings.delivery, clock,
+                                   token_fingerprint=settings.destination(d.name)
+                                   .access_token.fingerprint())
+            for d in self.destinations
+        }
+        self.ingestor = Ingestor(settings, store, self.destinations, clock, notify=self._notify)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _notify(self, names: set[str]) -> None:
+        for name in names:
+            self.workers[name].notify()
+
+    def resume(self, name: str) -> bool:
+        worker = self.workers.get(name)
+        if worker is None:
+            return False
+        worker.resume()
+        return True
+
+    async def start(self) -> None:
+        await self.store.open()
+        self._stop.clear()
+        self._tasks = [asyncio.create_task(w.run(self._stop), name=f"delivery:{n}")
+                       for n, w in self.workers.items()]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for w in self.workers.values():
+            w.notify()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+        for t in self._tasks:
+            t.cancel()
+        await self.sender.close()
+        await self.store.close()
+
+
+def create_app(settings: Settings, *, store: Store | None = None, clock: Clock | None = None,
+               transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+    clock = clock or SystemClock()
+    gateway = Gateway(settings, store or open_store(settings.storage.url), clock, transport)
+    pixels: dict[str, set[str]] = {}
+    for d in settings.destinations:
+        pixels.setdefault(d.pixel_code, set()).add(d.name)
+
+    async def healthz(request: Request) -> Response:
+        return json_response({"status": "ok", "version": __version__})
+
+    routes: list[Route | Mount] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/v1/events", EventsEndpoint(gateway.ingestor, settings.sources),
+              methods=["POST"]),
+        Route("/open_api/v1.3/event/track/",
+              TikTokTrackEndpoint(gateway.ingestor, settings.sources,
+                                  {p: frozenset(n) for p, n in pixels.items()}),
+              methods=["POST"]),
+        Route("/v1/deliveries", DeliveriesEndpoint(gateway.store, settings.server.admin_token),
+              methods=["GET"]),
+        Route("/v1/destinations/{name}/resume",
+              ResumeEndpoint(gateway.resume, settings.server.admin_token), methods=["POST"]),
+    ]
+    emulator_app = None
+    if settings.sandbox:
+        from pixelrelay.emulator import Emulator, create_emulator_app
+
+        emulator_app = create_emulator_app(Emulator(
+            access_tokens=[d.access_token.reveal() for d in settings.destinations],
+            pixel_codes=[d.pixel_code for d in settings.destinations]))
+        routes.append(Mount("/_emulator", app=emulator_app))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.gateway = gateway
+    if emulator_app is not None:
+        app.state.emulator = emulator_app.state.emulator
+    return app

@@ -1,0 +1,134 @@
+"""The `pixelrelay` command: parses flags and calls package functions; no logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from pixelrelay.config import (
+    SANDBOX_SOURCE_KEY,
+    Secret,
+    Settings,
+    load_settings,
+    sandbox_settings,
+)
+from pixelrelay.errors import ConfigError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("PIXELRELAY_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.run(args)
+    except ConfigError as exc:
+        print(f"pixelrelay: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pixelrelay", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the gateway (HTTP API, delivery)")
+    serve.add_argument("--config", help="TOML file (default: $PIXELRELAY_CONFIG, else sandbox)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(run=_serve)
+
+    emulator = sub.add_parser("emulator", help="run a local TikTok Events API emulator")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=9000)
+    emulator.add_argument("--token", action="append", default=[],
+                          help="accepted Access-Token (repeatable; none: any token)")
+    emulator.add_argument("--pixel", action="append", default=[],
+                          help="accepted pixel code (repeatable; none: any pixel)")
+    emulator.set_defaults(run=_emulator)
+
+    check = sub.add_parser("check", help="validate the configuration and show it, secrets masked")
+    check.add_argument("--config")
+    check.set_defaults(run=_check)
+    return parser
+
+
+def _settings(path: str | None) -> Settings | None:
+    path = path or os.environ.get("PIXELRELAY_CONFIG")
+    return load_settings(path) if path else None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from pixelrelay.app import create_app
+
+    settings = _settings(args.config)
+    if settings is None:
+        settings = sandbox_settings(args.host or "127.0.0.1", args.port or 8080)
+    else:
+        server = dataclasses.replace(settings.server, host=args.host or settings.server.host,
+                                     port=args.port if args.port is not None
+                                     else settings.server.port)
+        settings = dataclasses.replace(settings, server=server)
+    host, port = settings.server.host, settings.server.port
+    _banner(settings)
+    uvicorn.run(create_app(settings), host=host, port=port, access_log=False,
+                log_level="warning", lifespan="on")
+    return 0
+
+
+def _banner(settings: Settings) -> None:
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    print(f"pixelrelay listening on {base}  (storage: {settings.storage.url})", flush=True)
+    if settings.sandbox:
+        print(f"""
+No config given: sandbox mode. Events go to the built-in TikTok emulator at {base}/_emulator.
+Post an event:
+  curl -s {base}/v1/events -H 'Authorization: Bearer {SANDBOX_SOURCE_KEY}' \\
+       -H 'Content-Type: application/json' \\
+       -d '{{"event":"Purchase","user":{{"email":"you@example.com"}},\
+"properties":{{"order_id":"1001","value":9.5,"currency":"EUR"}}}}'
+Watch it arrive at the emulator:   curl -s {base}/_emulator/events
+Follow its delivery:               curl -s '{base}/v1/deliveries?event_id=ord_1001_complete_payment' \
+-H 'Authorization: Bearer {SANDBOX_SOURCE_KEY}'
+For production, write a config file (see README) and run: pixelrelay serve --config FILE
+""", flush=True)
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from pixelrelay.emulator import Emulator, create_emulator_app
+
+    app = create_emulator_app(Emulator(access_tokens=args.token, pixel_codes=args.pixel))
+    print(f"TikTok Events API emulator on http://{args.host}:{args.port}"
+          f"/open_api/v1.3/event/track/  (accepted events: GET /events)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    if settings is None:
+        print("pixelrelay: no config: pass --config FILE or set PIXELRELAY_CONFIG",
+              file=sys.stderr)
+        return 2
+    print(f"config OK: {len(settings.sources)} source(s), "
+          f"{len(settings.destinations)} destination(s), storage {settings.storage.url}")
+    for s in settings.sources:
+        print(f"  source {s.name}: kind={s.kind} key={s.key.masked()}")
+    for d in settings.destinations:
+        fields = {f.name: getattr(d, f.name) for f in dataclasses.fields(d)}
+        shown = ", ".join(f"{k}={v.masked() if isinstance(v, Secret) else v!r}"
+                          for k, v in fields.items() if k != "name")
+        print(f"  destination {d.name}: {shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

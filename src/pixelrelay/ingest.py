@@ -1,0 +1,146 @@
+"""accept(raw events) -> parse/hash -> consent -> route per destination -> ONE store transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from pixelrelay.clock import Clock
+from pixelrelay.config import Settings
+from pixelrelay.destinations.base import Destination
+from pixelrelay.destinations.tiktok.mapping import tiktok_name
+from pixelrelay.errors import ConfigError, Problem
+from pixelrelay.model import DeliveryState, Event, Route
+from pixelrelay.pipeline.consent import apply_consent
+from pixelrelay.pipeline.parse import parse_event, too_old
+from pixelrelay.store.base import NewEvent, Store
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    problems: tuple[Problem, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"index": self.index, "errors": [p.as_dict() for p in self.problems]}
+
+
+@dataclass(slots=True)
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    event_ids: list[str | None] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        body: dict[str, object] = {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": [r.as_dict() for r in self.rejected],
+            "event_ids": self.event_ids,
+        }
+        if self.warnings:
+            body["warnings"] = self.warnings
+        return body
+
+
+class Ingestor:
+    """Turns raw events from any source into committed outbox rows.
+
+    `notify` is called with the names of destinations that got new pending rows, after the
+    commit, so their delivery workers wake up without polling.
+    """
+
+    def __init__(self, settings: Settings, store: Store, destinations: Sequence[Destination],
+                 clock: Clock, notify: Callable[[set[str]], None] = lambda names: None) -> None:
+        self.store = store
+        self.destinations = tuple(destinations)
+        self.clock = clock
+        self.notify = notify
+        self.require_consent_in = frozenset(settings.consent.require_in_regions)
+        self.max_age_days = {d.name: d.max_age_days for d in settings.destinations}
+        self.phone_region = _shared_phone_region(settings)
+        # The derived event_id (ord_<order>_<snake TikTok name>) must equal what the browser tag
+        # computes, so it follows the first destination's mapping.
+        event_map = settings.destinations[0].event_map if settings.destinations else {}
+        self._id_name: Callable[[str], str] = lambda name: tiktok_name(name, event_map)
+
+    async def accept(self, raw_events: Sequence[object], *,
+                     only_destinations: frozenset[str] | None = None,
+                     all_or_nothing: bool = False) -> IngestResult:
+        """Validate and commit; with all_or_nothing one bad event rejects the whole request."""
+        now = self.clock.now()
+        result = IngestResult()
+        batch: list[NewEvent] = []
+        positions: list[int] = []
+        dests = [d for d in self.destinations
+                 if only_destinations is None or d.name in only_destinations]
+        for index, raw in enumerate(raw_events):
+            parsed = parse_event(raw, now=now, phone_region=self.phone_region,
+                                 tiktok_name=self._id_name, new_id=_new_id)
+            event = parsed.event
+            if event is None:
+                result.rejected.append(Rejection(index, parsed.problems))
+                result.event_ids.append(_given_id(raw))
+                continue
+            new, problem = self._route(apply_consent(event, self.require_consent_in), dests, now)
+            if problem is not None:
+                result.rejected.append(Rejection(index, (problem,)))
+                result.event_ids.append(event.event_id)
+                continue
+            result.event_ids.append(event.event_id)
+            result.warnings.extend(f"events[{index}] {w}" for w in event.warnings)
+            batch.append(new)
+            positions.append(index)
+        if all_or_nothing and result.rejected:
+            return result
+        if batch:
+            outcomes = await self.store.insert(batch, now)
+            for ok in outcomes:
+                if ok:
+                    result.accepted += 1
+                else:
+                    result.duplicates += 1
+            woken = {r.destination for n, ok in zip(batch, outcomes, strict=True) if ok
+                     for r in n.routes if r.state is DeliveryState.PENDING}
+            if woken:
+                self.notify(woken)
+        return result
+
+    def _route(self, event: Event, dests: Sequence[Destination],
+               now: float) -> tuple[NewEvent, Problem | None]:
+        routes: list[Route] = []
+        age_problem: Problem | None = None
+        for dest in dests:
+            problem = too_old(event.event_time, now, self.max_age_days.get(dest.name, 7))
+            if problem is not None:
+                age_problem = Problem(problem.field, f"{problem.reason} (destination {dest.name})")
+                continue
+            routes.append(dest.route(event, now))
+        if dests and not routes and age_problem is not None:
+            return NewEvent(event, ()), age_problem
+        return NewEvent(event, tuple(routes)), None
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _given_id(raw: object) -> str | None:
+    if isinstance(raw, dict):
+        eid = raw.get("event_id")
+        if isinstance(eid, str):
+            return eid
+    return None
+
+
+def _shared_phone_region(settings: Settings) -> str:
+    """Phones are hashed once, before routing, so every destination must agree on the region."""
+    regions = {d.default_phone_region for d in settings.destinations if d.default_phone_region}
+    if len(regions) > 1:
+        raise ConfigError("destinations.default_phone_region",
+                          f"destinations disagree ({sorted(regions)}); phones are hashed once "
+                          "before routing, so give every destination the same region")
+    return regions.pop() if regions else ""

@@ -1,0 +1,90 @@
+"""POST /v1/events (SPEC 3.3): authenticate, bound, decode the envelope, hand to ingest."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pixelrelay.config import SourceSettings
+from pixelrelay.errors import StoreUnavailable
+from pixelrelay.ingest import Ingestor
+from pixelrelay.sources.http import (
+    BodyTooLarge,
+    bearer,
+    find_source,
+    json_response,
+    problem_response,
+    read_body,
+)
+
+MAX_EVENTS = 500
+log = logging.getLogger(__name__)
+
+
+class EventsEndpoint:
+    def __init__(self, ingestor: Ingestor, sources: tuple[SourceSettings, ...]) -> None:
+        self.ingestor = ingestor
+        self.sources = sources
+
+    async def __call__(self, request: Request) -> Response:
+        denied = self._authenticate(request)
+        if denied is not None:
+            return denied
+        try:
+            body = await read_body(request)
+        except BodyTooLarge:
+            return problem_response(413, "too_large", "request body is larger than 1 MiB")
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return problem_response(400, "malformed_json", f"body is not valid JSON: {exc}")
+        events, problem = _envelope(doc)
+        if problem is not None:
+            status = 413 if problem.startswith("too many") else 400
+            error = "too_large" if status == 413 else "malformed_envelope"
+            return problem_response(status, error, problem)
+        try:
+            result = await self.ingestor.accept(events)
+        except StoreUnavailable as exc:
+            log.error("store unavailable, answering 503: %s", exc)
+            return problem_response(503, "unavailable", "could not commit; retry later")
+        return json_response(result.as_dict(), 202)
+
+    def _authenticate(self, request: Request) -> Response | None:
+        token = bearer(request)
+        if token is not None:
+            if find_source(self.sources, "server", token) is None:
+                return problem_response(401, "unauthorized", "unknown source key")
+            return None
+        site_key = request.headers.get("x-pixelrelay-key")
+        if site_key:
+            source = find_source(self.sources, "browser", site_key)
+            if source is None:
+                return problem_response(401, "unauthorized", "unknown site key")
+            origin = request.headers.get("origin")
+            if source.allowed_origins and origin not in source.allowed_origins:
+                return problem_response(403, "forbidden", f"origin {origin!r} is not allowed")
+            return None
+        return problem_response(401, "unauthorized",
+                                "send Authorization: Bearer <source key>")
+
+
+def _envelope(doc: object) -> tuple[list[object], str | None]:
+    if isinstance(doc, dict) and "events" in doc:
+        events = doc["events"]
+        if len(doc) != 1:
+            extra = sorted(k for k in doc if k != "events")
+            return [], f"unexpected keys beside events: {extra}"
+        if not isinstance(events, list):
+            return [], "events must be an array"
+        if not events:
+            return [], "events is empty"
+        if len(events) > MAX_EVENTS:
+            return [], f"too many events: {len(events)} (at most {MAX_EVENTS} per request)"
+        return events, None
+    if isinstance(doc, dict):
+        return [doc], None
+    return [], "body must be an event object or {\"events\": [...]}"

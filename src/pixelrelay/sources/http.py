@@ -1,0 +1,62 @@
+"""Shared HTTP plumbing for the sources: bounded body reading, JSON answers, key lookup."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pixelrelay.config import SourceSettings
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=headers,
+                    media_type="application/json")
+
+
+def problem_response(status: int, error: str, reason: str, **extra: Any) -> Response:
+    return json_response({"error": error, "reason": reason, **extra}, status)
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """Read at most `limit` bytes; refuse early on Content-Length, and while streaming otherwise."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def find_source(sources: tuple[SourceSettings, ...], kind: str,
+                presented: str | None) -> SourceSettings | None:
+    """The source of `kind` whose key matches, compared in constant time against every key."""
+    if not presented:
+        return None
+    found: SourceSettings | None = None
+    given = presented.encode()
+    for source in sources:
+        if source.kind == kind and source.key and hmac.compare_digest(
+                source.key.reveal().encode(), given):
+            found = source
+    return found
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
