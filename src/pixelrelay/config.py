@@ -74,6 +74,8 @@ class SourceSettings:
     key: Secret
     allowed_origins: tuple[str, ...] = ()
     secret: Secret = field(default_factory=lambda: Secret(""))
+    purchase_topic: str = "orders/create"  # shopify: the topic that counts as the Purchase
+    content_id: str = "sku"  # shopify: sku | variant_id | product_id for contents[].content_id
 
 
 @dataclass(frozen=True)
@@ -279,7 +281,8 @@ class _Reader:
         )
 
     def source(self, t: dict[str, Any], p: str) -> SourceSettings:
-        self.reject_unknown(t, p, {"name", "kind", "key", "allowed_origins", "secret"})
+        self.reject_unknown(t, p, {"name", "kind", "key", "allowed_origins", "secret",
+                                   "purchase_topic", "content_id"})
         name = self.string(t, f"{p}.name", "name")
         if not _NAME.match(name):
             raise ConfigError(f"{p}.name", "use letters, digits, '_', '-' or '.' (at most 64)")
@@ -292,7 +295,17 @@ class _Reader:
             key=self.secret(t, f"{p}.key", "key", required=kind != "shopify"),
             allowed_origins=self.strings(t, f"{p}.allowed_origins", "allowed_origins", ()),
             secret=self.secret(t, f"{p}.secret", "secret", required=kind == "shopify"),
+            purchase_topic=self.choice(t, f"{p}.purchase_topic", "purchase_topic",
+                                       ("orders/create", "orders/paid")),
+            content_id=self.choice(t, f"{p}.content_id", "content_id",
+                                   ("sku", "variant_id", "product_id")),
         )
+
+    def choice(self, t: dict[str, Any], path: str, key: str, options: tuple[str, ...]) -> str:
+        value = self.string(t, path, key, options[0])
+        if value not in options:
+            raise ConfigError(path, f"must be one of {', '.join(options)}")
+        return value
 
     def destination(self, t: dict[str, Any], p: str) -> DestinationSettings:
         self.reject_unknown(t, p, {
