@@ -1,0 +1,49 @@
+"""Apply consent before anything is stored for delivery: deny by region, strip PII, suppress."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import lru_cache
+
+from pixelrelay.model import Consent, ConsentState, Event
+
+EU = frozenset({
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE",
+    "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+})
+EEA = EU | {"IS", "LI", "NO"}
+_GROUPS = {"EU": EU, "EEA": EEA}
+_DENIED = ConsentState.DENIED
+
+
+@lru_cache(maxsize=32)
+def expand_regions(regions: frozenset[str]) -> frozenset[str]:
+    """Country codes named by the setting: the aliases EU and EEA become their members."""
+    out: set[str] = set()
+    for r in regions:
+        r = r.strip().upper()
+        out |= _GROUPS.get(r, {r})
+    return frozenset(out)
+
+
+def apply_consent(event: Event, require_in_regions: frozenset[str]) -> Event:
+    """Missing consent counts as denied where the region requires it; ad_user_data denied
+    removes the hashed email, phone and external_id."""
+    c = event.consent
+    if c.region and c.region in expand_regions(require_in_regions) and (
+            c.marketing is None or c.ad_user_data is None or c.ad_personalization is None):
+        c = Consent(marketing=c.marketing or _DENIED, ad_user_data=c.ad_user_data or _DENIED,
+                    ad_personalization=c.ad_personalization or _DENIED, region=c.region)
+        event = dataclasses.replace(event, consent=c)
+    u = event.user
+    if c.ad_user_data is _DENIED and (u.email or u.phone or u.external_id):
+        event = dataclasses.replace(
+            event, user=dataclasses.replace(u, email=(), phone=(), external_id=()))
+    return event
+
+
+def suppression_reason(event: Event) -> str | None:
+    """Why the event must not be forwarded at all (it is kept, marked suppressed)."""
+    if event.consent.marketing is _DENIED:
+        return "consent: marketing denied"
+    return None

@@ -1,0 +1,171 @@
+"""Validate an event's `properties` (value, currency, contents, ids) and the typed field readers."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pixelrelay.errors import Problem
+from pixelrelay.model import JSON
+
+# Active ISO 4217 codes, without funds, precious metals and test codes, which no shop charges in.
+_ISO_4217 = """
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN
+BZD CAD CDF CHF CLP CNY COP CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL
+GHS GIP GMD GNF GTQ GYD HKD HNL HRK HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF
+KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR
+MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG
+SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD
+UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG ZWL"""
+CURRENCIES = frozenset(_ISO_4217.split())
+CONTENT_TYPES = ("product", "product_group")
+MAX_CONTENTS = 1000
+
+
+def json_type(v: object) -> str:
+    """The JSON name of a decoded value's type, for messages a sender can act on."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int | float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object" if isinstance(v, dict) else type(v).__name__
+
+
+def opt_str(v: object, path: str, cap: int, p: list[Problem], truncate: bool = False) -> str | None:
+    """An optional string: null/blank is absent; over-long ones are cut or refused."""
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        p.append(Problem(path, f"must be a string, got {json_type(v)}"))
+        return None
+    s = v.strip()
+    if len(s) > cap:
+        if truncate:
+            return s[:cap]
+        p.append(Problem(path, f"is longer than {cap} characters"))
+        return None
+    return s or None
+
+
+def id_str(v: object, path: str, p: list[Problem], cap: int = 256) -> str | None:
+    """Ids must reach TikTok as strings (it refuses numbers with 40002): ints are converted."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    return opt_str(v, path, cap, p)
+
+
+def amount(v: object, path: str, p: list[Problem]) -> float | None:
+    """A non-negative finite number; numeric strings ("129.95") are accepted."""
+    x: float | None = None
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        x = float(v)
+    elif isinstance(v, str):
+        try:
+            x = float(v)
+        except ValueError:
+            x = None
+    if x is None or not math.isfinite(x) or x < 0:
+        p.append(Problem(path, "must be a non-negative number without currency symbol or "
+                               "thousands separator, such as 129.95"))
+        return None
+    return x
+
+
+def count(v: object, path: str, p: list[Problem]) -> int | None:
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        p.append(Problem(path, "must be a non-negative integer"))
+        return None
+    return v
+
+
+def parse_properties(v: object, p: list[Problem]) -> JSON:
+    """Check the keys TikTok interprets; custom keys pass through unchanged."""
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        p.append(Problem("properties", f"must be an object, got {json_type(v)}"))
+        return {}
+    out: JSON = {}
+    for key, val in v.items():
+        if val is None:
+            continue  # null means "not given"; TikTok refuses nulls in typed fields
+        path = f"properties.{key}"
+        new: Any
+        if key == "value":
+            new = amount(val, path, p)
+        elif key == "currency":
+            new = val.strip().upper() if isinstance(val, str) else None
+            if new not in CURRENCIES:
+                p.append(Problem(path, "must be an ISO 4217 currency code such as EUR or USD"))
+        elif key == "contents":
+            new = _contents(val, path, p)
+        elif key == "content_type":
+            new = val if val in CONTENT_TYPES else None
+            if new is None:
+                p.append(Problem(path, "must be product or product_group"))
+        elif key in ("order_id", "shop_id"):
+            new = id_str(val, path, p, cap=128)
+        elif key == "content_ids":
+            new = _ids(val, path, p)
+        elif key == "num_items":
+            new = count(val, path, p)
+        elif key in ("query", "search_string", "description"):
+            new = opt_str(val, path, 1000, p)
+        else:
+            new = val
+        if new is not None:
+            out[key] = new
+    # search_string is the 2.0 name; query is kept because the Pixel and older readers use it.
+    if "query" in out and "search_string" not in out:
+        out["search_string"] = out["query"]
+    return out
+
+
+def _ids(v: object, path: str, p: list[Problem]) -> list[str] | None:
+    items = v if isinstance(v, list) else [v]
+    out: list[str] = []
+    for i, x in enumerate(items):
+        ipath = f"{path}.{i}" if isinstance(v, list) else path
+        if x is None:
+            p.append(Problem(ipath, "must be a string, got null"))
+        elif (s := id_str(x, ipath, p)) is not None:
+            out.append(s)
+    return out or None
+
+
+def _contents(v: object, path: str, p: list[Problem]) -> list[JSON] | None:
+    if not isinstance(v, list):
+        p.append(Problem(path, f"must be an array of objects, got {json_type(v)}"))
+        return None
+    if len(v) > MAX_CONTENTS:
+        p.append(Problem(path, f"has more than {MAX_CONTENTS} items"))
+        return None
+    out: list[JSON] = []
+    for i, item in enumerate(v):
+        ipath = f"{path}.{i}"
+        if not isinstance(item, dict):
+            p.append(Problem(ipath, f"must be an object, got {json_type(item)}"))
+            continue
+        content: JSON = {}
+        for key, val in item.items():
+            if val is None:
+                continue
+            new: Any = val
+            if key == "content_id":
+                new = id_str(val, f"{ipath}.content_id", p)
+            elif key == "quantity":
+                new = count(val, f"{ipath}.quantity", p)
+            elif key == "price":
+                new = amount(val, f"{ipath}.price", p)
+            if new is not None:
+                content[key] = new
+        out.append(content)
+    return out

@@ -1,0 +1,312 @@
+"""parse_event: SPEC §3.3 objects in, hashed Events or field-named Problems out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pixelrelay.errors import Problem
+from pixelrelay.model import ConsentState, Event, Source
+from pixelrelay.pipeline.parse import ParseResult, parse_event, too_old
+
+NOW = 1776943400.0
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def sha(s: str) -> str:
+    return hashlib.sha256(s.encode()).hexdigest()
+
+
+def spec_event() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((GOLDEN / "spec_example_event.json").read_text())
+    return data
+
+
+def ok(raw: object, **kw: Any) -> Event:
+    r = parse_event(raw, now=NOW, **kw)
+    assert r.problems == ()
+    assert r.event is not None
+    return r.event
+
+
+def problems(raw: object, **kw: Any) -> dict[str, str]:
+    r = parse_event(raw, now=NOW, **kw)
+    assert r.event is None and r.problems
+    return {p.field: p.reason for p in r.problems}
+
+
+def test_spec_example_is_parsed_and_hashed() -> None:
+    e = ok(spec_event())
+    assert (e.name, e.event_id, e.event_time, e.source) == (
+        "Purchase", "ord_10492_complete_payment", 1776943380, Source.WEB)
+    assert e.user.email == (sha("customer@example.com"),)
+    assert e.user.phone == (sha("+491701234567"),)
+    assert e.user.external_id == (sha("cust_34982"),)
+    assert (e.user.ttclid, e.user.ttp, e.user.ip, e.user.locale) == (
+        "E.C.P.CvQBA", "2.x9Jb3x", "203.0.113.42", "de-DE")
+    assert e.page.url == "https://shop.example/thanks"
+    assert e.properties == spec_event()["properties"]
+    assert e.consent.ad_personalization is ConsentState.DENIED
+    assert e.consent.region == "DE"
+    assert (e.session_id, e.order_source, e.received_at, e.warnings) == ("s_8f2c", "web", NOW, ())
+
+
+def test_only_event_is_required_and_defaults_apply() -> None:
+    e = ok({"event": "ViewContent"}, new_id=lambda: "uuid-1")
+    assert (e.event_id, e.event_time, e.source) == ("uuid-1", int(NOW), Source.WEB)
+    assert e.user.email == () and e.properties == {} and e.consent.is_empty
+
+
+@pytest.mark.parametrize("raw", [None, [], "Purchase", 3])
+def test_input_must_be_an_object(raw: object) -> None:
+    assert parse_event(raw, now=NOW) == ParseResult(
+        None, (Problem("", "event must be a JSON object"),))
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    (None, "is required"), ("", "must not be empty"), ("   ", "must not be empty"),
+    (7, "must be a string, got number"), ("x" * 101, "is longer than 100 characters"),
+])
+def test_event_name_rules(value: object, reason: str) -> None:
+    assert problems({"event": value}) == {"event": reason}
+
+
+def test_missing_event_key_is_required() -> None:
+    assert problems({}) == {"event": "is required"}
+
+
+def test_event_name_casing_near_miss_is_refused_with_the_right_name() -> None:
+    assert "'Purchase'" in problems({"event": "purchase"})["event"]
+    assert "'AddToCart'" in problems({"event": "addToCart"})["event"]
+    # A destination override of the exact name makes it intentional.
+    e = ok({"event": "purchase"}, tiktok_name=lambda n: {"purchase": "CompletePayment"}.get(n, n))
+    assert e.name == "purchase"
+
+
+def test_event_id_derived_from_order_id_and_mapped_name() -> None:
+    e = ok({"event": "Purchase", "properties": {"order_id": 10492}})
+    assert e.event_id == "ord_10492_complete_payment"
+    assert e.properties["order_id"] == "10492"
+    e = ok({"event": "Purchase", "properties": {"order_id": "A-7"}},
+           tiktok_name=lambda n: "Purchase")
+    assert e.event_id == "ord_A-7_purchase"
+    assert ok({"event": "Order Completed", "properties": {"order_id": "9"}}).event_id == (
+        "ord_9_complete_payment")
+
+
+def test_event_id_given() -> None:
+    assert ok({"event": "Lead", "event_id": 273196}).event_id == "273196"
+    assert ok({"event": "Lead", "event_id": "abc"}).event_id == "abc"
+    assert ok({"event": "Lead", "event_id": ""}, new_id=lambda: "n").event_id == "n"
+    assert problems({"event": "Lead", "event_id": 1.5}) == {
+        "event_id": "must be a string, got number"}
+    assert problems({"event": "Lead", "event_id": True}) == {
+        "event_id": "must be a string, got boolean"}
+    assert problems({"event": "Lead", "event_id": "x" * 257}) == {
+        "event_id": "is longer than 256 characters"}
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (1776943380, 1776943380),
+    (1776943380.9, 1776943380),
+    (1776943380123, 1776943380),  # milliseconds
+    ("1776943380", 1776943380),
+    ("2026-04-23T11:23:00Z", 1776943380),
+    ("2026-04-23T13:23:00+02:00", 1776943380),
+    ("2026-04-23T11:23:00", 1776943380),  # naive means UTC
+    ("2026-04-23T11:23:00.500Z", 1776943380),
+    (NOW + 299, int(NOW) + 299),  # within the tolerated skew
+])
+def test_timestamp_forms(value: object, expected: int) -> None:
+    assert ok({"event": "Lead", "timestamp": value}).event_time == expected
+
+
+@pytest.mark.parametrize("value", ["yesterday", True, 0, -5, float("nan"), float("inf"), "",
+                                   [1], "2026-13-01T00:00:00Z"])
+def test_timestamp_invalid(value: object) -> None:
+    assert "ISO 8601" in problems({"event": "Lead", "timestamp": value})["timestamp"]
+
+
+def test_timestamp_in_the_future() -> None:
+    reason = problems({"event": "Lead", "timestamp": NOW + 3600})["timestamp"]
+    assert reason.startswith("is in the future") and "3600 s" in reason
+    assert "in the future" in problems({"event": "Lead", "timestamp": (NOW + 600) * 1000})[
+        "timestamp"]
+
+
+def test_too_old() -> None:
+    assert too_old(int(NOW) - 7 * 86400, NOW, 7) is None
+    p = too_old(int(NOW) - 8 * 86400, NOW, 7)
+    assert p is not None and p.field == "timestamp" and "7-day" in p.reason
+
+
+def test_source() -> None:
+    assert ok({"event": "Lead", "source": "crm"}).source is Source.CRM
+    assert ok({"event": "Lead", "source": "OFFLINE"}).source is Source.OFFLINE
+    assert problems({"event": "Lead", "source": "email"}) == {
+        "source": "must be one of web, app, offline, crm"}
+    assert "source" in problems({"event": "Lead", "source": 1})
+
+
+def test_unknown_fields_are_refused_with_a_hint() -> None:
+    got = problems({"event": "Lead", "timestmap": 1, "user": {"emial": "a@b.co", "idfa": "x"},
+                    "page": {"title": "T"}, "consent": {"marketting": "granted"}})
+    assert got["timestmap"] == "unknown field; did you mean timestamp?"
+    assert got["user.emial"] == "unknown field; did you mean user.email?"
+    assert got["user.idfa"].startswith("unknown field (known: email, phone")
+    assert got["page.title"].startswith("unknown field")
+    assert got["consent.marketting"] == "unknown field; did you mean consent.marketing?"
+
+
+def test_all_problems_are_collected() -> None:
+    got = problems({"event": "purchase", "timestamp": "x", "user": {"ip": "300.1.1.1"},
+                    "properties": {"value": "12,50", "currency": "EURO",
+                                   "contents": [{"content_id": "a"}, {"quantity": -1},
+                                                {"content_id": [1], "price": "free"}]}})
+    assert set(got) == {"event", "timestamp", "user.ip", "properties.value",
+                        "properties.currency", "properties.contents.1.quantity",
+                        "properties.contents.2.content_id", "properties.contents.2.price"}
+
+
+def test_user_identifiers_lists_dedup_and_warnings_without_raw_values() -> None:
+    raw: dict[str, Any] = {"event": "Lead", "user": {
+        "email": ["A@example.com", "a@example.com ", "not-an-email", "", 5],
+        "phone": "0170 99", "external_id": ["u1", "U1"]}}
+    r = parse_event(raw, now=NOW, phone_region="DE")
+    assert r.problems == (Problem("user.email.4", "must be a string, got number"),)
+    raw["user"]["email"] = raw["user"]["email"][:4]
+    e = ok(raw, phone_region="DE")
+    assert e.user.email == (sha("a@example.com"),)
+    assert e.user.phone == ()
+    assert e.user.external_id == (sha("u1"), sha("U1"))
+    assert e.warnings == ("user.email.2: not a valid email address; dropped",
+                          "user.phone: not a valid phone number for region DE; dropped")
+    assert not any("not-an-email" in w or "0170" in w for w in e.warnings)
+
+
+def test_phone_without_region_needs_a_plus() -> None:
+    e = ok({"event": "Lead", "user": {"phone": "0170 1234567"}})
+    assert e.user.phone == () and "+<country code>" in e.warnings[0]
+    assert ok({"event": "Lead", "user": {"phone": "0170 1234567"}}, phone_region="DE"
+              ).user.phone == (sha("+491701234567"),)
+
+
+def test_user_shape_errors() -> None:
+    assert problems({"event": "Lead", "user": "a@b.co"}) == {
+        "user": "must be an object, got string"}
+    assert problems({"event": "Lead", "user": {"email": {"a": 1}}}) == {
+        "user.email": "must be a string or a list of strings, got object"}
+    assert problems({"event": "Lead", "user": {"email": ["a@b.co"] * 11}}) == {
+        "user.email": "has more than 10 values"}
+    assert problems({"event": "Lead", "user": {"ttclid": "x" * 513}}) == {
+        "user.ttclid": "is longer than 512 characters"}
+
+
+def test_user_context_fields() -> None:
+    e = ok({"event": "Lead", "user": {"ip": " 2001:DB8:0:0:0:0:0:1 ", "user_agent": "U" * 5000,
+                                      "ttclid": " ", "locale": None}})
+    assert e.user.ip == "2001:db8::1"
+    assert e.user.user_agent == "U" * 1024  # cut, not refused: a long UA is still useful
+    assert e.user.ttclid is None and e.user.locale is None
+
+
+def test_page() -> None:
+    e = ok({"event": "Lead", "page": {"url": "https://a.example/?q=" + "x" * 5000}})
+    assert e.page.url is not None and len(e.page.url) == 4096 and e.page.referrer is None
+    assert problems({"event": "Lead", "page": "https://a"}) == {
+        "page": "must be an object, got string"}
+
+
+@pytest.mark.parametrize(("value", "expected"), [(129.95, 129.95), (10, 10.0), ("129.95", 129.95),
+                                                 (0, 0.0)])
+def test_value_numbers(value: object, expected: float) -> None:
+    v = ok({"event": "Purchase", "properties": {"value": value}}).properties["value"]
+    assert v == expected and isinstance(v, float)
+
+
+@pytest.mark.parametrize("value", ["$10", "1,299.00", -1, float("nan"), "inf", True, [1]])
+def test_value_invalid(value: object) -> None:
+    assert "properties.value" in problems({"event": "Purchase", "properties": {"value": value}})
+
+
+def test_currency() -> None:
+    assert ok({"event": "Purchase", "properties": {"currency": "eur"}}).properties[
+        "currency"] == "EUR"
+    for bad in ("EURO", "XXX", 978, ""):
+        assert "ISO 4217" in problems({"event": "Purchase", "properties": {"currency": bad}})[
+            "properties.currency"]
+
+
+def test_contents_and_ids() -> None:
+    props = ok({"event": "Purchase", "properties": {
+        "contents": [{"content_id": 481, "quantity": 2.0, "price": "9.5", "brand": "B",
+                      "content_name": None}],
+        "content_ids": [1, "2"], "shop_id": 77, "num_items": 2, "content_type": "product_group",
+        "custom_flag": {"nested": [1, None]}, "value": None}}).properties
+    assert props == {"contents": [{"content_id": "481", "quantity": 2, "price": 9.5, "brand": "B"}],
+                     "content_ids": ["1", "2"], "shop_id": "77", "num_items": 2,
+                     "content_type": "product_group", "custom_flag": {"nested": [1, None]}}
+    assert ok({"event": "Purchase", "properties": {"content_ids": "SKU"}}).properties[
+        "content_ids"] == ["SKU"]
+
+
+@pytest.mark.parametrize(("props", "field"), [
+    ({"contents": {"content_id": "a"}}, "properties.contents"),
+    ({"contents": ["a"]}, "properties.contents.0"),
+    ({"contents": [{"content_id": 1.5}]}, "properties.contents.0.content_id"),
+    ({"contents": [{"quantity": 1.5}]}, "properties.contents.0.quantity"),
+    ({"contents": [{}] * 1001}, "properties.contents"),
+    ({"content_type": "sku"}, "properties.content_type"),
+    ({"num_items": "3"}, "properties.num_items"),
+    ({"order_id": True}, "properties.order_id"),
+    ({"content_ids": [None]}, "properties.content_ids.0"),
+    ({"query": 5}, "properties.query"),
+])
+def test_property_problems_name_the_path(props: dict[str, Any], field: str) -> None:
+    assert field in problems({"event": "Purchase", "properties": props})
+
+
+def test_properties_must_be_an_object() -> None:
+    assert problems({"event": "Purchase", "properties": []}) == {
+        "properties": "must be an object, got array"}
+
+
+def test_query_also_becomes_search_string() -> None:
+    assert ok({"event": "Search", "properties": {"query": "red shoes"}}).properties == {
+        "query": "red shoes", "search_string": "red shoes"}
+    assert ok({"event": "Search", "properties": {"query": "a", "search_string": "b"}}
+              ).properties == {"query": "a", "search_string": "b"}
+
+
+def test_consent() -> None:
+    c = ok({"event": "Lead", "consent": {"marketing": "GRANTED", "ad_user_data": "denied",
+                                         "region": "de"}}).consent
+    assert (c.marketing, c.ad_user_data, c.ad_personalization, c.region) == (
+        ConsentState.GRANTED, ConsentState.DENIED, None, "DE")
+    assert problems({"event": "Lead", "consent": {"marketing": True}}) == {
+        "consent.marketing": "must be granted or denied"}
+    assert problems({"event": "Lead", "consent": "granted"}) == {
+        "consent": "must be an object, got string"}
+
+
+def test_other_strings() -> None:
+    e = ok({"event": "Lead", "session_id": " s1 ", "order_source": "tiktok_shop"})
+    assert (e.session_id, e.order_source) == ("s1", "tiktok_shop")
+    assert problems({"event": "Lead", "session_id": 5}) == {
+        "session_id": "must be a string, got number"}
+
+
+def test_type_names_in_messages() -> None:
+    assert problems({"event": "Lead", "user": {"email": [None]}}) == {
+        "user.email.0": "must be a string, got null"}
+    assert problems({"event": "Lead", "session_id": ("s",)}) == {
+        "session_id": "must be a string, got tuple"}
+
+
+def test_blank_content_ids_are_skipped() -> None:
+    props = ok({"event": "ViewContent", "properties": {"content_ids": ["", "7"]}}).properties
+    assert props == {"content_ids": ["7"]}

@@ -1,0 +1,116 @@
+"""TikTok data[] items, request bodies and the destination's route/build_request (golden)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from pixelrelay.config import DestinationSettings, Secret
+from pixelrelay.destinations import REGISTRY, build_destination
+from pixelrelay.destinations.base import HttpResponse, OutcomeKind
+from pixelrelay.destinations.tiktok import TikTokDestination
+from pixelrelay.destinations.tiktok.payload import build_body, build_item, encode_item, track_url
+from pixelrelay.errors import ConfigError
+from pixelrelay.model import Consent, ConsentState, DeliveryState, Event, Page, Source, User
+from pixelrelay.pipeline.parse import parse_event
+
+GOLDEN = Path(__file__).parent / "golden"
+NOW = 1776943400.0
+H = "b" * 64
+
+
+def dest(**kw: Any) -> TikTokDestination:
+    settings = DestinationSettings(name="tiktok", pixel_code="C9ABC1234567890",
+                                   access_token=Secret("tok-123"), **kw)
+    d = build_destination(settings)
+    assert isinstance(d, TikTokDestination)
+    return d
+
+
+def test_golden_spec_example_request() -> None:
+    raw = json.loads((GOLDEN / "spec_example_event.json").read_text())
+    event = parse_event(raw, now=NOW).event
+    assert event is not None
+    d = dest(test_event_code="TEST123")
+    route = d.route(event, NOW)
+    assert (route.destination, route.dest_event, route.state, route.batch_key) == (
+        "tiktok", "CompletePayment", DeliveryState.PENDING, "web")
+    assert route.payload is not None
+    req = d.build_request(route.batch_key, [route.payload])
+    expected = json.loads((GOLDEN / "spec_example_request.json").read_text())
+    assert req.body == orjson.dumps(expected)  # exact bytes, key order included
+    assert req.url == "https://business-api.tiktok.com/open_api/v1.3/event/track/"
+    assert req.headers == {"Access-Token": "tok-123", "Content-Type": "application/json"}
+
+
+def test_minimal_item_omits_empty_parts() -> None:
+    item = build_item(Event(name="Lead", event_id="e1", event_time=5), "SubmitForm")
+    assert item == {"event": "SubmitForm", "event_time": 5, "event_id": "e1",
+                    "limited_data_use": False}
+
+
+def test_item_fields() -> None:
+    e = Event(name="Search", event_id="e2", event_time=7,
+              user=User(phone=(H,), ttp="2.x", ip="::1"), page=Page(referrer="https://r"),
+              properties={"query": "q", "search_string": "q", "custom": [1]},
+              consent=Consent(ad_personalization=ConsentState.GRANTED))
+    assert build_item(e, "Search") == {
+        "event": "Search", "event_time": 7, "event_id": "e2",
+        "user": {"phone": [H], "ttp": "2.x", "ip": "::1"}, "page": {"referrer": "https://r"},
+        "properties": {"query": "q", "search_string": "q", "custom": [1]},
+        "limited_data_use": False}
+
+
+def test_body_is_valid_json_with_and_without_test_code() -> None:
+    items = [encode_item({"event": "A", "n": i}) for i in range(3)]
+    body = orjson.loads(build_body(pixel_code='P"1', event_source="app", items=items,
+                                   test_event_code=""))
+    assert body == {"event_source": "app", "event_source_id": 'P"1', "partner_name": "pixelrelay",
+                    "data": [{"event": "A", "n": 0}, {"event": "A", "n": 1},
+                             {"event": "A", "n": 2}]}
+    body = orjson.loads(build_body(pixel_code="P", event_source="web", items=[],
+                                   test_event_code="T1"))
+    assert list(body) == ["event_source", "event_source_id", "partner_name", "test_event_code",
+                          "data"]
+
+
+@pytest.mark.parametrize("api_url", ["https://business-api.tiktok.com",
+                                     "https://business-api.tiktok.com/"])
+def test_track_url_has_the_trailing_slash(api_url: str) -> None:
+    assert track_url(api_url) == "https://business-api.tiktok.com/open_api/v1.3/event/track/"
+
+
+def test_route_filtered_before_suppressed() -> None:
+    denied = Event(name="PageView", event_id="e", event_time=1, source=Source.APP,
+                   consent=Consent(marketing=ConsentState.DENIED))
+    r = dest(exclude_events=("Pageview",)).route(denied, NOW)
+    assert (r.state, r.reason, r.payload, r.dest_event, r.batch_key) == (
+        DeliveryState.FILTERED, "filter: event in exclude_events", None, "Pageview", "app")
+    r = dest().route(denied, NOW)
+    assert (r.state, r.reason, r.payload) == (
+        DeliveryState.SUPPRESSED, "consent: marketing denied", None)
+
+
+def test_route_uses_the_event_map_and_source() -> None:
+    e = Event(name="Purchase", event_id="e", event_time=1, source=Source.OFFLINE)
+    r = dest(event_map={"Purchase": "Purchase"}, batch_size=50).route(e, NOW)
+    assert r.dest_event == "Purchase" and r.batch_key == "offline"
+    assert r.payload is not None and orjson.loads(r.payload)["event"] == "Purchase"
+
+
+def test_destination_attributes_and_classify() -> None:
+    d = dest(batch_size=50)
+    assert (d.name, d.batch_size) == ("tiktok", 50)
+    out = d.classify(HttpResponse(200, b'{"code":0,"message":"OK","request_id":"r"}'))
+    assert out.kind is OutcomeKind.DELIVERED
+
+
+def test_registry_and_unknown_type() -> None:
+    assert REGISTRY["tiktok"] is TikTokDestination
+    bad = DestinationSettings(name="x", pixel_code="P", access_token=Secret("t"), type="meta")
+    with pytest.raises(ConfigError, match="unknown destination type 'meta'"):
+        build_destination(bad)
