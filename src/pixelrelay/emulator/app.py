@@ -1,0 +1,86 @@
+"""Starlette app exposing the emulator: TikTok's track endpoint plus loopback control endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pixelrelay.emulator.state import Emulator
+
+TRACK_PATH = "/open_api/v1.3/event/track/"
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+def _emulator(request: Request) -> Emulator:
+    emu: Emulator = request.app.state.emulator
+    return emu
+
+
+async def track(request: Request) -> Response:
+    raw = await request.body()
+    reply = await _emulator(request).handle_track(
+        request.headers.get("access-token"), request.headers.get("content-type"), raw
+    )
+    return Response(reply.body, status_code=reply.http_status, media_type=reply.content_type)
+
+
+async def list_events(request: Request) -> Response:
+    q = request.query_params
+    events = _emulator(request).find_events(
+        pixel_code=q.get("pixel_code"),
+        event=q.get("event"),
+        event_id=q.get("event_id"),
+        test_event_code=q.get("test_event_code"),
+    )
+    return _json(events)
+
+
+async def stats(request: Request) -> Response:
+    return _json(_emulator(request).stats())
+
+
+async def faults(request: Request) -> Response:
+    emu = _emulator(request)
+    if request.method == "POST":
+        raw = await request.body()
+        try:
+            changes = orjson.loads(raw) if raw.strip() else {}
+        except orjson.JSONDecodeError:
+            return _json({"error": "body: Invalid JSON"}, 400)
+        if type(changes) is not dict:
+            return _json({"error": "body: must be a JSON object"}, 400)
+        try:
+            emu.faults.update(changes)
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
+    return _json(emu.faults.to_dict())
+
+
+async def reset(request: Request) -> Response:
+    _emulator(request).reset()
+    return _json({"ok": True})
+
+
+def create_emulator_app(emulator: Emulator | None = None) -> Starlette:
+    """Build the app; `app.state.emulator` is the Emulator it serves (a fresh one by default)."""
+    app = Starlette(
+        routes=[
+            Route(TRACK_PATH, track, methods=["POST"]),
+            Route("/events", list_events, methods=["GET"]),
+            Route("/stats", stats, methods=["GET"]),
+            Route("/faults", faults, methods=["GET", "POST"]),
+            Route("/reset", reset, methods=["POST"]),
+        ]
+    )
+    # TikTok answers 404 to a path without the trailing slash; a redirect would hide that bug.
+    app.router.redirect_slashes = False
+    app.state.emulator = emulator if emulator is not None else Emulator()
+    return app

@@ -1,0 +1,76 @@
+"""Fault configuration and seeded, reproducible per-request fault decisions."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass
+class Faults:
+    """What the emulator should get wrong on purpose. Rates are probabilities in [0, 1]."""
+
+    http_5xx_rate: float = 0.0
+    code_40100_rate: float = 0.0
+    code_50000_rate: float = 0.0
+    latency_ms: float = 0.0
+    reject_event: str | None = None  # this event name -> 40002 naming the field
+    setup_error_code: int | None = None  # e.g. 40105 / 40001: every request answers it
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply a partial JSON update, all or nothing; ValueError names the bad field."""
+        known = {f.name for f in fields(self)}
+        staged: dict[str, Any] = {}
+        for key, value in changes.items():
+            if key not in known:
+                raise ValueError(f"{key}: unknown fault")
+            staged[key] = _coerce(key, value)
+        for key, value in staged.items():
+            setattr(self, key, value)
+
+
+_RATES = ("http_5xx_rate", "code_40100_rate", "code_50000_rate")
+
+
+def _coerce(key: str, value: Any) -> Any:
+    # bool is an int subclass; "true" for a rate is a caller mistake, not 1.0.
+    if key in _RATES or key == "latency_ms":
+        if type(value) not in (int, float):
+            raise ValueError(f"{key}: must be a number")
+        number = float(value)
+        if key in _RATES and not 0.0 <= number <= 1.0:
+            raise ValueError(f"{key}: must be between 0 and 1")
+        if key == "latency_ms" and number < 0:
+            raise ValueError(f"{key}: must not be negative")
+        return number
+    if key == "reject_event":
+        if value is not None and type(value) is not str:
+            raise ValueError(f"{key}: must be a string or null")
+        return value
+    if value is not None and type(value) is not int:
+        raise ValueError(f"{key}: must be an integer or null")
+    return value
+
+
+class FaultDice:
+    """Seeded decisions so that a test replaying the same requests sees the same faults.
+
+    A die is rolled only when its rate is non-zero, so enabling one fault kind does not shift
+    the sequence of another that is off.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self._rng = random.Random(seed)
+
+    def reseed(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def roll(self, rate: float) -> bool:
+        if rate <= 0.0:
+            return False
+        return self._rng.random() < rate
