@@ -74,3 +74,7 @@ def test_external_id_keeps_case_and_trims() -> None:
     assert hash_external_id(" Cust_1 ") == sha("Cust_1")
     assert hash_external_id("Cust_1") != hash_external_id("cust_1")
     assert hash_external_id("   ") is None
+
+
+def test_overlong_phone_is_refused_before_parsing() -> None:
+    assert hash_phone("+49" + " " * 60 + "1701234567", "DE") is None

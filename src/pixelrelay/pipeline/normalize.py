@@ -13,6 +13,7 @@ _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 # addresses, and TikTok only needs a stable hash of what the customer typed.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _MAX_EMAIL = 254
+_MAX_PHONE = 64  # E.164 has at most 15 digits; leave room for spaces and punctuation
 _E164 = phonenumbers.PhoneNumberFormat.E164
 
 
@@ -35,6 +36,8 @@ def hash_phone(raw: str, region: str) -> str | None:
     s = raw.strip()
     if is_sha256_hex(s):
         return s.lower()
+    if len(s) > _MAX_PHONE:  # also keeps huge inputs out of the cache below
+        return None
     return _hash_phone(s, region.upper())
 
 

@@ -27,6 +27,8 @@ _TOP = ("event", "event_id", "timestamp", "source", "session_id", "order_source"
 _USER = ("email", "phone", "external_id", "ttclid", "ttp", "ip", "user_agent", "locale")
 _PAGE = ("url", "referrer")
 _CONSENT = ("marketing", "ad_user_data", "ad_personalization", "region")
+_KNOWN_SETS: dict[tuple[str, ...], frozenset[str]] = {
+    keys: frozenset(keys) for keys in (_TOP, _USER, _PAGE, _CONSENT)}
 _SOURCES = {s.value: s for s in Source}
 _STATES = {s.value: s for s in ConsentState}
 _EMPTY_USER = User()
@@ -85,6 +87,8 @@ def too_old(event_time: int, now: float, max_age_days: int) -> Problem | None:
 
 def _unknown_keys(obj: dict[Any, Any], prefix: str, known: tuple[str, ...],
                   p: list[Problem]) -> None:
+    if obj.keys() <= _KNOWN_SETS[known]:  # the common case, checked in C
+        return
     for k in obj:
         if k not in known:
             key = str(k)[:100]
@@ -212,6 +216,12 @@ def _hashed(v: object, path: str, fn: Callable[[str], str | None], why: str,
     """
     if v is None:
         return ()
+    if isinstance(v, str) and v.strip():  # the common case: one value
+        h = fn(v)
+        if h is None:
+            warnings.append(f"{path}: {why}; dropped")
+            return ()
+        return (h,)
     single = isinstance(v, str)
     items: list[object] = [v] if single else v if isinstance(v, list) else []
     if not single and not isinstance(v, list):

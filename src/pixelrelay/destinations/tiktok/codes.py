@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 import orjson
 
 from pixelrelay.destinations.base import HttpResponse, Outcome, OutcomeKind
@@ -42,16 +44,18 @@ def classify(resp: HttpResponse) -> Outcome:
         body = orjson.loads(resp.body)
     except orjson.JSONDecodeError:
         body = None
-    code = body.get("code") if isinstance(body, dict) else None
-    if not isinstance(code, int) or isinstance(code, bool):
+    if not isinstance(body, dict) or not _is_int(code := body.get("code")):
         # A proxy or a truncated answer: the request may not have been seen, so try again.
         return Outcome(OutcomeKind.RETRY, message="HTTP 200 with an unreadable body")
-    assert isinstance(body, dict)
     message = body.get("message")
     request_id = body.get("request_id")
     return Outcome(_kind(code), code=code,
                    message=message if isinstance(message, str) else None,
                    request_id=request_id if isinstance(request_id, str) else None)
+
+
+def _is_int(v: object) -> TypeGuard[int]:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _kind(code: int) -> OutcomeKind:
