@@ -23,6 +23,7 @@ from pixelrelay.ingest import Ingestor
 from pixelrelay.sources.admin import DeliveriesEndpoint, ResumeEndpoint
 from pixelrelay.sources.api import EventsEndpoint
 from pixelrelay.sources.http import json_response
+from pixelrelay.sources.shopify import ShopifyWebhookEndpoint
 from pixelrelay.sources.tiktok_compat import TikTokTrackEndpoint
 from pixelrelay.store import open_store
 from pixelrelay.store.base import Store
@@ -102,6 +103,9 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
               methods=["GET"]),
         Route("/v1/destinations/{name}/resume",
               ResumeEndpoint(gateway.resume, settings.server.admin_token), methods=["POST"]),
+        # A bound method: Starlette treats a callable instance as a raw ASGI app.
+        Route("/v1/webhooks/shopify/{source}",
+              ShopifyWebhookEndpoint(gateway.ingestor, settings).__call__, methods=["POST"]),
     ]
     emulator_app = None
     if settings.sandbox:
