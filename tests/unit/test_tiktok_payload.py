@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,41 @@ def test_registry_and_unknown_type() -> None:
     bad = DestinationSettings(name="x", pixel_code="P", access_token=Secret("t"), type="meta")
     with pytest.raises(ConfigError, match="unknown destination type 'meta'"):
         build_destination(bad)
+
+
+def test_whatever_the_parser_accepts_passes_the_emulators_contract() -> None:
+    """Seeded mutations of the SPEC example: an accepted event never yields a malformed item.
+
+    The emulator's checker is written independently of the pipeline, so a shared
+    misunderstanding of TikTok's contract cannot pass both.
+    """
+    from pixelrelay.emulator.contract import validate_request
+
+    rnd = random.Random(7)
+    base = json.loads((GOLDEN / "spec_example_event.json").read_text())
+    junk: list[Any] = [None, True, 0, 1.5, "", " ", "x", "eur", "1776943380", 1776943380000,
+                       [], [1], [None], {}, {"a": 1}, "a@b.co", "product_group", "DENIED", "::1"]
+
+    def mutate(o: Any) -> Any:
+        if isinstance(o, dict):
+            out = {}
+            for k, v in o.items():
+                r = rnd.random()
+                if r >= 0.06:
+                    out[k] = mutate(v)
+                elif r < 0.04:
+                    out[k] = rnd.choice(junk)
+            return out
+        return [mutate(x) for x in o] if isinstance(o, list) else o
+
+    accepted = 0
+    for _ in range(1500):
+        event = parse_event(mutate(base), now=NOW).event
+        if event is None:
+            continue
+        accepted += 1
+        item = encode_item(build_item(event, "CompletePayment"))
+        body = build_body(pixel_code="P", event_source=event.source.value, items=[item],
+                          test_event_code="")
+        assert validate_request(orjson.loads(body)) == []
+    assert accepted > 300
