@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from pixelrelay.emulator import Emulator, Faults, create_emulator_app, validate_request
 from pixelrelay.emulator.contract import check_access_token, is_json_content_type
@@ -273,3 +275,19 @@ async def test_missing_trailing_slash_is_404_and_other_methods_405() -> None:
         assert no_slash.status_code == 404
         assert (await client.get("/open_api/v1.3/event/track/")).status_code == 405
         assert (await client.put("/open_api/v1.3/event/track/", json=body())).status_code == 405
+
+
+async def test_works_mounted_under_a_prefix_as_in_sandbox_mode() -> None:
+    emu = Emulator(access_tokens=["t"])
+    outer = Starlette(routes=[Mount("/_emulator", app=create_emulator_app(emu))])
+    transport = httpx.ASGITransport(app=outer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        headers = {"Access-Token": "t"}
+        ok = await client.post(
+            "/_emulator/open_api/v1.3/event/track/", json=body(), headers=headers
+        )
+        assert ok.json()["code"] == 0
+        missing = await client.post("/_emulator/open_api/v1.3/event/track", json=body())
+        assert missing.status_code == 404
+        assert (await client.get("/_emulator/stats")).json()["events"] == 1
+    assert emu.events[0]["_pixel_code"] == "PIXEL1"

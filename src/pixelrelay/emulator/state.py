@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable
@@ -57,7 +58,11 @@ class _Accepted:
 
 
 class Emulator:
-    """TikTok's /event/track/ as an independent judge. Not thread-safe: use from one event loop."""
+    """TikTok's /event/track/ as an independent judge.
+
+    Requests are handled on one event loop; reading `events`, `requests` and `stats()` from
+    another thread (a test polling a server thread) is safe.
+    """
 
     def __init__(
         self,
@@ -79,14 +84,16 @@ class Emulator:
         # Accepted requests kept as raw bytes until someone reads `events`: holding millions
         # of parsed dicts makes the garbage collector rescan them and halves throughput.
         self._pending: list[_Accepted] = []
+        self._lock = threading.Lock()
         self._n_events = 0
         self._first_seen: dict[str, float] = {}
         self._expiry: deque[tuple[float, str]] = deque()
 
     def reset(self) -> None:
         """Forget events, requests and dedup keys; restore default faults and the seed."""
-        self._events = []
-        self._pending = []
+        with self._lock:
+            self._events = []
+            self._pending = []
         self._n_events = 0
         self.requests = []
         self.duplicates = 0
@@ -100,15 +107,16 @@ class Emulator:
     @property
     def events(self) -> list[dict[str, Any]]:
         """Every accepted, non-duplicate event: data[i] plus the "_"-prefixed request keys."""
-        if self._pending:
-            pending, self._pending = self._pending, []
-            for acc in pending:
+        # Tests poll this from their own thread while uvicorn's thread records: take the lock.
+        with self._lock:
+            for acc in self._pending:
                 data = orjson.loads(acc.raw)["data"]
                 chosen = data if acc.keep is None else [data[i] for i in acc.keep]
                 for ev in chosen:
                     ev.update(acc.meta)
                 self._events.extend(chosen)
-        return self._events
+            self._pending.clear()
+            return self._events
 
     def find_events(
         self,
@@ -239,7 +247,9 @@ class Emulator:
                 "_request_id": log.request_id,
                 "_received_at": now,
             }
-            self._pending.append(_Accepted(raw, meta, None if len(keep) == len(data) else keep))
+            accepted = _Accepted(raw, meta, None if len(keep) == len(data) else keep)
+            with self._lock:
+                self._pending.append(accepted)
 
     def _expire(self, now: float) -> None:
         expiry, first_seen = self._expiry, self._first_seen
