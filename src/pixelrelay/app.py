@@ -93,16 +93,19 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
 
     routes: list[Route | Mount] = [
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/v1/events", EventsEndpoint(gateway.ingestor, settings.sources),
+        # Bound methods: Starlette would treat a callable instance as a raw ASGI app.
+        Route("/v1/events", EventsEndpoint(gateway.ingestor, settings.sources).__call__,
               methods=["POST"]),
         Route("/open_api/v1.3/event/track/",
               TikTokTrackEndpoint(gateway.ingestor, settings.sources,
-                                  {p: frozenset(n) for p, n in pixels.items()}),
+                                  {p: frozenset(n) for p, n in pixels.items()}).__call__,
               methods=["POST"]),
-        Route("/v1/deliveries", DeliveriesEndpoint(gateway.store, settings.server.admin_token),
+        Route("/v1/deliveries",
+              DeliveriesEndpoint(gateway.store, settings.server.admin_token).__call__,
               methods=["GET"]),
         Route("/v1/destinations/{name}/resume",
-              ResumeEndpoint(gateway.resume, settings.server.admin_token), methods=["POST"]),
+              ResumeEndpoint(gateway.resume, settings.server.admin_token).__call__,
+              methods=["POST"]),
         # A bound method: Starlette treats a callable instance as a raw ASGI app.
         Route("/v1/webhooks/shopify/{source}",
               ShopifyWebhookEndpoint(gateway.ingestor, settings).__call__, methods=["POST"]),

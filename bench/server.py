@@ -1,0 +1,78 @@
+"""The server under test for bench/ingest.py: pixelrelay plus a bare JSON-parsing ASGI endpoint.
+
+Both run in one uvicorn process, so the comparison is on the same server in the same run.
+Delivery is paused on purpose (the mounted emulator answers 40105) so ingest is measured alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+import orjson
+import uvicorn
+
+from pixelrelay.app import create_app
+from pixelrelay.config import (
+    DestinationSettings,
+    Secret,
+    Settings,
+    SourceSettings,
+    StorageSettings,
+)
+from pixelrelay.emulator import Emulator, create_emulator_app
+
+KEY = "bench-key"
+
+
+async def bare_json(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    orjson.loads(body)
+    await send({"type": "http.response.start", "status": 202,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"accepted":1}'})
+
+
+def build(db: str, port: int) -> Any:
+    emulator = Emulator()
+    emulator.faults.setup_error_code = 40105
+    settings = Settings(
+        storage=StorageSettings(url=f"sqlite:///{db}"),
+        sources=(SourceSettings(name="bench", kind="server", key=Secret(KEY)),),
+        destinations=(DestinationSettings(name="tiktok", pixel_code="BENCHPIXEL00001",
+                                          access_token=Secret("bench-token"),
+                                          api_url=f"http://127.0.0.1:{port}/_emu"),),
+    )
+    gateway = create_app(dataclasses.replace(settings))
+    emulator_app = create_emulator_app(emulator)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path == "/bare":
+            await bare_json(scope, receive, send)
+        elif scope["type"] == "http" and path.startswith("/_emu"):
+            scope = {**scope, "path": path[len("/_emu"):], "root_path": "/_emu"}
+            await emulator_app(scope, receive, send)
+        else:
+            await gateway(scope, receive, send)
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    uvicorn.run(build(args.db, args.port), host="127.0.0.1", port=args.port,
+                log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
