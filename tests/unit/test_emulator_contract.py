@@ -251,8 +251,10 @@ async def test_reset_restores_the_seeded_fault_sequence() -> None:
         return codes
 
     first = await run()
+    faults = emu.faults
     emu.reset()
-    assert emu.faults == Faults() and emu.events == [] and emu.requests == []
+    assert faults is emu.faults and faults == Faults()
+    assert emu.events == [] and emu.requests == [] and emu.stats()["events"] == 0
     assert await run() == first
     assert set(first) == {0, 50000}
 

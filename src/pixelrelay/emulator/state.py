@@ -99,7 +99,8 @@ class Emulator:
         self.duplicates = 0
         self._first_seen.clear()
         self._expiry.clear()
-        self.faults = Faults()
+        # In place: code holding `emu.faults` keeps steering the same object after a reset.
+        self.faults.update(Faults().to_dict())
         self._dice.reseed()
 
     # --- queries -------------------------------------------------------------------------
