@@ -1,0 +1,1 @@
+"""Delivery: per-destination workers that drain the outbox to the destination's API."""

@@ -1,0 +1,39 @@
+"""Batch planning, pure: claimed rows -> requests of one batch_key each; halves for bisection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pixelrelay.store.base import Claimed
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Deliveries that travel in one request: they share a batch_key (TikTok: event_source)."""
+
+    batch_key: str
+    items: tuple[Claimed, ...]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def plan(claimed: Sequence[Claimed], batch_size: int) -> list[Batch]:
+    """Group by batch_key (first-seen order, claim order kept) into batches of <= batch_size."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    groups: dict[str, list[Claimed]] = {}
+    for c in claimed:
+        groups.setdefault(c.batch_key, []).append(c)
+    return [Batch(key, tuple(items[i:i + batch_size]))
+            for key, items in groups.items()
+            for i in range(0, len(items), batch_size)]
+
+
+def split(batch: Batch) -> tuple[Batch, Batch]:
+    """Two halves (the first gets the smaller half when odd), to isolate a rejected event."""
+    if len(batch.items) < 2:
+        raise ValueError("cannot split a batch of fewer than 2 events")
+    mid = len(batch.items) // 2
+    return Batch(batch.batch_key, batch.items[:mid]), Batch(batch.batch_key, batch.items[mid:])

@@ -1,0 +1,51 @@
+"""The only module that sends HTTP: one pooled httpx client; errors become values, never raise."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from pixelrelay.config import DeliverySettings
+from pixelrelay.destinations.base import HttpRequest, HttpResponse
+
+
+class Sender:
+    """POSTs prepared requests over a keep-alive HTTP/1.1 pool.
+
+    Pass `transport` (httpx.MockTransport, httpx.ASGITransport) to send in-process in tests.
+    Nothing here logs headers: they carry the Access-Token.
+    """
+
+    def __init__(self, settings: DeliverySettings,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 max_connections: int = 64) -> None:
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(settings.request_timeout_s),
+            limits=httpx.Limits(max_connections=max_connections,
+                                max_keepalive_connections=max_connections),
+            http2=False,
+            follow_redirects=False,  # a redirect must not carry the token somewhere else
+        )
+
+    async def send(self, req: HttpRequest) -> HttpResponse:
+        start = time.perf_counter()
+        try:
+            resp = await self._client.post(req.url, content=req.body, headers=req.headers)
+            body = await resp.aread()
+        except httpx.TimeoutException as exc:
+            return HttpResponse(status=None, error=f"timeout: {type(exc).__name__}",
+                                latency_ms=_since(start))
+        except Exception as exc:  # a send must never raise into the worker
+            # httpx's exception text names the URL at most; headers are never part of it.
+            return HttpResponse(status=None, error=f"{type(exc).__name__}: {exc}",
+                                latency_ms=_since(start))
+        return HttpResponse(status=resp.status_code, body=body, latency_ms=_since(start))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0

@@ -1,0 +1,44 @@
+"""A token bucket per destination: requests wait at pickup instead of failing as throttled."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+
+class TokenBucket:
+    """`rate` requests per second on average, bursts up to `burst`; rate <= 0 means unlimited.
+
+    Waiters are served in arrival order (one lock), so concurrent halves of a bisection share
+    the destination's rate instead of racing past it.
+    """
+
+    def __init__(self, rate: float, burst: float | None = None,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.rate = rate
+        self.burst = max(1.0, burst if burst is not None else rate)
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._tokens = self.burst
+        self._last = monotonic()
+        self._lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        now = self._monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+
+    async def acquire(self) -> None:
+        """Take one token, waiting for it if the bucket is empty."""
+        if self.rate <= 0:
+            return
+        async with self._lock:
+            self._refill()
+            # The epsilon absorbs float rounding, which could otherwise leave the bucket a
+            # hair short of a token forever.
+            while self._tokens < 1.0 - 1e-9:
+                await self._sleep((1.0 - self._tokens) / self.rate)
+                self._refill()
+            self._tokens = max(0.0, self._tokens - 1.0)

@@ -1,0 +1,229 @@
+"""The delivery loop of one destination: claim -> throttle -> plan -> send -> classify -> finish."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import replace
+
+from pixelrelay.clock import Clock
+from pixelrelay.config import DeliverySettings
+from pixelrelay.delivery.planner import Batch, plan, split
+from pixelrelay.delivery.retry import backoff, give_up_reason
+from pixelrelay.delivery.sender import Sender
+from pixelrelay.delivery.throttle import TokenBucket
+from pixelrelay.destinations.base import Destination, HttpResponse, Outcome, OutcomeKind
+from pixelrelay.model import DeliveryState
+from pixelrelay.store.base import AttemptRecord, Claimed, DestinationState, Finished, Store
+
+log = logging.getLogger("pixelrelay.delivery")
+
+EXPIRE_EVERY_S = 5.0  # expiry is a range update; no need to run it on every cycle
+REAP_EVERY_S = 10.0
+IDLE_POLL_S = 1.0  # when idle, look for due retries (and rows of other processes) this often
+
+
+class DeliveryWorker:
+    """Delivers one destination's queue. Each destination gets its own worker task, so a slow
+    or paused destination never holds up another."""
+
+    def __init__(self, store: Store, destination: Destination, sender: Sender,
+                 settings: DeliverySettings, clock: Clock, token_fingerprint: str,
+                 rng: random.Random | None = None, throttle: TokenBucket | None = None) -> None:
+        self.store = store
+        self.destination = destination
+        self.sender = sender
+        self.settings = settings
+        self.clock = clock
+        self.token_fingerprint = token_fingerprint
+        self.rng = rng or random.Random()
+        self.throttle = throttle or TokenBucket(settings.max_qps)
+        self.paused = False
+        self._wake = asyncio.Event()
+        self._last_expire = float("-inf")
+        self._last_reap = float("-inf")
+
+    @property
+    def name(self) -> str:
+        return self.destination.name
+
+    def notify(self) -> None:
+        """New pending rows were committed: wake up (the batch gets flush_interval_s to fill)."""
+        self._wake.set()
+
+    async def resume(self) -> None:
+        """Lift a pause (an operator fixed the token or the permission)."""
+        await self.store.set_destination(DestinationState(
+            name=self.name, paused=False, updated_at=self.clock.now()))
+        self.paused = False
+        log.info("destination %s resumed", self.name)
+        self.notify()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                done = await self.run_once()
+            except Exception:  # a store hiccup must not end delivery; the leases expire safely
+                log.exception("delivery cycle of %s failed", self.name)
+                await _wait_any([stop], IDLE_POLL_S)
+                continue
+            if done >= self.destination.batch_size:
+                continue  # a backlog: the next batch is already full
+            await self._idle(stop)
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        timeout = IDLE_POLL_S
+        if not self.paused:
+            due = await self.store.next_due(self.name)
+            if due is not None:
+                timeout = min(timeout, max(0.0, due - self.clock.now()))
+        if timeout > 0 and await _wait_any([self._wake, stop], timeout) and self._wake.is_set():
+            self._wake.clear()
+            await _wait_any([stop], self.settings.flush_interval_s)  # let the batch fill
+
+    async def run_once(self) -> int:
+        """One claim -> send -> finish cycle; returns the number of deliveries processed."""
+        now = self.clock.now()
+        await self._maintain(now)
+        if await self._check_paused():
+            return 0
+        claimed = await self.store.claim(self.name, self.destination.batch_size, now,
+                                         self.settings.lease_s)
+        if not claimed:
+            return 0
+        live: list[Claimed] = []
+        stale: list[Finished] = []
+        for c in claimed:
+            # Rows may have aged out (or the limits changed) while they waited.
+            reason = give_up_reason(c.attempts, c.created_at, now, self.settings)
+            if reason is None:
+                live.append(c)
+            else:
+                stale.append(Finished(c.delivery_id, c.lease_token, DeliveryState.DEAD,
+                                      dead_reason=reason))
+        if stale:
+            await self.store.finish(stale, None, now)
+        await asyncio.gather(*(self._deliver(b)
+                               for b in plan(live, self.destination.batch_size)))
+        return len(claimed)
+
+    async def _maintain(self, now: float) -> None:
+        if now - self._last_expire >= EXPIRE_EVERY_S:
+            self._last_expire = now
+            cutoff = now - self.settings.max_age_hours * 3600.0
+            expired = await self.store.expire(self.name, cutoff, now)
+            if expired:
+                log.warning("destination %s: %d undelivered events expired (older than %g h)",
+                            self.name, expired, self.settings.max_age_hours)
+        if now - self._last_reap >= REAP_EVERY_S:
+            self._last_reap = now
+            reaped = await self.store.reap_leases(now)
+            if reaped:
+                log.warning("%d expired delivery leases returned to the queue", reaped)
+
+    async def _check_paused(self) -> bool:
+        state = await self.store.get_destination(self.name)
+        if state is None or not state.paused:
+            self.paused = False
+            return False
+        if state.token_fingerprint != self.token_fingerprint:
+            log.info("destination %s: the access token changed since the pause", self.name)
+            await self.resume()
+            return False
+        self.paused = True
+        return True
+
+    # -- one request ---------------------------------------------------------------------------
+
+    async def _deliver(self, batch: Batch) -> None:
+        if self.paused:  # a sibling request was refused for setup: keep the rest queued
+            await self._requeue(batch, "destination paused")
+            return
+        await self.throttle.acquire()
+        request = self.destination.build_request(batch.batch_key,
+                                                 [c.payload for c in batch.items])
+        response = await self.sender.send(request)
+        outcome = self.destination.classify(response)
+        now = self.clock.now()
+        message = outcome.message or response.error
+        self._log(batch, response, outcome, message)
+        attempt = AttemptRecord(
+            destination=self.name, event_ids=tuple(c.event_id for c in batch.items),
+            http_status=response.status, code=outcome.code, message=message,
+            request_id=outcome.request_id, latency_ms=response.latency_ms,
+            outcome=str(outcome.kind), at=now)
+
+        if outcome.kind is OutcomeKind.SETUP:
+            await self._pause(outcome, now)
+            await self.store.finish([], attempt, now)
+            await self._requeue(batch, f"destination paused: {_reason(outcome)}")
+            return
+        if outcome.kind is OutcomeKind.PERMANENT and len(batch) > 1:
+            # Which event was refused is unknown: send the halves until it stands alone.
+            await self.store.finish([], attempt, now)
+            await asyncio.gather(*(self._deliver(half) for half in split(batch)))
+            return
+
+        results = [self._result(c, outcome, response.status, message, now)
+                   for c in batch.items]
+        await self.store.finish(results, attempt, now)
+
+    def _result(self, c: Claimed, outcome: Outcome, status: int | None, message: str | None,
+                now: float) -> Finished:
+        base = Finished(c.delivery_id, c.lease_token, DeliveryState.DEAD, http_status=status,
+                        code=outcome.code, message=message, request_id=outcome.request_id)
+        if outcome.kind is OutcomeKind.DELIVERED:
+            return replace(base, state=DeliveryState.DELIVERED)
+        if outcome.kind is OutcomeKind.PERMANENT:
+            return replace(base, dead_reason="rejected")
+        attempts = c.attempts + 1
+        reason = give_up_reason(attempts, c.created_at, now, self.settings)
+        if reason is not None:
+            return replace(base, dead_reason=reason)
+        delay = backoff(attempts, self.settings.retry_base_s, self.settings.retry_cap_s,
+                        self.rng)
+        return replace(base, state=DeliveryState.PENDING, next_attempt_at=now + delay)
+
+    async def _requeue(self, batch: Batch, note: str) -> None:
+        """Back to pending, due now, without spending an attempt (no status, no code)."""
+        now = self.clock.now()
+        await self.store.finish([Finished(c.delivery_id, c.lease_token, DeliveryState.PENDING,
+                                          next_attempt_at=now, message=note)
+                                 for c in batch.items], None, now)
+
+    async def _pause(self, outcome: Outcome, now: float) -> None:
+        self.paused = True
+        reason = _reason(outcome)
+        await self.store.set_destination(DestinationState(
+            name=self.name, paused=True, reason=reason,
+            token_fingerprint=self.token_fingerprint, updated_at=now))
+        log.error("destination %s paused: %s (its queue waits; fix the token or permission, "
+                  "then resume)", self.name, reason)
+
+    def _log(self, batch: Batch, response: HttpResponse, outcome: Outcome,
+             message: str | None) -> None:
+        # Never the payload or the headers: they hold match keys and the access token.
+        level = logging.INFO if outcome.kind is OutcomeKind.DELIVERED else logging.WARNING
+        log.log(level, "attempt destination=%s events=%d status=%s code=%s message=%r "
+                "request_id=%s latency_ms=%.1f outcome=%s", self.name, len(batch),
+                response.status, outcome.code, message, outcome.request_id,
+                response.latency_ms, outcome.kind)
+
+
+def _reason(outcome: Outcome) -> str:
+    return " ".join(str(x) for x in (outcome.code, outcome.message) if x is not None) or "setup"
+
+
+async def _wait_any(events: list[asyncio.Event], timeout: float) -> bool:
+    """Wait until one of `events` is set or `timeout` passes; True if one was set."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+    return bool(done)

@@ -1,0 +1,100 @@
+-- Named queries of store/sqlite.py. Each starts with a "-- name:" line.
+
+-- name: claim_idempotency
+-- Inserts a new key, or re-accepts one older than the window; no change = duplicate.
+INSERT INTO idempotency (destination, dest_event, event_id, accepted_at)
+VALUES (?, ?, ?, ?)
+ON CONFLICT (destination, dest_event, event_id) DO UPDATE
+    SET accepted_at = excluded.accepted_at
+    WHERE idempotency.accepted_at <= ?
+
+-- name: last_event_ref
+SELECT coalesce(max(id), 0) FROM events
+
+-- name: insert_event
+INSERT INTO events (id, event_id, name, source, event_time, received_at, session_id,
+                    order_source, body)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: insert_delivery
+INSERT INTO deliveries (event_ref, destination, dest_event, event_id, batch_key, state,
+                        payload, reason, next_attempt_at, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: claim
+UPDATE deliveries
+   SET state = 'in_flight', lease_token = :token, lease_expires_at = :lease_expires_at,
+       updated_at = :now
+ WHERE id IN (SELECT id FROM deliveries
+               WHERE destination = :destination AND state = 'pending'
+                 AND next_attempt_at <= :now
+               ORDER BY next_attempt_at, id
+               LIMIT :limit)
+RETURNING id, event_id, dest_event, batch_key, payload, attempts, created_at, next_attempt_at
+
+-- name: finish_attempt
+-- A result of a request: counts as an attempt and replaces the last_* columns.
+UPDATE deliveries
+   SET state = :state, attempts = attempts + 1, next_attempt_at = :next_attempt_at,
+       lease_token = NULL, lease_expires_at = NULL, updated_at = :now,
+       delivered_at = CASE WHEN :state = 'delivered' THEN :now ELSE delivered_at END,
+       last_http_status = :http_status, last_code = :code, last_message = :message,
+       last_request_id = :request_id, dead_reason = :dead_reason
+ WHERE id = :id AND lease_token = :token AND state = 'in_flight'
+
+-- name: finish_note
+-- A result without a request (pause, expiry at pickup): keeps attempts and the last answer.
+UPDATE deliveries
+   SET state = :state, next_attempt_at = :next_attempt_at,
+       lease_token = NULL, lease_expires_at = NULL, updated_at = :now,
+       last_message = coalesce(:message, last_message), dead_reason = :dead_reason
+ WHERE id = :id AND lease_token = :token AND state = 'in_flight'
+
+-- name: insert_attempt
+INSERT INTO attempts (destination, event_ids, http_status, code, message, request_id,
+                      latency_ms, outcome, at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: recover_in_flight
+-- On open: whatever was in flight when the process died is sent again.
+UPDATE deliveries
+   SET state = 'pending', lease_token = NULL, lease_expires_at = NULL
+ WHERE state = 'in_flight'
+
+-- name: reap_leases
+UPDATE deliveries
+   SET state = 'pending', lease_token = NULL, lease_expires_at = NULL, updated_at = :now
+ WHERE state = 'in_flight' AND lease_expires_at < :now
+
+-- name: expire
+UPDATE deliveries
+   SET state = 'dead', dead_reason = 'expired', next_attempt_at = NULL, updated_at = :now
+ WHERE destination = :destination AND state = 'pending' AND created_at < :cutoff
+
+-- name: next_due
+SELECT min(next_attempt_at) FROM deliveries
+ WHERE destination = ? AND state = 'pending'
+
+-- name: count_state
+SELECT count(*) FROM deliveries WHERE destination = ? AND state = ?
+
+-- name: oldest_pending
+SELECT min(created_at) FROM deliveries WHERE destination = ? AND state = 'pending'
+
+-- name: get_destination
+SELECT name, paused, reason, token_fingerprint, updated_at FROM destinations WHERE name = ?
+
+-- name: set_destination
+INSERT INTO destinations (name, paused, reason, token_fingerprint, updated_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE
+    SET paused = excluded.paused, reason = excluded.reason,
+        token_fingerprint = excluded.token_fingerprint, updated_at = excluded.updated_at
+
+-- name: deliveries_by_event
+SELECT destination, event_id, dest_event, state, attempts, last_http_status, last_code,
+       last_message, last_request_id, dead_reason, reason, created_at, updated_at,
+       next_attempt_at
+  FROM deliveries
+ WHERE event_id = ?
+ ORDER BY created_at, id

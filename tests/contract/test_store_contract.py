@@ -1,0 +1,284 @@
+"""One contract suite for every Store implementation (SQLite now; PostgreSQL joins by factory)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from pixelrelay.model import Consent, ConsentState, DeliveryState, Event, Page, Route, Source, User
+from pixelrelay.store import open_store
+from pixelrelay.store.base import (
+    IDEMPOTENCY_WINDOW_S,
+    AttemptRecord,
+    DestinationState,
+    Finished,
+    NewEvent,
+    Store,
+)
+from pixelrelay.store.codec import decode_event, encode_event
+
+T0 = 1_776_943_380.0
+StoreFactory = Callable[[], Awaitable[Store]]
+
+
+def _sqlite(tmp_path: Path) -> Callable[[], Store]:
+    return lambda: open_store(f"sqlite:///{tmp_path / 'outbox.db'}")
+
+
+FACTORIES = {"sqlite": _sqlite}
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+async def make_store(request: pytest.FixtureRequest,
+                     tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    """Opens stores on one database; calling it again is a process restart."""
+    build = FACTORIES[request.param](tmp_path)
+    opened: list[Store] = []
+
+    async def factory() -> Store:
+        store = build()
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield factory
+    for store in opened:
+        await store.close()
+
+
+@pytest.fixture
+async def store(make_store: StoreFactory) -> Store:
+    return await make_store()
+
+
+def pending(dest: str = "tt", name: str = "CompletePayment", key: str = "web") -> Route:
+    return Route(dest, name, DeliveryState.PENDING, payload=b'{"x":1}', batch_key=key)
+
+
+def new_event(event_id: str, *routes: Route) -> NewEvent:
+    return NewEvent(Event(name="Purchase", event_id=event_id, event_time=int(T0)),
+                    routes if routes else (pending(),))
+
+
+async def state_of(store: Store, event_id: str, dest: str = "tt") -> DeliveryState:
+    views = [v for v in await store.deliveries(event_id) if v.destination == dest]
+    return views[-1].state
+
+
+# -- insert and idempotency --------------------------------------------------------------------
+
+async def test_insert_accepts_and_keeps_a_pending_delivery(store: Store) -> None:
+    assert await store.insert([new_event("e1")], T0) == [True]
+    (view,) = await store.deliveries("e1")
+    assert (view.destination, view.dest_event, view.state) == ("tt", "CompletePayment",
+                                                               DeliveryState.PENDING)
+    assert view.attempts == 0 and view.next_attempt_at == T0 and view.created_at == T0
+
+
+async def test_repeat_within_48h_is_a_duplicate_and_not_stored_again(store: Store) -> None:
+    assert await store.insert([new_event("e1")], T0) == [True]
+    assert await store.insert([new_event("e1")], T0 + IDEMPOTENCY_WINDOW_S - 1) == [False]
+    assert len(await store.deliveries("e1")) == 1
+
+
+async def test_repeat_within_one_batch_is_a_duplicate(store: Store) -> None:
+    assert await store.insert([new_event("e1"), new_event("e1")], T0) == [True, False]
+
+
+async def test_repeat_after_48h_is_accepted_again(store: Store) -> None:
+    await store.insert([new_event("e1")], T0)
+    assert await store.insert([new_event("e1")], T0 + IDEMPOTENCY_WINDOW_S) == [True]
+    assert len(await store.deliveries("e1")) == 2
+
+
+async def test_only_new_routes_are_stored(store: Store) -> None:
+    await store.insert([new_event("e1", pending("a"))], T0)
+    assert await store.insert([new_event("e1", pending("a"), pending("b"))], T0 + 1) == [True]
+    assert sorted(v.destination for v in await store.deliveries("e1")) == ["a", "b"]
+
+
+async def test_key_includes_the_destination_event_name(store: Store) -> None:
+    await store.insert([new_event("e1", pending(name="AddToCart"))], T0)
+    assert await store.insert([new_event("e1", pending(name="CompletePayment"))], T0) == [True]
+
+
+async def test_event_without_routes_is_accepted(store: Store) -> None:
+    assert await store.insert([NewEvent(Event("Purchase", "e1", int(T0)), ())], T0) == [True]
+
+
+async def test_suppressed_and_filtered_are_kept_with_reason_but_never_claimed(
+        store: Store) -> None:
+    await store.insert([
+        new_event("s", Route("tt", "CompletePayment", DeliveryState.SUPPRESSED,
+                             reason="consent: marketing denied")),
+        new_event("f", Route("tt", "CompletePayment", DeliveryState.FILTERED,
+                             reason="excluded order source")),
+    ], T0)
+    (s,) = await store.deliveries("s")
+    assert (s.state, s.reason) == (DeliveryState.SUPPRESSED, "consent: marketing denied")
+    assert (await store.deliveries("f"))[0].state == DeliveryState.FILTERED
+    assert await store.claim("tt", 100, T0 + 3600, 60) == []
+    assert (await store.queue_stats("tt")).pending == 0
+    assert await store.next_due("tt") is None
+
+
+# -- claim, finish, leases ---------------------------------------------------------------------
+
+async def test_claim_leases_due_rows_oldest_first_per_destination(store: Store) -> None:
+    await store.insert([new_event("e1")], T0)
+    await store.insert([new_event("e2"), new_event("x", pending("other"))], T0 + 1)
+    await store.insert([new_event("e3")], T0 + 2)
+    first = await store.claim("tt", 2, T0 + 10, 60)
+    assert [c.event_id for c in first] == ["e1", "e2"]
+    assert len({c.lease_token for c in first}) == 1
+    assert first[0].payload == b'{"x":1}' and first[0].attempts == 0
+    assert first[0].created_at == T0
+    assert await state_of(store, "e1") == DeliveryState.IN_FLIGHT
+    assert [c.event_id for c in await store.claim("tt", 10, T0 + 10, 60)] == ["e3"]
+    assert await store.claim("tt", 10, T0 + 10, 60) == []  # leased rows are not claimed twice
+    stats = await store.queue_stats("tt")
+    assert (stats.pending, stats.in_flight) == (0, 3)
+
+
+async def test_claim_respects_next_attempt_at(store: Store) -> None:
+    await store.insert([new_event("e1")], T0)
+    (c,) = await store.claim("tt", 10, T0, 60)
+    await store.finish([Finished(c.delivery_id, c.lease_token, DeliveryState.PENDING,
+                                 next_attempt_at=T0 + 30, http_status=503)], None, T0)
+    assert await store.next_due("tt") == T0 + 30
+    assert await store.claim("tt", 10, T0 + 29, 60) == []
+    (again,) = await store.claim("tt", 10, T0 + 30, 60)
+    assert again.attempts == 1
+
+
+async def test_finish_records_outcome_and_attempt_log(store: Store) -> None:
+    await store.insert([new_event("e1"), new_event("e2")], T0)
+    c1, c2 = await store.claim("tt", 10, T0, 60)
+    attempt = AttemptRecord("tt", ("e1", "e2"), 200, 0, "OK", "req-1", 12.5, "delivered", T0 + 1)
+    n = await store.finish([
+        Finished(c1.delivery_id, c1.lease_token, DeliveryState.DELIVERED, http_status=200,
+                 code=0, message="OK", request_id="req-1"),
+        Finished(c2.delivery_id, c2.lease_token, DeliveryState.DEAD, http_status=200,
+                 code=40002, message="bad currency", request_id="req-1",
+                 dead_reason="rejected"),
+    ], attempt, T0 + 1)
+    assert n == 2
+    (v1,) = await store.deliveries("e1")
+    assert (v1.state, v1.attempts, v1.last_http_status, v1.last_code, v1.last_request_id) == (
+        DeliveryState.DELIVERED, 1, 200, 0, "req-1")
+    (v2,) = await store.deliveries("e2")
+    assert (v2.state, v2.dead_reason, v2.last_code, v2.last_message) == (
+        DeliveryState.DEAD, "rejected", 40002, "bad currency")
+    assert v2.updated_at == T0 + 1 and v2.next_attempt_at is None
+
+
+async def test_finish_is_fenced_by_the_lease_token(store: Store) -> None:
+    await store.insert([new_event("e1")], T0)
+    (c,) = await store.claim("tt", 10, T0, 10)
+    wrong = Finished(c.delivery_id, "not-the-token", DeliveryState.DELIVERED, http_status=200)
+    assert await store.finish([wrong], None, T0) == 0
+    assert await store.reap_leases(T0 + 11) == 1
+    (c2,) = await store.claim("tt", 10, T0 + 11, 10)
+    late = Finished(c.delivery_id, c.lease_token, DeliveryState.DELIVERED, http_status=200)
+    assert await store.finish([late], None, T0 + 12) == 0  # the old lease lost the row
+    assert await state_of(store, "e1") == DeliveryState.IN_FLIGHT
+    ok = Finished(c2.delivery_id, c2.lease_token, DeliveryState.DELIVERED, http_status=200)
+    assert await store.finish([ok], None, T0 + 12) == 1
+    assert await store.finish([ok], None, T0 + 13) == 0  # finished once only
+
+
+async def test_attempt_counting(store: Store) -> None:
+    """A request (status, code, or an attempt record) counts; a pause note does not."""
+    await store.insert([new_event("e1")], T0)
+    net_error = AttemptRecord("tt", ("e1",), None, None, "timeout", None, 5.0, "retry", T0)
+    (c,) = await store.claim("tt", 1, T0, 60)
+    await store.finish([Finished(c.delivery_id, c.lease_token, DeliveryState.PENDING,
+                                 next_attempt_at=T0, message="timeout")], net_error, T0)
+    (c,) = await store.claim("tt", 1, T0, 60)
+    await store.finish([Finished(c.delivery_id, c.lease_token, DeliveryState.PENDING,
+                                 message="destination paused: 40001")], None, T0)
+    (view,) = await store.deliveries("e1")
+    assert view.attempts == 1
+    assert view.last_message == "destination paused: 40001"
+    assert view.next_attempt_at == T0  # PENDING without a time is due now
+
+
+async def test_reap_returns_expired_leases_only(store: Store) -> None:
+    await store.insert([new_event("e1")], T0)
+    await store.claim("tt", 10, T0, 10)
+    assert await store.reap_leases(T0 + 5) == 0
+    assert await store.reap_leases(T0 + 11) == 1
+    (c,) = await store.claim("tt", 10, T0 + 11, 10)
+    assert c.attempts == 0  # a lost lease is not a failed attempt
+
+
+async def test_open_returns_in_flight_rows_to_pending(make_store: StoreFactory) -> None:
+    first = await make_store()
+    await first.insert([new_event("e1"), new_event("e2")], T0)
+    await first.claim("tt", 1, T0, 3600)
+    await first.close()
+    second = await make_store()
+    assert sorted(c.event_id for c in await second.claim("tt", 10, T0, 60)) == ["e1", "e2"]
+
+
+async def test_expire_marks_old_pending_dead(store: Store) -> None:
+    await store.insert([new_event("old"), new_event("other", pending("b"))], T0)
+    await store.insert([new_event("new")], T0 + 100)
+    assert await store.expire("tt", T0 + 50, T0 + 200) == 1
+    (old,) = await store.deliveries("old")
+    assert (old.state, old.dead_reason) == (DeliveryState.DEAD, "expired")
+    assert await state_of(store, "new") == DeliveryState.PENDING
+    assert await state_of(store, "other", "b") == DeliveryState.PENDING
+
+
+async def test_queue_stats_and_next_due(store: Store) -> None:
+    assert await store.next_due("tt") is None
+    await store.insert([new_event("e1")], T0)
+    await store.insert([new_event("e2")], T0 + 5)
+    await store.claim("tt", 1, T0 + 10, 60)
+    stats = await store.queue_stats("tt")
+    assert (stats.pending, stats.in_flight, stats.oldest_pending_at) == (1, 1, T0 + 5)
+    assert await store.next_due("tt") == T0 + 5
+
+
+async def test_destination_state_round_trips(store: Store) -> None:
+    assert await store.get_destination("tt") is None
+    paused = DestinationState("tt", True, "40001 invalid token", "fp1", T0)
+    await store.set_destination(paused)
+    assert await store.get_destination("tt") == paused
+    await store.set_destination(DestinationState("tt", False, updated_at=T0 + 1))
+    assert await store.get_destination("tt") == DestinationState("tt", False, None, None, T0 + 1)
+
+
+# -- durability and group commit ---------------------------------------------------------------
+
+async def test_concurrent_inserts_share_commits_and_survive_reopen(
+        make_store: StoreFactory) -> None:
+    store = await make_store()
+    commits = getattr(store, "commits", None)
+    results = await asyncio.gather(*(store.insert([new_event(f"e{i}")], T0)
+                                     for i in range(100)))
+    assert all(r == [True] for r in results)
+    if commits is not None:  # the SQLite store counts its transactions
+        assert store.commits - commits < 100  # type: ignore[attr-defined]
+    await store.close()
+    reopened = await make_store()
+    assert len(await reopened.claim("tt", 1000, T0, 60)) == 100
+
+
+def test_codec_round_trips_every_field() -> None:
+    event = Event(
+        name="Purchase", event_id="ord_1", event_time=1_776_943_000, source=Source.CRM,
+        user=User(email=("a" * 64, "b" * 64), phone=("c" * 64,), external_id=("d" * 64,),
+                  ttclid="clid", ttp="ttp", ip="203.0.113.9", user_agent="UA", locale="de_DE"),
+        page=Page(url="https://shop.example/p", referrer="https://tiktok.com"),
+        properties={"value": 12.5, "currency": "EUR", "contents": [{"content_id": "sku"}]},
+        consent=Consent(marketing=ConsentState.GRANTED, ad_user_data=ConsentState.DENIED,
+                        region="DE"),
+        session_id="s1", order_source="web", received_at=1_776_943_001.25,
+        warnings=("user.phone: not a valid phone number; dropped",))
+    assert decode_event(encode_event(event)) == event
+    assert decode_event(encode_event(Event("X", "1", 1))) == Event("X", "1", 1)

@@ -1,0 +1,262 @@
+"""DeliveryWorker against a real SQLite file and a scripted TikTok behind httpx.MockTransport."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from pixelrelay.clock import FakeClock
+from pixelrelay.config import DeliverySettings, Secret
+from pixelrelay.delivery.sender import Sender
+from pixelrelay.delivery.worker import DeliveryWorker
+from pixelrelay.destinations.base import HttpRequest, HttpResponse, Outcome, OutcomeKind
+from pixelrelay.model import DeliveryState, Event, Route
+from pixelrelay.store.base import NewEvent
+from pixelrelay.store.sqlite import SQLiteStore
+
+TOKEN = Secret("tt-access-token-secret-0001")
+ROTATED = Secret("tt-access-token-secret-0002")
+SETTINGS = DeliverySettings(flush_interval_s=0.01, retry_base_s=2.0, retry_cap_s=600.0,
+                            max_attempts=15, max_age_hours=48.0, lease_s=60.0, max_qps=0.0)
+Answer = Callable[[list[str]], httpx.Response]
+
+
+class FakeTikTok:
+    """A Destination whose items are {"event_id": ...}; codes classified like TikTok's."""
+
+    name = "tt"
+
+    def __init__(self, batch_size: int = 10, token: Secret = TOKEN) -> None:
+        self.batch_size = batch_size
+        self.token = token
+
+    def route(self, event: Event, now: float) -> Route:
+        return Route("tt", event.name, DeliveryState.PENDING,
+                     payload=orjson.dumps({"event_id": event.event_id}))
+
+    def build_request(self, batch_key: str, payloads: Sequence[bytes]) -> HttpRequest:
+        return HttpRequest("https://tiktok.test/open_api/v1.3/event/track/",
+                           {"Access-Token": self.token.reveal()},
+                           b'{"data":[' + b",".join(payloads) + b"]}")
+
+    def classify(self, response: HttpResponse) -> Outcome:
+        if response.status is None or response.status >= 500:
+            return Outcome(OutcomeKind.RETRY, message=response.error)
+        body = orjson.loads(response.body)
+        kind = {0: OutcomeKind.DELIVERED, 40001: OutcomeKind.SETUP,
+                40002: OutcomeKind.PERMANENT}.get(body["code"], OutcomeKind.RETRY)
+        return Outcome(kind, body["code"], body["message"], body["request_id"])
+
+
+def tiktok(code: int = 0, message: str = "OK", status: int = 200) -> httpx.Response:
+    return httpx.Response(status, json={"code": code, "message": message,
+                                        "request_id": f"req-{code}"})
+
+
+@dataclass
+class ScriptedTikTok:
+    """Answers each request with `answer(event_ids)`; remembers what it was sent."""
+
+    answer: Answer = field(default=lambda ids: tiktok())
+    requests: list[list[str]] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        ids = [item["event_id"] for item in orjson.loads(request.content)["data"]]
+        self.requests.append(ids)
+        self.tokens.append(request.headers["Access-Token"])
+        return self.answer(ids)
+
+
+@dataclass
+class Rig:
+    store: SQLiteStore
+    clock: FakeClock
+    tiktok: ScriptedTikTok
+    sender: Sender
+    db: Path
+
+    def worker(self, settings: DeliverySettings = SETTINGS, batch_size: int = 10,
+               token: Secret = TOKEN) -> DeliveryWorker:
+        return DeliveryWorker(self.store, FakeTikTok(batch_size, token), self.sender, settings,
+                              self.clock, token.fingerprint(), rng=random.Random(1))
+
+    async def add(self, *event_ids: str) -> None:
+        dest = FakeTikTok()
+        now = self.clock.now()
+        events = [Event("Purchase", e, int(now)) for e in event_ids]
+        await self.store.insert([NewEvent(e, (dest.route(e, now),)) for e in events], now)
+
+    async def state(self, event_id: str) -> tuple[DeliveryState, int, str | None]:
+        (v,) = await self.store.deliveries(event_id)
+        return v.state, v.attempts, v.dead_reason
+
+    def attempts_logged(self) -> int:
+        with sqlite3.connect(self.db) as conn:
+            return int(conn.execute("SELECT count(*) FROM attempts").fetchone()[0])
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    store = SQLiteStore(str(tmp_path / "outbox.db"))
+    await store.open()
+    script = ScriptedTikTok()
+    sender = Sender(SETTINGS, transport=httpx.MockTransport(script))
+    yield Rig(store, FakeClock(), script, sender, tmp_path / "outbox.db")
+    await sender.aclose()
+    await store.close()
+
+
+async def test_delivers_a_batch_in_one_request(rig: Rig) -> None:
+    await rig.add("e1", "e2", "e3")
+    assert await rig.worker().run_once() == 3
+    assert rig.tiktok.requests == [["e1", "e2", "e3"]]
+    for e in ("e1", "e2", "e3"):
+        assert await rig.state(e) == (DeliveryState.DELIVERED, 1, None)
+    (view,) = await rig.store.deliveries("e1")
+    assert (view.last_http_status, view.last_code, view.last_request_id) == (200, 0, "req-0")
+    assert rig.attempts_logged() == 1
+    assert await rig.worker().run_once() == 0
+
+
+async def test_retries_5xx_with_backoff_then_delivers(rig: Rig) -> None:
+    answers = iter([httpx.Response(503, text="busy"), tiktok()])
+    rig.tiktok.answer = lambda ids: next(answers)
+    await rig.add("e1")
+    worker = rig.worker()
+    await worker.run_once()
+    (view,) = await rig.store.deliveries("e1")
+    assert (view.state, view.attempts, view.last_http_status) == (DeliveryState.PENDING, 1, 503)
+    assert view.next_attempt_at is not None
+    wait = view.next_attempt_at - rig.clock.now()
+    assert 0.0 <= wait <= SETTINGS.retry_base_s  # first retry: within [0, base]
+    if wait > 0:
+        assert await worker.run_once() == 0  # not due yet
+    rig.clock.advance(wait)
+    assert await worker.run_once() == 1
+    assert await rig.state("e1") == (DeliveryState.DELIVERED, 2, None)
+    assert len(rig.tiktok.requests) == 2
+
+
+async def test_network_errors_spend_the_retry_budget(rig: Rig) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    rig.sender = Sender(SETTINGS, transport=httpx.MockTransport(refuse))
+    await rig.add("e1")
+    await rig.worker().run_once()
+    (view,) = await rig.store.deliveries("e1")
+    assert (view.state, view.attempts, view.last_http_status) == (DeliveryState.PENDING, 1, None)
+    assert view.last_message is not None and "connection refused" in view.last_message
+    await rig.sender.aclose()
+
+
+async def test_bisection_isolates_one_bad_event(rig: Rig) -> None:
+    ids = [f"e{i}" for i in range(10)]
+    rig.tiktok.answer = lambda sent: (tiktok(40002, "Invalid currency in e7")
+                                      if "e7" in sent else tiktok())
+    await rig.add(*ids)
+    assert await rig.worker().run_once() == 10
+    for e in ids:
+        expected = (DeliveryState.DEAD, 1, "rejected") if e == "e7" else (
+            DeliveryState.DELIVERED, 1, None)
+        assert await rig.state(e) == expected
+    (bad,) = await rig.store.deliveries("e7")
+    assert (bad.last_code, bad.last_message) == (40002, "Invalid currency in e7")
+    accepted = [e for sent in rig.tiktok.requests if "e7" not in sent for e in sent]
+    assert sorted(accepted) == sorted(set(ids) - {"e7"})  # each good event accepted once
+    assert len(rig.tiktok.requests) <= 1 + 2 * 4  # halving: a few requests per level
+    assert rig.attempts_logged() == len(rig.tiktok.requests)  # every request is logged
+
+
+async def test_setup_error_pauses_keeps_queue_and_resumes_on_new_token(rig: Rig) -> None:
+    rig.tiktok.answer = lambda ids: tiktok(40001, "Access token is invalid")
+    await rig.add("e1", "e2")
+    worker = rig.worker()
+    assert await worker.run_once() == 2
+    assert await rig.state("e1") == (DeliveryState.PENDING, 0, None)  # no retry budget spent
+    paused = await rig.store.get_destination("tt")
+    assert paused is not None and paused.paused
+    assert paused.reason == "40001 Access token is invalid"
+    assert paused.token_fingerprint == TOKEN.fingerprint()
+    rig.clock.advance(3600)
+    assert await worker.run_once() == 0  # paused: nothing is sent
+    assert len(rig.tiktok.requests) == 1
+
+    rig.tiktok.answer = lambda ids: tiktok()
+    rotated = rig.worker(token=ROTATED)  # restarted with a new token
+    assert await rotated.run_once() == 2
+    assert rig.tiktok.tokens[-1] == ROTATED.reveal()
+    assert await rig.state("e2") == (DeliveryState.DELIVERED, 1, None)
+    resumed = await rig.store.get_destination("tt")
+    assert resumed is not None and not resumed.paused
+
+
+async def test_resume_lifts_a_pause_with_the_same_token(rig: Rig) -> None:
+    rig.tiktok.answer = lambda ids: tiktok(40001, "Access token is invalid")
+    await rig.add("e1")
+    worker = rig.worker()
+    await worker.run_once()
+    rig.tiktok.answer = lambda ids: tiktok()  # e.g. the permission was granted meanwhile
+    await worker.resume()
+    assert await worker.run_once() == 1
+    assert await rig.state("e1") == (DeliveryState.DELIVERED, 1, None)
+
+
+async def test_retry_budget_exhaustion_is_dead_max_attempts(rig: Rig) -> None:
+    rig.tiktok.answer = lambda ids: httpx.Response(500, text="oops")
+    settings = DeliverySettings(retry_base_s=1.0, retry_cap_s=10.0, max_attempts=3, max_qps=0)
+    await rig.add("e1")
+    worker = rig.worker(settings)
+    for _ in range(5):
+        await worker.run_once()
+        rig.clock.advance(settings.retry_cap_s)
+    assert await rig.state("e1") == (DeliveryState.DEAD, 3, "max_attempts")
+    assert len(rig.tiktok.requests) == 3
+
+
+async def test_undelivered_events_expire_after_max_age(rig: Rig) -> None:
+    rig.tiktok.answer = lambda ids: httpx.Response(503)
+    await rig.add("e1")
+    worker = rig.worker()
+    await worker.run_once()
+    rig.clock.advance(49 * 3600)
+    assert await worker.run_once() == 0
+    (view,) = await rig.store.deliveries("e1")
+    assert (view.state, view.dead_reason, view.attempts) == (DeliveryState.DEAD, "expired", 1)
+    assert len(rig.tiktok.requests) == 1  # never sent beyond TikTok's 48 h dedup window
+
+
+async def test_logs_attempts_without_token_or_payload(rig: Rig,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    rig.tiktok.answer = lambda ids: tiktok(40002, "bad event")
+    await rig.add("e1")
+    await rig.worker().run_once()
+    assert "code=40002" in caplog.text and "events=1" in caplog.text
+    assert TOKEN.reveal() not in caplog.text
+    assert '"event_id"' not in caplog.text
+
+
+async def test_run_loop_wakes_on_notify_and_stops(rig: Rig) -> None:
+    worker = rig.worker()
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await rig.add("e1", "e2")
+    worker.notify()
+    for _ in range(200):
+        if (await rig.state("e2"))[0] is DeliveryState.DELIVERED:
+            break
+        await asyncio.sleep(0.01)
+    assert await rig.state("e1") == (DeliveryState.DELIVERED, 1, None)
+    stop.set()
+    await asyncio.wait_for(task, 5)

@@ -1,0 +1,59 @@
+"""Token bucket: bursts up to the rate, then paces requests at `rate` per second."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pixelrelay.delivery.throttle import TokenBucket
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += seconds
+
+
+async def test_burst_then_paced_at_rate() -> None:
+    clock = FakeTime()
+    bucket = TokenBucket(10.0, monotonic=clock.monotonic, sleep=clock.sleep)
+    for _ in range(10):
+        await bucket.acquire()
+    assert clock.t == 0.0  # the burst passes at once
+    for _ in range(20):
+        await bucket.acquire()
+    assert abs(clock.t - 2.0) < 1e-9  # 20 more at 10/s take 2 s
+
+
+async def test_idle_time_refills_but_not_beyond_burst() -> None:
+    clock = FakeTime()
+    bucket = TokenBucket(5.0, burst=5.0, monotonic=clock.monotonic, sleep=clock.sleep)
+    for _ in range(5):
+        await bucket.acquire()
+    clock.t += 100.0  # a long idle period
+    for _ in range(5):
+        await bucket.acquire()
+    assert clock.sleeps == []
+    await bucket.acquire()
+    assert abs(clock.sleeps[-1] - 0.2) < 1e-9
+
+
+async def test_concurrent_waiters_share_the_rate() -> None:
+    clock = FakeTime()
+    bucket = TokenBucket(4.0, burst=1.0, monotonic=clock.monotonic, sleep=clock.sleep)
+    await asyncio.gather(*(bucket.acquire() for _ in range(9)))
+    assert abs(clock.t - 2.0) < 1e-9  # 1 from the burst + 8 at 4/s
+
+
+async def test_zero_rate_is_unlimited() -> None:
+    clock = FakeTime()
+    bucket = TokenBucket(0.0, monotonic=clock.monotonic, sleep=clock.sleep)
+    for _ in range(1000):
+        await bucket.acquire()
+    assert clock.sleeps == []
