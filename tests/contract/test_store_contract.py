@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import fields
 from pathlib import Path
 
+import orjson
 import pytest
 
+from pixelrelay.errors import StoreUnavailable
 from pixelrelay.model import Consent, ConsentState, DeliveryState, Event, Page, Route, Source, User
 from pixelrelay.store import open_store
 from pixelrelay.store.base import (
@@ -269,6 +272,24 @@ async def test_concurrent_inserts_share_commits_and_survive_reopen(
     assert len(await reopened.claim("tt", 1000, T0, 60)) == 100
 
 
+async def test_a_failing_insert_keeps_nothing_and_sinks_no_other_call(
+        make_store: StoreFactory) -> None:
+    store = await make_store()
+    broken = Route(None, "CompletePayment", DeliveryState.PENDING,  # type: ignore[arg-type]
+                   payload=b"{}")
+    good, bad = await asyncio.gather(
+        store.insert([new_event("ok")], T0),
+        store.insert([new_event("kept-not"), new_event("bad", broken)], T0),
+        return_exceptions=True)
+    assert good == [True]
+    assert isinstance(bad, StoreUnavailable)
+    assert await store.deliveries("kept-not") == []
+    assert await store.insert([new_event("kept-not")], T0) == [True]  # no idempotency key left
+    await store.close()
+    reopened = await make_store()
+    assert [c.event_id for c in await reopened.claim("tt", 10, T0, 60)] == ["ok", "kept-not"]
+
+
 def test_codec_round_trips_every_field() -> None:
     event = Event(
         name="Purchase", event_id="ord_1", event_time=1_776_943_000, source=Source.CRM,
@@ -282,3 +303,5 @@ def test_codec_round_trips_every_field() -> None:
         warnings=("user.phone: not a valid phone number; dropped",))
     assert decode_event(encode_event(event)) == event
     assert decode_event(encode_event(Event("X", "1", 1))) == Event("X", "1", 1)
+    # A field added to Event later must be added to the codec too.
+    assert set(orjson.loads(encode_event(event))) == {f.name for f in fields(Event)}

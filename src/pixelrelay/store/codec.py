@@ -10,9 +10,21 @@ from pixelrelay.model import Consent, ConsentState, Event, Page, Source, User
 
 
 def encode_event(event: Event) -> bytes:
-    # orjson serialises slotted dataclasses natively (enums as values, tuples as arrays),
-    # which is several times faster than building a dict first.
-    return orjson.dumps(event)
+    # A literal dict is about twice as fast as orjson's own dataclass path, and ingest pays
+    # this once per event.
+    e, u, c = event, event.user, event.consent
+    return orjson.dumps({
+        "name": e.name, "event_id": e.event_id, "event_time": e.event_time, "source": e.source,
+        "user": {"email": u.email, "phone": u.phone, "external_id": u.external_id,
+                 "ttclid": u.ttclid, "ttp": u.ttp, "ip": u.ip, "user_agent": u.user_agent,
+                 "locale": u.locale},
+        "page": {"url": e.page.url, "referrer": e.page.referrer},
+        "properties": e.properties,
+        "consent": {"marketing": c.marketing, "ad_user_data": c.ad_user_data,
+                    "ad_personalization": c.ad_personalization, "region": c.region},
+        "session_id": e.session_id, "order_source": e.order_source,
+        "received_at": e.received_at, "warnings": e.warnings,
+    })
 
 
 def decode_event(data: bytes) -> Event:

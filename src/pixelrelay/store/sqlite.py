@@ -35,6 +35,8 @@ Job = Callable[[sqlite3.Connection], Any]
 _SQL = resources.files("pixelrelay.store") / "sql"
 MIGRATIONS = ("sqlite_001_initial.sql",)  # append only; index + 1 = schema version
 MAX_GROUP = 512  # calls per transaction: bounds the latency one commit adds to the first caller
+_FINISH_PARAMS = ("token", "state", "next_attempt_at", "http_status", "code", "message",
+                  "request_id", "dead_reason")
 _FINAL = {DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.PENDING}
 
 
@@ -100,8 +102,7 @@ class SQLiteStore:
         return conn
 
     def _open_sync(self) -> None:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         w = self._connect()
         w.execute("PRAGMA journal_mode = WAL")
         w.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -117,10 +118,10 @@ class SQLiteStore:
         self._rconn.execute("PRAGMA query_only = 1")
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._calls.put(None)
-            await asyncio.to_thread(self._writer.join)
-            self._writer = None
+        writer, self._writer = self._writer, None  # later calls fail fast instead of hanging
+        if writer is not None:
+            self._calls.put(None)  # the writer finishes what was queued before it, then stops
+            await asyncio.to_thread(writer.join)
         for conn in (self._wconn, self._rconn):
             if conn is not None:
                 conn.close()
@@ -151,7 +152,13 @@ class SQLiteStore:
                     stopping = True
                     break
                 group.append(nxt)
-            self._commit_group(group)
+            try:
+                self._commit_group(group)
+            except BaseException as exc:  # the writer must outlive any surprise, or callers hang
+                for call in group:
+                    with contextlib.suppress(RuntimeError):
+                        call.loop.call_soon_threadsafe(
+                            _resolve, call.future, None, StoreUnavailable(f"writer: {exc!r}"))
             if stopping:
                 return
 
@@ -209,20 +216,20 @@ class SQLiteStore:
         status or a code, or when `attempt` is given (a request was made, even one that got
         no HTTP answer). Otherwise (a pause, expiry at pickup) only state and message change.
         """
-        counted: list[dict[str, Any]] = []
-        noted: list[dict[str, Any]] = []
+        if not results and attempt is None:
+            return 0
+        # Results sharing one outcome (usually a whole request) become one UPDATE.
+        groups: dict[tuple[Any, ...], list[int]] = {}
         for r in results:
             if r.state not in _FINAL:
                 raise ValueError(f"finish cannot set state {r.state}")
             due = None
             if r.state is DeliveryState.PENDING:
                 due = now if r.next_attempt_at is None else r.next_attempt_at
-            row = {"id": r.delivery_id, "token": r.lease_token, "state": str(r.state),
-                   "next_attempt_at": due, "now": now, "http_status": r.http_status, "code": r.code,
-                   "message": r.message, "request_id": r.request_id,
-                   "dead_reason": r.dead_reason}
-            is_attempt = attempt is not None or r.http_status is not None or r.code is not None
-            (counted if is_attempt else noted).append(row)
+            counted = attempt is not None or r.http_status is not None or r.code is not None
+            key = (counted, r.lease_token, str(r.state), due, r.http_status, r.code, r.message,
+                   r.request_id, r.dead_reason)
+            groups.setdefault(key, []).append(r.delivery_id)
         log = None if attempt is None else (
             attempt.destination, orjson.dumps(list(attempt.event_ids)).decode(),
             attempt.http_status, attempt.code, attempt.message, attempt.request_id,
@@ -230,10 +237,11 @@ class SQLiteStore:
 
         def run(conn: sqlite3.Connection) -> int:
             changed = 0
-            if counted:
-                changed += conn.executemany(Q["finish_attempt"], counted).rowcount
-            if noted:  # named parameters: the unused keys of each row are ignored
-                changed += conn.executemany(Q["finish_note"], noted).rowcount
+            for (counted, *values), ids in groups.items():
+                params = dict(zip(_FINISH_PARAMS, values, strict=True))
+                params.update(ids=orjson.dumps(ids).decode(), now=now)
+                sql = Q["finish_attempt"] if counted else Q["finish_note"]
+                changed += conn.execute(sql, params).rowcount
             if log is not None:
                 conn.execute(Q["insert_attempt"], log)
             return changed
@@ -271,9 +279,7 @@ class SQLiteStore:
         return rows[0][0] if rows else None
 
     async def queue_stats(self, destination: str) -> QueueStats:
-        pending = (await self._read(Q["count_state"], (destination, "pending")))[0][0]
-        in_flight = (await self._read(Q["count_state"], (destination, "in_flight")))[0][0]
-        oldest = (await self._read(Q["oldest_pending"], (destination,)))[0][0]
+        ((pending, in_flight, oldest),) = await self._read(Q["queue_stats"], (destination,) * 3)
         return QueueStats(pending=pending, in_flight=in_flight, oldest_pending_at=oldest)
 
     async def get_destination(self, name: str) -> DestinationState | None:

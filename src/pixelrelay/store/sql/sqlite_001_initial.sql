@@ -46,8 +46,8 @@ CREATE INDEX deliveries_due ON deliveries (destination, next_attempt_at, id)
 -- Expiry and "oldest pending" without scanning the table.
 CREATE INDEX deliveries_pending_age ON deliveries (destination, created_at)
     WHERE state = 'pending';
--- The lease reaper.
-CREATE INDEX deliveries_leased ON deliveries (lease_expires_at)
+-- The lease reaper and the in-flight count (in-flight rows are few: a scan is cheap).
+CREATE INDEX deliveries_leased ON deliveries (destination, lease_expires_at)
     WHERE state = 'in_flight';
 -- GET /v1/deliveries?event_id=
 CREATE INDEX deliveries_by_event_id ON deliveries (event_id);

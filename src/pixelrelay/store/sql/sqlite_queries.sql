@@ -33,14 +33,16 @@ UPDATE deliveries
 RETURNING id, event_id, dest_event, batch_key, payload, attempts, created_at, next_attempt_at
 
 -- name: finish_attempt
--- A result of a request: counts as an attempt and replaces the last_* columns.
+-- A result of a request: counts as an attempt and replaces the last_* columns. One statement
+-- per distinct outcome (:ids a JSON array): a delivered batch of 1,000 is a single UPDATE.
 UPDATE deliveries
    SET state = :state, attempts = attempts + 1, next_attempt_at = :next_attempt_at,
        lease_token = NULL, lease_expires_at = NULL, updated_at = :now,
        delivered_at = CASE WHEN :state = 'delivered' THEN :now ELSE delivered_at END,
        last_http_status = :http_status, last_code = :code, last_message = :message,
        last_request_id = :request_id, dead_reason = :dead_reason
- WHERE id = :id AND lease_token = :token AND state = 'in_flight'
+ WHERE id IN (SELECT value FROM json_each(:ids))
+   AND lease_token = :token AND state = 'in_flight'
 
 -- name: finish_note
 -- A result without a request (pause, expiry at pickup): keeps attempts and the last answer.
@@ -48,7 +50,8 @@ UPDATE deliveries
    SET state = :state, next_attempt_at = :next_attempt_at,
        lease_token = NULL, lease_expires_at = NULL, updated_at = :now,
        last_message = coalesce(:message, last_message), dead_reason = :dead_reason
- WHERE id = :id AND lease_token = :token AND state = 'in_flight'
+ WHERE id IN (SELECT value FROM json_each(:ids))
+   AND lease_token = :token AND state = 'in_flight'
 
 -- name: insert_attempt
 INSERT INTO attempts (destination, event_ids, http_status, code, message, request_id,
@@ -72,14 +75,16 @@ UPDATE deliveries
  WHERE destination = :destination AND state = 'pending' AND created_at < :cutoff
 
 -- name: next_due
-SELECT min(next_attempt_at) FROM deliveries
+-- ORDER BY .. LIMIT 1 rather than min(): guaranteed to read one entry of deliveries_due.
+SELECT next_attempt_at FROM deliveries
  WHERE destination = ? AND state = 'pending'
+ ORDER BY next_attempt_at LIMIT 1
 
--- name: count_state
-SELECT count(*) FROM deliveries WHERE destination = ? AND state = ?
-
--- name: oldest_pending
-SELECT min(created_at) FROM deliveries WHERE destination = ? AND state = 'pending'
+-- name: queue_stats
+SELECT (SELECT count(*) FROM deliveries WHERE destination = ? AND state = 'pending'),
+       (SELECT count(*) FROM deliveries WHERE destination = ? AND state = 'in_flight'),
+       (SELECT created_at FROM deliveries WHERE destination = ? AND state = 'pending'
+         ORDER BY created_at LIMIT 1)
 
 -- name: get_destination
 SELECT name, paused, reason, token_fingerprint, updated_at FROM destinations WHERE name = ?
