@@ -106,7 +106,6 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
         Route("/v1/destinations/{name}/resume",
               ResumeEndpoint(gateway.resume, settings.server.admin_token).__call__,
               methods=["POST"]),
-        # A bound method: Starlette treats a callable instance as a raw ASGI app.
         Route("/v1/webhooks/shopify/{source}",
               ShopifyWebhookEndpoint(gateway.ingestor, settings).__call__, methods=["POST"]),
     ]
