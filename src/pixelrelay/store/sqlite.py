@@ -316,24 +316,29 @@ def _insert(conn: sqlite3.Connection, batch: list[_Prepared], now: float) -> lis
     cur = conn.cursor()
     claim_key = Q["claim_idempotency"]
     # The writer holds the write lock, so ids past max(id) are ours to assign; knowing them
-    # lets both tables be written with executemany.
+    # lets both tables be written with executemany and idempotency point at its delivery.
     event_ref = cur.execute(Q["last_event_ref"]).fetchone()[0]
+    delivery_id = cur.execute(Q["last_delivery_id"]).fetchone()[0]
     accepted: list[bool] = []
     events: list[tuple[Any, ...]] = []
     deliveries: list[tuple[Any, ...]] = []
     for item in batch:
-        new = [r for r in item.routes
-               if cur.execute(claim_key, (r[0], r[1], item.event_id, now, cutoff)).rowcount == 1]
+        new = []
+        for route in item.routes:
+            params = (item.event_id, route[0], route[1], now, delivery_id + 1, cutoff)
+            if cur.execute(claim_key, params).rowcount == 1:
+                delivery_id += 1
+                new.append((delivery_id, route))
         ok = bool(new) or not item.routes
         accepted.append(ok)
         if not ok:
             continue
         event_ref += 1
         events.append((event_ref, *item.event_row))
-        for dest, dest_event, batch_key, state, payload, reason in new:
+        for did, (dest, dest_event, batch_key, state, payload, reason) in new:
             due = now if state == "pending" else None
-            deliveries.append((event_ref, dest, dest_event, item.event_id, batch_key, state,
-                               payload, reason, due, now, now))
+            deliveries.append((did, event_ref, dest, dest_event, item.event_id, batch_key,
+                               state, payload, reason, due, now, now))
     if events:
         cur.executemany(Q["insert_event"], events)
     if deliveries:

@@ -49,16 +49,18 @@ CREATE INDEX deliveries_pending_age ON deliveries (destination, created_at)
 -- The lease reaper and the in-flight count (in-flight rows are few: a scan is cheap).
 CREATE INDEX deliveries_leased ON deliveries (destination, lease_expires_at)
     WHERE state = 'in_flight';
--- GET /v1/deliveries?event_id=
-CREATE INDEX deliveries_by_event_id ON deliveries (event_id);
-
--- (destination, destination event name, event_id) accepted within the last 48 h.
+-- (destination, destination event name, event_id) accepted within the last 48 h, and the
+-- delivery row that acceptance created. Keyed by event_id first, it also serves
+-- GET /v1/deliveries?event_id= (the latest delivery per destination and name), which spares
+-- deliveries a second index on random keys: under random event_ids each such index costs a
+-- page write per event at commit.
 CREATE TABLE idempotency (
-    destination TEXT NOT NULL,
-    dest_event  TEXT NOT NULL,
-    event_id    TEXT NOT NULL,
-    accepted_at REAL NOT NULL,
-    PRIMARY KEY (destination, dest_event, event_id)
+    event_id    TEXT    NOT NULL,
+    destination TEXT    NOT NULL,
+    dest_event  TEXT    NOT NULL,
+    accepted_at REAL    NOT NULL,
+    delivery_id INTEGER NOT NULL,
+    PRIMARY KEY (event_id, destination, dest_event)
 ) WITHOUT ROWID;
 
 -- Append-only log: one row per HTTP request to a destination.

@@ -2,14 +2,17 @@
 
 -- name: claim_idempotency
 -- Inserts a new key, or re-accepts one older than the window; no change = duplicate.
-INSERT INTO idempotency (destination, dest_event, event_id, accepted_at)
-VALUES (?, ?, ?, ?)
-ON CONFLICT (destination, dest_event, event_id) DO UPDATE
-    SET accepted_at = excluded.accepted_at
+INSERT INTO idempotency (event_id, destination, dest_event, accepted_at, delivery_id)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (event_id, destination, dest_event) DO UPDATE
+    SET accepted_at = excluded.accepted_at, delivery_id = excluded.delivery_id
     WHERE idempotency.accepted_at <= ?
 
 -- name: last_event_ref
 SELECT coalesce(max(id), 0) FROM events
+
+-- name: last_delivery_id
+SELECT coalesce(max(id), 0) FROM deliveries
 
 -- name: insert_event
 INSERT INTO events (id, event_id, name, source, event_time, received_at, session_id,
@@ -17,9 +20,9 @@ INSERT INTO events (id, event_id, name, source, event_time, received_at, session
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: insert_delivery
-INSERT INTO deliveries (event_ref, destination, dest_event, event_id, batch_key, state,
+INSERT INTO deliveries (id, event_ref, destination, dest_event, event_id, batch_key, state,
                         payload, reason, next_attempt_at, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: claim
 UPDATE deliveries
@@ -97,9 +100,10 @@ ON CONFLICT (name) DO UPDATE
         token_fingerprint = excluded.token_fingerprint, updated_at = excluded.updated_at
 
 -- name: deliveries_by_event
-SELECT destination, event_id, dest_event, state, attempts, last_http_status, last_code,
-       last_message, last_request_id, dead_reason, reason, created_at, updated_at,
-       next_attempt_at
-  FROM deliveries
- WHERE event_id = ?
- ORDER BY created_at, id
+SELECT d.destination, d.event_id, d.dest_event, d.state, d.attempts, d.last_http_status,
+       d.last_code, d.last_message, d.last_request_id, d.dead_reason, d.reason, d.created_at,
+       d.updated_at, d.next_attempt_at
+  FROM idempotency AS i
+  JOIN deliveries AS d ON d.id = i.delivery_id
+ WHERE i.event_id = ?
+ ORDER BY d.created_at, d.id
