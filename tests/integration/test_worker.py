@@ -112,7 +112,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     script = ScriptedTikTok()
     sender = Sender(SETTINGS, transport=httpx.MockTransport(script))
     yield Rig(store, FakeClock(), script, sender, tmp_path / "outbox.db")
-    await sender.aclose()
+    await sender.close()
     await store.close()
 
 
@@ -157,7 +157,7 @@ async def test_network_errors_spend_the_retry_budget(rig: Rig) -> None:
     (view,) = await rig.store.deliveries("e1")
     assert (view.state, view.attempts, view.last_http_status) == (DeliveryState.PENDING, 1, None)
     assert view.last_message is not None and "connection refused" in view.last_message
-    await rig.sender.aclose()
+    await rig.sender.close()
 
 
 async def test_bisection_isolates_one_bad_event(rig: Rig) -> None:
@@ -207,7 +207,7 @@ async def test_resume_lifts_a_pause_with_the_same_token(rig: Rig) -> None:
     worker = rig.worker()
     await worker.run_once()
     rig.tiktok.answer = lambda ids: tiktok()  # e.g. the permission was granted meanwhile
-    await worker.resume()
+    worker.resume()
     assert await worker.run_once() == 1
     assert await rig.state("e1") == (DeliveryState.DELIVERED, 1, None)
 

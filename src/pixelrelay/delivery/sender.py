@@ -43,7 +43,7 @@ class Sender:
                                 latency_ms=_since(start))
         return HttpResponse(status=resp.status_code, body=body, latency_ms=_since(start))
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         await self._client.aclose()
 
 

@@ -41,6 +41,7 @@ class DeliveryWorker:
         self.throttle = throttle or TokenBucket(settings.max_qps)
         self.paused = False
         self._wake = asyncio.Event()
+        self._resume_requested = False
         self._last_expire = float("-inf")
         self._last_reap = float("-inf")
 
@@ -52,13 +53,17 @@ class DeliveryWorker:
         """New pending rows were committed: wake up (the batch gets flush_interval_s to fill)."""
         self._wake.set()
 
-    async def resume(self) -> None:
-        """Lift a pause (an operator fixed the token or the permission)."""
+    def resume(self) -> None:
+        """Lift a pause (an operator fixed the token or the permission); takes effect at the
+        next cycle, which it triggers."""
+        self._resume_requested = True
+        self.notify()
+
+    async def _lift_pause(self) -> None:
         await self.store.set_destination(DestinationState(
             name=self.name, paused=False, updated_at=self.clock.now()))
         self.paused = False
         log.info("destination %s resumed", self.name)
-        self.notify()
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -127,11 +132,13 @@ class DeliveryWorker:
     async def _check_paused(self) -> bool:
         state = await self.store.get_destination(self.name)
         if state is None or not state.paused:
-            self.paused = False
+            self.paused = self._resume_requested = False
             return False
-        if state.token_fingerprint != self.token_fingerprint:
-            log.info("destination %s: the access token changed since the pause", self.name)
-            await self.resume()
+        if self._resume_requested or state.token_fingerprint != self.token_fingerprint:
+            if not self._resume_requested:
+                log.info("destination %s: the access token changed since the pause", self.name)
+            self._resume_requested = False
+            await self._lift_pause()
             return False
         self.paused = True
         return True

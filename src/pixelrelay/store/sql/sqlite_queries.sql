@@ -52,6 +52,7 @@ UPDATE deliveries
 UPDATE deliveries
    SET state = :state, next_attempt_at = :next_attempt_at,
        lease_token = NULL, lease_expires_at = NULL, updated_at = :now,
+       delivered_at = CASE WHEN :state = 'delivered' THEN :now ELSE delivered_at END,
        last_message = coalesce(:message, last_message), dead_reason = :dead_reason
  WHERE id IN (SELECT value FROM json_each(:ids))
    AND lease_token = :token AND state = 'in_flight'
