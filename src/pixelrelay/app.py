@@ -1,4 +1,4 @@
-"""create_app(settings): the gateway's ASGI app with its store, destinations and delivery workers."""
+"""create_app(settings): the gateway's ASGI app with its store, destinations and workers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TOML configuration -> Settings: `${VAR}` from the environment, secrets masked, errors name the key."""
+"""TOML configuration -> Settings: `${VAR}` from the environment, masked secrets, keyed errors."""
 
 from __future__ import annotations
 
@@ -46,8 +46,9 @@ class Secret:
     __str__ = __repr__
 
     def fingerprint(self) -> str:
-        """A stable, non-reversible tag of the value: tells that a token changed, never what it is."""
-        return hmac.new(b"pixelrelay/token-fingerprint", self._value.encode(), "sha256").hexdigest()[:16]
+        """A stable, non-reversible tag: tells that a token changed, never what it is."""
+        digest = hmac.new(b"pixelrelay/token-fingerprint", self._value.encode(), "sha256")
+        return digest.hexdigest()[:16]
 
     def masked(self) -> str:
         v = self._value
