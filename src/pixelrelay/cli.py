@@ -95,7 +95,7 @@ Post an event:
 "properties":{{"order_id":"1001","value":9.5,"currency":"EUR"}}}}'
 Watch it arrive at the emulator:   curl -s {base}/_emulator/events
 Follow its delivery:
-  curl -s '{base}/v1/deliveries?event_id=ord_1001_complete_payment' \
+  curl -s '{base}/v1/deliveries?event_id=ord_1001_complete_payment' \\
        -H 'Authorization: Bearer {SANDBOX_SOURCE_KEY}'
 For production, write a config file (see README) and run: pixelrelay serve --config FILE
 """, flush=True)

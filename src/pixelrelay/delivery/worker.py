@@ -73,14 +73,12 @@ class DeliveryWorker:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                done = await self.run_once()
+                # After a full cycle a backlog waits: go again at once, else sleep till due.
+                if await self.run_once() < self.destination.batch_size:
+                    await self._idle(stop)
             except Exception:  # a store hiccup must not end delivery; the leases expire safely
                 log.exception("delivery cycle of %s failed", self.name)
                 await _wait_any([stop], IDLE_POLL_S)
-                continue
-            if done >= self.destination.batch_size:
-                continue  # a backlog: the next batch is already full
-            await self._idle(stop)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         timeout = IDLE_POLL_S
