@@ -33,7 +33,11 @@ from pixelrelay.store.codec import encode_event
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 _SQL = resources.files("pixelrelay.store") / "sql"
-MIGRATIONS = ("sqlite_001_initial.sql",)  # append only; index + 1 = schema version
+MIGRATIONS = (  # append only; index + 1 = schema version
+    "sqlite_001_initial.sql",
+    "sqlite_002_sessions.sql",
+    "sqlite_003_diagnostics.sql",
+)
 MAX_GROUP = 512  # calls per transaction: bounds the latency one commit adds to the first caller
 _FINISH_PARAMS = ("token", "state", "next_attempt_at", "http_status", "code", "message",
                   "request_id", "dead_reason")
@@ -259,6 +263,26 @@ class SQLiteStore:
         params = (state.name, int(state.paused), state.reason, state.token_fingerprint,
                   state.updated_at)
         await self._write(lambda c: c.execute(Q["set_destination"], params))
+
+    # -- extension points: feature stores (sessions, diagnostics) run their SQL through these --
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` inside the writer's next (group-committed) transaction; durable on return."""
+        return await self._write(fn)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` on the read connection in a worker thread."""
+
+        def run() -> T:
+            with self._rlock:
+                if self._rconn is None:
+                    raise StoreUnavailable("store is not open")
+                try:
+                    return fn(self._rconn)
+                except sqlite3.Error as exc:
+                    raise StoreUnavailable(f"read failed: {exc}") from exc
+
+        return await asyncio.to_thread(run)
 
     # -- reads ---------------------------------------------------------------------------------
 
