@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pixelrelay.clock import Clock
 from pixelrelay.config import Settings
 from pixelrelay.destinations.base import Destination
 from pixelrelay.destinations.tiktok.mapping import tiktok_name
 from pixelrelay.errors import ConfigError, Problem
-from pixelrelay.model import DeliveryState, Event, Route
+from pixelrelay.model import Channel, DeliveryState, Event, Route
 from pixelrelay.pipeline.consent import apply_consent
 from pixelrelay.pipeline.parse import parse_event, too_old
 from pixelrelay.store.base import NewEvent, Store
@@ -68,6 +68,7 @@ class Ingestor:
         self._id_name: Callable[[str], str] = lambda name: tiktok_name(name, event_map)
 
     async def accept(self, raw_events: Sequence[object], *,
+                     channel: Channel = Channel.SERVER,
                      only_destinations: frozenset[str] | None = None,
                      all_or_nothing: bool = False) -> IngestResult:
         """Validate and commit; with all_or_nothing one bad event rejects the whole request."""
@@ -81,6 +82,8 @@ class Ingestor:
             parsed = parse_event(raw, now=now, phone_region=self.phone_region,
                                  tiktok_name=self._id_name, new_id=_new_id)
             event = parsed.event
+            if event is not None and channel is not Channel.SERVER:
+                event = replace(event, channel=channel)
             if event is None:
                 result.rejected.append(Rejection(index, parsed.problems))
                 result.event_ids.append(_given_id(raw))

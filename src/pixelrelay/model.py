@@ -20,6 +20,15 @@ class Source(StrEnum):
     CRM = "crm"
 
 
+class Channel(StrEnum):
+    """The door an event came in by; diagnostics compare browser and server copies by it."""
+
+    SERVER = "server"  # POST /v1/events with a server key, the Python client, import
+    BROWSER = "browser"  # the tag, through /v1/collect or a site key
+    SHOPIFY = "shopify"
+    TIKTOK_API = "tiktok_api"  # the drop-in /open_api/v1.3/event/track/
+
+
 class ConsentState(StrEnum):
     GRANTED = "granted"
     DENIED = "denied"
@@ -75,6 +84,9 @@ class Event:
     order_source: str | None = None
     received_at: float = 0.0
     warnings: tuple[str, ...] = ()  # e.g. "user.phone: not a valid phone number; dropped"
+    channel: Channel = Channel.SERVER  # how it reached us
+    enriched_from: str | None = None  # "session" | "link" | "identity": context was restored
+
 
 
 class DeliveryState(StrEnum):

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from pixelrelay.config import SourceSettings
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
+from pixelrelay.model import Channel
 from pixelrelay.sources.http import (
     BodyTooLarge,
     bearer,
@@ -30,9 +31,9 @@ class EventsEndpoint:
         self.sources = sources
 
     async def __call__(self, request: Request) -> Response:
-        denied = self._authenticate(request)
-        if denied is not None:
-            return denied
+        channel = self._authenticate(request)
+        if isinstance(channel, Response):
+            return channel
         try:
             body = await read_body(request)
         except BodyTooLarge:
@@ -47,18 +48,19 @@ class EventsEndpoint:
             error = "too_large" if status == 413 else "malformed_envelope"
             return problem_response(status, error, problem)
         try:
-            result = await self.ingestor.accept(events)
+            result = await self.ingestor.accept(events, channel=channel)
         except StoreUnavailable as exc:
             log.error("store unavailable, answering 503: %s", exc)
             return problem_response(503, "unavailable", "could not commit; retry later")
         return json_response(result.as_dict(), 202)
 
-    def _authenticate(self, request: Request) -> Response | None:
+    def _authenticate(self, request: Request) -> Channel | Response:
+        """The channel the key opens, or the refusal."""
         token = bearer(request)
         if token is not None:
             if find_source(self.sources, "server", token) is None:
                 return problem_response(401, "unauthorized", "unknown source key")
-            return None
+            return Channel.SERVER
         site_key = request.headers.get("x-pixelrelay-key")
         if site_key:
             source = find_source(self.sources, "browser", site_key)
@@ -67,7 +69,7 @@ class EventsEndpoint:
             origin = request.headers.get("origin")
             if source.allowed_origins and origin not in source.allowed_origins:
                 return problem_response(403, "forbidden", f"origin {origin!r} is not allowed")
-            return None
+            return Channel.BROWSER
         return problem_response(401, "unauthorized",
                                 "send Authorization: Bearer <source key>")
 

@@ -12,6 +12,7 @@ from pixelrelay.config import Settings, SourceSettings
 from pixelrelay.destinations.tiktok.mapping import tiktok_name
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
+from pixelrelay.model import Channel
 from pixelrelay.sources.http import BodyTooLarge, json_response, problem_response, read_body
 from pixelrelay.sources.shopify_map import (
     ShopifyPayloadError,
@@ -68,7 +69,7 @@ class ShopifyWebhookEndpoint:
         if event is None:  # ignore_reason admitted the topic, so this is a programming error
             return problem_response(500, "internal", f"topic {topic} has no mapping")
         try:
-            result = await self.ingestor.accept([event])
+            result = await self.ingestor.accept([event], channel=Channel.SHOPIFY)
         except StoreUnavailable as exc:
             log.error("store unavailable, answering 503 to Shopify: %s", exc)
             return problem_response(503, "unavailable", "could not commit; retry later")

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from pixelrelay.config import SourceSettings
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
+from pixelrelay.model import Channel
 from pixelrelay.sources.http import BodyTooLarge, find_source, json_response, read_body
 
 MAX_EVENTS = 1000
@@ -59,7 +60,8 @@ class TikTokTrackEndpoint:
             return tiktok_answer(40002, converted)
         events, destinations = converted
         try:
-            result = await self.ingestor.accept(events, only_destinations=destinations,
+            result = await self.ingestor.accept(events, channel=Channel.TIKTOK_API,
+                                                only_destinations=destinations,
                                                 all_or_nothing=True)
         except StoreUnavailable as exc:
             log.error("store unavailable, answering 50000: %s", exc)

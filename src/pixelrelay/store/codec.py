@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from pixelrelay.model import Consent, ConsentState, Event, Page, Source, User
+from pixelrelay.model import Channel, Consent, ConsentState, Event, Page, Source, User
 
 
 def encode_event(event: Event) -> bytes:
@@ -24,6 +24,7 @@ def encode_event(event: Event) -> bytes:
                     "ad_personalization": c.ad_personalization, "region": c.region},
         "session_id": e.session_id, "order_source": e.order_source,
         "received_at": e.received_at, "warnings": e.warnings,
+        "channel": e.channel, "enriched_from": e.enriched_from,
     })
 
 
@@ -59,6 +60,8 @@ def decode_event(data: bytes) -> Event:
         order_source=d.get("order_source"),
         received_at=float(d.get("received_at", 0.0)),
         warnings=tuple(d.get("warnings", ())),
+        channel=Channel(d.get("channel", Channel.SERVER)),
+        enriched_from=d.get("enriched_from"),
     )
 
 
