@@ -35,7 +35,8 @@ async def bare_json(scope: dict[str, Any], receive: Any, send: Any) -> None:
         more = message.get("more_body", False)
     orjson.loads(body)
     await send({"type": "http.response.start", "status": 202,
-                "headers": [(b"content-type", b"application/json")]})
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", b"14")]})
     await send({"type": "http.response.body", "body": b'{"accepted":1}'})
 
 
