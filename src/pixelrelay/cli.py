@@ -17,6 +17,7 @@ from pixelrelay.config import (
     sandbox_settings,
 )
 from pixelrelay.errors import ConfigError
+from pixelrelay.ops import OpsError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         code: int = args.run(args)
-    except ConfigError as exc:
+    except (ConfigError, OpsError) as exc:
         print(f"pixelrelay: {exc}", file=sys.stderr)
         return 2
     return code
@@ -53,13 +54,86 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate the configuration and show it, secrets masked")
     check.add_argument("--config")
+    check.add_argument("--send-test", action="store_true",
+                       help="send one ViewContent to each destination's test_event_code "
+                            "(destinations without one are refused) and print TikTok's answer")
+    check.add_argument("--destination", help="with --send-test: only this destination")
     check.set_defaults(run=_check)
+    _ops_parsers(sub)
     return parser
+
+
+def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    when = "ISO 8601 or relative (24h, 7d)"
+    replay = sub.add_parser("replay", help="re-queue a destination's dead (or all finished) "
+                                           "deliveries with the same event_id")
+    replay.add_argument("--config")
+    replay.add_argument("--destination", required=True)
+    replay.add_argument("--since", help=f"accepted at or after ({when})")
+    replay.add_argument("--until", help=f"accepted before ({when})")
+    replay.add_argument("--state", choices=("dead", "all"), default="dead",
+                        help="dead (default), or all = dead, delivered, filtered, suppressed")
+    replay.add_argument("--event", help="only this event name (incoming or TikTok)")
+    replay.add_argument("--dry-run", action="store_true", help="count only; change nothing")
+    replay.set_defaults(run=_replay)
+
+    imp = sub.add_parser("import", help="import events from a JSONL or CSV file")
+    imp.add_argument("file")
+    imp.add_argument("--config")
+    imp.add_argument("--format", choices=("jsonl", "csv"), help="default: from the file name")
+    imp.add_argument("--source", choices=("web", "app", "offline", "crm"),
+                     help="event source for lines that name none (default: web, as the API)")
+    imp.add_argument("--rejects", help="write every rejected line (line, field, reason) as CSV")
+    imp.set_defaults(run=_import)
+
+    report = sub.add_parser("report", help="reports over the delivery data")
+    reports = report.add_subparsers(required=True, metavar="REPORT")
+    gap = reports.add_parser("gap", help="orders vs delivered purchase events")
+    gap.add_argument("--orders", required=True, help="CSV with order_id[, created_at, value]")
+    gap.add_argument("--config")
+    gap.add_argument("--since", help=f"orders created at or after ({when})")
+    gap.add_argument("--until", help=f"orders created before ({when})")
+    gap.add_argument("--destination", help="required when several are configured")
+    gap.add_argument("--out", default="gap.csv", help="CSV written (default gap.csv)")
+    gap.set_defaults(run=_gap)
 
 
 def _settings(path: str | None) -> Settings | None:
     path = path or os.environ.get("PIXELRELAY_CONFIG")
     return load_settings(path) if path else None
+
+
+def _ops_settings(path: str | None) -> Settings:
+    """What serve would use: the config, else the sandbox (its database in this folder)."""
+    return _settings(path) or sandbox_settings()
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from pixelrelay.ops import replay
+
+    return replay.main(_ops_settings(args.config), replay.ReplayOptions(
+        destination=args.destination, since=args.since, until=args.until, state=args.state,
+        event=args.event, dry_run=args.dry_run))
+
+
+def _import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pixelrelay.ops import importer
+
+    return importer.main(_ops_settings(args.config), importer.ImportOptions(
+        path=Path(args.file), format=args.format, source=args.source,
+        rejects=Path(args.rejects) if args.rejects else None))
+
+
+def _gap(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pixelrelay.ops import gap
+
+    return gap.main(_ops_settings(args.config), gap.GapOptions(
+        orders=Path(args.orders), out=Path(args.out), since=args.since, until=args.until,
+        destination=args.destination))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -128,6 +202,10 @@ def _check(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{k}={v.masked() if isinstance(v, Secret) else v!r}"
                           for k, v in fields.items() if k != "name")
         print(f"  destination {d.name}: {shown}")
+    if args.send_test:
+        from pixelrelay.ops import send_test
+
+        return send_test.main(settings, args.destination)
     return 0
 
 

@@ -1,0 +1,39 @@
+"""check --send-test: never to a destination without a test_event_code; a valid TikTok body."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pixelrelay.destinations import build_destination
+from pixelrelay.emulator import validate_request
+from pixelrelay.ops import OpsError
+from pixelrelay.ops.send_test import REFUSAL, TEST_EVENT_ID, plan, probe_event
+from tests.conftest import make_settings
+
+NOW = 1_776_943_380.0
+
+
+def test_destinations_without_a_test_event_code_are_refused() -> None:
+    s = make_settings(Path("x.db"), "http://127.0.0.1:9")
+    test = dataclasses.replace(s.destinations[0], name="t", test_event_code="TEST1")
+    s = dataclasses.replace(s, destinations=(s.destinations[0], test))
+    assert [(d.name, why) for d, why in plan(s, None)] == [("tiktok", REFUSAL), ("t", None)]
+    assert [d.name for d, _ in plan(s, "t")] == ["t"]
+    with pytest.raises(OpsError, match="--destination"):
+        plan(s, "nope")
+
+
+def test_the_probe_passes_tiktoks_contract_with_the_code_at_the_top_level() -> None:
+    s = make_settings(Path("x.db"), "http://127.0.0.1:9", test_event_code="TEST1")
+    dest = build_destination(s.destinations[0])
+    route = dest.route(probe_event(NOW), NOW)
+    assert route.payload is not None
+    body = orjson.loads(dest.build_request(route.batch_key, [route.payload]).body)
+    assert validate_request(body) == []
+    assert body["test_event_code"] == "TEST1"
+    assert body["data"][0]["event"] == "ViewContent"
+    assert body["data"][0]["event_id"] == TEST_EVENT_ID
