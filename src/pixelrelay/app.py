@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import cast
 
 import httpx
 from starlette.applications import Starlette
@@ -21,8 +22,10 @@ from pixelrelay.delivery.sender import Sender
 from pixelrelay.delivery.worker import DeliveryWorker
 from pixelrelay.destinations import build_destination
 from pixelrelay.ingest import Ingestor
+from pixelrelay.sessions import SessionStore, SQLHooks
 from pixelrelay.sources.admin import DeliveriesEndpoint, ResumeEndpoint
 from pixelrelay.sources.api import EventsEndpoint
+from pixelrelay.sources.browser import CollectEndpoint, TagEndpoint
 from pixelrelay.sources.http import json_response, problem_response
 from pixelrelay.sources.shopify import ShopifyWebhookEndpoint
 from pixelrelay.sources.tiktok_compat import TikTokTrackEndpoint
@@ -73,7 +76,10 @@ class Gateway:
                                    .access_token.fingerprint())
             for d in self.destinations
         }
-        self.ingestor = Ingestor(settings, store, self.destinations, clock, notify=self._notify)
+        self.sessions = SessionStore(cast(SQLHooks, store),
+                                     settings.sessions.identity_window_days * 86400.0)
+        self.ingestor = Ingestor(settings, store, self.destinations, clock, notify=self._notify,
+                                 sessions=self.sessions)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -132,6 +138,10 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
         Route("/v1/destinations/{name}/resume",
               ResumeEndpoint(gateway.resume, settings.server.admin_token).__call__,
               methods=["POST"]),
+        Route("/tag.js", TagEndpoint(settings).__call__, methods=["GET"]),
+        Route("/v1/collect",
+              CollectEndpoint(gateway.ingestor, gateway.sessions, settings).__call__,
+              methods=["POST", "OPTIONS"]),
         Route("/v1/webhooks/shopify/{source}",
               ShopifyWebhookEndpoint(gateway.ingestor, settings).__call__, methods=["POST"]),
     ]

@@ -77,6 +77,8 @@ class SourceSettings:
     secret: Secret = field(default_factory=lambda: Secret(""))
     purchase_topic: str = "orders/create"  # shopify: the topic that counts as the Purchase
     content_id: str = "sku"  # shopify: sku | variant_id | product_id for contents[].content_id
+    consent_required: bool = False  # browser: the tag sends nothing and sets no cookie before
+    page_views: bool = False  # browser: the tag tracks PageView, SPA history changes included
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,21 @@ class ConsentSettings:
 
 
 @dataclass(frozen=True)
+class SessionSettings:
+    """Browser-session context kept for restoring it onto server events.
+
+    The session cookie is rolling (re-set on every hit), so a session ends after
+    `session_cookie_days` without a hit; one day outlives a checkout started in the evening
+    and finished the next morning, and identity links carry context beyond it.
+    """
+
+    ttclid_cookie_days: int = 30  # TikTok attributes clicks within its 28-day window
+    session_cookie_days: int = 1
+    identity_window_days: int = 7
+    cookie_domain: str = ""  # e.g. "shop.example" so the shop's backend sees the cookies
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -125,6 +142,7 @@ class Settings:
     destinations: tuple[DestinationSettings, ...] = ()
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     consent: ConsentSettings = field(default_factory=ConsentSettings)
+    sessions: SessionSettings = field(default_factory=SessionSettings)
     sandbox: bool = False  # started without a config: deliver to the in-process emulator
 
     def destination(self, name: str) -> DestinationSettings:
@@ -172,7 +190,8 @@ def load_settings(path: str | Path, env: dict[str, str] | None = None) -> Settin
 
 def parse_settings(raw: dict[str, Any], env: dict[str, str] | os._Environ[str]) -> Settings:
     r = _Reader(env)
-    known_top = {"server", "storage", "sources", "destinations", "delivery", "consent"}
+    known_top = {"server", "storage", "sources", "destinations", "delivery", "consent",
+                 "sessions"}
     for k in raw:
         if k not in known_top:
             raise ConfigError(k, f"unknown section (expected one of {sorted(known_top)})")
@@ -192,7 +211,8 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | os._Environ[str]) 
         x.upper() for x in r.strings(r.table(raw, "consent"), "consent.require_in_regions",
                                      "require_in_regions", ())))
     return Settings(server=server, storage=storage, sources=sources, destinations=dests,
-                    delivery=delivery, consent=consent)
+                    delivery=delivery, consent=consent,
+                    sessions=r.sessions(r.table(raw, "sessions")))
 
 
 class _Reader:
@@ -283,7 +303,8 @@ class _Reader:
 
     def source(self, t: dict[str, Any], p: str) -> SourceSettings:
         self.reject_unknown(t, p, {"name", "kind", "key", "allowed_origins", "secret",
-                                   "purchase_topic", "content_id"})
+                                   "purchase_topic", "content_id", "consent_required",
+                                   "page_views"})
         name = self.string(t, f"{p}.name", "name")
         if not _NAME.match(name):
             raise ConfigError(f"{p}.name", "use letters, digits, '_', '-' or '.' (at most 64)")
@@ -300,6 +321,32 @@ class _Reader:
                                        ("orders/create", "orders/paid")),
             content_id=self.choice(t, f"{p}.content_id", "content_id",
                                    ("sku", "variant_id", "product_id")),
+            consent_required=self.boolean(t, f"{p}.consent_required", "consent_required"),
+            page_views=self.boolean(t, f"{p}.page_views", "page_views"),
+        )
+
+    def boolean(self, t: dict[str, Any], path: str, key: str, default: bool = False) -> bool:
+        v = t.get(key, default)
+        if not isinstance(v, bool):
+            raise ConfigError(path, "must be true or false")
+        return v
+
+    def sessions(self, t: dict[str, Any]) -> SessionSettings:
+        self.reject_unknown(t, "sessions", set(SessionSettings.__dataclass_fields__))
+        d = SessionSettings()
+        domain = self.string(t, "sessions.cookie_domain", "cookie_domain", "").strip(".")
+        if domain and not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", domain):
+            raise ConfigError("sessions.cookie_domain", "must be a host name like shop.example")
+        return SessionSettings(
+            ttclid_cookie_days=self.integer(t, "sessions.ttclid_cookie_days",
+                                            "ttclid_cookie_days", d.ttclid_cookie_days, 1, 400),
+            session_cookie_days=self.integer(t, "sessions.session_cookie_days",
+                                             "session_cookie_days", d.session_cookie_days,
+                                             1, 400),
+            identity_window_days=self.integer(t, "sessions.identity_window_days",
+                                              "identity_window_days", d.identity_window_days,
+                                              1, 365),
+            cookie_domain=domain.lower(),
         )
 
     def choice(self, t: dict[str, Any], path: str, key: str, options: tuple[str, ...]) -> str:

@@ -13,7 +13,15 @@ from pixelrelay.destinations.tiktok.mapping import tiktok_name
 from pixelrelay.errors import ConfigError, Problem
 from pixelrelay.model import Channel, DeliveryState, Event, Route
 from pixelrelay.pipeline.consent import apply_consent
+from pixelrelay.pipeline.enrich import (
+    EnrichedFrom,
+    SessionContext,
+    enrich,
+    lacks_context,
+    lookup_for,
+)
 from pixelrelay.pipeline.parse import parse_event, too_old
+from pixelrelay.sessions import SessionStore
 from pixelrelay.store.base import NewEvent, Store
 
 
@@ -54,8 +62,10 @@ class Ingestor:
     """
 
     def __init__(self, settings: Settings, store: Store, destinations: Sequence[Destination],
-                 clock: Clock, notify: Callable[[set[str]], None] = lambda names: None) -> None:
+                 clock: Clock, notify: Callable[[set[str]], None] = lambda names: None,
+                 sessions: SessionStore | None = None) -> None:
         self.store = store
+        self.sessions = sessions
         self.destinations = tuple(destinations)
         self.clock = clock
         self.notify = notify
@@ -70,9 +80,15 @@ class Ingestor:
     async def accept(self, raw_events: Sequence[object], *,
                      channel: Channel = Channel.SERVER,
                      only_destinations: frozenset[str] | None = None,
-                     all_or_nothing: bool = False) -> IngestResult:
-        """Validate and commit; with all_or_nothing one bad event rejects the whole request."""
+                     all_or_nothing: bool = False,
+                     context: SessionContext | None = None) -> IngestResult:
+        """Validate and commit; with all_or_nothing one bad event rejects the whole request.
+
+        `context`: the browser session the events came with (/v1/collect), used instead of a
+        lookup to fill the match keys they lack.
+        """
         now = self.clock.now()
+        links: list[tuple[str, tuple[str, ...]]] = []  # (session, identities) seen together
         result = IngestResult()
         batch: list[NewEvent] = []
         positions: list[int] = []
@@ -88,7 +104,10 @@ class Ingestor:
                 result.rejected.append(Rejection(index, parsed.problems))
                 result.event_ids.append(_given_id(raw))
                 continue
-            new, problem = self._route(apply_consent(event, self.require_consent_in), dests, now)
+            event = apply_consent(event, self.require_consent_in)
+            if self.sessions is not None:
+                event = await self._enrich(event, context, now, links)
+            new, problem = self._route(event, dests, now)
             if problem is not None:
                 result.rejected.append(Rejection(index, (problem,)))
                 result.event_ids.append(event.event_id)
@@ -110,7 +129,33 @@ class Ingestor:
                      for r in n.routes if r.state is DeliveryState.PENDING}
             if woken:
                 self.notify(woken)
+        if links and self.sessions is not None:
+            # After the events' commit: a failure here loses a link, never an event.
+            await self.sessions.link_identities(links, now)
         return result
+
+    async def _enrich(self, event: Event, context: SessionContext | None, now: float,
+                      links: list[tuple[str, tuple[str, ...]]]) -> Event:
+        """Restore the session's match keys the event lacks (SPEC §2.2): from the browser
+        context it came with, else by session id, cart/checkout token or identity."""
+        assert self.sessions is not None
+        lookup = lookup_for(event)
+        session_id = event.session_id
+        if context is not None:
+            event = enrich(event, context, EnrichedFrom.SESSION)
+            session_id = context.session_id
+        elif (lacks_context(event) and not lookup.empty) or (
+                lookup.tokens and lookup.identities):
+            found = (await self.sessions.find([lookup], now))[0]
+            if found is not None:
+                event = enrich(event, found[0], found[1])
+                if found[1] is not EnrichedFrom.IDENTITY:
+                    # A session found through the identity is not re-linked to it: that
+                    # would keep an old context alive past identity_window_days.
+                    session_id = found[0].session_id
+        if session_id is not None and lookup.identities:
+            links.append((session_id, lookup.identities))
+        return event
 
     def _route(self, event: Event, dests: Sequence[Destination],
                now: float) -> tuple[NewEvent, Problem | None]:

@@ -165,9 +165,12 @@ async def _main(settings: Settings, opts: ImportOptions, console: Console, clock
     if opts.source is not None and opts.source not in {s.value for s in Source}:
         raise OpsError("--source", "must be one of web, app, offline, crm")
     try:
-        total = sum(1 for _ in opts.path.open(encoding="utf-8-sig"))
+        with opts.path.open(encoding="utf-8-sig") as f:
+            total = sum(1 for _ in f)
     except OSError as exc:
         raise OpsError(str(opts.path), exc.strerror or "cannot be read") from None
+    except UnicodeDecodeError as exc:  # checked here, before anything is committed
+        raise OpsError(str(opts.path), f"is not UTF-8 text (byte {exc.start})") from None
     store = await open_sqlite(settings)
     try:
         ingestor = Ingestor(settings, store, [build_destination(d)

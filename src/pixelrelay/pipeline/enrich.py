@@ -1,0 +1,110 @@
+"""Restore a browser session's context (ttclid, ttp, ip, user agent) onto events that lack it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from pixelrelay.model import Event
+
+TOKEN_KINDS = ("cart_token", "checkout_token")
+MAX_TOKEN_LEN = 256
+
+
+class EnrichedFrom(StrEnum):
+    """How the context was found; stored as Event.enriched_from for the diagnostics."""
+
+    SESSION = "session"  # the event named the session
+    LINK = "link"  # a cart/checkout token linked to a session
+    IDENTITY = "identity"  # a hashed email/external_id seen with a session recently
+
+
+@dataclass(frozen=True, slots=True)
+class SessionContext:
+    """What a browser session told us about the visitor. Never holds raw personal data."""
+
+    session_id: str
+    ttclid: str | None = None
+    ttp: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    landing_url: str | None = None
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """The keys an event offers for finding its session, strongest first."""
+
+    session_id: str | None
+    tokens: tuple[tuple[str, str], ...]  # (kind, token)
+    identities: tuple[str, ...]  # "email:<hex>" / "external_id:<hex>"
+
+    @property
+    def empty(self) -> bool:
+        return self.session_id is None and not self.tokens and not self.identities
+
+
+def lacks_context(event: Event) -> bool:
+    u = event.user
+    return u.ttclid is None or u.ttp is None or u.ip is None or u.user_agent is None
+
+
+def identity_keys(event: Event) -> tuple[str, ...]:
+    """Identities are the event's hashed email and external_id (phones are shared too often
+    between household members to stand for one browser)."""
+    return (*(f"email:{h}" for h in event.user.email),
+            *(f"external_id:{h}" for h in event.user.external_id))
+
+
+def token_keys(event: Event) -> tuple[tuple[str, str], ...]:
+    out: list[tuple[str, str]] = []
+    for kind in TOKEN_KINDS:
+        value = event.properties.get(kind)
+        if isinstance(value, str) and 0 < len(value.strip()) <= MAX_TOKEN_LEN:
+            out.append((kind, value.strip()))
+    return tuple(out)
+
+
+def lookup_for(event: Event) -> Lookup:
+    return Lookup(event.session_id, token_keys(event), identity_keys(event))
+
+
+def enrich(event: Event, context: SessionContext | None, how: EnrichedFrom) -> Event:
+    """Fill each of ttclid, ttp, ip, user_agent the event lacks from the context.
+
+    The event's own values always win: a backend that knows the buyer's IP knows it better
+    than a session seen earlier. `enriched_from` is set only when something was filled, so
+    the diagnostics count events that really gained a match key.
+    """
+    if context is None:
+        return event
+    u = event.user
+    filled = replace(
+        u,
+        ttclid=u.ttclid if u.ttclid is not None else context.ttclid,
+        ttp=u.ttp if u.ttp is not None else context.ttp,
+        ip=u.ip if u.ip is not None else context.ip,
+        user_agent=u.user_agent if u.user_agent is not None else context.user_agent,
+    )
+    if filled == u:
+        return event
+    return replace(event, user=filled, enriched_from=str(how))
+
+
+def merge_context(old: SessionContext | None, new: SessionContext) -> SessionContext:
+    """A session after a new hit: newer non-empty match keys replace older ones (a new ad
+    click brings a new ttclid), the landing URL and first_seen stay the first ones."""
+    if old is None:
+        return new
+    return SessionContext(
+        session_id=old.session_id,
+        ttclid=new.ttclid or old.ttclid,
+        ttp=new.ttp or old.ttp,
+        ip=new.ip or old.ip,
+        user_agent=new.user_agent or old.user_agent,
+        landing_url=old.landing_url or new.landing_url,
+        first_seen=min(old.first_seen, new.first_seen) if old.first_seen else new.first_seen,
+        last_seen=max(old.last_seen, new.last_seen),
+    )

@@ -1,0 +1,218 @@
+"""The browser source: GET /tag.js, POST /v1/collect (with its CORS preflight), session cookies."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pixelrelay.config import Settings, SourceSettings
+from pixelrelay.errors import StoreUnavailable
+from pixelrelay.ingest import Ingestor
+from pixelrelay.model import Channel
+from pixelrelay.pipeline.enrich import TOKEN_KINDS, SessionContext
+from pixelrelay.sessions import SessionStore
+from pixelrelay.sources import browser_rules as rules
+from pixelrelay.sources.http import (
+    BodyTooLarge,
+    find_source,
+    json_response,
+    problem_response,
+    read_body,
+)
+
+log = logging.getLogger(__name__)
+MAX_COLLECT_BYTES = 64 * 1024  # what a keepalive fetch / sendBeacon may carry
+MAX_URL = 2048
+_TEMPLATE = (resources.files("pixelrelay.sources") / "static" / "tag.js").read_text("utf-8")
+
+
+class TagEndpoint:
+    """GET /tag.js[?k=<site key>]: the tag with the event map (and the source's consent and
+    page-view defaults) embedded; revalidated by ETag, so a mapping change shows up within
+    the max-age."""
+
+    def __init__(self, settings: Settings) -> None:
+        event_map = settings.destinations[0].event_map if settings.destinations else {}
+        self.sources = settings.sources
+        self.default = rules.render_tag(_TEMPLATE, rules.tag_config(event_map))
+        self.by_source = {
+            s.name: rules.render_tag(_TEMPLATE, rules.tag_config(
+                event_map, consent_required=s.consent_required, page_views=s.page_views))
+            for s in settings.sources if s.kind == "browser"}
+
+    async def __call__(self, request: Request) -> Response:
+        source = find_source(self.sources, "browser", request.query_params.get("k"))
+        body, etag = self.default if source is None else self.by_source[source.name]
+        headers = {"ETag": etag, "Cache-Control": "public, max-age=3600",
+                   "X-Content-Type-Options": "nosniff"}
+        if etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return Response(body, headers=headers, media_type="application/javascript")
+
+
+class CollectEndpoint:
+    """POST /v1/collect: one tag hit -> session context + cookies -> (event ingest | link).
+
+    The tag posts text/plain with the site key in the body (`k`), a CORS "simple request"
+    that needs no preflight and so survives page unload with keepalive/sendBeacon; a key in
+    X-Pixelrelay-Key (preflighted) works as well.
+    """
+
+    def __init__(self, ingestor: Ingestor, sessions: SessionStore, settings: Settings) -> None:
+        self.ingestor = ingestor
+        self.sessions = sessions
+        self.sources = settings.sources
+        self.trusted = settings.server.trusted_proxies
+        self.cfg = settings.sessions
+        self.browser_origins = {o.rstrip("/") for s in settings.sources if s.kind == "browser"
+                                for o in s.allowed_origins}
+        self.any_origin = any(s.kind == "browser" and not s.allowed_origins
+                              for s in settings.sources)
+
+    async def __call__(self, request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return self._preflight(request)
+        origin = request.headers.get("origin")
+        try:
+            raw = await read_body(request, MAX_COLLECT_BYTES)
+        except BodyTooLarge:
+            return problem_response(413, "too_large", "a tag hit is at most 64 KiB")
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return problem_response(400, "malformed_json", f"body is not valid JSON: {exc}")
+        if not isinstance(doc, dict):
+            return problem_response(400, "malformed_envelope", "body must be a JSON object")
+        key = request.headers.get("x-pixelrelay-key") or doc.pop("k", None)
+        doc.pop("k", None)
+        source = find_source(self.sources, "browser", key if isinstance(key, str) else None)
+        if source is None:
+            return problem_response(401, "unauthorized", "unknown site key")
+        if not rules.origin_allowed(origin, source.allowed_origins):
+            return problem_response(403, "forbidden", f"origin {origin!r} is not allowed")
+        cors = rules.cors_headers(origin)
+        link = doc.pop("link", None)
+        try:
+            answer, cookies = await self._hit(request, source, doc, link)
+        except StoreUnavailable as exc:
+            log.error("store unavailable, answering 503 to the tag: %s", exc)
+            return _with(problem_response(503, "unavailable", "could not commit; retry later"),
+                         cors, [])
+        if isinstance(answer, Response):
+            return _with(answer, cors, [])
+        return _with(json_response(answer, 202), cors, cookies)
+
+    async def _hit(self, request: Request, source: SourceSettings, doc: dict[str, Any],
+                   link: object) -> tuple[dict[str, Any] | Response, list[str]]:
+        tokens = _tokens(link)
+        if isinstance(tokens, str):
+            return problem_response(400, "malformed_link", tokens), []
+        if source.consent_required and _marketing(doc) != "granted":
+            # Without consent: no cookie, no session, no link. An event still goes in, marked
+            # denied, so it is kept as suppressed and never forwarded (SPEC §2.4).
+            if "event" not in doc:
+                return {"accepted": 0, "linked": [], "reason": "consent required"}, []
+            doc["consent"] = {**_obj(doc.get("consent")), "marketing": "denied"}
+            result = await self.ingestor.accept([doc], channel=Channel.BROWSER)
+            return result.as_dict(), []
+        now = self.ingestor.clock.now()
+        ctx, sid_is_new = self._context(request, doc, now)
+        ctx = await self.sessions.record(ctx)
+        for kind, token in tokens:
+            await self.sessions.link_token(kind, token, ctx.session_id, now)
+        answer: dict[str, Any] = {"session_id": ctx.session_id}
+        if tokens:
+            answer["linked"] = [kind for kind, _ in tokens]
+        if "event" in doc:
+            doc["session_id"] = ctx.session_id
+            result = await self.ingestor.accept([doc], channel=Channel.BROWSER, context=ctx)
+            answer.update(result.as_dict())
+        return answer, self._cookies(request, ctx, sid_is_new)
+
+    def _context(self, request: Request, doc: dict[str, Any],
+                 now: float) -> tuple[SessionContext, bool]:
+        page, user = _obj(doc.get("page")), _obj(doc.get("user"))
+        url, referrer = _str(page.get("url")), _str(page.get("referrer"))
+        sid = request.cookies.get(rules.SESSION_COOKIE)
+        is_new = not rules.valid_session_id(sid)
+        if is_new or sid is None:
+            sid = rules.new_session_id()
+        cookie_ttclid = request.cookies.get(rules.TTCLID_COOKIE)
+        if cookie_ttclid is not None and not rules.cookie_value_ok(cookie_ttclid):
+            cookie_ttclid = None
+        ttp = request.cookies.get(rules.TTP_COOKIE) or _str(user.get("ttp"))
+        peer = request.client.host if request.client else None
+        ctx = SessionContext(
+            session_id=sid,
+            ttclid=rules.ttclid_from_page(url, referrer) or cookie_ttclid,
+            ttp=ttp if ttp and len(ttp) <= rules.MAX_TTCLID else None,
+            ip=rules.client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted),
+            user_agent=_str(request.headers.get("user-agent")),
+            landing_url=url[:MAX_URL] if url else None,
+            first_seen=now, last_seen=now)
+        return ctx, is_new
+
+    def _cookies(self, request: Request, ctx: SessionContext, sid_is_new: bool) -> list[str]:
+        peer = request.client.host if request.client else None
+        secure = request.url.scheme == "https" or (
+            rules.peer_is_trusted(peer, self.trusted)
+            and request.headers.get("x-forwarded-proto", "").lower() == "https")
+        domain = self.cfg.cookie_domain
+        # Re-set on every hit: the session lifetime counts from the last activity.
+        cookies = [rules.build_cookie(rules.SESSION_COOKIE, ctx.session_id,
+                                      self.cfg.session_cookie_days * 86400,
+                                      secure=secure, domain=domain)]
+        if ctx.ttclid and rules.cookie_value_ok(ctx.ttclid) and (
+                ctx.ttclid != request.cookies.get(rules.TTCLID_COOKIE)):
+            # Only when it changes: the ttclid's window runs from the ad click.
+            cookies.append(rules.build_cookie(rules.TTCLID_COOKIE, ctx.ttclid,
+                                              self.cfg.ttclid_cookie_days * 86400,
+                                              secure=secure, domain=domain))
+        return cookies
+
+    def _preflight(self, request: Request) -> Response:
+        origin = request.headers.get("origin")
+        if not origin:
+            return problem_response(400, "bad_preflight", "a preflight needs an Origin")
+        if not self.any_origin and origin.rstrip("/") not in self.browser_origins:
+            return problem_response(403, "forbidden", f"origin {origin!r} is not allowed")
+        return Response(status_code=204, headers=rules.preflight_headers(origin))
+
+
+def _with(response: Response, headers: dict[str, str], cookies: list[str]) -> Response:
+    response.headers.update(headers)
+    for cookie in cookies:
+        response.headers.append("set-cookie", cookie)
+    return response
+
+
+def _obj(v: object) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+def _str(v: object) -> str | None:
+    return v.strip() if isinstance(v, str) and v.strip() else None
+
+
+def _marketing(doc: dict[str, Any]) -> object:
+    consent = doc.get("consent")
+    return consent.get("marketing") if isinstance(consent, dict) else None
+
+
+def _tokens(link: object) -> list[tuple[str, str]] | str:
+    """The (kind, token) pairs of a `link` call, or why it is malformed."""
+    if link is None:
+        return []
+    if not isinstance(link, dict) or not link or not set(link) <= set(TOKEN_KINDS):
+        return f"link must be an object with {' and/or '.join(TOKEN_KINDS)}"
+    out = []
+    for kind, token in link.items():
+        if not isinstance(token, str) or not 0 < len(token.strip()) <= 256:
+            return f"link.{kind} must be a non-empty string of at most 256 characters"
+        out.append((kind, token.strip()))
+    return out

@@ -1,0 +1,176 @@
+"""Browser source decisions, pure: client IP, ttclid, cookies, CORS, the tag's embedded config."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import secrets
+from collections.abc import Mapping
+from functools import lru_cache
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from pixelrelay.destinations.tiktok.mapping import DEFAULT_MAP
+
+SESSION_COOKIE = "prx_sid"
+TTCLID_COOKIE = "prx_ttclid"
+TTP_COOKIE = "_ttp"  # set by the TikTok Pixel on the shop's domain
+MAX_TTCLID = 512  # the parser's limit; a longer one would cost the whole event
+_SESSION_ID = re.compile(r"^s_[0-9a-f]{32}$")
+_COOKIE_SAFE = re.compile(r"^[A-Za-z0-9._~-]{1,512}$")
+CONFIG_MARK = "/*__PIXELRELAY_CONFIG__*/{}"
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=64)
+def _networks(trusted: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(t.strip(), strict=False) for t in trusted if t.strip())
+
+
+def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not text:
+        return None
+    try:
+        return ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+
+
+def _trusted(addr: ipaddress.IPv4Address | ipaddress.IPv6Address,
+             nets: tuple[IPNetwork, ...]) -> bool:
+    return any(addr.version == n.version and addr in n for n in nets)
+
+
+def client_ip(peer: str | None, forwarded_for: str | None,
+              trusted_proxies: tuple[str, ...]) -> str | None:
+    """The visitor's IP: the peer, unless the peer is a trusted proxy; then the right-most
+    X-Forwarded-For entry that is not itself a trusted proxy. Entries left of an untrusted
+    one were written by the client and could be anything, so they are never read."""
+    addr = _ip(peer)
+    if addr is None:
+        return None
+    nets = _networks(trusted_proxies)
+    if not forwarded_for or not _trusted(addr, nets):
+        return str(addr)
+    for hop in reversed(forwarded_for.split(",")):
+        hop_addr = _ip(hop)
+        if hop_addr is None:
+            return str(addr)  # a garbled chain: trust only what we saw ourselves
+        if not _trusted(hop_addr, nets):
+            return str(hop_addr)
+        addr = hop_addr
+    return str(addr)
+
+
+def peer_is_trusted(peer: str | None, trusted_proxies: tuple[str, ...]) -> bool:
+    addr = _ip(peer)
+    return addr is not None and _trusted(addr, _networks(trusted_proxies))
+
+
+def same_site(host_a: str, host_b: str) -> bool:
+    """Equal hosts, or one a subdomain of the other (shop.example / www.shop.example).
+
+    An approximation of the registrable domain without the public suffix list; it errs
+    towards "not same site", which only means a ttclid is not taken from a referrer.
+    """
+    a, b = host_a.lower().rstrip("."), host_b.lower().rstrip(".")
+    if not a or not b:
+        return False
+    return a == b or a.endswith("." + b) or b.endswith("." + a)
+
+
+def ttclid_from_url(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        return None
+    values = parse_qs(query).get("ttclid")
+    if values:
+        value = values[0].strip()
+        if 0 < len(value) <= MAX_TTCLID:
+            return value
+    return None
+
+
+def ttclid_from_page(page_url: str | None, referrer: str | None) -> str | None:
+    """The landing URL's ttclid, else a same-site referrer's (a redirect that dropped it)."""
+    found = ttclid_from_url(page_url)
+    if found is not None or not page_url or not referrer:
+        return found
+    try:
+        page_host, ref_host = urlsplit(page_url).hostname, urlsplit(referrer).hostname
+    except ValueError:
+        return None
+    if page_host and ref_host and same_site(page_host, ref_host):
+        return ttclid_from_url(referrer)
+    return None
+
+
+def new_session_id() -> str:
+    return "s_" + secrets.token_hex(16)
+
+
+def valid_session_id(value: str | None) -> bool:
+    return value is not None and _SESSION_ID.match(value) is not None
+
+
+def cookie_value_ok(value: str) -> bool:
+    """Only values that need no quoting go into Set-Cookie (a ttclid is base64url-like)."""
+    return _COOKIE_SAFE.match(value) is not None
+
+
+def build_cookie(name: str, value: str, max_age_s: int, *, secure: bool, domain: str = "",
+                 http_only: bool = True) -> str:
+    """A first-party Set-Cookie value. Set by the server, so Safari's 7-day cap on cookies
+    written by script does not apply; Lax so a click from the ad still carries it."""
+    parts = [f"{name}={value}", "Path=/", f"Max-Age={max_age_s}", "SameSite=Lax"]
+    if domain:
+        parts.append(f"Domain={domain}")
+    if secure:
+        parts.append("Secure")
+    if http_only:
+        parts.append("HttpOnly")
+    return "; ".join(parts)
+
+
+def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
+    """An empty allow-list admits any origin (as /v1/events does for site keys)."""
+    if not allowed:
+        return True
+    return origin is not None and origin.rstrip("/") in {a.rstrip("/") for a in allowed}
+
+
+def cors_headers(origin: str | None) -> dict[str, str]:
+    """Credentialed CORS: the exact origin, never "*", and Vary so caches keep them apart."""
+    headers = {"Vary": "Origin"}
+    if origin:
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Access-Control-Allow-Credentials"] = "true"
+    return headers
+
+
+def preflight_headers(origin: str) -> dict[str, str]:
+    return {**cors_headers(origin),
+            "Access-Control-Allow-Methods": "POST",
+            "Access-Control-Allow-Headers": "Content-Type, X-Pixelrelay-Key",
+            "Access-Control-Max-Age": "600"}
+
+
+def tag_config(event_map: Mapping[str, str], *, consent_required: bool = False,
+               page_views: bool = False) -> dict[str, object]:
+    """What the tag needs to fire the Pixel exactly as the server will send: the first
+    destination's overrides merged over the default map."""
+    return {"map": {**DEFAULT_MAP, **event_map}, "consentRequired": consent_required,
+            "pageViews": page_views}
+
+
+def render_tag(template: str, config: Mapping[str, object]) -> tuple[bytes, str]:
+    """The tag with its config embedded, and a strong ETag of exactly those bytes."""
+    body = template.replace(CONFIG_MARK, orjson.dumps(config, option=orjson.OPT_SORT_KEYS)
+                            .decode()).encode()
+    return body, '"' + hashlib.sha256(body).hexdigest()[:20] + '"'

@@ -1,0 +1,267 @@
+/* pixelrelay tag: one event name and event_id for the TikTok Pixel and the server. */
+(function (w, d) {
+  'use strict';
+  // Filled by the server: the event map it sends with, the source's defaults.
+  var CONFIG = /*__PIXELRELAY_CONFIG__*/{};
+  var prior = w.pixelrelay;
+  if (prior && prior.loaded) { return; }
+  var script = d.currentScript;
+  var S = {
+    key: null,
+    endpoint: script && script.src ? new URL(script.src, d.baseURI).origin : '',
+    consentRequired: !!CONFIG.consentRequired,
+    pageViews: !!CONFIG.pageViews,
+    consent: null, // explicit pixelrelay('consent', ...) state; wins over Consent Mode
+    user: {},
+    pending: [], // work held back until init / consent
+    lastPage: null
+  };
+  var MAX_PENDING = 100;
+  var CONSENT_KEYS = ['marketing', 'ad_user_data', 'ad_personalization'];
+
+  function own(o, k) { return Object.prototype.hasOwnProperty.call(o, k); }
+
+  function mapName(name) {
+    var m = CONFIG.map || {};
+    return own(m, name) && m[name] ? m[name] : name;
+  }
+
+  function isUpper(c) { return c >= 'A' && c <= 'Z'; }
+  function isLower(c) { return c >= 'a' && c <= 'z'; }
+  function isDigit(c) { return c >= '0' && c <= '9'; }
+
+  // The same rule as mapping.snake_case on the server (CompletePayment -> complete_payment),
+  // written without regex lookbehind, which older Safari lacks.
+  function snake(name) {
+    var out = '';
+    for (var i = 0; i < name.length; i++) {
+      var c = name.charAt(i), prev = name.charAt(i - 1), next = name.charAt(i + 1);
+      if (i > 0 && isUpper(c) && (isLower(prev) || isDigit(prev) ||
+          (isUpper(prev) && isLower(next)))) { out += '_'; }
+      out += c;
+    }
+    return out.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_+|_+$/g, '').toLowerCase();
+  }
+
+  function uuid() {
+    var c = w.crypto;
+    if (c && c.randomUUID) { return c.randomUUID(); }
+    var b = new Uint8Array(16);
+    c.getRandomValues(b);
+    b[6] = (b[6] & 15) | 64; b[8] = (b[8] & 63) | 128;
+    var h = '';
+    for (var i = 0; i < 16; i++) {
+      h += (b[i] + 256).toString(16).slice(1);
+      if (i === 3 || i === 5 || i === 7 || i === 9) { h += '-'; }
+    }
+    return h;
+  }
+
+  function eventId(mapped, props, opts) {
+    if (opts && opts.event_id) { return String(opts.event_id); }
+    // Same derivation as the server and the Shopify webhook, so all copies deduplicate.
+    if (props && props.order_id) { return 'ord_' + props.order_id + '_' + snake(mapped); }
+    return uuid();
+  }
+
+  function state(v) {
+    if (v === true || v === 'granted') { return 'granted'; }
+    if (v === false || v === 'denied') { return 'denied'; }
+    return undefined;
+  }
+
+  // Google Consent Mode: the last consent default/update command in dataLayer, per key.
+  function consentMode() {
+    var dl = w.dataLayer, found = null;
+    if (!dl || !dl.length) { return null; }
+    for (var i = 0; i < dl.length; i++) {
+      var e = dl[i];
+      if (e && e[0] === 'consent' && (e[1] === 'default' || e[1] === 'update') &&
+          e[2] && typeof e[2] === 'object') {
+        found = found || {};
+        if (e[2].ad_storage) { found.marketing = state(e[2].ad_storage); }
+        if (e[2].ad_user_data) { found.ad_user_data = state(e[2].ad_user_data); }
+        if (e[2].ad_personalization) {
+          found.ad_personalization = state(e[2].ad_personalization);
+        }
+      }
+    }
+    return found;
+  }
+
+  function currentConsent() {
+    var c = S.consent || consentMode();
+    if (!c) { return null; }
+    var out = {}, any = false;
+    for (var i = 0; i < CONSENT_KEYS.length; i++) {
+      var v = state(c[CONSENT_KEYS[i]]);
+      if (v) { out[CONSENT_KEYS[i]] = v; any = true; }
+    }
+    return any ? out : null;
+  }
+
+  // 'send' | 'hold' | 'drop'. Without required consent everything goes and the server
+  // applies whatever consent the event carries.
+  function gate() {
+    if (!S.key) { return 'hold'; }
+    if (!S.consentRequired) { return 'send'; }
+    var c = currentConsent();
+    if (c && c.marketing === 'granted') { return 'send'; }
+    return c && c.marketing === 'denied' ? 'drop' : 'hold';
+  }
+
+  function run(work) {
+    var g = gate();
+    if (g === 'send') { work(); } else if (g === 'hold' && S.pending.length < MAX_PENDING) {
+      S.pending.push(work);
+    }
+  }
+
+  function flush() {
+    var g = gate();
+    if (g === 'hold') { return; }
+    var todo = S.pending;
+    S.pending = [];
+    if (g === 'send') { for (var i = 0; i < todo.length; i++) { todo[i](); } }
+  }
+
+  function readCookie(name) {
+    var parts = d.cookie ? d.cookie.split('; ') : [];
+    for (var i = 0; i < parts.length; i++) {
+      var eq = parts[i].indexOf('=');
+      if (parts[i].slice(0, eq) === name) { return decodeURIComponent(parts[i].slice(eq + 1)); }
+    }
+    return null;
+  }
+
+  function beacon(url, data) {
+    if (w.navigator && w.navigator.sendBeacon) {
+      w.navigator.sendBeacon(url, data);
+    }
+  }
+
+  // keepalive lets the request outlive the page; text/plain keeps it a CORS "simple
+  // request" (no preflight), so the key travels in the body.
+  function post(body) {
+    body.k = S.key;
+    var url = S.endpoint + '/v1/collect', data = JSON.stringify(body);
+    if (!w.fetch) { beacon(url, data); return; }
+    try {
+      w.fetch(url, {method: 'POST', keepalive: true, credentials: 'include',
+                    headers: {'Content-Type': 'text/plain;charset=UTF-8'}, body: data})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (j) { if (j && j.session_id) { api.sessionId = j.session_id; } })
+        ['catch'](function () { beacon(url, data); });
+    } catch (e) {
+      beacon(url, data);
+    }
+  }
+
+  function ttq() { return w.ttq && typeof w.ttq.track === 'function' ? w.ttq : null; }
+
+  function track(name, props, opts) {
+    if (typeof name !== 'string' || !name) { return null; }
+    props = props || {};
+    var mapped = mapName(name), id = eventId(mapped, props, opts);
+    var at = Math.floor(Date.now() / 1000);
+    var page = {url: w.location.href, referrer: d.referrer || undefined};
+    run(function () {
+      var t = ttq();
+      if (t) { t.track(mapped, props, {event_id: id}); }
+      var user = {}, u = S.user, ttp = readCookie('_ttp');
+      for (var k in u) { if (own(u, k) && u[k]) { user[k] = u[k]; } }
+      if (ttp) { user.ttp = ttp; }
+      var body = {event: name, event_id: id, timestamp: at, page: page, properties: props,
+                  user: user};
+      var c = currentConsent();
+      if (c) { body.consent = c; }
+      post(body);
+    });
+    return id;
+  }
+
+  function identify(who) {
+    who = who || {};
+    var keys = ['email', 'phone', 'external_id'];
+    for (var i = 0; i < keys.length; i++) {
+      if (who[keys[i]]) { S.user[keys[i]] = String(who[keys[i]]); }
+    }
+    run(function () {
+      var t = ttq();
+      if (t && typeof t.identify === 'function') {
+        t.identify({email: S.user.email, phone_number: S.user.phone,
+                    external_id: S.user.external_id});
+      }
+    });
+  }
+
+  function consent(c) {
+    S.consent = S.consent || {};
+    for (var i = 0; i < CONSENT_KEYS.length; i++) {
+      var v = state(c && c[CONSENT_KEYS[i]]);
+      if (v) { S.consent[CONSENT_KEYS[i]] = v; }
+    }
+    var t = w.ttq;
+    if (t && S.consent.marketing === 'granted' && t.grantConsent) { t.grantConsent(); }
+    if (t && S.consent.marketing === 'denied' && t.revokeConsent) { t.revokeConsent(); }
+    flush();
+  }
+
+  function link(tokens) {
+    var l = {};
+    if (tokens && tokens.cart_token) { l.cart_token = String(tokens.cart_token); }
+    if (tokens && tokens.checkout_token) { l.checkout_token = String(tokens.checkout_token); }
+    run(function () { post({link: l}); });
+  }
+
+  function pageView() {
+    var here = w.location.pathname + w.location.search;
+    if (here === S.lastPage) { return; }
+    S.lastPage = here;
+    track('PageView', {});
+  }
+
+  // Single-page apps change pages through the History API without a load.
+  function watchHistory() {
+    var h = w.history;
+    ['pushState', 'replaceState'].forEach(function (m) {
+      var orig = h[m];
+      h[m] = function () {
+        var r = orig.apply(this, arguments);
+        pageView();
+        return r;
+      };
+    });
+    w.addEventListener('popstate', pageView);
+  }
+
+  function init(opts) {
+    opts = opts || {};
+    S.key = opts.key || S.key;
+    if (opts.endpoint) { S.endpoint = String(opts.endpoint).replace(/\/+$/, ''); }
+    if (opts.consentRequired !== undefined) { S.consentRequired = !!opts.consentRequired; }
+    if (opts.pageViews !== undefined) { S.pageViews = !!opts.pageViews; }
+    var dl = w.dataLayer;
+    if (dl && typeof dl.push === 'function' && !dl.pixelrelayWatched) {
+      var push = dl.push;
+      dl.push = function () { var r = push.apply(dl, arguments); flush(); return r; };
+      dl.pixelrelayWatched = true;
+    }
+    if (S.pageViews) { pageView(); watchHistory(); }
+    flush();
+  }
+
+  var commands = {init: init, track: track, identify: identify, consent: consent, link: link};
+
+  function api(cmd) {
+    var f = own(commands, cmd) ? commands[cmd] : null;
+    return f ? f.apply(null, Array.prototype.slice.call(arguments, 1)) : undefined;
+  }
+  api.loaded = true;
+  api.sessionId = null;
+  api.snake = snake;
+  api.mapName = mapName;
+  w.pixelrelay = api;
+  var q = (prior && prior.q) || [];
+  for (var i = 0; i < q.length; i++) { api.apply(null, q[i]); }
+})(window, document);

@@ -1,0 +1,58 @@
+"""Browser source decisions: client IP behind proxies, ttclid, cookies, CORS, the tag's config."""
+
+from __future__ import annotations
+
+import orjson
+
+from pixelrelay.sources import browser_rules as r
+
+PROXIES = ("10.0.0.0/8", "127.0.0.1")
+
+
+def test_client_ip_trusts_forwarded_for_only_from_configured_proxies() -> None:
+    xff = "1.2.3.4, 203.0.113.5, 10.0.0.2"
+    assert r.client_ip("10.0.0.1", xff, PROXIES) == "203.0.113.5"  # skip the trusted hops
+    assert r.client_ip("198.51.100.7", xff, PROXIES) == "198.51.100.7"  # peer not a proxy
+    assert r.client_ip("10.0.0.1", None, PROXIES) == "10.0.0.1"
+    assert r.client_ip("10.0.0.1", "10.0.0.3", PROXIES) == "10.0.0.3"  # all trusted: left-most
+    assert r.client_ip("10.0.0.1", "junk, 203.0.113.5", PROXIES) == "203.0.113.5"
+    assert r.client_ip("10.0.0.1", "203.0.113.5, junk", PROXIES) == "10.0.0.1"
+    assert r.client_ip("::1", "203.0.113.5", ("::1",)) == "203.0.113.5"
+    assert r.client_ip(None, "203.0.113.5", PROXIES) is None
+
+
+def test_ttclid_from_landing_url_or_same_site_referrer() -> None:
+    assert r.ttclid_from_page("https://shop.test/p?a=1&ttclid=E.C.P.1", None) == "E.C.P.1"
+    assert r.ttclid_from_page("https://shop.test/p", "https://www.shop.test/?ttclid=E.2") == "E.2"
+    assert r.ttclid_from_page("https://shop.test/p", "https://evil.test/?ttclid=E.3") is None
+    assert r.ttclid_from_page("https://shop.test/p?ttclid=" + "x" * 600, None) is None
+    assert r.ttclid_from_page(None, "https://shop.test/?ttclid=E.4") is None
+    assert r.same_site("shop.test", "cdn.shop.test") and not r.same_site("shop.test", "xshop.test")
+
+
+def test_cookies_are_first_party_lax_and_secure_on_https() -> None:
+    c = r.build_cookie("prx_sid", "s_1", 86400, secure=True, domain="shop.test")
+    assert c == ("prx_sid=s_1; Path=/; Max-Age=86400; SameSite=Lax; Domain=shop.test; "
+                 "Secure; HttpOnly")
+    assert "Secure" not in r.build_cookie("a", "b", 1, secure=False)
+    assert r.cookie_value_ok("E.C.P.CvQBA-_~") and not r.cookie_value_ok("a;b")
+    sid = r.new_session_id()
+    assert r.valid_session_id(sid) and not r.valid_session_id("s_nothex")
+
+
+def test_cors_echoes_the_exact_origin() -> None:
+    assert r.cors_headers("https://shop.test") == {
+        "Vary": "Origin", "Access-Control-Allow-Origin": "https://shop.test",
+        "Access-Control-Allow-Credentials": "true"}
+    assert r.origin_allowed("https://shop.test", ("https://shop.test/",))
+    assert not r.origin_allowed(None, ("https://shop.test",))
+    assert not r.origin_allowed("https://evil.test", ("https://shop.test",))
+
+
+def test_tag_config_merges_destination_map_over_defaults() -> None:
+    cfg = r.tag_config({"Purchase": "Purchase", "Lead": "Contact"}, page_views=True)
+    body, etag = r.render_tag("var C = " + r.CONFIG_MARK + ";", cfg)
+    embedded = orjson.loads(body.decode()[len("var C = "):-1])
+    assert embedded["map"]["Purchase"] == "Purchase" and embedded["map"]["Lead"] == "Contact"
+    assert embedded["map"]["PageView"] == "Pageview" and embedded["pageViews"] is True
+    assert r.render_tag("x" + r.CONFIG_MARK, cfg)[1] != etag

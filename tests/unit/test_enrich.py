@@ -1,0 +1,59 @@
+"""Enrichment rules: what a session's context adds to an event, and which lookups it offers."""
+
+from __future__ import annotations
+
+from pixelrelay.model import Event, User
+from pixelrelay.pipeline.enrich import (
+    EnrichedFrom,
+    SessionContext,
+    enrich,
+    lacks_context,
+    lookup_for,
+    merge_context,
+)
+
+H1, H2 = "a" * 64, "b" * 64
+CTX = SessionContext("s_1", ttclid="E.C.P.x", ttp="2.t", ip="203.0.113.1", user_agent="UA",
+                     landing_url="https://shop.test/?ttclid=E.C.P.x", first_seen=10, last_seen=20)
+
+
+def ev(**kw: object) -> Event:
+    base: dict[str, object] = {"name": "Purchase", "event_id": "e", "event_time": 1}
+    return Event(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_fills_only_what_is_missing_and_says_how() -> None:
+    out = enrich(ev(user=User(ip="192.0.2.9")), CTX, EnrichedFrom.LINK)
+    assert out.user == User(ttclid="E.C.P.x", ttp="2.t", ip="192.0.2.9", user_agent="UA")
+    assert out.enriched_from == "link"
+
+
+def test_nothing_to_add_leaves_the_event_unmarked() -> None:
+    full = ev(user=User(ttclid="t", ttp="p", ip="192.0.2.9", user_agent="U"))
+    assert not lacks_context(full)
+    assert enrich(full, CTX, EnrichedFrom.SESSION) is full
+    assert enrich(ev(), None, EnrichedFrom.SESSION).enriched_from is None
+    empty = SessionContext("s_2")
+    assert enrich(ev(), empty, EnrichedFrom.SESSION).enriched_from is None
+
+
+def test_lookup_offers_session_tokens_and_hashed_identities() -> None:
+    e = ev(session_id="s_1", user=User(email=(H1,), external_id=(H2,), phone=(H2,)),
+           properties={"cart_token": " c1 ", "checkout_token": "", "order_id": "1"})
+    lk = lookup_for(e)
+    assert lk.session_id == "s_1"
+    assert lk.tokens == (("cart_token", "c1"),)
+    assert lk.identities == (f"email:{H1}", f"external_id:{H2}")  # phones are not identities
+    assert lookup_for(ev()).empty
+    assert lookup_for(ev(properties={"cart_token": 5})).empty
+
+
+def test_merge_keeps_the_first_landing_and_takes_newer_keys() -> None:
+    hit = SessionContext("s_1", ttclid="E.C.P.new", ttp=None, ip="198.51.100.2",
+                         user_agent="UA2", landing_url="https://shop.test/cart",
+                         first_seen=30, last_seen=30)
+    merged = merge_context(CTX, hit)
+    assert merged == SessionContext("s_1", ttclid="E.C.P.new", ttp="2.t", ip="198.51.100.2",
+                                    user_agent="UA2", landing_url=CTX.landing_url,
+                                    first_seen=10, last_seen=30)
+    assert merge_context(None, hit) is hit
