@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import cast
 
@@ -15,12 +16,13 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from pixelrelay import __version__
+from pixelrelay import __version__, metrics
 from pixelrelay.clock import Clock, SystemClock
 from pixelrelay.config import Settings
 from pixelrelay.delivery.sender import Sender
 from pixelrelay.delivery.worker import DeliveryWorker
 from pixelrelay.destinations import build_destination
+from pixelrelay.diagnostics.endpoints import Diagnostics
 from pixelrelay.ingest import Ingestor
 from pixelrelay.sessions import SessionStore, SQLHooks
 from pixelrelay.sources.admin import DeliveriesEndpoint, ResumeEndpoint
@@ -47,7 +49,11 @@ class GatewayApp(Starlette):
     fast_paths: dict[tuple[str, str], Endpoint] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        started = time.perf_counter()  # a duration, not a timestamp: no Clock needed
+        try:
             endpoint = self.fast_paths.get((scope["method"], scope["path"]))
             if endpoint is not None:
                 try:
@@ -57,7 +63,10 @@ class GatewayApp(Starlette):
                     response = problem_response(500, "internal_error", "unexpected error")
                 await response(scope, receive, send)
                 return
-        await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, send)
+        finally:
+            metrics.REQUEST_LATENCY.labels(scope["method"], metrics.path_label(
+                scope["path"])).observe(time.perf_counter() - started)
 
 
 class Gateway:
@@ -145,6 +154,16 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
         Route("/v1/webhooks/shopify/{source}",
               ShopifyWebhookEndpoint(gateway.ingestor, settings).__call__, methods=["POST"]),
     ]
+    diagnostics = Diagnostics(gateway.store, settings, clock)
+    routes += [
+        Route("/", diagnostics.index, methods=["GET"]),
+        Route("/login", diagnostics.login_form, methods=["GET"]),
+        Route("/login", diagnostics.login, methods=["POST"]),
+        Route("/logout", diagnostics.logout, methods=["POST"]),
+        Route("/v1/diagnostics", diagnostics.diagnostics_json, methods=["GET"]),
+        Route("/v1/events/{event_id:path}/trace", diagnostics.trace_endpoint, methods=["GET"]),
+        Route("/metrics", diagnostics.metrics_endpoint, methods=["GET"]),
+    ]
     emulator_app = None
     if settings.sandbox:
         from pixelrelay.emulator import Emulator, create_emulator_app
@@ -157,9 +176,13 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.start()
+        stop_watch = asyncio.Event()
+        watch = asyncio.create_task(diagnostics.watch(stop_watch), name="diagnostics-alerts")
         try:
             yield
         finally:
+            stop_watch.set()
+            await watch
             await gateway.stop()
 
     app = GatewayApp(routes=routes, lifespan=lifespan)

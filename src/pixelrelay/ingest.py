@@ -10,6 +10,8 @@ from pixelrelay.clock import Clock
 from pixelrelay.config import Settings
 from pixelrelay.destinations.base import Destination
 from pixelrelay.destinations.tiktok.mapping import tiktok_name
+from pixelrelay.diagnostics.queries import IngestNote
+from pixelrelay.diagnostics.recorder import record_ingest, rejected_note
 from pixelrelay.errors import ConfigError, Problem
 from pixelrelay.model import Channel, DeliveryState, Event, Route
 from pixelrelay.pipeline.consent import apply_consent
@@ -92,6 +94,7 @@ class Ingestor:
         result = IngestResult()
         batch: list[NewEvent] = []
         positions: list[int] = []
+        refused: list[IngestNote] = []  # diagnostics: each refusal's field and reason, no value
         dests = [d for d in self.destinations
                  if only_destinations is None or d.name in only_destinations]
         for index, raw in enumerate(raw_events):
@@ -102,6 +105,7 @@ class Ingestor:
                 event = replace(event, channel=channel)
             if event is None:
                 result.rejected.append(Rejection(index, parsed.problems))
+                refused.append(rejected_note(raw, None, parsed.problems))
                 result.event_ids.append(_given_id(raw))
                 continue
             event = apply_consent(event, self.require_consent_in)
@@ -110,6 +114,7 @@ class Ingestor:
             new, problem = self._route(event, dests, now)
             if problem is not None:
                 result.rejected.append(Rejection(index, (problem,)))
+                refused.append(rejected_note(raw, event.name, (problem,)))
                 result.event_ids.append(event.event_id)
                 continue
             result.event_ids.append(event.event_id)
@@ -117,7 +122,9 @@ class Ingestor:
             batch.append(new)
             positions.append(index)
         if all_or_nothing and result.rejected:
+            await record_ingest(self.store, now, channel, refused, (), ())
             return result
+        outcomes: list[bool] = []
         if batch:
             outcomes = await self.store.insert(batch, now)
             for ok in outcomes:
@@ -132,6 +139,7 @@ class Ingestor:
         if links and self.sessions is not None:
             # After the events' commit: a failure here loses a link, never an event.
             await self.sessions.link_identities(links, now)
+        await record_ingest(self.store, now, channel, refused, batch, outcomes)
         return result
 
     async def _enrich(self, event: Event, context: SessionContext | None, now: float,

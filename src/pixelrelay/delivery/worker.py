@@ -7,6 +7,7 @@ import logging
 import random
 from dataclasses import replace
 
+from pixelrelay import metrics
 from pixelrelay.clock import Clock
 from pixelrelay.config import DeliverySettings
 from pixelrelay.delivery.planner import Batch, plan, split
@@ -169,6 +170,8 @@ class DeliveryWorker:
         now = self.clock.now()
         message = outcome.message or response.error
         self._log(batch, response, outcome, message)
+        metrics.TIKTOK_CODES.labels(self.name, metrics.code_label(outcome.code,
+                                                                  response.status)).inc()
         attempt = AttemptRecord(
             destination=self.name, event_ids=tuple(c.event_id for c in batch.items),
             http_status=response.status, code=outcome.code, message=message,
@@ -189,6 +192,7 @@ class DeliveryWorker:
         results = [self._result(c, outcome, response.status, message, now)
                    for c in batch.items]
         await self.store.finish(results, attempt, now)
+        metrics.record_results(self.name, batch.items, results, now)
 
     def _result(self, c: Claimed, outcome: Outcome, status: int | None, message: str | None,
                 now: float) -> Finished:

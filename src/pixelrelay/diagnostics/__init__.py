@@ -1,0 +1,1 @@
+"""Diagnostics: the read model, report, page and endpoints behind `/`, JSON and alerts."""

@@ -1,0 +1,200 @@
+"""Starlette handlers: the page at `/`, login/logout, /v1/diagnostics, traces and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from pixelrelay import metrics
+from pixelrelay.clock import Clock
+from pixelrelay.config import Settings
+from pixelrelay.diagnostics import page, queries, report
+from pixelrelay.sources.admin import admin_denied
+from pixelrelay.sources.http import json_response, problem_response
+
+log = logging.getLogger("pixelrelay.diagnostics")
+COOKIE = "pixelrelay_session"
+SESSION_S = 12 * 3600
+WATCH_EVERY_S = 60.0
+ALERT_WINDOW = "1h"  # logged alerts describe the recent past, whatever window a viewer picked
+# No script runs on these pages: CSP forbids any, and inline styles are the only exception.
+HTML_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                "form-action 'self'; frame-ancestors 'none'", "Referrer-Policy": "no-referrer"}
+
+
+def session_value(admin_token: str, expires: int) -> str:
+    """A stateless session: its expiry, signed with a key derived from the admin token (so
+    changing the token signs everyone out)."""
+    key = hashlib.sha256(b"pixelrelay/session-key\0" + admin_token.encode()).digest()
+    sig = hmac.new(key, f"session:{expires}".encode(), "sha256").hexdigest()
+    return f"{expires}.{sig}"
+
+
+def session_valid(admin_token: str, value: str, now: float) -> bool:
+    expires, _, _sig = value.partition(".")
+    if not admin_token or not expires.isdigit() or int(expires) < now:
+        return False
+    return hmac.compare_digest(value, session_value(admin_token, int(expires)))
+
+
+class Diagnostics:
+    """The diagnostics surfaces of one gateway, reading the store through its SQL hooks."""
+
+    def __init__(self, store: Any, settings: Settings, clock: Clock,
+                 thresholds: report.Thresholds | None = None) -> None:
+        self.store: queries.SqlHooks = store
+        self.settings = settings
+        self.clock = clock
+        self.thresholds = thresholds or report.Thresholds()
+        self.names = [d.name for d in settings.destinations]
+        self.test_modes = {d.name: bool(d.test_event_code) for d in settings.destinations}
+        self._alerts: set[str] = set()
+
+    # -- data ----------------------------------------------------------------------------------
+
+    async def report(self, window: str) -> dict[str, Any]:
+        now = self.clock.now()
+        since = now - report.WINDOWS[window]
+        bucket = report.TREND_BUCKETS[window]
+        rows = await self.store.read(lambda c: queries.read_window(c, since, bucket))
+        queues = await self.store.read(lambda c: queries.read_queues(c, self.names))
+        out = report.build(rows, queues, self.test_modes, window, now, self.thresholds)
+        if window == ALERT_WINDOW:
+            self._log_changes(out["alerts"])
+        return out
+
+    def _log_changes(self, found: list[dict[str, Any]]) -> None:
+        alerts = [report.Alert(**a) for a in found]
+        raised, cleared = report.alert_changes(self._alerts, alerts)
+        for a in raised:
+            log.warning("alert %s: %s. %s Check: %s", a.key, a.title, a.detail, a.check)
+        for key in sorted(cleared):
+            log.info("alert %s cleared", key)
+        self._alerts = {a.key for a in alerts}
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Evaluate the alerts every minute so they reach the log even if nobody looks."""
+        while not stop.is_set():
+            try:
+                await self.report(ALERT_WINDOW)
+            except Exception:  # diagnostics must never take the gateway down
+                log.exception("diagnostics alert check failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), WATCH_EVERY_S)
+
+    async def trace(self, event_id: str) -> dict[str, Any]:
+        rows = await self.store.read(lambda c: queries.read_trace(c, event_id))
+        deliveries = []
+        for r in rows:
+            deliveries.append({
+                "destination": r.destination, "dest_event": r.dest_event, "state": r.state,
+                "attempts": r.attempts, "last_code": r.last_code,
+                "last_message": r.last_message, "last_request_id": r.last_request_id,
+                "dead_reason": r.dead_reason, "reason": r.reason, "accepted_at": r.created_at,
+                "delivered_at": r.delivered_at,
+                "latency_s": None if r.delivered_at is None else r.delivered_at - r.created_at,
+                "payload": None if r.payload is None else orjson.loads(r.payload),
+                "log": [{"at": a.at, "http_status": a.http_status, "code": a.code,
+                         "message": a.message, "request_id": a.request_id,
+                         "latency_ms": a.latency_ms, "outcome": a.outcome,
+                         "batch_size": a.batch_size} for a in r.log]})
+        event = orjson.loads(rows[0].body) if rows else None
+        return {"event_id": event_id, "event": event, "deliveries": deliveries}
+
+    # -- auth ----------------------------------------------------------------------------------
+
+    def _token(self) -> str:
+        return self.settings.server.admin_token.reveal()
+
+    def signed_in(self, request: Request) -> bool:
+        cookie = request.cookies.get(COOKIE, "")
+        if cookie and session_valid(self._token(), cookie, self.clock.now()):
+            return True
+        return bool(self._token()) and admin_denied(request, self.settings.server.admin_token) \
+            is None
+
+    def _denied(self, request: Request) -> Response | None:
+        if self.signed_in(request):
+            return None
+        return admin_denied(request, self.settings.server.admin_token) or problem_response(
+            401, "unauthorized", "admin token required")
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    async def index(self, request: Request) -> Response:
+        if not self.signed_in(request):
+            note = "" if self._token() else "Set server.admin_token to use the diagnostics page."
+            return HTMLResponse(page.login_page(status_note=note), 401, headers=HTML_HEADERS)
+        window = request.query_params.get("window", "24h")
+        if window not in report.WINDOWS:
+            window = "24h"
+        q = request.query_params.get("q", "").strip()[:256]
+        r = await self.report(window)
+        recent = await self.store.read(lambda c: queries.read_recent(c, q))
+        return HTMLResponse(page.diagnostics_page(r, recent, q), headers=HTML_HEADERS)
+
+    async def login_form(self, request: Request) -> Response:
+        return HTMLResponse(page.login_page(), headers=HTML_HEADERS)
+
+    async def login(self, request: Request) -> Response:
+        body = (await request.body())[:4096].decode("utf-8", "replace")
+        given = (parse_qs(body).get("token") or [""])[0]
+        token = self._token()
+        if not token or not hmac.compare_digest(given.encode(), token.encode()):
+            return HTMLResponse(page.login_page("That is not the admin token."), 401,
+                                headers=HTML_HEADERS)
+        expires = int(self.clock.now()) + SESSION_S
+        response = RedirectResponse("/", 303)
+        response.set_cookie(COOKIE, session_value(token, expires), max_age=SESSION_S,
+                            httponly=True, samesite="strict", path="/",
+                            secure=request.url.scheme == "https")
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        response = RedirectResponse("/", 303)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        return response
+
+    async def diagnostics_json(self, request: Request) -> Response:
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        window = request.query_params.get("window", "24h")
+        if window not in report.WINDOWS:
+            return problem_response(400, "bad_request",
+                                    f"window must be one of {', '.join(report.WINDOWS)}")
+        return json_response(await self.report(window))
+
+    async def trace_endpoint(self, request: Request) -> Response:
+        denied = self._denied(request)
+        if denied is not None:
+            if "text/html" in request.headers.get("accept", ""):
+                return HTMLResponse(page.login_page(), 401, headers=HTML_HEADERS)
+            return denied
+        t = await self.trace(request.path_params["event_id"])
+        if "text/html" in request.headers.get("accept", ""):
+            for d in t["deliveries"]:
+                d["payload_text"] = None if d["payload"] is None else orjson.dumps(
+                    d["payload"], option=orjson.OPT_INDENT_2).decode()
+            t["event_text"] = None if t["event"] is None else orjson.dumps(
+                t["event"], option=orjson.OPT_INDENT_2).decode()
+            return HTMLResponse(page.trace_page(t), 200 if t["deliveries"] else 404,
+                                headers=HTML_HEADERS)
+        if not t["deliveries"]:
+            return problem_response(404, "not_found", "no delivery of this event_id is known")
+        return json_response(t)
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        queues = await self.store.read(lambda c: queries.read_queues(c, self.names))
+        return Response(metrics.exposition(queues, self.clock.now()),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,210 @@
+"""Server-rendered HTML of the diagnostics page, the login form and an event's trace."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from pixelrelay.diagnostics.queries import RecentRow
+from pixelrelay.diagnostics.report import WEIGHTS, WINDOWS
+
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
+header{background:#14171f;color:#fff;padding:10px 24px;display:flex;gap:24px;align-items:center}
+header a{color:#cfd6e4}header a.on{color:#fff;font-weight:600}header form{margin-left:auto}
+main{padding:16px 24px;max-width:1280px}h2{font-size:16px;margin:22px 0 8px}
+table{border-collapse:collapse;background:#fff;width:100%}td,th{padding:4px 8px;
+border-bottom:1px solid #e3e6eb;text-align:right}th{background:#eef0f4;font-weight:600}
+td.l,th.l{text-align:left}.cards{display:flex;gap:10px;flex-wrap:wrap}
+.card{background:#fff;border:1px solid #e3e6eb;border-radius:6px;padding:8px 14px;min-width:96px}
+.card b{display:block;font-size:22px}.alert{background:#fff1f0;border:1px solid #f3b7b2;
+border-radius:6px;padding:8px 12px;margin:6px 0}.ok{color:#1a7f37}.bad{color:#c62828}
+.tag{border-radius:4px;padding:1px 6px;background:#eef0f4;font-size:12px}
+pre{background:#fff;border:1px solid #e3e6eb;padding:8px;overflow:auto;white-space:pre-wrap}
+.bar{display:inline-block;height:8px;background:#4b7bec;vertical-align:middle}
+small{color:#5b6472}
+"""
+
+
+def _doc(title: str, body: str, nav: str = "") -> str:
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}"
+            f"</title><meta name=viewport content='width=device-width'><style>{CSS}</style>"
+            f"</head><body><header><b>pixelrelay</b>{nav}</header><main>{body}</main>"
+            "</body></html>")
+
+
+def _e(v: object) -> str:
+    return "—" if v is None else escape(str(v))
+
+
+def pct(v: float | None) -> str:
+    return "—" if v is None else f"{v * 100:.0f}%"
+
+
+def age(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.1f} s"
+
+
+def when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[object]], left: int = 1) -> str:
+    th = "".join(f"<th class={'l' if i < left else 'r'}>{escape(h)}</th>"
+                 for i, h in enumerate(head))
+    body = "".join("<tr>" + "".join(f"<td class={'l' if i < left else 'r'}>{c}</td>"
+                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><tr>{th}</tr>{body or '<tr><td class=l>none</td></tr>'}</table>"
+
+
+def login_page(error: str = "", status_note: str = "") -> str:
+    msg = f"<p class=bad>{escape(error)}</p>" if error else ""
+    note = f"<p>{escape(status_note)}</p>" if status_note else ""
+    return _doc("pixelrelay · sign in", f"""<h2>Sign in</h2>{note}{msg}
+<form method=post action=/login><label>Admin token <input type=password name=token
+ autocomplete=current-password autofocus required></label> <button>Sign in</button></form>
+<p><small>Scripts send the token as <code>Authorization: Bearer …</code> or
+<code>X-Admin-Token</code>, e.g. to <code>/v1/diagnostics</code>.</small></p>""")
+
+
+def _nav(window: str, q: str) -> str:
+    links = " ".join(
+        f"<a href='/?{urlencode({'window': w, 'q': q})}' class={'on' if w == window else 'off'}"
+        f" data-window={w}>{w}</a>" for w in WINDOWS)
+    return (f"<span>Window: {links}</span><a href='/v1/diagnostics?window={window}'>JSON</a>"
+            "<a href=/metrics>metrics</a><form method=post action=/logout>"
+            "<button>Sign out</button></form>")
+
+
+def trend_svg(received: Sequence[int], delivered: Sequence[int], bucket_s: float) -> str:
+    """Received (grey) and delivered (blue) per bucket as paired bars; no script needed."""
+    top = max([*received, *delivered, 1])
+    w, h, n = 720, 90, max(len(received), 1)
+    step = w / n
+    bars = []
+    for i, (r, d) in enumerate(zip(received, delivered, strict=True)):
+        x = i * step
+        for off, v, colour in ((0.1, r, "#b8c0cc"), (0.5, d, "#4b7bec")):
+            bh = h * v / top
+            bars.append(f"<rect x='{x + step * off:.1f}' y='{h - bh:.1f}' width='{step * 0.4:.1f}'"
+                        f" height='{bh:.1f}' fill='{colour}'><title>{v}</title></rect>")
+    bars.append(f"<line x1=0 y1={h + 1} x2={w} y2={h + 1} stroke='#5b6472'/>")
+    return (f"<svg width={w} height={h + 2} role=img aria-label='received and delivered per "
+            f"{age(bucket_s)}'>{''.join(bars)}</svg><br><small>per {age(bucket_s)} · grey "
+            f"received, blue delivered · peak {top}</small>")
+
+
+def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], q: str) -> str:
+    window = r["window"]
+    alerts = "".join(f"<div class=alert data-alert='{escape(a['key'])}'><b>{escape(a['title'])}"
+                     f"</b> — {escape(a['detail'])}<br><small>Check: {escape(a['check'])}"
+                     "</small></div>" for a in r["alerts"]) or "<p class=ok>No alerts.</p>"
+    dests = _table(["Destination", "State", "Test events", "Queue", "In flight",
+                    "Oldest pending"], [
+        (escape(d["name"]), "<span class=ok>active</span>" if d["state"] == "active" else
+         f"<span class=bad>paused</span> <small>{_e(d['paused_reason'])}</small>",
+         "yes" if d["test_events"] else "no",
+         f"<span data-queue='{escape(d['name'])}'>{d['queue_depth']}</span>", d["in_flight"],
+         age(d["oldest_pending_age_s"])) for d in r["destinations"]], left=2)
+    t = r["totals"]
+    cards = "".join(f"<div class=card><small>{label}</small><b data-metric={key}>{t[key]}</b>"
+                    "</div>" for key, label in (
+                        ("received", "received"), ("delivered", "delivered"),
+                        ("rejected", "rejected"), ("suppressed", "suppressed (consent)"),
+                        ("filtered", "filtered"), ("duplicates", "duplicates"),
+                        ("pending", "pending"), ("gave_up", "expired / gave up")))
+    rows = []
+    for e in r["events"]:
+        dl = e["destinations"] or [{"destination": "—", "dest_event": "—", **dict.fromkeys(
+            ("delivered", "rejected", "gave_up", "suppressed", "filtered", "pending"), 0)}]
+        for i, d in enumerate(dl):
+            head = [escape(e["event"]), e["received"], e["duplicates"], e["rejected_ingest"]]
+            rows.append([*(head if i == 0 else ["", "", "", ""]), escape(d["destination"]),
+                         escape(d["dest_event"]), d["delivered"], d["rejected"], d["gave_up"],
+                         d["suppressed"], d["filtered"], d["pending"]])
+    events = _table(["Event", "Received", "Duplicates", "Rejected at ingest", "Destination",
+                     "TikTok name", "Delivered", "Rejected by TikTok", "Expired / gave up",
+                     "Suppressed", "Filtered", "Pending"], rows, left=1)
+    reasons = _table(["Event", "Where", "Field / code", "Reason", "Count"], [
+        (escape(x["event"]), escape(x["stage"]), _e(x["field"] or x["code"]),
+         _e(x["reason"]), x["count"]) for x in r["rejections"]], left=4)
+    mk = r["match_keys"]
+    keys = list(WEIGHTS)
+
+    def cov_cells(c: dict[str, float]) -> list[str]:
+        return [f"<span class=bar style='width:{c[k] * 40:.0f}px'></span> {pct(c[k])}"
+                for k in keys]
+
+    coverage = _table(["Event", "Events", *keys, "Score"], [
+        *[(escape(b["event"]), b["events"], *cov_cells(b["coverage"]), b["score"])
+          for b in mk["by_event"]],
+        ("<b>all</b>", mk["events"], *cov_cells(mk["coverage"]),
+         f"<b data-metric=score>{mk['score']}</b>")])
+    weights = ", ".join(f"{k} {w:.2f}" for k, w in WEIGHTS.items())
+    dd, en, lat = r["dedup_readiness"], r["enrichment"], r["latency_s"]
+    recent_rows = [(f"<a href='/v1/events/{quote(x.event_id, safe='')}/trace'>"
+                    f"{escape(x.event_id)}</a>", escape(x.name), escape(x.channel),
+                    escape(x.states), age(r["generated_at"] - x.received_at) + " ago")
+                   for x in recent]
+    body = f"""<h2>Alerts</h2>{alerts}
+<h2>Destinations</h2>{dests}
+<h2>Last {window}</h2><div class=cards>{cards}</div>
+<p>{trend_svg(r["trend"]["received"], r["trend"]["delivered"], r["trend"]["bucket_s"])}</p>
+<h2>Per event</h2>{events}
+<p><small>Received = accepted + duplicates + rejected at ingest. Duplicates are repeats of an
+event_id within TikTok's 48 h window, absorbed (never stored twice) and counted in a table.
+Pending includes in-flight.</small></p>
+<h2>Rejected, by reason</h2>{reasons}
+<h2>Match keys (delivered and pending events)</h2>{coverage}
+<p><small>Estimated match quality, 0-10 = 10 x the sum of weight x share of events carrying the key;
+weights: {weights}. ip_ua counts events with both IP and user agent. An estimate from the keys
+present, not TikTok's own score.</small></p>
+<div class=cards>
+<div class=card><small>dedup readiness</small><b data-metric=dedup>{pct(dd["share"])}</b>
+<small>{dd["also_from_browser"]} of {dd["server_events"]} server events also from the tag</small>
+</div><div class=card><small>enrichment rate</small><b data-metric=enrichment>{pct(en["rate"])}
+</b><small>{en["enriched"]} of {en["server_events"]} server events</small></div>
+<div class=card><small>latency p50 / p95</small><b data-metric=latency>{age(lat["p50"])} /
+{age(lat["p95"])}</b><small>accepted → delivered, {lat["delivered"]} events</small></div></div>
+<h2>Recent events</h2><form method=get action=/><input type=hidden name=window value={window}>
+<input name=q value="{escape(q)}" placeholder="event_id prefix or event name">
+<button>Search</button></form>
+{_table(["event_id", "Event", "Channel", "Deliveries", "Received"], recent_rows, left=4)}"""
+    return _doc("pixelrelay · diagnostics", body, _nav(window, q))
+
+
+def trace_page(t: dict[str, Any]) -> str:
+    parts = [f"<p><a href=/>← diagnostics</a></p><h2>Trace of <code>{escape(t['event_id'])}"
+             "</code></h2>"]
+    if not t["deliveries"]:
+        parts.append("<p>No delivery of this event_id is known (never received, rejected at "
+                     "ingest, or older than 48 h).</p>")
+    for d in t["deliveries"]:
+        parts.append(
+            f"<h2>{escape(d['destination'])} → {escape(d['dest_event'])}: "
+            f"<span data-state>{escape(d['state'])}</span></h2><p>attempts {d['attempts']} · "
+            f"last code {_e(d['last_code'])} · message {_e(d['last_message'])} · request_id "
+            f"{_e(d['last_request_id'])} · {_e(d['dead_reason'] or d['reason'])} · latency "
+            f"{age(d['latency_s'])}</p>")
+        parts.append(_table(["At", "HTTP", "Code", "Message", "request_id", "Latency",
+                             "Outcome", "Batch"], [
+            (when(a["at"]), _e(a["http_status"]), _e(a["code"]), _e(a["message"]),
+             _e(a["request_id"]), f"{a['latency_ms']:.1f} ms", escape(a["outcome"]),
+             a["batch_size"]) for a in d["log"]], left=1))
+        parts.append(f"<p><small>Accepted {when(d['accepted_at'])}. Batch: how many events the "
+                     "request carried; a refused batch is halved until the bad event stands "
+                     "alone.</small></p>")
+        parts.append(f"<p>Payload as sent (hashed):</p><pre data-payload>{_e(d['payload_text'])}"
+                     "</pre>")
+    if t.get("event_text"):
+        parts.append(f"<p>Stored event (hashed):</p><pre>{escape(t['event_text'])}</pre>")
+    return _doc(f"pixelrelay · trace {t['event_id']}", "".join(parts),
+                "<a href=/>diagnostics</a>")

@@ -1,0 +1,50 @@
+"""Ingest's hook: count what it accepted, refused or absorbed (metrics + the two ingest tables)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from pixelrelay import metrics
+from pixelrelay.diagnostics.queries import IngestNote, mask_reason, record_notes
+from pixelrelay.errors import PixelrelayError, Problem
+from pixelrelay.model import DeliveryState
+from pixelrelay.store.base import NewEvent
+
+log = logging.getLogger(__name__)
+
+
+def rejected_note(raw: object, name: str | None, problems: Sequence[Problem]) -> IngestNote:
+    if name is None:
+        given = raw.get("event") if isinstance(raw, dict) else None
+        name = given if isinstance(given, str) and given else "(none)"
+    first = problems[0] if problems else Problem("", "rejected")
+    return IngestNote("rejected", name, first.field, mask_reason(first.reason), len(problems))
+
+
+async def record_ingest(store: Any, now: float, channel: str, rejected: list[IngestNote],
+                        batch: Sequence[NewEvent], outcomes: Sequence[bool]) -> None:
+    """Called once per request after the commit; never fails the request it counts."""
+    notes = list(rejected)
+    for note in rejected:
+        metrics.REJECTED.labels("", note.event, "ingest").inc()
+    for item, ok in zip(batch, outcomes, strict=True):
+        name = item.event.name
+        if not ok:
+            metrics.DUPLICATES.labels(name).inc()
+            notes.append(IngestNote("duplicate", name, event_id=item.event.event_id))
+            continue
+        for r in item.routes:
+            metrics.RECEIVED.labels(r.destination, r.dest_event).inc()
+            if r.state is DeliveryState.SUPPRESSED:
+                metrics.SUPPRESSED.labels(r.destination, r.dest_event).inc()
+            elif r.state is DeliveryState.FILTERED:
+                metrics.FILTERED.labels(r.destination, r.dest_event).inc()
+    write = getattr(store, "write", None)  # the SQL feature hook; stores without it skip
+    if not notes or write is None:
+        return
+    try:
+        await write(lambda conn: record_notes(conn, now, channel, notes))
+    except PixelrelayError as exc:  # the events are committed; only the tally is lost
+        log.warning("could not record %d ingest rejections/duplicates: %s", len(notes), exc)

@@ -1,0 +1,218 @@
+"""Pure diagnostics: window rows -> the documented report (counts, coverage, score, alerts)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pixelrelay.diagnostics.queries import QueueRow, WindowRows
+
+WINDOWS = {"1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
+TREND_BUCKETS = {"1h": 300.0, "24h": 3600.0, "7d": 6 * 3600.0}
+KEYS = ("email", "phone", "external_id", "ttclid", "ttp", "ip_ua")
+# Estimated match quality, 0-10: 10 x the weighted share of events carrying each key. TikTok
+# matches best on ttclid (the click itself) and hashed email/phone; ttp, external_id and
+# IP + user agent help less. The weights sum to 1; an estimate, not TikTok's own EMQ.
+WEIGHTS = {"email": 0.25, "phone": 0.20, "ttclid": 0.25, "external_id": 0.10, "ttp": 0.10,
+           "ip_ua": 0.10}
+PURCHASE_NAMES = frozenset({"CompletePayment", "Purchase"})
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    rejection_rate: float = 0.05  # rejected / received
+    min_events: int = 10  # rate alerts need this many events in the window
+    oldest_pending_s: float = 900.0
+    purchase_ttclid: float = 0.5  # share of delivered/pending purchases carrying a ttclid
+    min_purchases: int = 10
+
+
+DEFAULTS = Thresholds()
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    key: str  # stable: "paused:tiktok", "rejection_rate", ... (logged once per change)
+    title: str
+    detail: str
+    check: str  # what to look at
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100) of unsorted values; None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def match_score(coverage: dict[str, float]) -> float:
+    """0-10 from the share (0..1) of events carrying each key, weighted by WEIGHTS."""
+    return round(10.0 * sum(w * coverage.get(k, 0.0) for k, w in WEIGHTS.items()), 1)
+
+
+def share(part: int, whole: int) -> float | None:
+    return None if whole == 0 else round(part / whole, 4)
+
+
+def alerts(queues: Iterable[QueueRow], now: float, received: int, rejected: int,
+           purchases: int, purchases_with_ttclid: int,
+           t: Thresholds = DEFAULTS) -> list[Alert]:
+    out = []
+    for q in queues:
+        if q.paused:
+            out.append(Alert(
+                f"paused:{q.destination}", f"Destination {q.destination} is paused",
+                f"TikTok refused the token or permission: {q.paused_reason}. "
+                f"{q.pending + q.in_flight} events wait in its queue.",
+                "Is the access token expired or revoked, the pixel code wrong, or the token "
+                "without permission for this pixel? Fix it in the config, restart (a new token "
+                f"resumes by itself) or POST /v1/destinations/{q.destination}/resume."))
+        if q.oldest_pending_at is not None and now - q.oldest_pending_at > t.oldest_pending_s:
+            age = now - q.oldest_pending_at
+            out.append(Alert(
+                f"backlog:{q.destination}", f"Queue of {q.destination} is falling behind",
+                f"The oldest pending event waits for {age / 60:.0f} min "
+                f"(threshold {t.oldest_pending_s / 60:.0f} min).",
+                "Is TikTok throttling or failing (see the codes in the recent attempts), is the "
+                "destination paused, or is the gateway's network to TikTok down?"))
+    if received >= t.min_events and rejected / received > t.rejection_rate:
+        out.append(Alert(
+            "rejection_rate", "Many events are rejected",
+            f"{rejected} of {received} events ({rejected / received:.0%}) were rejected "
+            f"(threshold {t.rejection_rate:.0%}).",
+            "Read the reasons below: a wrong pixel code or event name, timestamps in "
+            "milliseconds or too old, malformed currency or value, or unhashed identifiers."))
+    if purchases >= t.min_purchases and purchases_with_ttclid / purchases < t.purchase_ttclid:
+        out.append(Alert(
+            "purchase_ttclid", "Purchases without ttclid",
+            f"Only {purchases_with_ttclid} of {purchases} purchases carry a ttclid "
+            f"(threshold {t.purchase_ttclid:.0%}); TikTok cannot tie them to the ad click.",
+            "Is ttclid lost on a redirect (landing page, consent banner, checkout domain)? "
+            "Does the tag run on the landing page, and do orders carry the session_id?"))
+    return out
+
+
+def alert_changes(before: set[str], now: Sequence[Alert]) -> tuple[list[Alert], set[str]]:
+    """(alerts raised since `before`, keys cleared since): what to log once per change."""
+    keys = {a.key for a in now}
+    return [a for a in now if a.key not in before], before - keys
+
+
+def _bump(d: dict[str, int], key: str, n: int) -> None:
+    d[key] = d.get(key, 0) + n
+
+
+def build(rows: WindowRows, queues: Sequence[QueueRow], test_modes: dict[str, bool],
+          window: str, now: float, t: Thresholds = DEFAULTS) -> dict[str, Any]:
+    """The report of README "Diagnostics JSON"; every number is counted from `rows`."""
+    events: dict[str, dict[str, Any]] = {}
+
+    def row(name: str) -> dict[str, Any]:
+        return events.setdefault(name, {"event": name, "received": 0, "accepted": 0,
+                                        "duplicates": 0, "rejected_ingest": 0,
+                                        "destinations": {}})
+
+    for name, n in rows.accepted:
+        row(name)["accepted"] += n
+    for name, n in rows.duplicates:
+        row(name)["duplicates"] += n
+    for name, _f, _r, n in rows.ingest_rejections:
+        row(name)["rejected_ingest"] += n
+    for dest, name, dest_event, state, dead_reason, n in rows.deliveries:
+        per = row(name)["destinations"].setdefault(dest, {
+            "destination": dest, "dest_event": dest_event, "delivered": 0, "rejected": 0,
+            "gave_up": 0, "suppressed": 0, "filtered": 0, "pending": 0})
+        col = {"in_flight": "pending", "dead": "rejected" if dead_reason == "rejected"
+               else "gave_up"}.get(state, state)
+        if col in per:
+            per[col] += n
+    totals = dict.fromkeys(("received", "accepted", "duplicates", "rejected", "delivered",
+                            "suppressed", "filtered", "pending", "gave_up"), 0)
+    out_events = []
+    for name in sorted(events):
+        e = events[name]
+        e["received"] = e["accepted"] + e["duplicates"] + e["rejected_ingest"]
+        e["destinations"] = [e["destinations"][d] for d in sorted(e["destinations"])]
+        e["rejected"] = e["rejected_ingest"] + sum(d["rejected"] for d in e["destinations"])
+        for k in ("received", "accepted", "duplicates", "rejected"):
+            totals[k] += e[k]
+        for d in e["destinations"]:
+            for k in ("delivered", "suppressed", "filtered", "pending", "gave_up"):
+                totals[k] += d[k]
+        out_events.append(e)
+
+    rejections: list[dict[str, Any]] = [
+        {"event": name, "stage": "ingest", "field": f, "code": None, "reason": r, "count": n}
+        for name, f, r, n in rows.ingest_rejections]
+    rejections += [{"event": name, "stage": dest, "field": None, "code": code,
+                    "reason": message if dead_reason == "rejected"
+                    else f"{dead_reason}: {message or ''}".rstrip(": "), "count": n}
+                   for dest, name, dead_reason, code, message, n in rows.dead]
+    rejections.sort(key=lambda r: (-r["count"], r["event"], str(r["reason"])))
+
+    cov_total = dict.fromkeys(KEYS, 0)
+    cov_n = purchases = purchases_ttclid = 0
+    by_event = []
+    for name, dest_event, n, *counts in rows.coverage:
+        cov = dict(zip(KEYS, (c or 0 for c in counts), strict=True))
+        for k in KEYS:
+            cov_total[k] += cov[k]
+        cov_n += n
+        if name in PURCHASE_NAMES or dest_event in PURCHASE_NAMES:
+            purchases += n
+            purchases_ttclid += cov["ttclid"]
+        shares = {k: share(v, n) or 0.0 for k, v in cov.items()}
+        by_event.append({"event": name, "events": n, "counts": cov, "coverage": shares,
+                         "score": match_score(shares)})
+    overall = {k: share(v, cov_n) or 0.0 for k, v in cov_total.items()}
+
+    server = sum(r[1] for r in rows.dedup)
+    seen = sum(r[2] or 0 for r in rows.dedup)
+    enr_n = sum(r[1] for r in rows.enrichment)
+    enr = sum(r[2] or 0 for r in rows.enrichment)
+    lat = [s for _d, s in rows.latencies]
+    bucket = TREND_BUCKETS[window]
+    n_buckets = int(WINDOWS[window] / bucket)
+
+    def series(pairs: list[tuple[int, int]]) -> list[int]:
+        s = [0] * n_buckets
+        for b, n in pairs:
+            s[min(max(b, 0), n_buckets - 1)] += n
+        return s
+
+    found = alerts(queues, now, totals["received"], totals["rejected"], purchases,
+                   purchases_ttclid, t)
+    return {
+        "window": window, "since": now - WINDOWS[window], "generated_at": now,
+        "destinations": [{
+            "name": q.destination,
+            "state": "paused" if q.paused else "active",
+            "paused_reason": q.paused_reason, "paused_at": q.paused_at,
+            "test_events": test_modes.get(q.destination, False),
+            "queue_depth": q.pending + q.in_flight, "in_flight": q.in_flight,
+            "oldest_pending_age_s": None if q.oldest_pending_at is None
+            else round(max(0.0, now - q.oldest_pending_at), 3),
+        } for q in queues],
+        "totals": totals,
+        "events": out_events,
+        "rejections": rejections,
+        "match_keys": {"events": cov_n, "counts": cov_total, "coverage": overall,
+                       "score": match_score(overall), "weights": WEIGHTS, "by_event": by_event,
+                       "purchases": purchases, "purchases_with_ttclid": purchases_ttclid},
+        "dedup_readiness": {"server_events": server, "also_from_browser": seen,
+                            "share": share(seen, server)},
+        "enrichment": {"server_events": enr_n, "enriched": enr, "rate": share(enr, enr_n)},
+        "latency_s": {"delivered": len(lat), "p50": _round(percentile(lat, 50)),
+                      "p95": _round(percentile(lat, 95))},
+        "trend": {"bucket_s": bucket, "received": series(rows.trend_received),
+                  "delivered": series(rows.trend_delivered)},
+        "alerts": [asdict(a) for a in found],
+    }
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 3)

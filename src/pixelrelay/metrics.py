@@ -1,0 +1,128 @@
+"""Prometheus metrics, each defined once on pixelrelay's own registry; queue gauges from the DB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from pixelrelay.diagnostics.queries import QueueRow
+from pixelrelay.model import DeliveryState
+from pixelrelay.store.base import Claimed, Finished
+
+# A dedicated registry: tests and several apps in one process never collide on the global one.
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RECEIVED = Counter("pixelrelay_events_received",
+                   "Events accepted at ingest, per route (suppressed and filtered included)",
+                   ["destination", "event"], registry=REGISTRY)
+DUPLICATES = Counter("pixelrelay_events_duplicate", "Repeats absorbed by the 48 h idempotency",
+                     ["event"], registry=REGISTRY)
+REJECTED = Counter("pixelrelay_events_rejected",
+                   "Events refused: stage=ingest (validation) or destination (TikTok)",
+                   ["destination", "event", "stage"], registry=REGISTRY)
+SUPPRESSED = Counter("pixelrelay_events_suppressed", "Routes suppressed by consent",
+                     ["destination", "event"], registry=REGISTRY)
+FILTERED = Counter("pixelrelay_events_filtered", "Routes excluded by a destination filter",
+                   ["destination", "event"], registry=REGISTRY)
+DELIVERED = Counter("pixelrelay_events_delivered", "Events TikTok accepted",
+                    ["destination", "event"], registry=REGISTRY)
+RETRIED = Counter("pixelrelay_events_retried", "Deliveries scheduled for another attempt",
+                  ["destination", "event"], registry=REGISTRY)
+GAVE_UP = Counter("pixelrelay_events_gave_up", "Deliveries dead without a rejection "
+                  "(expired, max attempts)", ["destination", "event", "reason"],
+                  registry=REGISTRY)
+TIKTOK_CODES = Counter("pixelrelay_tiktok_responses", "Answers per TikTok code (or http_<status>"
+                       " / network when there was no code)", ["destination", "code"],
+                       registry=REGISTRY)
+DELIVERY_LATENCY = Histogram(
+    "pixelrelay_delivery_latency_seconds", "Accepted at ingest -> delivered to the destination",
+    ["destination"], registry=REGISTRY,
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400))
+REQUEST_LATENCY = Histogram(
+    "pixelrelay_http_request_duration_seconds", "Time to answer an HTTP request",
+    ["method", "path"], registry=REGISTRY,
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
+
+# Label values of REQUEST_LATENCY: fixed routes only, so a scan of random URLs cannot grow it.
+_PATHS = frozenset({"/", "/login", "/logout", "/healthz", "/metrics", "/v1/events",
+                    "/v1/diagnostics", "/v1/deliveries", "/v1/collect", "/tag.js",
+                    "/open_api/v1.3/event/track/"})
+_PREFIXES = (("/v1/webhooks/shopify/", "/v1/webhooks/shopify/{source}"),
+             ("/v1/destinations/", "/v1/destinations/{name}/resume"),
+             ("/v1/events/", "/v1/events/{event_id}/trace"),
+             ("/_emulator", "/_emulator"))
+
+
+def path_label(path: str) -> str:
+    if path in _PATHS:
+        return path
+    for prefix, label in _PREFIXES:
+        if path.startswith(prefix):
+            return label
+    return "other"
+
+
+def code_label(code: int | None, status: int | None) -> str:
+    if code is not None:
+        return str(code)
+    return "network" if status is None else f"http_{status}"
+
+
+def record_results(destination: str, items: Sequence[Claimed], results: Sequence[Finished],
+                   now: float) -> None:
+    """Count one request's per-event outcomes (the worker calls this after finish)."""
+    for c, r in zip(items, results, strict=True):
+        if r.state is DeliveryState.DELIVERED:
+            DELIVERED.labels(destination, c.dest_event).inc()
+            DELIVERY_LATENCY.labels(destination).observe(max(0.0, now - c.created_at))
+        elif r.state is DeliveryState.PENDING:
+            RETRIED.labels(destination, c.dest_event).inc()
+        elif r.dead_reason == "rejected":
+            REJECTED.labels(destination, c.dest_event, "destination").inc()
+        else:
+            GAVE_UP.labels(destination, c.dest_event, r.dead_reason or "unknown").inc()
+
+
+class QueueCollector:
+    """Gauges read from the database at scrape time, so every process reports the same queue."""
+
+    def __init__(self, rows: Sequence[QueueRow], now: float) -> None:
+        self.rows = rows
+        self.now = now
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily("pixelrelay_queue_depth", "Deliveries waiting, by state",
+                                  labels=["destination", "state"])
+        age = GaugeMetricFamily("pixelrelay_oldest_pending_age_seconds",
+                                "Age of the oldest pending delivery (0 when none)",
+                                labels=["destination"])
+        paused = GaugeMetricFamily("pixelrelay_destination_paused",
+                                   "1 while a token/permission error pauses the destination",
+                                   labels=["destination"])
+        for r in self.rows:
+            depth.add_metric([r.destination, "pending"], r.pending)
+            depth.add_metric([r.destination, "in_flight"], r.in_flight)
+            oldest = 0.0 if r.oldest_pending_at is None else max(0.0, self.now
+                                                                  - r.oldest_pending_at)
+            age.add_metric([r.destination], oldest)
+            paused.add_metric([r.destination], 1.0 if r.paused else 0.0)
+        yield from (depth, age, paused)
+
+
+class _Scrape:
+    """The static registry plus this scrape's database gauges."""
+
+    def __init__(self, queues: QueueCollector) -> None:
+        self.queues = queues
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
+        yield from self.queues.collect()
+
+
+def exposition(rows: Sequence[QueueRow], now: float) -> bytes:
+    """Prometheus text format of every metric."""
+    return generate_latest(_Scrape(QueueCollector(rows, now)))

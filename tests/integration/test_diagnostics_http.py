@@ -1,0 +1,199 @@
+"""Diagnostics over real HTTP: a known traffic mix shows up exactly in the JSON, page, metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pixelrelay.app import create_app
+from pixelrelay.config import ConsentSettings, Secret, Settings, SourceSettings
+from pixelrelay.diagnostics.report import match_score
+from tests.conftest import ADMIN_TOKEN, SOURCE_KEY, make_settings
+from tests.support import ServerThread, wait_for
+
+SITE_KEY = "test-site-key-0001"
+SERVER = {"Authorization": f"Bearer {SOURCE_KEY}"}
+BROWSER = {"X-Pixelrelay-Key": SITE_KEY}
+ADMIN = {"X-Admin-Token": ADMIN_TOKEN}
+UA = "Mozilla/5.0 (X11; Linux x86_64)"
+
+
+def mix_settings(db: Path, api_url: str) -> Settings:
+    s = make_settings(db, api_url, exclude_events=("AddToWishlist",),
+                      consent=ConsentSettings(require_in_regions=("EEA",)))
+    site = SourceSettings(name="site", kind="browser", key=Secret(SITE_KEY))
+    return dataclasses.replace(s, sources=(*s.sources, site))
+
+
+def post_mix(gw: str) -> None:
+    """Server: 8 accepted (5 deliverable, 1 TikTok-rejected, 1 suppressed, 1 filtered), 1
+    duplicate, 3 invalid; browser: 1 accepted, 1 duplicate of a server purchase."""
+    now = int(time.time())
+
+    def ev(name: str, eid: str, **kw: Any) -> dict[str, Any]:
+        return {"event": name, "event_id": eid, "timestamp": now, **kw}
+
+    server = [
+        ev("Purchase", "ord_1", user={"email": "a@example.com", "phone": "+4917012345678",
+                                      "ttclid": "E.C.P.1", "ip": "203.0.113.1", "user_agent": UA},
+           properties={"value": 10, "currency": "EUR"}),
+        ev("Purchase", "ord_2", user={"email": "b@example.com", "ip": "203.0.113.2",
+                                      "user_agent": UA}),
+        ev("Purchase", "ord_3", user={"phone": "+4917012345679", "ttclid": "E.C.P.3"}),
+        ev("ViewContent", "v1", user={"external_id": "cust_1", "ttp": "2.ttp.1"}),
+        ev("ViewContent", "v2"),
+        ev("Contact", "c1"),  # the emulator refuses it: 40002
+        ev("AddToCart", "s1", consent={"marketing": "denied"}),
+        ev("AddToWishlist", "w1"),  # excluded by the destination
+        ev("ViewContent", "v1", user={"external_id": "cust_1"}),  # duplicate
+        {"event": "purchase", "timestamp": now},  # wrong casing
+        ev("Purchase", "bad_ip", user={"ip": "not-an-ip"}),
+        {"timestamp": now},  # no event name
+    ]
+    r = httpx.post(f"{gw}/v1/events", headers=SERVER, content=orjson.dumps({"events": server}))
+    assert r.status_code == 202, r.text
+    assert (r.json()["accepted"], r.json()["duplicates"], len(r.json()["rejected"])) == (8, 1, 3)
+    browser = [ev("PageView", "b1", user={"ttp": "2.ttp.b"}), ev("Purchase", "ord_1")]
+    r = httpx.post(f"{gw}/v1/events", headers=BROWSER, content=orjson.dumps({"events": browser}))
+    assert r.status_code == 202 and (r.json()["accepted"], r.json()["duplicates"]) == (1, 1)
+
+
+def scrape(gw: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(f"{gw}/metrics").text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, emulator: ServerThread) -> Iterator[ServerThread]:
+    httpx.post(f"{emulator.url}/faults", json={"reject_event": "Contact"})
+    with ServerThread(create_app(mix_settings(tmp_path / "d.db", emulator.url))) as gw:
+        yield gw
+
+
+def diag(gw: ServerThread, window: str = "24h") -> dict[str, Any]:
+    r = httpx.get(f"{gw.url}/v1/diagnostics", params={"window": window}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def test_numbers_match_the_traffic_mix(gateway: ServerThread) -> None:
+    before = scrape(gateway.url)
+    post_mix(gateway.url)
+    wait_for(lambda: diag(gateway)["totals"]["pending"] == 0
+             and diag(gateway)["totals"]["rejected"] == 4, timeout=20)
+    d = diag(gateway)
+    assert d["totals"] == {"received": 14, "accepted": 9, "duplicates": 2, "rejected": 4,
+                           "delivered": 6, "suppressed": 1, "filtered": 1, "pending": 0,
+                           "gave_up": 0}
+    by = {e["event"]: e for e in d["events"]}
+    assert (by["Purchase"]["received"], by["Purchase"]["accepted"],
+            by["Purchase"]["duplicates"], by["Purchase"]["rejected_ingest"]) == (5, 3, 1, 1)
+    assert by["Purchase"]["destinations"][0]["dest_event"] == "CompletePayment"
+    assert by["Purchase"]["destinations"][0]["delivered"] == 3
+    assert by["ViewContent"]["duplicates"] == 1
+    assert by["Contact"]["destinations"][0]["rejected"] == 1
+    assert by["AddToCart"]["destinations"][0]["suppressed"] == 1
+    assert by["AddToWishlist"]["destinations"][0]["filtered"] == 1
+    reasons = {(x["event"], x["stage"], x["field"] or x["code"]): x["count"]
+               for x in d["rejections"]}
+    assert reasons == {("purchase", "ingest", "event"): 1, ("Purchase", "ingest", "user.ip"): 1,
+                       ("(none)", "ingest", "event"): 1, ("Contact", "tiktok", 40002): 1}
+
+    mk = d["match_keys"]
+    assert mk["events"] == 6  # delivered: ord_1..3, v1, v2, b1
+    assert mk["counts"] == {"email": 2, "phone": 2, "external_id": 1, "ttclid": 2, "ttp": 2,
+                            "ip_ua": 2}
+    assert mk["score"] == match_score({k: v / 6 for k, v in mk["counts"].items()})
+    assert (mk["purchases"], mk["purchases_with_ttclid"]) == (3, 2)
+    # 8 stored server events + the server duplicate of v1; only ord_1 also came from the tag.
+    assert d["dedup_readiness"] == {"server_events": 9, "also_from_browser": 1,
+                                    "share": round(1 / 9, 4)}
+    assert d["enrichment"]["server_events"] == 8
+    assert d["latency_s"]["delivered"] == 6 and 0 <= d["latency_s"]["p50"] <= d["latency_s"][
+        "p95"] < 20
+    assert sum(d["trend"]["received"]) == 9 and sum(d["trend"]["delivered"]) == 6
+    assert [a["key"] for a in d["alerts"]] == ["rejection_rate"]  # 4 of 14
+    dest = d["destinations"][0]
+    assert (dest["name"], dest["state"], dest["queue_depth"], dest["test_events"]) == (
+        "tiktok", "active", 0, False)
+    assert diag(gateway, "1h")["totals"] == d["totals"]
+
+    after = scrape(gateway.url)
+
+    def delta(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    t = {"destination": "tiktok"}
+    assert delta("pixelrelay_events_delivered_total", **t, event="CompletePayment") == 3
+    assert delta("pixelrelay_events_received_total", **t, event="ViewContent") == 2
+    assert delta("pixelrelay_events_suppressed_total", **t, event="AddToCart") == 1
+    assert delta("pixelrelay_events_filtered_total", **t, event="AddToWishlist") == 1
+    assert delta("pixelrelay_events_rejected_total", **t, event="Contact",
+                 stage="destination") == 1
+    assert delta("pixelrelay_events_rejected_total", destination="", event="purchase",
+                 stage="ingest") == 1
+    assert delta("pixelrelay_events_duplicate_total", event="ViewContent") == 1
+    assert delta("pixelrelay_tiktok_responses_total", **t, code="40002") >= 1
+    assert delta("pixelrelay_delivery_latency_seconds_count", **t) == 6
+    assert after[("pixelrelay_queue_depth", (("destination", "tiktok"),
+                                             ("state", "pending")))] == 0
+    assert ("pixelrelay_oldest_pending_age_seconds", (("destination", "tiktok"),)) in after
+    assert delta("pixelrelay_http_request_duration_seconds_count", method="POST",
+                 path="/v1/events") == 2
+
+
+def test_page_trace_and_login(gateway: ServerThread) -> None:
+    post_mix(gateway.url)
+    wait_for(lambda: diag(gateway)["totals"]["rejected"] == 4
+             and diag(gateway)["totals"]["pending"] == 0, timeout=20)
+    assert httpx.get(f"{gateway.url}/v1/diagnostics").status_code == 401
+    assert httpx.get(f"{gateway.url}/v1/diagnostics?window=2d", headers=ADMIN).status_code == 400
+    anon = httpx.get(f"{gateway.url}/")
+    assert anon.status_code == 401 and "name=token" in anon.text
+    wrong = httpx.post(f"{gateway.url}/login", data={"token": "nope"})
+    assert wrong.status_code == 401 and "pixelrelay_session" not in wrong.headers.get(
+        "set-cookie", "")
+    ok = httpx.post(f"{gateway.url}/login", data={"token": ADMIN_TOKEN})
+    assert ok.status_code == 303
+    cookie = ok.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and ADMIN_TOKEN not in cookie
+    with httpx.Client(base_url=gateway.url, cookies=ok.cookies) as browser:
+        page = browser.get("/", params={"window": "24h"})
+        assert page.status_code == 200
+        for metric, value in (("received", 14), ("delivered", 6), ("rejected", 4),
+                              ("duplicates", 2), ("suppressed", 1), ("filtered", 1)):
+            assert f"data-metric={metric}>{value}</b>" in page.text
+        assert "Many events are rejected" in page.text and ADMIN_TOKEN not in page.text
+        found = browser.get("/", params={"q": "ord_"}).text
+        assert "/v1/events/ord_1/trace" in found and "/v1/events/v1/trace" not in found
+        assert browser.get("/v1/diagnostics").status_code == 200  # the cookie opens JSON too
+        browser.post("/logout")
+        assert browser.get("/").status_code == 401
+
+    trace = httpx.get(f"{gateway.url}/v1/events/c1/trace", headers=ADMIN).json()
+    d = trace["deliveries"][0]
+    assert (d["state"], d["last_code"], d["dead_reason"]) == ("dead", 40002, "rejected")
+    assert d["payload"]["event"] == "Contact" and d["payload"]["event_id"] == "c1"
+    assert any(a["code"] == 40002 and a["request_id"] for a in d["log"])
+    ok_trace = httpx.get(f"{gateway.url}/v1/events/ord_1/trace", headers=ADMIN).json()
+    sent = ok_trace["deliveries"][0]
+    # ord_1 shared a request with c1: the trace shows the refused batch, then the accepted half.
+    assert sent["state"] == "delivered" and [a["code"] for a in sent["log"]] == [40002, 0]
+    assert sent["log"][0]["batch_size"] > sent["log"][1]["batch_size"]
+    assert sent["payload"]["user"]["email"][0] != "a@example.com"  # hashed
+    assert len(sent["payload"]["user"]["email"][0]) == 64
+    html = httpx.get(f"{gateway.url}/v1/events/ord_1/trace",
+                     headers={**ADMIN, "Accept": "text/html"})
+    assert html.status_code == 200 and "CompletePayment" in html.text
+    assert httpx.get(f"{gateway.url}/v1/events/nope/trace", headers=ADMIN).status_code == 404

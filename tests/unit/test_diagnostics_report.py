@@ -1,0 +1,147 @@
+"""Pure diagnostics: percentiles, match-quality score, alert rules, aggregation, sessions, SQL."""
+
+from __future__ import annotations
+
+import sqlite3
+from importlib import resources
+
+import pytest
+
+from pixelrelay.diagnostics import queries
+from pixelrelay.diagnostics.endpoints import session_valid, session_value
+from pixelrelay.diagnostics.queries import QueueRow, WindowRows, mask_reason
+from pixelrelay.diagnostics.report import (
+    WEIGHTS,
+    Alert,
+    Thresholds,
+    alert_changes,
+    alerts,
+    build,
+    match_score,
+    percentile,
+)
+from pixelrelay.metrics import code_label, path_label
+
+NOW = 1_776_943_380.0
+
+
+def queue(name: str = "tiktok", *, pending: int = 0, oldest: float | None = None,
+          paused: bool = False) -> QueueRow:
+    return QueueRow(name, pending, 0, oldest, paused, "40105 Access token invalid" if paused
+                    else None, NOW - 60 if paused else None)
+
+
+def test_percentile_nearest_rank() -> None:
+    values = [float(v) for v in range(100, 0, -1)]  # unsorted on purpose
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 95) == 95.0
+    assert percentile([3.0], 95) == 3.0
+    assert percentile([], 50) is None
+
+
+def test_match_score_weights() -> None:
+    assert sum(WEIGHTS.values()) == pytest.approx(1.0)
+    assert match_score(dict.fromkeys(WEIGHTS, 1.0)) == 10.0
+    assert match_score({}) == 0.0
+    assert match_score({"ttclid": 1.0}) == 2.5
+    assert match_score({"email": 0.4, "phone": 0.5}) == 2.0  # 10 * (0.10 + 0.10)
+
+
+def test_alert_rules_fire_only_past_thresholds() -> None:
+    t = Thresholds()
+    assert alerts([queue()], NOW, received=100, rejected=5, purchases=20,
+                  purchases_with_ttclid=10, t=t) == []
+    keys = {a.key for a in alerts(
+        [queue(paused=True, pending=7), queue("b", oldest=NOW - 901)], NOW, received=100,
+        rejected=6, purchases=20, purchases_with_ttclid=9, t=t)}
+    assert keys == {"paused:tiktok", "backlog:b", "rejection_rate", "purchase_ttclid"}
+    # too few events for a rate to mean anything
+    assert alerts([], NOW, received=9, rejected=9, purchases=9, purchases_with_ttclid=0) == []
+
+
+def test_alerts_say_what_to_check() -> None:
+    found = {a.key: a for a in alerts([queue(paused=True)], NOW, 0, 0, 10, 0)}
+    assert "expired" in found["paused:tiktok"].check and "pixel code" in found[
+        "paused:tiktok"].check
+    assert "40105" in found["paused:tiktok"].detail
+    assert "redirect" in found["purchase_ttclid"].check
+
+
+def test_alert_changes_log_once_per_state_change() -> None:
+    a = Alert("rejection_rate", "t", "d", "c")
+    raised, cleared = alert_changes(set(), [a])
+    assert raised == [a] and cleared == set()
+    raised, cleared = alert_changes({"rejection_rate"}, [a])
+    assert raised == [] and cleared == set()
+    raised, cleared = alert_changes({"rejection_rate"}, [])
+    assert raised == [] and cleared == {"rejection_rate"}
+
+
+def test_build_counts_a_known_mix() -> None:
+    rows = WindowRows(
+        accepted=[("Purchase", 4), ("Search", 1)],
+        duplicates=[("Purchase", 2)],
+        ingest_rejections=[("Purchase", "user.ip", "is not a valid IPv4 or IPv6 address", 3)],
+        deliveries=[("tiktok", "Purchase", "CompletePayment", "delivered", None, 2),
+                    ("tiktok", "Purchase", "CompletePayment", "in_flight", None, 1),
+                    ("tiktok", "Purchase", "CompletePayment", "dead", "rejected", 1),
+                    ("tiktok", "Search", "Search", "dead", "expired", 1)],
+        dead=[("tiktok", "Purchase", "rejected", 40002, "data.0.event: bad", 1),
+              ("tiktok", "Search", "expired", None, None, 1)],
+        coverage=[("Purchase", "CompletePayment", 3, 3, 0, 0, 1, 0, 3)],
+        dedup=[("Purchase", 6, 3)], enrichment=[("Purchase", 4, 1)],
+        latencies=[("tiktok", 1.0), ("tiktok", 3.0)],
+        trend_received=[(0, 2), (23, 3), (99, 1)], trend_delivered=[(23, 2)])
+    r = build(rows, [queue(pending=1, oldest=NOW - 30)], {"tiktok": True}, "24h", NOW)
+    assert r["totals"] == {"received": 10, "accepted": 5, "duplicates": 2, "rejected": 4,
+                           "delivered": 2, "suppressed": 0, "filtered": 0, "pending": 1,
+                           "gave_up": 1}
+    p = r["events"][0]
+    assert (p["event"], p["received"], p["rejected"]) == ("Purchase", 9, 4)
+    assert {x["reason"]: x["count"] for x in r["rejections"]} == {
+        "is not a valid IPv4 or IPv6 address": 3, "data.0.event: bad": 1, "expired": 1}
+    mk = r["match_keys"]
+    assert mk["coverage"]["email"] == 1.0 and mk["coverage"]["ttclid"] == pytest.approx(0.3333)
+    assert (mk["purchases"], mk["purchases_with_ttclid"]) == (3, 1)
+    assert r["dedup_readiness"]["share"] == 0.5 and r["enrichment"]["rate"] == 0.25
+    assert r["latency_s"] == {"delivered": 2, "p50": 1.0, "p95": 3.0}
+    assert len(r["trend"]["received"]) == 24 and r["trend"]["received"][23] == 4
+    d = r["destinations"][0]
+    assert (d["test_events"], d["queue_depth"], d["oldest_pending_age_s"]) == (True, 1, 30.0)
+    assert [a["key"] for a in r["alerts"]] == ["rejection_rate"]  # 4 of 10; purchases < 10
+
+
+def test_session_cookie_is_signed_and_expires() -> None:
+    v = session_value("admin", int(NOW) + 60)
+    assert "admin" not in v
+    assert session_valid("admin", v, NOW)
+    assert not session_valid("admin", v, NOW + 61)
+    assert not session_valid("other", v, NOW)  # a new token signs everyone out
+    assert not session_valid("admin", v[:-1] + ("0" if v[-1] != "0" else "1"), NOW)
+    assert not session_valid("", v, NOW)
+    forged = f"{int(NOW) + 10**6}.{v.split('.')[1]}"
+    assert not session_valid("admin", forged, NOW)
+
+
+def test_labels_stay_bounded() -> None:
+    assert mask_reason("is 9.2 days old; older than 7") == "is N days old; older than N"
+    assert path_label("/v1/webhooks/shopify/shop1") == "/v1/webhooks/shopify/{source}"
+    assert path_label("/v1/events/abc/trace") == "/v1/events/{event_id}/trace"
+    assert path_label("/wp-admin/x.php") == "other"
+    assert (code_label(40002, 200), code_label(None, 503), code_label(None, None)) == (
+        "40002", "http_503", "network")
+
+
+def test_ingest_notes_are_recorded_and_pruned() -> None:
+    conn = sqlite3.connect(":memory:")
+    for name in ("sqlite_001_initial.sql", "sqlite_003_diagnostics.sql"):
+        conn.executescript((resources.files("pixelrelay.store") / "sql" / name).read_text())
+    old = [queries.IngestNote("rejected", "Purchase", "user.ip", "bad")]
+    queries.record_notes(conn, NOW - 9 * 86400, "server", old)
+    queries.record_notes(conn, NOW, "browser", [
+        queries.IngestNote("duplicate", "Purchase", event_id="ord_1"),
+        queries.IngestNote("rejected", "Lead", "event", "is required", problems=2)])
+    assert conn.execute("SELECT event, field, reason, problems, channel FROM "
+                        "ingest_rejections").fetchall() == [("Lead", "event", "is required", 2,
+                                                             "browser")]
+    assert conn.execute("SELECT event_id FROM ingest_duplicates").fetchall() == [("ord_1",)]
