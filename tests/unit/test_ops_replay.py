@@ -104,3 +104,33 @@ async def test_requeue_resets_the_row_and_keeps_the_event_id(tmp_path: Path) -> 
             "SELECT state FROM deliveries WHERE id = 3").fetchone()) == ("dead",)
     finally:
         await store.close()
+
+
+async def test_window_and_event_name_select_by_accept_time_and_either_name(
+        tmp_path: Path) -> None:
+    clock = FakeClock(NOW)
+    settings = make_settings(tmp_path / "w.db", "http://127.0.0.1:9")
+    store = SQLiteStore(str(tmp_path / "w.db"))
+    await store.open()
+    try:
+        ingest = Ingestor(settings, store, [build_destination(d)
+                                            for d in settings.destinations], clock)
+        await ingest.accept([{"event": "Lead", "event_id": "early"}])
+        clock.advance(2 * 3600)
+        await ingest.accept([{"event": "Lead", "event_id": "late"},
+                             {"event": "AddToCart", "event_id": "cart"}])
+        await store.write(lambda c: c.execute("UPDATE deliveries SET state = 'dead'"))
+
+        async def matched(**kw: str) -> int:
+            opts = ReplayOptions("tiktok", dry_run=True, **kw)  # type: ignore[arg-type]
+            return (await replay(store, settings, opts, clock)).matched
+
+        assert await matched() == 3
+        assert await matched(since="1h") == 2
+        assert await matched(until="1h") == 1
+        assert await matched(event="Lead") == 2
+        assert await matched(event="SubmitForm") == 2  # the TikTok name works too
+        assert await matched(since="1h", event="AddToCart") == 1
+        assert await matched(state="all") == 3
+    finally:
+        await store.close()
