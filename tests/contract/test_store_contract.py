@@ -230,6 +230,25 @@ async def test_open_returns_in_flight_rows_to_pending(make_store: StoreFactory) 
     assert sorted(c.event_id for c in await second.claim("tt", 10, T0, 60)) == ["e1", "e2"]
 
 
+async def test_a_tool_attaching_beside_a_live_gateway_leaves_its_leases_alone(
+        tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    gateway = open_store(url)
+    await gateway.open()
+    try:
+        await gateway.insert([new_event("e1"), new_event("e2")], T0)
+        (leased,) = await gateway.claim("tt", 1, T0, 3600)
+        tool = open_store(url, recover_in_flight=False)  # e.g. `pixelrelay replay`
+        await tool.open()
+        await tool.close()
+        assert (await gateway.queue_stats("tt")).in_flight == 1
+        others = await gateway.claim("tt", 10, T0, 60)
+        assert [c.event_id for c in others] == ["e2"]  # the leased batch is not handed out twice
+        assert leased.event_id == "e1"
+    finally:
+        await gateway.close()
+
+
 async def test_expire_marks_old_pending_dead(store: Store) -> None:
     await store.insert([new_event("old"), new_event("other", pending("b"))], T0)
     await store.insert([new_event("new")], T0 + 100)

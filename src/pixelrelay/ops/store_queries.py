@@ -22,7 +22,7 @@ REPLAYED_NOTE = "re-queued by pixelrelay replay"
 
 async def open_sqlite(settings: Settings) -> SQLiteStore:
     """The configured store, opened; the ops commands speak SQL to SQLite only (for now)."""
-    store = open_store(settings.storage.url)
+    store = open_store(settings.storage.url, recover_in_flight=False)
     if not isinstance(store, SQLiteStore):
         raise OpsError("storage.url", "this command supports SQLite storage only")
     await store.open()

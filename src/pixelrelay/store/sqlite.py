@@ -82,8 +82,11 @@ class SQLiteStore:
     one fsync; reads go through a second connection, which WAL lets run beside the writer.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, recover_in_flight: bool = True) -> None:
         self.path = path
+        # Only the serving process owns in-flight rows. A CLI tool (replay, import, report)
+        # attaching to a live database must not hand a running worker's batches back out.
+        self.recover_in_flight = recover_in_flight
         self.commits = 0  # transactions committed by the writer (group commit is observable)
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -116,7 +119,8 @@ class SQLiteStore:
                 script = (_SQL / name).read_text(encoding="utf-8")
                 w.executescript(f"BEGIN IMMEDIATE;\n{script}\n"
                                 f"INSERT INTO schema_version (version) VALUES ({number});\nCOMMIT;")
-        w.execute(Q["recover_in_flight"])
+        if self.recover_in_flight:
+            w.execute(Q["recover_in_flight"])
         self._wconn = w
         self._rconn = self._connect()
         self._rconn.execute("PRAGMA query_only = 1")
