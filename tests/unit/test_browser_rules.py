@@ -40,6 +40,15 @@ def test_cookies_are_first_party_lax_and_secure_on_https() -> None:
     assert r.valid_session_id(sid) and not r.valid_session_id("s_nothex")
 
 
+def test_session_id_comes_from_the_cookie_then_the_tags_hint() -> None:
+    cookie, hint = "s_" + "1" * 32, "s_" + "2" * 32
+    assert r.choose_session_id(cookie, hint) == cookie
+    assert r.choose_session_id(None, hint) == hint
+    assert r.choose_session_id("forged;x", hint) == hint
+    fresh = r.choose_session_id(None, "s_short")
+    assert r.valid_session_id(fresh) and fresh != "s_short"
+
+
 def test_cors_echoes_the_exact_origin() -> None:
     assert r.cors_headers("https://shop.test") == {
         "Vary": "Origin", "Access-Control-Allow-Origin": "https://shop.test",

@@ -97,8 +97,10 @@ class CollectEndpoint:
             return problem_response(403, "forbidden", f"origin {origin!r} is not allowed")
         cors = rules.cors_headers(origin)
         link = doc.pop("link", None)
+        hint = doc.pop("sid", None)
         try:
-            answer, cookies = await self._hit(request, source, doc, link)
+            answer, cookies = await self._hit(request, source, doc, link,
+                                              hint if isinstance(hint, str) else None)
         except StoreUnavailable as exc:
             log.error("store unavailable, answering 503 to the tag: %s", exc)
             return _with(problem_response(503, "unavailable", "could not commit; retry later"),
@@ -108,7 +110,7 @@ class CollectEndpoint:
         return _with(json_response(answer, 202), cors, cookies)
 
     async def _hit(self, request: Request, source: SourceSettings, doc: dict[str, Any],
-                   link: object) -> tuple[dict[str, Any] | Response, list[str]]:
+                   link: object, hint: str | None) -> tuple[dict[str, Any] | Response, list[str]]:
         tokens = _tokens(link)
         if isinstance(tokens, str):
             return problem_response(400, "malformed_link", tokens), []
@@ -121,7 +123,7 @@ class CollectEndpoint:
             result = await self.ingestor.accept([doc], channel=Channel.BROWSER)
             return result.as_dict(), []
         now = self.ingestor.clock.now()
-        ctx, sid_is_new = self._context(request, doc, now)
+        ctx = self._context(request, doc, hint, now)
         ctx = await self.sessions.record(ctx)
         for kind, token in tokens:
             await self.sessions.link_token(kind, token, ctx.session_id, now)
@@ -132,16 +134,13 @@ class CollectEndpoint:
             doc["session_id"] = ctx.session_id
             result = await self.ingestor.accept([doc], channel=Channel.BROWSER, context=ctx)
             answer.update(result.as_dict())
-        return answer, self._cookies(request, ctx, sid_is_new)
+        return answer, self._cookies(request, ctx)
 
-    def _context(self, request: Request, doc: dict[str, Any],
-                 now: float) -> tuple[SessionContext, bool]:
+    def _context(self, request: Request, doc: dict[str, Any], hint: str | None,
+                 now: float) -> SessionContext:
         page, user = _obj(doc.get("page")), _obj(doc.get("user"))
         url, referrer = _str(page.get("url")), _str(page.get("referrer"))
-        sid = request.cookies.get(rules.SESSION_COOKIE)
-        is_new = not rules.valid_session_id(sid)
-        if is_new or sid is None:
-            sid = rules.new_session_id()
+        sid = rules.choose_session_id(request.cookies.get(rules.SESSION_COOKIE), hint)
         cookie_ttclid = request.cookies.get(rules.TTCLID_COOKIE)
         if cookie_ttclid is not None and not rules.cookie_value_ok(cookie_ttclid):
             cookie_ttclid = None
@@ -155,9 +154,9 @@ class CollectEndpoint:
             user_agent=_str(request.headers.get("user-agent")),
             landing_url=url[:MAX_URL] if url else None,
             first_seen=now, last_seen=now)
-        return ctx, is_new
+        return ctx
 
-    def _cookies(self, request: Request, ctx: SessionContext, sid_is_new: bool) -> list[str]:
+    def _cookies(self, request: Request, ctx: SessionContext) -> list[str]:
         peer = request.client.host if request.client else None
         secure = request.url.scheme == "https" or (
             rules.peer_is_trusted(peer, self.trusted)

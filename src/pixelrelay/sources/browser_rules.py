@@ -119,6 +119,16 @@ def valid_session_id(value: str | None) -> bool:
     return value is not None and _SESSION_ID.match(value) is not None
 
 
+def choose_session_id(cookie: str | None, hint: str | None) -> str:
+    """The cookie's session; without one, the id the tag proposed for its page load (so hits
+    racing before the first Set-Cookie share a session); else a new one."""
+    if cookie is not None and valid_session_id(cookie):
+        return cookie
+    if hint is not None and valid_session_id(hint):
+        return hint
+    return new_session_id()
+
+
 def cookie_value_ok(value: str) -> bool:
     """Only values that need no quoting go into Set-Cookie (a ttclid is base64url-like)."""
     return _COOKIE_SAFE.match(value) is not None

@@ -14,7 +14,10 @@
     consent: null, // explicit pixelrelay('consent', ...) state; wins over Consent Mode
     user: {},
     pending: [], // work held back until init / consent
-    lastPage: null
+    lastPage: null,
+    // Proposed session id for this page load: hits sent together before the first answer
+    // has set the cookie would otherwise each start a session of their own.
+    hint: null
   };
   var MAX_PENDING = 100;
   var CONSENT_KEYS = ['marketing', 'ad_user_data', 'ad_personalization'];
@@ -144,6 +147,7 @@
   // request" (no preflight), so the key travels in the body.
   function post(body) {
     body.k = S.key;
+    body.sid = S.hint = S.hint || 's_' + uuid().replace(/-/g, '');
     var url = S.endpoint + '/v1/collect', data = JSON.stringify(body);
     if (!w.fetch) { beacon(url, data); return; }
     try {
@@ -189,8 +193,11 @@
     run(function () {
       var t = ttq();
       if (t && typeof t.identify === 'function') {
-        t.identify({email: S.user.email, phone_number: S.user.phone,
-                    external_id: S.user.external_id});
+        var who = {}, u = S.user;
+        if (u.email) { who.email = u.email; }
+        if (u.phone) { who.phone_number = u.phone; }
+        if (u.external_id) { who.external_id = u.external_id; }
+        t.identify(who);
       }
     });
   }
@@ -211,7 +218,9 @@
     var l = {};
     if (tokens && tokens.cart_token) { l.cart_token = String(tokens.cart_token); }
     if (tokens && tokens.checkout_token) { l.checkout_token = String(tokens.checkout_token); }
-    run(function () { post({link: l}); });
+    run(function () {
+      post({link: l, page: {url: w.location.href, referrer: d.referrer || undefined}});
+    });
   }
 
   function pageView() {
