@@ -197,3 +197,37 @@ def test_page_trace_and_login(gateway: ServerThread) -> None:
                      headers={**ADMIN, "Accept": "text/html"})
     assert html.status_code == 200 and "CompletePayment" in html.text
     assert httpx.get(f"{gateway.url}/v1/events/nope/trace", headers=ADMIN).status_code == 404
+
+
+def test_a_refused_token_shows_as_paused_with_an_alert_logged_once(
+        tmp_path: Path, emulator: ServerThread, caplog: pytest.LogCaptureFixture) -> None:
+    settings = make_settings(tmp_path / "p.db", emulator.url,
+                             access_token=Secret("tok-zz9-refused"))
+    with ServerThread(create_app(settings)) as gw:
+        now = int(time.time())
+        events = [{"event": "Purchase", "event_id": f"p{i}", "timestamp": now,
+                   "user": {"ttclid": "E.C.P.x"}} for i in range(3)]
+        r = httpx.post(f"{gw.url}/v1/events", headers=SERVER,
+                       content=orjson.dumps({"events": events}))
+        assert r.status_code == 202
+
+        def paused() -> bool:
+            dest = diag(gw, "1h")["destinations"][0]
+            return bool(dest["state"] == "paused" and dest["in_flight"] == 0)
+
+        wait_for(paused, timeout=20)
+        d = diag(gw, "1h")
+        dest = d["destinations"][0]
+        assert dest["queue_depth"] == 3 and dest["oldest_pending_age_s"] >= 0
+        assert dest["paused_reason"].startswith("40105")
+        alert = next(a for a in d["alerts"] if a["key"] == "paused:tiktok")
+        assert "expired" in alert["check"] and "40105" in alert["detail"]
+        for url in ("/", "/v1/diagnostics", "/metrics", "/v1/events/p0/trace"):
+            assert "tok-zz9" not in httpx.get(f"{gw.url}{url}", headers=ADMIN).text
+        logged = [r for r in caplog.records
+                  if r.name == "pixelrelay.diagnostics" and "paused:tiktok" in r.getMessage()]
+        assert len(logged) == 1  # several reads, one state change, one log line
+        m = scrape(gw.url)
+        assert m[("pixelrelay_destination_paused", (("destination", "tiktok"),))] == 1
+        assert m[("pixelrelay_queue_depth", (("destination", "tiktok"),
+                                             ("state", "pending")))] == 3

@@ -117,15 +117,18 @@ class DeliveryWorker:
         """Rows that aged out (or outlived changed limits) while waiting are dead, not sent."""
         live: list[Claimed] = []
         stale: list[Finished] = []
+        dropped: list[Claimed] = []
         for c in claimed:
             reason = give_up_reason(c.attempts, c.created_at, now, self.settings)
             if reason is None:
                 live.append(c)
             else:
+                dropped.append(c)
                 stale.append(Finished(c.delivery_id, c.lease_token, DeliveryState.DEAD,
                                       dead_reason=reason))
         if stale:
             await self.store.finish(stale, None, now)
+            metrics.record_results(self.name, dropped, stale, now)
         return live
 
     async def _maintain(self, now: float) -> None:
