@@ -85,8 +85,10 @@ class Gateway:
                                    .access_token.fingerprint())
             for d in self.destinations
         }
-        self.sessions = SessionStore(cast(SQLHooks, store),
-                                     settings.sessions.identity_window_days * 86400.0)
+        cfg = settings.sessions
+        self.sessions = SessionStore(cast(SQLHooks, store), cfg.identity_window_days * 86400.0,
+                                     retention_s=86400.0 * max(cfg.ttclid_cookie_days,
+                                                               cfg.session_cookie_days))
         self.ingestor = Ingestor(settings, store, self.destinations, clock, notify=self._notify,
                                  sessions=self.sessions)
         self._stop = asyncio.Event()

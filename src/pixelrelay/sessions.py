@@ -21,6 +21,10 @@ _BY_IDENTITY = (
     " WHERE i.identity = ? AND i.linked_at >= ? ORDER BY s.last_seen DESC LIMIT 1")
 _LINK_TOKEN = ("INSERT OR REPLACE INTO session_tokens (kind, token, session_id, linked_at) "
                "VALUES (?, ?, ?, ?)")
+_PRUNE = ("DELETE FROM sessions WHERE last_seen < :cutoff",
+          "DELETE FROM session_tokens WHERE linked_at < :cutoff",
+          "DELETE FROM session_identities WHERE linked_at < :cutoff")
+PRUNE_EVERY = 1000  # browser hits between two prunes of expired sessions and links
 _LINK_IDENTITY = ("INSERT OR REPLACE INTO session_identities (identity, session_id, linked_at) "
                   "VALUES (?, ?, ?)")
 
@@ -40,15 +44,26 @@ class SessionStore:
     (a gateway without the browser tag) it answers from memory without touching SQLite.
     """
 
-    def __init__(self, store: SQLHooks, identity_window_s: float) -> None:
+    def __init__(self, store: SQLHooks, identity_window_s: float,
+                 retention_s: float | None = None) -> None:
         self.store = store
         self.identity_window_s = identity_window_s
+        # Nothing older than the longest cookie or window can be restored any more.
+        self.retention_s = max(identity_window_s, retention_s or 0.0)
+        self._hits = 0
         self._any: bool | None = None  # None: not yet known whether the table has rows
 
     async def record(self, hit: SessionContext) -> SessionContext:
         """Create or update a session from one browser hit; returns the merged context."""
 
+        prune = self._hits % PRUNE_EVERY == 0  # the first hit after a start, then every Nth
+        self._hits += 1
+        cutoff = {"cutoff": hit.last_seen - self.retention_s}
+
         def run(conn: sqlite3.Connection) -> SessionContext:
+            if prune:
+                for sql in _PRUNE:
+                    conn.execute(sql, cutoff)
             merged = merge_context(_one(conn, _GET, (hit.session_id,)), hit)
             conn.execute(_UPSERT, _row(merged))
             return merged

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
+import hmac
 import sqlite3
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,8 @@ from tests.support import ServerThread, wait_for
 
 SITE_KEY = "site-key-0001"
 STRICT_KEY = "site-key-strict"
+SHOP_SECRET = "shpss_collect_0001"
+ORDER = Path(__file__).resolve().parent.parent / "fixtures" / "shopify" / "orders-create.json"
 ORIGIN = "http://shop.test"
 UA = "Mozilla/5.0 (pixelrelay test)"
 AUTH = {"Authorization": f"Bearer {SOURCE_KEY}"}
@@ -38,7 +43,9 @@ def gateway(db: Path, emulator: ServerThread) -> Iterator[ServerThread]:
                               allowed_origins=(ORIGIN,)),
                SourceSettings(name="strict", kind="browser", key=Secret(STRICT_KEY),
                               allowed_origins=(ORIGIN,), consent_required=True,
-                              page_views=True))
+                              page_views=True),
+               SourceSettings(name="shop", kind="shopify", key=Secret(""),
+                              secret=Secret(SHOP_SECRET)))
     settings = dataclasses.replace(
         base, sources=base.sources + browser,
         server=ServerSettings(admin_token=Secret(ADMIN_TOKEN), trusted_proxies=("127.0.0.1",)),
@@ -213,3 +220,42 @@ def test_consent_required_source_sets_nothing_without_consent(
     delivered(emulator, "vc-ok")
     time.sleep(0.3)  # the denied one is kept as suppressed, never forwarded
     assert received(emulator, "vc-nc") == []
+
+
+def test_shopify_order_with_a_linked_cart_token_gets_the_browser_context(
+        gateway: ServerThread, emulator: ServerThread, db: Path) -> None:
+    r = landing(gateway, "E.C.P.shopify")
+    cookies = {"prx_sid": r.json()["session_id"]}
+    assert collect(gateway, {"link": {"cart_token": "68778783ad298f1c80c3bafcddeea02f"}},
+                   cookies=cookies).json()["linked"] == ["cart_token"]
+    order = orjson.loads(ORDER.read_bytes())
+    order.update(created_at=datetime.fromtimestamp(time.time() - 60, UTC).isoformat(),
+                 landing_site=None, browser_ip=None,
+                 client_details={"browser_ip": None, "user_agent": None})
+    body = orjson.dumps(order)
+    digest = base64.b64encode(hmac.new(SHOP_SECRET.encode(), body, hashlib.sha256).digest())
+    hook = httpx.post(f"{gateway.url}/v1/webhooks/shopify/shop", content=body, headers={
+        "X-Shopify-Topic": "orders/create", "X-Shopify-Hmac-Sha256": digest.decode(),
+        "X-Shopify-Webhook-Id": "wh-collect-1", "Content-Type": "application/json"})
+    assert hook.status_code == 200, hook.text
+    event_id = f"ord_{order['id']}_complete_payment"
+    user = delivered(emulator, event_id)["user"]
+    assert (user["ttclid"], user["ttp"], user["ip"], user["user_agent"]) == (
+        "E.C.P.shopify", "2.ttp-cookie", "127.0.0.1", UA)
+    assert enriched_from(db, event_id) == "link"
+    # The order tied the buyer's email to the session: a later backend event finds it.
+    later = {"event": "Subscribe", "event_id": "sub-bob",
+                   "user": {"email": "bob.norman@hostmail.com"}}
+    assert httpx.post(f"{gateway.url}/v1/events", headers=AUTH,
+                      json=later).status_code == 202
+    assert delivered(emulator, "sub-bob")["user"]["ttclid"] == "E.C.P.shopify"
+    assert enriched_from(db, "sub-bob") == "identity"
+
+
+def test_page_script_cannot_claim_another_ip_or_user_agent(
+        gateway: ServerThread, emulator: ServerThread) -> None:
+    r = collect(gateway, {"event": "ViewContent", "event_id": "vc-spoof",
+                          "user": {"ip": "192.0.2.66", "user_agent": "Spoof/1"}})
+    assert r.status_code == 202, r.text
+    user = delivered(emulator, "vc-spoof")["user"]
+    assert (user["ip"], user["user_agent"]) == ("127.0.0.1", UA)

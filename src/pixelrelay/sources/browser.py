@@ -132,6 +132,11 @@ class CollectEndpoint:
             answer["linked"] = [kind for kind, _ in tokens]
         if "event" in doc:
             doc["session_id"] = ctx.session_id
+            user = doc.get("user")
+            if isinstance(user, dict):
+                # What the connection shows wins over what a page script claims.
+                user.pop("ip", None)
+                user.pop("user_agent", None)
             result = await self.ingestor.accept([doc], channel=Channel.BROWSER, context=ctx)
             answer.update(result.as_dict())
         return answer, self._cookies(request, ctx)

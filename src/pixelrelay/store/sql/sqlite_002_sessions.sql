@@ -22,6 +22,7 @@ CREATE TABLE session_tokens (
     linked_at  REAL NOT NULL,
     PRIMARY KEY (kind, token)
 );
+CREATE INDEX session_tokens_linked_at ON session_tokens (linked_at);
 
 -- An identity ("email:<sha256>" or "external_id:<sha256>") seen with a session.
 CREATE TABLE session_identities (
@@ -31,3 +32,4 @@ CREATE TABLE session_identities (
     PRIMARY KEY (identity, session_id)
 );
 CREATE INDEX session_identities_recent ON session_identities (identity, linked_at);
+CREATE INDEX session_identities_linked_at ON session_identities (linked_at);
