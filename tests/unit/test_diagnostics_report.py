@@ -145,3 +145,20 @@ def test_ingest_notes_are_recorded_and_pruned() -> None:
                         "ingest_rejections").fetchall() == [("Lead", "event", "is required", 2,
                                                              "browser")]
     assert conn.execute("SELECT event_id FROM ingest_duplicates").fetchall() == [("ord_1",)]
+
+
+def test_page_escapes_whatever_a_client_sent() -> None:
+    from pixelrelay.diagnostics.page import diagnostics_page, trace_page
+
+    evil = "<script>alert(1)</script>"
+    rows = WindowRows(accepted=[(evil, 1)],
+                      ingest_rejections=[(evil, "user.<u>", "unknown field <i>", 1)],
+                      deliveries=[("tiktok", evil, evil, "pending", None, 1)])
+    r = build(rows, [queue()], {}, "1h", NOW)
+    recent = [queries.RecentRow(f"id'\"{evil}", evil, NOW - 5, "server", "tiktok:pending")]
+    html = diagnostics_page(r, recent, q=f"'\"{evil}")
+    assert "<script>" not in html and "<u>" not in html and "<i>" not in html
+    assert "&lt;script&gt;" in html
+    assert "/v1/events/id%27%22%3Cscript%3E" in html  # the trace link is URL-quoted
+    t = trace_page({"event_id": evil, "event": None, "event_text": None, "deliveries": []})
+    assert "<script>" not in t

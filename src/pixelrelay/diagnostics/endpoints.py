@@ -26,6 +26,8 @@ COOKIE = "pixelrelay_session"
 SESSION_S = 12 * 3600
 WATCH_EVERY_S = 60.0
 ALERT_WINDOW = "1h"  # logged alerts describe the recent past, whatever window a viewer picked
+# The 7 d report scans a week of events; reloads and concurrent viewers within a minute share it.
+CACHE_S = {"1h": 0.0, "24h": 0.0, "7d": 60.0}
 # No script runs on these pages: CSP forbids any, and inline styles are the only exception.
 HTML_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
@@ -59,10 +61,21 @@ class Diagnostics:
         self.names = [d.name for d in settings.destinations]
         self.test_modes = {d.name: bool(d.test_event_code) for d in settings.destinations}
         self._alerts: set[str] = set()
+        self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._locks = {w: asyncio.Lock() for w in report.WINDOWS}
 
     # -- data ----------------------------------------------------------------------------------
 
     async def report(self, window: str) -> dict[str, Any]:
+        async with self._locks[window]:
+            cached = self._cache.get(window)
+            if cached is not None and self.clock.now() - cached[0] < CACHE_S[window]:
+                return cached[1]
+            out = await self._compute(window)
+            self._cache[window] = (out["generated_at"], out)
+            return out
+
+    async def _compute(self, window: str) -> dict[str, Any]:
         now = self.clock.now()
         since = now - report.WINDOWS[window]
         bucket = report.TREND_BUCKETS[window]

@@ -156,7 +156,8 @@ def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], q: str) -> 
                    for x in recent]
     body = f"""<h2>Alerts</h2>{alerts}
 <h2>Destinations</h2>{dests}
-<h2>Last {window}</h2><div class=cards>{cards}</div>
+<h2>Last {window} <small>computed {when(r["generated_at"])}</small></h2>
+<div class=cards>{cards}</div>
 <p>{trend_svg(r["trend"]["received"], r["trend"]["delivered"], r["trend"]["bucket_s"])}</p>
 <h2>Per event</h2>{events}
 <p><small>Received = accepted + duplicates + rejected at ingest. Duplicates are repeats of an
