@@ -108,7 +108,7 @@ def test_tag_is_cacheable_and_embeds_the_servers_mapping(gateway: ServerThread) 
 
 
 def test_landing_sets_first_party_cookies_and_forwards_context(
-        gateway: ServerThread, emulator: ServerThread) -> None:
+        gateway: ServerThread, emulator: ServerThread, db: Path) -> None:
     r = landing(gateway)
     assert r.headers["access-control-allow-origin"] == ORIGIN
     assert r.headers["access-control-allow-credentials"] == "true"
@@ -123,6 +123,8 @@ def test_landing_sets_first_party_cookies_and_forwards_context(
     user = delivered(emulator, "vc-E.C.P.land1")["user"]
     assert user == {"ttclid": "E.C.P.land1", "ttp": "2.ttp-cookie", "ip": "127.0.0.1",
                     "user_agent": UA}
+    # The hit's own context is the event's own data: the diagnostics count only restorations.
+    assert enriched_from(db, "vc-E.C.P.land1") is None
 
 
 def test_https_behind_a_trusted_proxy_gets_secure_cookies_and_the_forwarded_ip(

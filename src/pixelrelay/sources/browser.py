@@ -132,11 +132,15 @@ class CollectEndpoint:
             answer["linked"] = [kind for kind, _ in tokens]
         if "event" in doc:
             doc["session_id"] = ctx.session_id
-            user = doc.get("user")
+            user = doc.setdefault("user", {})
             if isinstance(user, dict):
-                # What the connection shows wins over what a page script claims.
+                # The hit's own context, as the event's own data (not "restored"): what the
+                # connection shows wins over what a page script claims.
                 user.pop("ip", None)
                 user.pop("user_agent", None)
+                user.update({k: v for k, v in (("ttclid", ctx.ttclid), ("ttp", ctx.ttp),
+                                               ("ip", ctx.ip), ("user_agent", ctx.user_agent))
+                             if v is not None})
             result = await self.ingestor.accept([doc], channel=Channel.BROWSER, context=ctx)
             answer.update(result.as_dict())
         return answer, self._cookies(request, ctx)
