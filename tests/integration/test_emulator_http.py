@@ -232,7 +232,8 @@ def test_latency_fault(post: Post, emu: Emulator, client: httpx.Client) -> None:
     started = time.perf_counter()
     post(body(event(event_id="slow")))
     slow = time.perf_counter() - started
-    assert slow >= 0.3 and emu.requests[-1].latency >= 0.3
+    # asyncio.sleep measures on the loop's clock; allow its resolution (seen: 0.29998 s).
+    assert slow >= 0.29 and emu.requests[-1].latency >= 0.29
     assert emu.requests[0].latency < 0.3 and fast < slow
 
 
