@@ -90,7 +90,6 @@ class Ingestor:
         lookup to fill the match keys they lack.
         """
         now = self.clock.now()
-        links: list[tuple[str, tuple[str, ...]]] = []  # (session, identities) seen together
         result = IngestResult()
         batch: list[NewEvent] = []
         positions: list[int] = []
@@ -108,10 +107,7 @@ class Ingestor:
                 refused.append(rejected_note(raw, None, parsed.problems))
                 result.event_ids.append(_given_id(raw))
                 continue
-            event = apply_consent(event, self.require_consent_in)
-            if self.sessions is not None:
-                event = await self._enrich(event, context, now, links)
-            new, problem = self._route(event, dests, now)
+            new, problem = self._route(apply_consent(event, self.require_consent_in), dests, now)
             if problem is not None:
                 result.rejected.append(Rejection(index, (problem,)))
                 refused.append(rejected_note(raw, event.name, (problem,)))
@@ -124,6 +120,9 @@ class Ingestor:
         if all_or_nothing and result.rejected:
             await record_ingest(self.store, now, channel, refused, (), ())
             return result
+        links: list[tuple[str, tuple[str, ...]]] = []  # (session, identities) seen together
+        if self.sessions is not None and batch:
+            batch, links = await self._enrich(batch, context, dests, now)
         outcomes: list[bool] = []
         if batch:
             outcomes = await self.store.insert(batch, now)
@@ -142,28 +141,37 @@ class Ingestor:
         await record_ingest(self.store, now, channel, refused, batch, outcomes)
         return result
 
-    async def _enrich(self, event: Event, context: SessionContext | None, now: float,
-                      links: list[tuple[str, tuple[str, ...]]]) -> Event:
-        """Restore the session's match keys the event lacks (SPEC §2.2): from the browser
-        context it came with, else by session id, cart/checkout token or identity."""
+    async def _enrich(self, batch: list[NewEvent], context: SessionContext | None,
+                      dests: Sequence[Destination], now: float
+                      ) -> tuple[list[NewEvent], list[tuple[str, tuple[str, ...]]]]:
+        """Restore the session match keys events lack (SPEC §2.2): from the browser context
+        they came with, else by session id, cart/checkout token or identity, with one read
+        for the whole batch. Enriched events are routed again (only their user changed, so
+        their routes keep the same states). Also returns the (session, identities) to link.
+        """
         assert self.sessions is not None
-        lookup = lookup_for(event)
-        session_id = event.session_id
-        if context is not None:
-            event = enrich(event, context, EnrichedFrom.SESSION)
-            session_id = context.session_id
-        elif (lacks_context(event) and not lookup.empty) or (
-                lookup.tokens and lookup.identities):
-            found = (await self.sessions.find([lookup], now))[0]
-            if found is not None:
-                event = enrich(event, found[0], found[1])
-                if found[1] is not EnrichedFrom.IDENTITY:
+        lookups = [lookup_for(item.event) for item in batch]
+        wanted = [] if context is not None else [
+            i for i, (item, lk) in enumerate(zip(batch, lookups, strict=True))
+            if (lacks_context(item.event) and not lk.empty) or (lk.tokens and lk.identities)]
+        found = dict(zip(wanted, await self.sessions.find([lookups[i] for i in wanted], now),
+                         strict=True)) if wanted else {}
+        out: list[NewEvent] = []
+        links: list[tuple[str, tuple[str, ...]]] = []
+        for i, (item, lookup) in enumerate(zip(batch, lookups, strict=True)):
+            event, session_id, hit = item.event, item.event.session_id, found.get(i)
+            if context is not None:
+                event, session_id = enrich(event, context, EnrichedFrom.SESSION), context.session_id
+            elif hit is not None:
+                event = enrich(event, hit[0], hit[1])
+                if hit[1] is not EnrichedFrom.IDENTITY:
                     # A session found through the identity is not re-linked to it: that
                     # would keep an old context alive past identity_window_days.
-                    session_id = found[0].session_id
-        if session_id is not None and lookup.identities:
-            links.append((session_id, lookup.identities))
-        return event
+                    session_id = hit[0].session_id
+            if session_id is not None and lookup.identities:
+                links.append((session_id, lookup.identities))
+            out.append(item if event is item.event else self._route(event, dests, now)[0])
+        return out, links
 
     def _route(self, event: Event, dests: Sequence[Destination],
                now: float) -> tuple[NewEvent, Problem | None]:
