@@ -229,18 +229,26 @@ def test_google_consent_mode_update_releases_held_events(site: Site, context: An
       function gtag() { dataLayer.push(arguments); }
       gtag('consent', 'default', {ad_storage: 'denied', ad_user_data: 'denied',
                                   ad_personalization: 'denied'});</script>"""
-    url = site.page("/gcm", """<script>
-      pixelrelay('track', 'ViewContent', {}, {event_id: 'vc-gcm'});
-      setTimeout(function () { gtag('consent', 'update', {ad_storage: 'granted',
-        ad_user_data: 'granted', ad_personalization: 'granted'}); }, 300);
-    </script>""", key=STRICT_KEY, head=gtag)
+    url = site.page("/gcm", """<button id="yes" onclick="gtag('consent', 'update',
+        {ad_storage: 'granted', ad_user_data: 'granted', ad_personalization: 'granted'})">
+      </button><button id="no" onclick="gtag('consent', 'update', {ad_storage: 'denied'})">
+      </button><script>pixelrelay('track', 'ViewContent', {}, {event_id: 'vc-gcm'});</script>""",
+                    key=STRICT_KEY, head=gtag)
     page = context.new_page()
+    sent: list[str] = []
+    page.on("request", lambda req: sent.append(req.url) if "/v1/collect" in req.url else None)
     page.goto(url)
-    # The default "denied" drops what was tracked under it; nothing crosses the wire.
-    wait_for(lambda: page.evaluate("dataLayer.length") == 2)
-    page.evaluate("pixelrelay('track', 'AddToCart', {}, {event_id: 'atc-gcm'})")
-    assert site.delivered("atc-gcm")["event"] == "AddToCart"
-    assert site.received("vc-gcm") == []
+    loaded(page)
+    time.sleep(0.3)
+    assert sent == []  # the default "denied" means "not asked yet": held, not sent
+    page.click("#yes")
+    consent = site.delivered("vc-gcm")
+    assert consent["limited_data_use"] is False
+    # A visitor who then says no: what is tracked afterwards is dropped in the browser.
+    page.click("#no")
+    page.evaluate("pixelrelay('track', 'AddToCart', {}, {event_id: 'atc-gcm-denied'})")
+    time.sleep(0.3)
+    assert len(sent) == 1 and [c["event_id"] for c in ttq_calls(page)] == ["vc-gcm"]
 
 
 def test_a_blocked_pixel_still_yields_the_server_event(site: Site, context: Any) -> None:

@@ -74,6 +74,7 @@
   }
 
   // Google Consent Mode: the last consent default/update command in dataLayer, per key.
+  // `decided` tells an update (the visitor chose) from a default (not asked yet).
   function consentMode() {
     var dl = w.dataLayer, found = null;
     if (!dl || !dl.length) { return null; }
@@ -82,6 +83,7 @@
       if (e && e[0] === 'consent' && (e[1] === 'default' || e[1] === 'update') &&
           e[2] && typeof e[2] === 'object') {
         found = found || {};
+        if (e[1] === 'update') { found.decided = true; }
         if (e[2].ad_storage) { found.marketing = state(e[2].ad_storage); }
         if (e[2].ad_user_data) { found.ad_user_data = state(e[2].ad_user_data); }
         if (e[2].ad_personalization) {
@@ -95,7 +97,7 @@
   function currentConsent() {
     var c = S.consent || consentMode();
     if (!c) { return null; }
-    var out = {}, any = false;
+    var out = {decided: S.consent ? true : !!c.decided}, any = false;
     for (var i = 0; i < CONSENT_KEYS.length; i++) {
       var v = state(c[CONSENT_KEYS[i]]);
       if (v) { out[CONSENT_KEYS[i]] = v; any = true; }
@@ -104,13 +106,14 @@
   }
 
   // 'send' | 'hold' | 'drop'. Without required consent everything goes and the server
-  // applies whatever consent the event carries.
+  // applies whatever consent the event carries. A Consent Mode default of "denied" only
+  // means the visitor has not been asked yet: held, so the landing is not lost.
   function gate() {
     if (!S.key) { return 'hold'; }
     if (!S.consentRequired) { return 'send'; }
     var c = currentConsent();
     if (c && c.marketing === 'granted') { return 'send'; }
-    return c && c.marketing === 'denied' ? 'drop' : 'hold';
+    return c && c.marketing === 'denied' && c.decided ? 'drop' : 'hold';
   }
 
   function run(work) {
@@ -178,7 +181,7 @@
       var body = {event: name, event_id: id, timestamp: at, page: page, properties: props,
                   user: user};
       var c = currentConsent();
-      if (c) { body.consent = c; }
+      if (c) { delete c.decided; body.consent = c; }
       post(body);
     });
     return id;
