@@ -28,6 +28,7 @@ from pixelrelay.sources.http import (
 log = logging.getLogger(__name__)
 MAX_COLLECT_BYTES = 64 * 1024  # what a keepalive fetch / sendBeacon may carry
 MAX_URL = 2048
+MAX_UA = 1024  # what the parser keeps of a user agent
 _TEMPLATE = (resources.files("pixelrelay.sources") / "static" / "tag.js").read_text("utf-8")
 
 
@@ -160,7 +161,7 @@ class CollectEndpoint:
             ttclid=rules.ttclid_from_page(url, referrer) or cookie_ttclid,
             ttp=ttp if ttp and len(ttp) <= rules.MAX_TTCLID else None,
             ip=rules.client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted),
-            user_agent=_str(request.headers.get("user-agent")),
+            user_agent=(_str(request.headers.get("user-agent")) or "")[:MAX_UA] or None,
             landing_url=url[:MAX_URL] if url else None,
             first_seen=now, last_seen=now)
         return ctx
