@@ -6,15 +6,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import cast
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pixelrelay import __version__, metrics
 from pixelrelay.clock import Clock, SystemClock
@@ -28,42 +29,28 @@ from pixelrelay.sessions import SessionStore, SQLHooks
 from pixelrelay.sources.admin import DeliveriesEndpoint, ResumeEndpoint
 from pixelrelay.sources.api import EventsEndpoint
 from pixelrelay.sources.browser import CollectEndpoint, TagEndpoint
-from pixelrelay.sources.http import json_response, problem_response
+from pixelrelay.sources.http import json_response
 from pixelrelay.sources.shopify import ShopifyWebhookEndpoint
 from pixelrelay.sources.tiktok_compat import TikTokTrackEndpoint
 from pixelrelay.store import open_store
 from pixelrelay.store.base import Store
 
 log = logging.getLogger(__name__)
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-class GatewayApp(Starlette):
-    """Starlette, with the hot ingest path dispatched before the middleware stack and router.
+class RequestTiming:
+    """ASGI middleware observing every HTTP request's duration in the request histogram."""
 
-    Profiling showed those layers costing as much per single-event request as ingest
-    itself; the fast path keeps the same Request/Response objects and turns an unexpected
-    exception into a logged 500 like ServerErrorMiddleware would.
-    """
-
-    fast_paths: dict[tuple[str, str], Endpoint] = {}
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
+            await self.app(scope, receive, send)
             return
         started = time.perf_counter()  # a duration, not a timestamp: no Clock needed
         try:
-            endpoint = self.fast_paths.get((scope["method"], scope["path"]))
-            if endpoint is not None:
-                try:
-                    response = await endpoint(Request(scope, receive))
-                except Exception:
-                    log.exception("unhandled error on %s", scope["path"])
-                    response = problem_response(500, "internal_error", "unexpected error")
-                await response(scope, receive, send)
-                return
-            await super().__call__(scope, receive, send)
+            await self.app(scope, receive, send)
         finally:
             metrics.REQUEST_LATENCY.labels(scope["method"], metrics.path_label(
                 scope["path"])).observe(time.perf_counter() - started)
@@ -187,8 +174,8 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
             await watch
             await gateway.stop()
 
-    app = GatewayApp(routes=routes, lifespan=lifespan)
-    app.fast_paths = {("POST", "/v1/events"): events_endpoint}
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(RequestTiming)])
     app.state.gateway = gateway
     if emulator_app is not None:
         app.state.emulator = emulator_app.state.emulator
