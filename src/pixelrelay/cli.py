@@ -25,6 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("PIXELRELAY_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The delivery log already records every request with TikTok's answer; httpx's own
+    # per-request line would only repeat it.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         code: int = args.run(args)
     except (ConfigError, OpsError) as exc:
