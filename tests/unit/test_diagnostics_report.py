@@ -125,6 +125,7 @@ def test_session_cookie_is_signed_and_expires() -> None:
 
 def test_labels_stay_bounded() -> None:
     assert mask_reason("is 9.2 days old; older than 7") == "is N days old; older than N"
+    assert mask_reason("must be an ISO 4217 code") == "must be an ISO 4217 code"
     assert path_label("/v1/webhooks/shopify/shop1") == "/v1/webhooks/shopify/{source}"
     assert path_label("/v1/events/abc/trace") == "/v1/events/{event_id}/trace"
     assert path_label("/wp-admin/x.php") == "other"
