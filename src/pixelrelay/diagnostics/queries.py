@@ -12,7 +12,7 @@ T = TypeVar("T")
 LATENCY_SAMPLE = 100_000  # p50/p95 over the newest deliveries of the window, to bound memory
 PRUNE_AFTER_S = 8 * 86400.0  # ingest rejection/duplicate rows outlive the longest window (7 d)
 # Numbers, but not the 4 of IPv4 nor standard names such as ISO 4217.
-_DIGITS = re.compile(r"(?<![A-Za-z])(?<!ISO )\d+(?:\.\d+)?")
+_DIGITS = re.compile(r"(?<![A-Za-z\d.])(?<!ISO )\d+(?:\.\d+)?")
 
 
 class SqlHooks(Protocol):
