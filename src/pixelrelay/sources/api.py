@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -12,13 +11,13 @@ from pixelrelay.config import SourceSettings
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel
+from pixelrelay.sources.browser_rules import origin_allowed
 from pixelrelay.sources.http import (
-    BodyTooLarge,
     bearer,
     find_source,
     json_response,
     problem_response,
-    read_body,
+    read_json,
 )
 
 MAX_EVENTS = 500
@@ -34,14 +33,9 @@ class EventsEndpoint:
         channel = self._authenticate(request)
         if isinstance(channel, Response):
             return channel
-        try:
-            body = await read_body(request)
-        except BodyTooLarge:
-            return problem_response(413, "too_large", "request body is larger than 1 MiB")
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return problem_response(400, "malformed_json", f"body is not valid JSON: {exc}")
+        doc, refused = await read_json(request)
+        if refused is not None:
+            return refused
         events, problem = _envelope(doc)
         if problem is not None:
             status = 413 if problem.startswith("too many") else 400
@@ -67,7 +61,7 @@ class EventsEndpoint:
             if source is None:
                 return problem_response(401, "unauthorized", "unknown site key")
             origin = request.headers.get("origin")
-            if source.allowed_origins and origin not in source.allowed_origins:
+            if not origin_allowed(origin, source.allowed_origins):
                 return problem_response(403, "forbidden", f"origin {origin!r} is not allowed")
             return Channel.BROWSER
         return problem_response(401, "unauthorized",

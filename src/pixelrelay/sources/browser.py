@@ -6,7 +6,6 @@ import logging
 from importlib import resources
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -18,11 +17,10 @@ from pixelrelay.pipeline.enrich import TOKEN_KINDS, SessionContext
 from pixelrelay.sessions import SessionStore
 from pixelrelay.sources import browser_rules as rules
 from pixelrelay.sources.http import (
-    BodyTooLarge,
     find_source,
     json_response,
     problem_response,
-    read_body,
+    read_json,
 )
 
 log = logging.getLogger(__name__)
@@ -79,14 +77,9 @@ class CollectEndpoint:
         if request.method == "OPTIONS":
             return self._preflight(request)
         origin = request.headers.get("origin")
-        try:
-            raw = await read_body(request, MAX_COLLECT_BYTES)
-        except BodyTooLarge:
-            return problem_response(413, "too_large", "a tag hit is at most 64 KiB")
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            return problem_response(400, "malformed_json", f"body is not valid JSON: {exc}")
+        doc, refused = await read_json(request, MAX_COLLECT_BYTES)
+        if refused is not None:
+            return refused
         if not isinstance(doc, dict):
             return problem_response(400, "malformed_envelope", "body must be a JSON object")
         key = request.headers.get("x-pixelrelay-key") or doc.pop("k", None)

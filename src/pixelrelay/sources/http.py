@@ -42,6 +42,19 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return b"".join(chunks)
 
 
+async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> tuple[Any, Response | None]:
+    """The decoded JSON body, or the 413/400 answer that refuses it."""
+    try:
+        body = await read_body(request, limit)
+    except BodyTooLarge:
+        size = "1 MiB" if limit == MAX_BODY_BYTES else f"{limit // 1024} KiB"
+        return None, problem_response(413, "too_large", f"request body is larger than {size}")
+    try:
+        return orjson.loads(body), None
+    except orjson.JSONDecodeError as exc:
+        return None, problem_response(400, "malformed_json", f"body is not valid JSON: {exc}")
+
+
 def find_source(sources: tuple[SourceSettings, ...], kind: str,
                 presented: str | None) -> SourceSettings | None:
     """The source of `kind` whose key matches, compared in constant time against every key."""
