@@ -126,6 +126,9 @@ def test_replay_after_the_cause_is_fixed(tmp_path: Path, emulator: ServerThread,
     assert "5 matched, re-queued 4, skipped 1" in run.stdout
     assert "1 event(s) skipped: older than" in run.stdout
     wait_for(lambda: len(delivered_ids(emulator)) == 5, timeout=15)
+    # The emulator answers before the gateway records the outcome: wait for that too.
+    wait_for(lambda: all(states(db)[e][0] == "delivered"
+                         for e in ("cart-0", "cart-1", "cart-2", "lead-1")), timeout=15)
     # Same event ids; the Lead went out under the fixed mapping's name.
     assert delivered_ids(emulator) == {"cart-0": "AddToCart", "cart-1": "AddToCart",
                                        "cart-2": "AddToCart", "lead-1": "SubmitForm",
