@@ -77,6 +77,7 @@ class SourceSettings:
     secret: Secret = field(default_factory=lambda: Secret(""))
     purchase_topic: str = "orders/create"  # shopify: the topic that counts as the Purchase
     content_id: str = "sku"  # shopify: sku | variant_id | product_id for contents[].content_id
+    rate_limit: float = 0.0  # events per second this source may send (0 = unlimited) -> 429
     consent_required: bool = False  # browser: the tag sends nothing and sets no cookie before
     page_views: bool = False  # browser: the tag tracks PageView, SPA history changes included
 
@@ -303,8 +304,8 @@ class _Reader:
 
     def source(self, t: dict[str, Any], p: str) -> SourceSettings:
         self.reject_unknown(t, p, {"name", "kind", "key", "allowed_origins", "secret",
-                                   "purchase_topic", "content_id", "consent_required",
-                                   "page_views"})
+                                   "purchase_topic", "content_id", "rate_limit",
+                                   "consent_required", "page_views"})
         name = self.string(t, f"{p}.name", "name")
         if not _NAME.match(name):
             raise ConfigError(f"{p}.name", "use letters, digits, '_', '-' or '.' (at most 64)")
@@ -321,6 +322,7 @@ class _Reader:
                                        ("orders/create", "orders/paid")),
             content_id=self.choice(t, f"{p}.content_id", "content_id",
                                    ("sku", "variant_id", "product_id")),
+            rate_limit=self.number(t, f"{p}.rate_limit", "rate_limit", 0.0),
             consent_required=self.boolean(t, f"{p}.consent_required", "consent_required"),
             page_views=self.boolean(t, f"{p}.page_views", "page_views"),
         )

@@ -57,3 +57,22 @@ async def test_zero_rate_is_unlimited() -> None:
     for _ in range(1000):
         await bucket.acquire()
     assert clock.sleeps == []
+
+
+def test_try_take_refuses_without_waiting_and_says_how_long() -> None:
+    now = [0.0]
+    bucket = TokenBucket(10.0, monotonic=lambda: now[0])
+    assert bucket.try_take(6) == 0.0
+    assert bucket.try_take(4) == 0.0
+    assert bucket.try_take(1) == 0.1  # empty: one token needs a tenth of a second
+    now[0] += 0.5
+    assert bucket.try_take(5) == 0.0  # refilled at 10/s
+    assert bucket.try_take(1) > 0
+
+
+def test_try_take_charges_a_cost_above_the_burst_as_a_full_bucket() -> None:
+    now = [0.0]
+    bucket = TokenBucket(10.0, monotonic=lambda: now[0])
+    assert bucket.try_take(500) == 0.0  # one large batch passes on a full bucket
+    assert bucket.try_take(500) == 1.0  # and the next waits for the bucket to refill
+    assert TokenBucket(0).try_take(10**6) == 0.0  # unlimited

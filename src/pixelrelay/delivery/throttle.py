@@ -1,4 +1,4 @@
-"""A token bucket per destination: requests wait at pickup instead of failing as throttled."""
+"""Token buckets: delivery waits for a token at pickup; ingest refuses with 429 when empty."""
 
 from __future__ import annotations
 
@@ -42,3 +42,18 @@ class TokenBucket:
                 await self._sleep((1.0 - self._tokens) / self.rate)
                 self._refill()
             self._tokens = max(0.0, self._tokens - 1.0)
+
+    def try_take(self, cost: float = 1.0) -> float:
+        """Take `cost` tokens now and return 0, or take nothing and return the seconds to wait.
+
+        A cost above the burst is charged as the full burst, so one large batch is never
+        refused forever; it only needs a full bucket.
+        """
+        if self.rate <= 0:
+            return 0.0
+        self._refill()
+        cost = min(cost, self.burst)
+        if self._tokens >= cost - 1e-9:
+            self._tokens = max(0.0, self._tokens - cost)
+            return 0.0
+        return (cost - self._tokens) / self.rate

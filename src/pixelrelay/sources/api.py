@@ -17,7 +17,9 @@ from pixelrelay.sources.http import (
     find_source,
     json_response,
     problem_response,
+    rate_limited,
     read_json,
+    source_limits,
 )
 
 MAX_EVENTS = 500
@@ -28,11 +30,13 @@ class EventsEndpoint:
     def __init__(self, ingestor: Ingestor, sources: tuple[SourceSettings, ...]) -> None:
         self.ingestor = ingestor
         self.sources = sources
+        self.limits = source_limits(sources)
 
     async def __call__(self, request: Request) -> Response:
-        channel = self._authenticate(request)
-        if isinstance(channel, Response):
-            return channel
+        opened = self._authenticate(request)
+        if isinstance(opened, Response):
+            return opened
+        source, channel = opened
         doc, refused = await read_json(request)
         if refused is not None:
             return refused
@@ -41,6 +45,9 @@ class EventsEndpoint:
             status = 413 if problem.startswith("too many") else 400
             error = "too_large" if status == 413 else "malformed_envelope"
             return problem_response(status, error, problem)
+        refused = rate_limited(self.limits, source, len(events))
+        if refused is not None:
+            return refused
         try:
             result = await self.ingestor.accept(events, channel=channel)
         except StoreUnavailable as exc:
@@ -48,13 +55,14 @@ class EventsEndpoint:
             return problem_response(503, "unavailable", "could not commit; retry later")
         return json_response(result.as_dict(), 202)
 
-    def _authenticate(self, request: Request) -> Channel | Response:
-        """The channel the key opens, or the refusal."""
+    def _authenticate(self, request: Request) -> tuple[SourceSettings, Channel] | Response:
+        """The source the key names and the channel it opens, or the refusal."""
         token = bearer(request)
         if token is not None:
-            if find_source(self.sources, "server", token) is None:
+            server = find_source(self.sources, "server", token)
+            if server is None:
                 return problem_response(401, "unauthorized", "unknown source key")
-            return Channel.SERVER
+            return server, Channel.SERVER
         site_key = request.headers.get("x-pixelrelay-key")
         if site_key:
             source = find_source(self.sources, "browser", site_key)
@@ -63,7 +71,7 @@ class EventsEndpoint:
             origin = request.headers.get("origin")
             if not origin_allowed(origin, source.allowed_origins):
                 return problem_response(403, "forbidden", f"origin {origin!r} is not allowed")
-            return Channel.BROWSER
+            return source, Channel.BROWSER
         return problem_response(401, "unauthorized",
                                 "send Authorization: Bearer <source key>")
 

@@ -20,7 +20,9 @@ from pixelrelay.sources.http import (
     find_source,
     json_response,
     problem_response,
+    rate_limited,
     read_json,
+    source_limits,
 )
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ class CollectEndpoint:
         self.sessions = sessions
         self.sources = settings.sources
         self.trusted = settings.server.trusted_proxies
+        self.limits = source_limits(settings.sources)
         self.cfg = settings.sessions
         self.browser_origins = {o.rstrip("/") for s in settings.sources if s.kind == "browser"
                                 for o in s.allowed_origins}
@@ -89,6 +92,9 @@ class CollectEndpoint:
             return problem_response(401, "unauthorized", "unknown site key")
         if not rules.origin_allowed(origin, source.allowed_origins):
             return problem_response(403, "forbidden", f"origin {origin!r} is not allowed")
+        refused = rate_limited(self.limits, source, 1)
+        if refused is not None:
+            return refused
         cors = rules.cors_headers(origin)
         link = doc.pop("link", None)
         hint = doc.pop("sid", None)

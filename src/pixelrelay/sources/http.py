@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import math
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pixelrelay.config import SourceSettings
+from pixelrelay.delivery.throttle import TokenBucket
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -23,8 +25,9 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
                     media_type="application/json")
 
 
-def problem_response(status: int, error: str, reason: str, **extra: Any) -> Response:
-    return json_response({"error": error, "reason": reason, **extra}, status)
+def problem_response(status: int, error: str, reason: str,
+                     headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    return json_response({"error": error, "reason": reason, **extra}, status, headers)
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -67,6 +70,23 @@ def find_source(sources: tuple[SourceSettings, ...], kind: str,
                 source.key.reveal().encode(), given):
             found = source
     return found
+
+
+def source_limits(sources: tuple[SourceSettings, ...]) -> dict[str, TokenBucket]:
+    """One bucket per rate-limited source; a second's worth of events may come at once."""
+    return {s.name: TokenBucket(s.rate_limit) for s in sources if s.rate_limit > 0}
+
+
+def rate_limited(limits: dict[str, TokenBucket], source: SourceSettings,
+                 events: int) -> Response | None:
+    """None if `source` may send `events` more now, else the 429 saying when to retry."""
+    bucket = limits.get(source.name)
+    wait = bucket.try_take(events) if bucket is not None else 0.0
+    if wait <= 0:
+        return None
+    return problem_response(429, "rate_limited",
+                            f"source {source.name} is limited to {source.rate_limit:g} events/s",
+                            headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
 
 def bearer(request: Request) -> str | None:
