@@ -102,10 +102,6 @@ def alert_changes(before: set[str], now: Sequence[Alert]) -> tuple[list[Alert], 
     return [a for a in now if a.key not in before], before - keys
 
 
-def _bump(d: dict[str, int], key: str, n: int) -> None:
-    d[key] = d.get(key, 0) + n
-
-
 def build(rows: WindowRows, queues: Sequence[QueueRow], test_modes: dict[str, bool],
           window: str, now: float, t: Thresholds = DEFAULTS) -> dict[str, Any]:
     """The report of README "Diagnostics JSON"; every number is counted from `rows`."""
