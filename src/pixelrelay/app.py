@@ -114,9 +114,6 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
                transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
     clock = clock or SystemClock()
     gateway = Gateway(settings, store or open_store(settings.storage.url), clock, transport)
-    pixels: dict[str, set[str]] = {}
-    for d in settings.destinations:
-        pixels.setdefault(d.pixel_code, set()).add(d.name)
 
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok", "version": __version__})
@@ -128,7 +125,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
         Route("/v1/events", events_endpoint, methods=["POST"]),
         Route("/open_api/v1.3/event/track/",
               TikTokTrackEndpoint(gateway.ingestor, settings.sources,
-                                  {p: frozenset(n) for p, n in pixels.items()}).__call__,
+                                  settings.destinations).__call__,
               methods=["POST"]),
         Route("/v1/deliveries",
               DeliveriesEndpoint(gateway.store, settings.server.admin_token).__call__,
@@ -159,7 +156,9 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
 
         emulator_app = create_emulator_app(Emulator(
             access_tokens=[d.access_token.reveal() for d in settings.destinations],
-            pixel_codes=[d.pixel_code for d in settings.destinations]))
+            pixel_codes=[ident for d in settings.destinations
+                         for ident in (d.pixel_code, d.offline_event_set_id, d.crm_event_set_id,
+                                       d.app_id) if ident]))
         routes.append(Mount("/_emulator", app=emulator_app))
 
     @contextlib.asynccontextmanager

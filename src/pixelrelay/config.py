@@ -97,6 +97,10 @@ class DestinationSettings:
     max_age_days: int = 7
     default_phone_region: str = ""
     event_map: dict[str, str] = field(default_factory=dict)
+    # event_source_id of the other sources' events; without one, such events are filtered.
+    offline_event_set_id: str = ""
+    crm_event_set_id: str = ""
+    app_id: str = ""  # the TikTok App ID (not the store id that app events carry)
 
 
 @dataclass(frozen=True)
@@ -361,7 +365,8 @@ class _Reader:
         self.reject_unknown(t, p, {
             "name", "type", "pixel_code", "access_token", "api_url", "test_event_code",
             "events", "exclude_events", "exclude_order_sources", "batch_size", "max_age_days",
-            "default_phone_region", "event_map"})
+            "default_phone_region", "event_map", "offline_event_set_id", "crm_event_set_id",
+            "app_id"})
         name = self.string(t, f"{p}.name", "name")
         if not _NAME.match(name):
             raise ConfigError(f"{p}.name", "use letters, digits, '_', '-' or '.' (at most 64)")
@@ -397,7 +402,18 @@ class _Reader:
             max_age_days=self.integer(t, f"{p}.max_age_days", "max_age_days", 7, 1, 3650),
             default_phone_region=region.upper(),
             event_map=dict(emap),
+            **{key: self.source_id(t, f"{p}.{key}", key)
+               for key in ("offline_event_set_id", "crm_event_set_id", "app_id")},
         )
+
+    def source_id(self, t: dict[str, Any], path: str, key: str) -> str:
+        """An optional TikTok id (event set or app); numbers are taken as their digits."""
+        v = t.get(key, "")
+        value = str(v) if isinstance(v, int) and not isinstance(v, bool) else self.string(
+            t, path, key, "")
+        if value and not _PIXEL_CODE.match(value):
+            raise ConfigError(path, "must be letters and digits as TikTok shows it")
+        return value
 
     def delivery(self, t: dict[str, Any]) -> DeliverySettings:
         d = DeliverySettings()

@@ -1,8 +1,9 @@
-"""One exception tree; a Problem (field, reason) is a value, never an exception."""
+"""One exception tree; a Problem (refused) and a Notice (kept, changed) are values, not raised."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +15,24 @@ class Problem:
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "reason": self.reason}
+
+
+class NoticeKind(StrEnum):
+    UNKNOWN_FIELD = "unknown_field"  # a key pixelrelay does not know: dropped, event kept
+    DROPPED_VALUE = "dropped_value"  # a value that cannot be used (bad email): dropped
+    UNVERIFIED = "unverified"  # kept, but could not be fully checked (a new phone range)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something ingest changed about an event it kept. Names the field, never the value."""
+
+    field: str
+    reason: str
+    kind: NoticeKind
+
+    def text(self) -> str:
+        return f"{self.field}: {self.reason}"
 
 
 class PixelrelayError(Exception):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pixelrelay.clock import Clock
 from pixelrelay.config import Settings
 from pixelrelay.destinations.base import Destination
-from pixelrelay.destinations.tiktok.mapping import tiktok_name
+from pixelrelay.destinations.tiktok.mapping import EventNames
 from pixelrelay.diagnostics.queries import IngestNote
 from pixelrelay.diagnostics.recorder import record_ingest, rejected_note
 from pixelrelay.errors import ConfigError, Problem
@@ -76,8 +76,8 @@ class Ingestor:
         self.phone_region = _shared_phone_region(settings)
         # The derived event_id (ord_<order>_<snake TikTok name>) must equal what the browser tag
         # computes, so it follows the first destination's mapping.
-        event_map = settings.destinations[0].event_map if settings.destinations else {}
-        self._id_name: Callable[[str], str] = lambda name: tiktok_name(name, event_map)
+        self._id_name = EventNames(
+            settings.destinations[0].event_map if settings.destinations else {})
 
     async def accept(self, raw_events: Sequence[object], *,
                      channel: Channel = Channel.SERVER,
@@ -114,7 +114,7 @@ class Ingestor:
                 result.event_ids.append(event.event_id)
                 continue
             result.event_ids.append(event.event_id)
-            result.warnings.extend(f"events[{index}] {w}" for w in event.warnings)
+            result.warnings.extend(f"events[{index}] {w.text()}" for w in event.warnings)
             batch.append(new)
             positions.append(index)
         if all_or_nothing and result.rejected:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from pixelrelay.errors import Notice
+
 JSON = dict[str, Any]
 
 
@@ -50,7 +52,9 @@ class Consent:
 
 @dataclass(frozen=True, slots=True)
 class User:
-    """Match keys. email/phone/external_id are lowercase SHA-256 hex digests."""
+    """Match keys. email, phone, external_id, first_name, last_name, zip_code, idfa and gaid
+    are lowercase SHA-256 hex digests; city, state and country are normalised, not hashed
+    (TikTok's rule); the rest is context TikTok takes as is."""
 
     email: tuple[str, ...] = ()
     phone: tuple[str, ...] = ()
@@ -60,12 +64,63 @@ class User:
     ip: str | None = None
     user_agent: str | None = None
     locale: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    zip_code: str | None = None
+    city: str | None = None
+    state: str | None = None
+    country: str | None = None
+    idfa: str | None = None  # app events (iOS advertising id)
+    idfv: str | None = None
+    gaid: str | None = None  # app events (Android advertising id)
+    att_status: str | None = None  # iOS App Tracking Transparency status
+
+    def without_personal_data(self) -> User:
+        """What consent `ad_user_data: denied` leaves: no identifier of the person, their
+        address or their device; click and browser context stay."""
+        return User(ttclid=self.ttclid, ttp=self.ttp, ip=self.ip, user_agent=self.user_agent,
+                    locale=self.locale, att_status=self.att_status)
+
+    @property
+    def has_personal_data(self) -> bool:
+        return self != self.without_personal_data()
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
     url: str | None = None
     referrer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """`app` of an app event: the store id (or package name) of the app, name, version."""
+
+    app_id: str
+    app_name: str | None = None
+    app_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ad:
+    """`ad` of an app event: attribution details, passed to TikTok as given."""
+
+    callback: str | None = None
+    campaign_id: str | None = None
+    ad_id: str | None = None
+    creative_id: str | None = None
+    is_retargeting: bool | None = None
+    attributed: bool | None = None
+    attribution_type: str | None = None
+    attribution_provider: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lead:
+    """`lead` of a CRM event: TikTok's lead id and the CRM it came from."""
+
+    lead_id: str
+    lead_event_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +138,15 @@ class Event:
     session_id: str | None = None
     order_source: str | None = None
     received_at: float = 0.0
-    warnings: tuple[str, ...] = ()  # e.g. "user.phone: not a valid phone number; dropped"
+    warnings: tuple[Notice, ...] = ()  # what ingest dropped or could not verify, no values
     channel: Channel = Channel.SERVER  # how it reached us
     enriched_from: str | None = None  # "session" | "link" | "identity": context was restored
-
+    app: App | None = None
+    ad: Ad | None = None
+    lead: Lead | None = None
+    device: JSON = field(default_factory=dict)  # client hints, as TikTok's sGTM sends them
+    limited_data_use: bool | None = None  # as the sender set it; consent may still force it
+    test_event_code: str | None = None  # the sender's: this event goes to Test Events
 
 
 class DeliveryState(StrEnum):

@@ -10,8 +10,20 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pixelrelay.errors import StoreUnavailable
-from pixelrelay.model import Consent, ConsentState, DeliveryState, Event, Page, Route, Source, User
+from pixelrelay.errors import Notice, NoticeKind, StoreUnavailable
+from pixelrelay.model import (
+    Ad,
+    App,
+    Consent,
+    ConsentState,
+    DeliveryState,
+    Event,
+    Lead,
+    Page,
+    Route,
+    Source,
+    User,
+)
 from pixelrelay.store import open_store
 from pixelrelay.store.base import (
     IDEMPOTENCY_WINDOW_S,
@@ -316,14 +328,34 @@ def test_codec_round_trips_every_field() -> None:
     event = Event(
         name="Purchase", event_id="ord_1", event_time=1_776_943_000, source=Source.CRM,
         user=User(email=("a" * 64, "b" * 64), phone=("c" * 64,), external_id=("d" * 64,),
-                  ttclid="clid", ttp="ttp", ip="203.0.113.9", user_agent="UA", locale="de_DE"),
+                  ttclid="clid", ttp="ttp", ip="203.0.113.9", user_agent="UA", locale="de_DE",
+                  first_name="e" * 64, last_name="f" * 64, zip_code="0" * 64, city="berlin",
+                  state="be", country="de", idfa="1" * 64, idfv="IDFV-1", gaid="2" * 64,
+                  att_status="AUTHORIZED"),
         page=Page(url="https://shop.example/p", referrer="https://tiktok.com"),
         properties={"value": 12.5, "currency": "EUR", "contents": [{"content_id": "sku"}]},
         consent=Consent(marketing=ConsentState.GRANTED, ad_user_data=ConsentState.DENIED,
                         region="DE"),
         session_id="s1", order_source="web", received_at=1_776_943_001.25,
-        warnings=("user.phone: not a valid phone number; dropped",))
+        warnings=(Notice("user.phone", "not a valid phone number; dropped",
+                         NoticeKind.DROPPED_VALUE),),
+        app=App("343200656", "Shop", "1.2"), ad=Ad(callback="cb", is_retargeting=False),
+        lead=Lead("7403", "HubSpot"), device={"platform": "iOS"}, limited_data_use=True,
+        test_event_code="TEST1")
     assert decode_event(encode_event(event)) == event
     assert decode_event(encode_event(Event("X", "1", 1))) == Event("X", "1", 1)
-    # A field added to Event later must be added to the codec too.
+    # A field added to Event (or User) later must be added to the codec too.
     assert set(orjson.loads(encode_event(event))) == {f.name for f in fields(Event)}
+    assert set(orjson.loads(encode_event(event))["user"]) == {f.name for f in fields(User)}
+
+
+def test_codec_reads_bodies_of_version_0_1() -> None:
+    old = orjson.dumps({"name": "Lead", "event_id": "e", "event_time": 5, "source": "web",
+                        "user": {"email": ["a" * 64], "phone": [], "external_id": [],
+                                 "ttclid": None, "ttp": None, "ip": None, "user_agent": None,
+                                 "locale": None},
+                        "warnings": ["user.phone: not a valid phone number; dropped"]})
+    e = decode_event(old)
+    assert e.user.email == ("a" * 64,) and e.user.first_name is None
+    assert e.warnings == (Notice("user.phone", "not a valid phone number; dropped",
+                                 NoticeKind.DROPPED_VALUE),)

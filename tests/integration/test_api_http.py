@@ -97,7 +97,7 @@ def test_batch_results_in_input_order_with_rejections_and_duplicates(
         {"event": "AddToCart", "event_id": "a2", "properties": {"currency": "EURO"}},
         {"event": "Search", "properties": {"query": "red shoes"}},
         {"event": "ViewContent", "event_id": "a1"},
-        {"event": "purchase", "event_id": "a5"},
+        {"event": 5, "event_id": "a5"},
     ]
     r = post(gateway, {"events": events})
     assert r.status_code == 202
@@ -147,12 +147,14 @@ def test_bad_envelopes(gateway: ServerThread, body: bytes, headers: dict[str, st
     ({"event": "Purchase", "event_id": {"x": 1}}, "event_id"),
     ({"event": "Purchase", "properties": {"value": "12,95"}}, "properties.value"),
     ({"event": "Purchase", "properties": {"currency": "XXY"}}, "properties.currency"),
-    ({"event": "Purchase", "properties": {"contents": {"content_id": "a"}}},
-     "properties.contents"),
+    ({"event": "Purchase", "properties": {"contents": "a"}}, "properties.contents"),
     ({"event": "Purchase", "properties": {"contents": [{"content_id": 1.5}]}},
      "properties.contents.0.content_id"),
     ({"event": "Purchase", "user": {"ip": "999.1.1.1"}}, "user.ip"),
-    ({"event": "Purchase", "user": {"emial": "a@b.c"}}, "user.emial"),
+    ({"event": "Purchase", "source": "crm"}, "lead.lead_id"),
+    ({"event": "Purchase", "source": "app"}, "app.app_id"),
+    ({"event": "Purchase", "user": {"first_name": 7}}, "user.first_name"),
+    ({"event": "Purchase", "limited_data_use": "yes"}, "limited_data_use"),
     ({"event": "Purchase", "consent": {"marketing": "yes"}}, "consent.marketing"),
 ])
 def test_each_bad_field_is_named(gateway: ServerThread, event: dict[str, Any],

@@ -99,7 +99,9 @@ def test_tag_is_cacheable_and_embeds_the_servers_mapping(gateway: ServerThread) 
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/javascript")
     assert "max-age" in r.headers["cache-control"]
-    assert '"Lead":"Contact"' in r.text and '"Purchase":"CompletePayment"' in r.text
+    assert '"Lead":"Contact"' in r.text and '"lead":"Contact"' in r.text
+    assert '"purchase":"CompletePayment"' in r.text
+    assert '"ordercompleted":"CompletePayment"' in r.text
     again = httpx.get(f"{gateway.url}/tag.js", headers={"If-None-Match": r.headers["etag"]})
     assert again.status_code == 304 and not again.content
     strict = httpx.get(f"{gateway.url}/tag.js", params={"k": STRICT_KEY})

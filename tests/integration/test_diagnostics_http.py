@@ -54,7 +54,7 @@ def post_mix(gw: str) -> None:
         ev("AddToCart", "s1", consent={"marketing": "denied"}),
         ev("AddToWishlist", "w1"),  # excluded by the destination
         ev("ViewContent", "v1", user={"external_id": "cust_1"}),  # duplicate
-        {"event": "purchase", "timestamp": now},  # wrong casing
+        {"event": "Purchase", "timestamp": now, "properties": {"value": "12,50"}},
         ev("Purchase", "bad_ip", user={"ip": "not-an-ip"}),
         {"timestamp": now},  # no event name
     ]
@@ -97,7 +97,7 @@ def test_numbers_match_the_traffic_mix(gateway: ServerThread) -> None:
                            "gave_up": 0}
     by = {e["event"]: e for e in d["events"]}
     assert (by["Purchase"]["received"], by["Purchase"]["accepted"],
-            by["Purchase"]["duplicates"], by["Purchase"]["rejected_ingest"]) == (5, 3, 1, 1)
+            by["Purchase"]["duplicates"], by["Purchase"]["rejected_ingest"]) == (6, 3, 1, 2)
     assert by["Purchase"]["destinations"][0]["dest_event"] == "CompletePayment"
     assert by["Purchase"]["destinations"][0]["delivered"] == 3
     assert by["ViewContent"]["duplicates"] == 1
@@ -106,13 +106,15 @@ def test_numbers_match_the_traffic_mix(gateway: ServerThread) -> None:
     assert by["AddToWishlist"]["destinations"][0]["filtered"] == 1
     reasons = {(x["event"], x["stage"], x["field"] or x["code"]): x["count"]
                for x in d["rejections"]}
-    assert reasons == {("purchase", "ingest", "event"): 1, ("Purchase", "ingest", "user.ip"): 1,
+    assert reasons == {("Purchase", "ingest", "properties.value"): 1,
+                       ("Purchase", "ingest", "user.ip"): 1,
                        ("(none)", "ingest", "event"): 1, ("Contact", "tiktok", 40002): 1}
 
     mk = d["match_keys"]
     assert mk["events"] == 6  # delivered: ord_1..3, v1, v2, b1
     assert mk["counts"] == {"email": 2, "phone": 2, "external_id": 1, "ttclid": 2, "ttp": 2,
-                            "ip_ua": 2}
+                            "ip_ua": 2, "first_name": 0, "last_name": 0, "zip_code": 0,
+                            "city": 0, "state": 0, "country": 0}
     assert mk["score"] == match_score({k: v / 6 for k, v in mk["counts"].items()})
     assert (mk["purchases"], mk["purchases_with_ttclid"]) == (3, 2)
     # 8 stored server events + the server duplicate of v1; only ord_1 also came from the tag.
@@ -141,8 +143,8 @@ def test_numbers_match_the_traffic_mix(gateway: ServerThread) -> None:
     assert delta("pixelrelay_events_filtered_total", **t, event="AddToWishlist") == 1
     assert delta("pixelrelay_events_rejected_total", **t, event="Contact",
                  stage="destination") == 1
-    assert delta("pixelrelay_events_rejected_total", destination="", event="purchase",
-                 stage="ingest") == 1
+    assert delta("pixelrelay_events_rejected_total", destination="", event="Purchase",
+                 stage="ingest") == 2
     assert delta("pixelrelay_events_duplicate_total", event="ViewContent") == 1
     assert delta("pixelrelay_tiktok_responses_total", **t, code="40002") >= 1
     assert delta("pixelrelay_delivery_latency_seconds_count", **t) == 6

@@ -154,7 +154,7 @@ def test_import_jsonl_and_csv_report_bad_lines(tmp_path: Path, emulator: ServerT
         got = [(row["line"], row["field"]) for row in csv.DictReader(f)]
     assert got == [("4", "event"), ("5", "line"), ("6", "properties.currency"),
                    ("7", "timestamp")]
-    assert "case-sensitive" in r.stdout and "not valid JSON" in r.stdout
+    assert "must not be empty" in r.stdout and "not valid JSON" in r.stdout
     assert "7 events read: 3 accepted, 0 duplicates, 4 rejected" in r.stdout
     assert set(states(db)) == {"ord_5001_complete_payment", "imp-cart-1", "imp-reg-1"}
 

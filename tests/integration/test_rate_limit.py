@@ -15,20 +15,20 @@ from tests.support import ServerThread
 def test_source_over_its_rate_gets_429_with_retry_after(tmp_path: Path,
                                                         emulator: ServerThread) -> None:
     settings = make_settings(tmp_path / "r.db", emulator.url)
-    limited = dataclasses.replace(settings.sources[0], rate_limit=5.0)
+    # One event per 5 s: the refill cannot hide the limit however slow this machine is.
+    limited = dataclasses.replace(settings.sources[0], rate_limit=0.2)
     with ServerThread(create_app(dataclasses.replace(settings, sources=(limited,)))) as gw:
         def post(event_id: str) -> httpx.Response:
             return httpx.post(f"{gw.url}/v1/events",
                               headers={"Authorization": f"Bearer {SOURCE_KEY}"},
                               json={"event": "ViewContent", "event_id": event_id})
 
-        statuses = [post(f"r{i}").status_code for i in range(8)]
-        assert statuses[:5] == [202] * 5  # a second's worth passes at once
-        assert 429 in statuses[5:]
+        statuses = [post(f"r{i}").status_code for i in range(3)]
+        assert statuses == [202, 429, 429]  # the burst (at least one event) passes at once
         refused = post("over")
         assert refused.status_code == 429
         assert int(refused.headers["retry-after"]) >= 1
-        assert "5 events/s" in refused.json()["reason"]
+        assert "0.2 events/s" in refused.json()["reason"]
         log = httpx.get(f"{gw.url}/v1/deliveries", params={"event_id": "over"},
                         headers={"X-Admin-Token": ADMIN_TOKEN}).json()
         assert log["deliveries"] == []  # refused means not stored

@@ -63,5 +63,7 @@ def test_tag_config_merges_destination_map_over_defaults() -> None:
     body, etag = r.render_tag("var C = " + r.CONFIG_MARK + ";", cfg)
     embedded = orjson.loads(body.decode()[len("var C = "):-1])
     assert embedded["map"]["Purchase"] == "Purchase" and embedded["map"]["Lead"] == "Contact"
-    assert embedded["map"]["PageView"] == "Pageview" and embedded["pageViews"] is True
+    assert embedded["keys"]["pageview"] == "Pageview" and embedded["pageViews"] is True
+    assert embedded["keys"]["ordercompleted"] == "CompletePayment"
+    assert embedded["keys"]["lead"] == "Contact"  # the override wins by name_key too
     assert r.render_tag("x" + r.CONFIG_MARK, cfg)[1] != etag

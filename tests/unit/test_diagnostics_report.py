@@ -9,8 +9,9 @@ import pytest
 
 from pixelrelay.diagnostics import queries
 from pixelrelay.diagnostics.endpoints import session_valid, session_value
-from pixelrelay.diagnostics.queries import QueueRow, WindowRows, mask_reason
+from pixelrelay.diagnostics.queries import QueueRow, WindowRows, mask_field, mask_reason
 from pixelrelay.diagnostics.report import (
+    KEYS,
     WEIGHTS,
     Alert,
     Thresholds,
@@ -43,8 +44,10 @@ def test_match_score_weights() -> None:
     assert sum(WEIGHTS.values()) == pytest.approx(1.0)
     assert match_score(dict.fromkeys(WEIGHTS, 1.0)) == 10.0
     assert match_score({}) == 0.0
-    assert match_score({"ttclid": 1.0}) == 2.5
-    assert match_score({"email": 0.4, "phone": 0.5}) == 2.0  # 10 * (0.10 + 0.10)
+    assert match_score({"ttclid": 1.0}) == 2.2
+    assert match_score({"email": 0.5, "phone": 0.5}) == 2.0  # 10 * (0.11 + 0.09)
+    assert match_score({"first_name": 1.0, "last_name": 1.0, "zip_code": 1.0}) == 0.9
+    assert set(WEIGHTS) == set(KEYS)
 
 
 def test_alert_rules_fire_only_past_thresholds() -> None:
@@ -88,7 +91,10 @@ def test_build_counts_a_known_mix() -> None:
                     ("tiktok", "Search", "Search", "dead", "expired", 1)],
         dead=[("tiktok", "Purchase", "rejected", 40002, "data.0.event: bad", 1),
               ("tiktok", "Search", "expired", None, None, 1)],
-        coverage=[("Purchase", "CompletePayment", 3, 3, 0, 0, 1, 0, 3)],
+        coverage=[("Purchase", "CompletePayment", 3, 3, 0, 0, 1, 0, 3, 2, 2, 1, 0, 0, 3)],
+        notices=[("Purchase", "user.shoe_size", "unknown_field", 4),
+                 ("Purchase", "user.phone", "unverified", 2),
+                 ("Search", "user.shoe_size", "unknown_field", 1)],
         dedup=[("Purchase", 6, 3)], enrichment=[("Purchase", 4, 1)],
         latencies=[("tiktok", 1.0), ("tiktok", 3.0)],
         trend_received=[(0, 2), (23, 3), (99, 1)], trend_delivered=[(23, 2)])
@@ -103,6 +109,11 @@ def test_build_counts_a_known_mix() -> None:
     mk = r["match_keys"]
     assert mk["coverage"]["email"] == 1.0 and mk["coverage"]["ttclid"] == pytest.approx(0.3333)
     assert (mk["purchases"], mk["purchases_with_ttclid"]) == (3, 1)
+    assert mk["coverage"]["first_name"] == pytest.approx(0.6667)
+    assert mk["coverage"]["country"] == 1.0 and mk["counts"]["zip_code"] == 1
+    assert r["ingest_notices"] == {"dropped_fields": [{"field": "user.shoe_size", "count": 5}],
+                                   "unknown_fields": 5, "dropped_values": 0,
+                                   "unverified_phones": 2}
     assert r["dedup_readiness"]["share"] == 0.5 and r["enrichment"]["rate"] == 0.25
     assert r["latency_s"] == {"delivered": 2, "p50": 1.0, "p95": 3.0}
     assert len(r["trend"]["received"]) == 24 and r["trend"]["received"][23] == 4
@@ -126,6 +137,9 @@ def test_session_cookie_is_signed_and_expires() -> None:
 def test_labels_stay_bounded() -> None:
     assert mask_reason("is 9.2 days old; older than 7") == "is N days old; older than N"
     assert mask_reason("must be an ISO 4217 code") == "must be an ISO 4217 code"
+    assert mask_field("user.email.3") == "user.email.N"
+    assert mask_field("properties.jane@example.com") == "properties.<key>"
+    assert mask_field("user.4915112345678.x") == "user.N.x"
     assert path_label("/v1/webhooks/shopify/shop1") == "/v1/webhooks/shopify/{source}"
     assert path_label("/v1/events/abc/trace") == "/v1/events/{event_id}/trace"
     assert path_label("/wp-admin/x.php") == "other"

@@ -1,14 +1,17 @@
-"""Default TikTok names, per-destination overrides, casing suggestions and snake_case."""
+"""Default TikTok names, spec names, per-destination overrides, look-alikes and snake_case."""
 
 from __future__ import annotations
 
 import pytest
 
 from pixelrelay.destinations.tiktok.mapping import (
+    APP_STANDARD_EVENTS,
     DEFAULT_MAP,
     STANDARD_EVENTS,
-    casing_suggestions,
+    EventNames,
     default_tiktok_name,
+    lookalike_standard,
+    name_key,
     snake_case,
     tiktok_name,
 )
@@ -54,13 +57,75 @@ def test_override_wins_over_default() -> None:
     assert tiktok_name("Order Completed", emap) == "CompletePayment"
 
 
-def test_casing_suggestions() -> None:
-    assert casing_suggestions("purchase") == ("Purchase",)
-    assert casing_suggestions("ADDTOCART") == ("AddToCart",)
-    assert casing_suggestions("pageview") == ("PageView", "Pageview")
-    assert casing_suggestions("Purchase") == ()
-    assert casing_suggestions("Pageview") == ()
-    assert casing_suggestions("my_custom") == ()
+@pytest.mark.parametrize(("incoming", "expected"), [
+    # Segment's TikTok Conversions presets
+    ("Order Completed", "CompletePayment"),
+    ("Product Added", "AddToCart"),
+    ("Product Viewed", "ViewContent"),
+    ("Checkout Started", "InitiateCheckout"),
+    ("Products Searched", "Search"),
+    ("Product Added to Wishlist", "AddToWishlist"),
+    ("Payment Info Entered", "AddPaymentInfo"),
+    ("Order Placed", "PlaceAnOrder"),
+    ("Signed Up", "CompleteRegistration"),
+    ("Form Submitted", "SubmitForm"),
+    ("Subscription Created", "Subscribe"),
+    ("Callback Started", "Contact"),
+    ("Download Link Clicked", "Download"),
+    ("Product Clicked", "ClickButton"),
+    # RudderStack's eventNameMapping (lower-case keys)
+    ("checkout step completed", "CompletePayment"),
+    ("submit application", "SubmitApplication"),
+    ("start trial", "StartTrial"),
+    ("viewcontent", "ViewContent"),
+    # case and separators do not matter for known names
+    ("order completed", "CompletePayment"),
+    ("order_completed", "CompletePayment"),
+    ("ORDER-COMPLETED", "CompletePayment"),
+    ("checkout started", "InitiateCheckout"),
+    ("purchase", "CompletePayment"),
+    ("add_to_cart", "AddToCart"),
+    ("pageview", "Pageview"),
+    ("lead", "SubmitForm"),
+    ("Order Refunded", "Order Refunded"),  # unknown: a custom event, unchanged
+])
+def test_spec_names_map_case_and_separator_insensitively(incoming: str, expected: str) -> None:
+    assert tiktok_name(incoming, {}) == expected
+
+
+def test_every_spec_target_is_standard_and_every_app_default_is_an_app_name() -> None:
+    assert set(DEFAULT_MAP.values()) <= STANDARD_EVENTS
+    for name in DEFAULT_MAP:
+        # ClickButton, Contact, ... have no app counterpart and go as custom app events
+        assert tiktok_name(name, {}, "app") in APP_STANDARD_EVENTS | STANDARD_EVENTS
+
+
+def test_overrides_match_by_name_key_too() -> None:
+    names = EventNames({"Order Completed": "Purchase", "trial": "StartTrial"})
+    assert names("Order Completed") == "Purchase"
+    assert names("order_completed") == "Purchase"
+    assert names("TRIAL") == "StartTrial"
+    assert names("Product Added") == "AddToCart"  # the defaults still apply
+
+
+def test_app_events_use_the_app_list() -> None:
+    assert tiktok_name("Purchase", {}, "app") == "Purchase"
+    assert tiktok_name("Order Completed", {}, "app") == "Purchase"
+    assert tiktok_name("launch_app", {}, "app") == "LaunchAPP"
+    assert tiktok_name("Signed Up", {}, "app") == "Registration"
+    assert tiktok_name("Purchase", {"Purchase": "CompletePayment"}, "app") == "CompletePayment"
+
+
+@pytest.mark.parametrize(("custom", "meant"), [
+    ("Purchased", "Purchase"), ("AddToCard", "AddToCart"), ("Subscribed", "Subscribe"),
+    ("Order Complete", "Order Completed"),
+    ("trial_extended", None), ("AddToCart", None), ("LaunchAPP", None)])
+def test_lookalike_standard(custom: str, meant: str | None) -> None:
+    assert lookalike_standard(custom) == meant
+
+
+def test_name_key() -> None:
+    assert name_key(" Order  Completed ") == name_key("order-completed") == "ordercompleted"
 
 
 @pytest.mark.parametrize(("name", "snake"), [

@@ -39,7 +39,7 @@ def test_golden_spec_example_request() -> None:
     d = dest(test_event_code="TEST123")
     route = d.route(event, NOW)
     assert (route.destination, route.dest_event, route.state, route.batch_key) == (
-        "tiktok", "CompletePayment", DeliveryState.PENDING, "web")
+        "tiktok", "CompletePayment", DeliveryState.PENDING, "web|test=TEST123")
     assert route.payload is not None
     req = d.build_request(route.batch_key, [route.payload])
     expected = json.loads((GOLDEN / "spec_example_request.json").read_text())
@@ -68,12 +68,12 @@ def test_item_fields() -> None:
 
 def test_body_is_valid_json_with_and_without_test_code() -> None:
     items = [encode_item({"event": "A", "n": i}) for i in range(3)]
-    body = orjson.loads(build_body(pixel_code='P"1', event_source="app", items=items,
-                                   test_event_code=""))
+    body = orjson.loads(build_body(event_source_id='P"1', event_source="app", items=items,
+                                   test_event_code=None))
     assert body == {"event_source": "app", "event_source_id": 'P"1', "partner_name": "pixelrelay",
                     "data": [{"event": "A", "n": 0}, {"event": "A", "n": 1},
                              {"event": "A", "n": 2}]}
-    body = orjson.loads(build_body(pixel_code="P", event_source="web", items=[],
+    body = orjson.loads(build_body(event_source_id="P", event_source="web", items=[],
                                    test_event_code="T1"))
     assert list(body) == ["event_source", "event_source_id", "partner_name", "test_event_code",
                           "data"]
@@ -86,21 +86,85 @@ def test_track_url_has_the_trailing_slash(api_url: str) -> None:
 
 
 def test_route_filtered_before_suppressed() -> None:
-    denied = Event(name="PageView", event_id="e", event_time=1, source=Source.APP,
+    denied = Event(name="PageView", event_id="e", event_time=1, source=Source.OFFLINE,
                    consent=Consent(marketing=ConsentState.DENIED))
     r = dest(exclude_events=("Pageview",)).route(denied, NOW)
     assert (r.state, r.reason, r.payload, r.dest_event, r.batch_key) == (
-        DeliveryState.FILTERED, "filter: event in exclude_events", None, "Pageview", "app")
-    r = dest().route(denied, NOW)
+        DeliveryState.FILTERED, "filter: event in exclude_events", None, "Pageview", "offline")
+    r = dest(offline_event_set_id="7301").route(denied, NOW)
     assert (r.state, r.reason, r.payload) == (
         DeliveryState.SUPPRESSED, "consent: marketing denied", None)
 
 
 def test_route_uses_the_event_map_and_source() -> None:
     e = Event(name="Purchase", event_id="e", event_time=1, source=Source.OFFLINE)
-    r = dest(event_map={"Purchase": "Purchase"}, batch_size=50).route(e, NOW)
+    d = dest(event_map={"Purchase": "Purchase"}, batch_size=50, offline_event_set_id="7301")
+    r = d.route(e, NOW)
     assert r.dest_event == "Purchase" and r.batch_key == "offline"
     assert r.payload is not None and orjson.loads(r.payload)["event"] == "Purchase"
+    body = orjson.loads(d.build_request(r.batch_key, [r.payload]).body)
+    assert (body["event_source"], body["event_source_id"]) == ("offline", "7301")
+
+
+@pytest.mark.parametrize(("source", "key", "ident"), [
+    (Source.OFFLINE, "offline_event_set_id", "7301"), (Source.CRM, "crm_event_set_id", "7302"),
+    (Source.APP, "app_id", "7303"), (Source.WEB, "pixel_code", "C9ABC1234567890")])
+def test_each_source_goes_to_its_own_tiktok_id_or_is_filtered(
+        source: Source, key: str, ident: str) -> None:
+    e = Event(name="ViewContent", event_id="e", event_time=1, source=source)
+    if source is not Source.WEB:
+        r = dest().route(e, NOW)
+        assert r.state is DeliveryState.FILTERED and r.payload is None
+        assert r.reason == f"filter: no {key} configured for source {source.value} events"
+    d = dest(**({} if source is Source.WEB else {key: ident}))
+    r = d.route(e, NOW)
+    assert r.state is DeliveryState.PENDING and r.payload is not None
+    body = orjson.loads(d.build_request(r.batch_key, [r.payload]).body)
+    assert (body["event_source"], body["event_source_id"]) == (source.value, ident)
+
+
+def test_a_senders_test_event_code_gets_requests_of_its_own() -> None:
+    d = dest()
+    prod = d.route(Event(name="ViewContent", event_id="a", event_time=1), NOW)
+    test = d.route(Event(name="ViewContent", event_id="b", event_time=1,
+                         test_event_code="TEST9"), NOW)
+    assert prod.batch_key != test.batch_key
+    assert test.payload is not None and prod.payload is not None
+    assert orjson.loads(d.build_request(test.batch_key, [test.payload]).body)[
+        "test_event_code"] == "TEST9"
+    assert "test_event_code" not in orjson.loads(d.build_request(prod.batch_key,
+                                                                 [prod.payload]).body)
+    # A destination's own code still sends everything to Test Events, in one kind of request.
+    d = dest(test_event_code="DEST1")
+    keys = {d.route(Event(name="ViewContent", event_id=i, event_time=1, test_event_code=c),
+                    NOW).batch_key for i, c in (("a", None), ("b", "TEST9"))}
+    assert keys == {"web|test=DEST1"}
+
+
+def test_new_user_keys_lead_app_ad_and_limited_data_use_in_tiktoks_shape() -> None:
+    raw = {"event": "Lead", "source": "crm", "user": {
+        "first_name": " Anne ", "last_name": "", "zip_code": "SW1A 1AA", "city": "New York",
+        "state": "NY", "country": "US"},
+        "lead": {"lead_id": 7403, "lead_event_source": "HubSpot"}, "limited_data_use": True,
+        "app": {"app_id": "343200656", "app_version": "1.2"},
+        "ad": {"callback": "cb", "is_retargeting": False},
+        "device": {"platform": "iOS", "mobile": True}}
+    event = parse_event(raw, now=NOW).event
+    assert event is not None
+    item = build_item(event, "Lead")
+    assert item["user"] == {"first_name": _sha("anne"), "zip_code": _sha("sw1a1aa"),
+                            "city": "newyork", "state": "ny", "country": "us"}
+    assert item["lead"] == {"lead_id": "7403", "lead_event_source": "HubSpot"}
+    assert item["app"] == {"app_id": "343200656", "app_version": "1.2"}
+    assert item["ad"] == {"callback": "cb", "is_retargeting": False}
+    assert item["device"] == {"platform": "iOS", "mobile": True}
+    assert item["limited_data_use"] is True
+
+
+def _sha(s: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(s.encode()).hexdigest()
 
 
 def test_destination_attributes_and_classify() -> None:
@@ -149,7 +213,7 @@ def test_whatever_the_parser_accepts_passes_the_emulators_contract() -> None:
             continue
         accepted += 1
         item = encode_item(build_item(event, "CompletePayment"))
-        body = build_body(pixel_code="P", event_source=event.source.value, items=[item],
-                          test_event_code="")
+        body = build_body(event_source_id="P", event_source=event.source.value, items=[item],
+                          test_event_code=event.test_event_code)
         assert validate_request(orjson.loads(body)) == []
     assert accepted > 300

@@ -127,8 +127,13 @@ def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], q: str) -> 
             ("delivered", "rejected", "gave_up", "suppressed", "filtered", "pending"), 0)}]
         for i, d in enumerate(dl):
             head = [escape(e["event"]), e["received"], e["duplicates"], e["rejected_ingest"]]
+            name = escape(d["dest_event"])
+            if d.get("looks_like"):
+                name += (f" <span class=tag data-lookalike title='a custom event: TikTok "
+                         f"optimises only on standard names'>custom; meant "
+                         f"{escape(d['looks_like'])}?</span>")
             rows.append([*(head if i == 0 else ["", "", "", ""]), escape(d["destination"]),
-                         escape(d["dest_event"]), d["delivered"], d["rejected"], d["gave_up"],
+                         name, d["delivered"], d["rejected"], d["gave_up"],
                          d["suppressed"], d["filtered"], d["pending"]])
     events = _table(["Event", "Received", "Duplicates", "Rejected at ingest", "Destination",
                      "TikTok name", "Delivered", "Rejected by TikTok", "Expired / gave up",
@@ -149,6 +154,9 @@ def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], q: str) -> 
         ("<b>all</b>", mk["events"], *cov_cells(mk["coverage"]),
          f"<b data-metric=score>{mk['score']}</b>")])
     weights = ", ".join(f"{k} {w:.2f}" for k, w in WEIGHTS.items())
+    notes = r["ingest_notices"]
+    dropped = _table(["Field (dropped, event kept)", "Count"], [
+        (f"<code>{escape(x['field'])}</code>", x["count"]) for x in notes["dropped_fields"]])
     dd, en, lat = r["dedup_readiness"], r["enrichment"], r["latency_s"]
     recent_rows = [(f"<a href='/v1/events/{quote(x.event_id, safe='')}/trace'>"
                     f"{escape(x.event_id)}</a>", escape(x.name), escape(x.channel),
@@ -164,6 +172,11 @@ def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], q: str) -> 
 event_id within TikTok's 48 h window, absorbed (never stored twice) and counted in a table.
 Pending includes in-flight.</small></p>
 <h2>Rejected, by reason</h2>{reasons}
+<h2>Fields dropped at ingest</h2>{dropped}
+<p><small>Unknown keys are dropped and the event is kept. Unusable values dropped (e.g. an
+invalid email): <b data-metric=dropped_values>{notes["dropped_values"]}</b>. Phones hashed
+though phonenumbers could not confirm the range (new numbering): <b
+data-metric=unverified_phones>{notes["unverified_phones"]}</b>.</small></p>
 <h2>Match keys (delivered and pending events)</h2>{coverage}
 <p><small>Estimated match quality, 0-10 = 10 x the sum of weight x share of events carrying the key;
 weights: {weights}. ip_ua counts events with both IP and user agent. An estimate from the keys

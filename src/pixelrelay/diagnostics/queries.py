@@ -29,9 +29,9 @@ class SqlHooks(Protocol):
 class IngestNote:
     """What ingest refused or absorbed, kept because the outbox stores neither."""
 
-    kind: str  # "rejected" | "duplicate"
+    kind: str  # "rejected" | "duplicate" | a NoticeKind (a kept event's dropped field...)
     event: str
-    field: str = ""  # rejected: the first problem's field
+    field: str = ""  # rejected: the first problem's field; notice: the field it names
     reason: str = ""  # rejected: its reason, digits masked (timestamps vary; values never stored)
     problems: int = 1
     event_id: str = ""  # duplicate
@@ -42,11 +42,30 @@ def mask_reason(reason: str) -> str:
     return _DIGITS.sub("N", reason)[:200]
 
 
+_NUMBERS = re.compile(r"\d+")
+
+
+def mask_field(field: str) -> str:
+    """user.email.3 -> user.email.N; from a key holding an "@" on -> <key>: a sender that
+    used values as keys must not get an email address stored through a key name."""
+    at = field.find("@")
+    if at >= 0:
+        field = field[:field.rfind(".", 0, at) + 1] + "<key>"
+    return _NUMBERS.sub("N", field)[:128]
+
+
 def record_notes(conn: sqlite3.Connection, at: float, channel: str,
                  notes: Sequence[IngestNote]) -> None:
     rejected = [(at, channel, n.event[:128], n.field[:128], n.reason, n.problems)
                 for n in notes if n.kind == "rejected"]
-    dupes = [(at, channel, n.event[:128], n.event_id[:256]) for n in notes if n.kind != "rejected"]
+    dupes = [(at, channel, n.event[:128], n.event_id[:256]) for n in notes
+             if n.kind == "duplicate"]
+    kept = [(at, channel, n.event[:128], mask_field(n.field), n.kind) for n in notes
+            if n.kind not in ("rejected", "duplicate")]
+    if kept:
+        conn.executemany("INSERT INTO ingest_notices (at, channel, event, field, kind) "
+                         "VALUES (?, ?, ?, ?, ?)", kept)
+        conn.execute("DELETE FROM ingest_notices WHERE at < ?", (at - PRUNE_AFTER_S,))
     if rejected:
         conn.executemany("INSERT INTO ingest_rejections (at, channel, event, field, reason, "
                          "problems) VALUES (?, ?, ?, ?, ?, ?)", rejected)
@@ -73,8 +92,9 @@ class WindowRows:
     # destination, name, dead_reason, code, message, n
     dead: list[tuple[str, str, str | None, int | None, str | None, int]] = field(
         default_factory=list)
-    # name, dest_event, n, email, phone, external_id, ttclid, ttp, ip_ua
+    # name, dest_event, n, then one count per report.KEYS entry
     coverage: list[tuple[Any, ...]] = field(default_factory=list)
+    notices: list[tuple[str, str, str, int]] = field(default_factory=list)  # event, field, kind, n
     dedup: list[tuple[str, int, int]] = field(default_factory=list)  # name, server, also browser
     enrichment: list[tuple[str, int, int]] = field(default_factory=list)  # name, server, enriched
     latencies: list[tuple[str, float]] = field(default_factory=list)  # destination, seconds
@@ -88,6 +108,9 @@ _LIST = "coalesce(json_array_length(CAST(e.body AS TEXT), '$.user.{0}'), 0) > 0"
 
 SQL_ACCEPTED = "SELECT name, count(*) FROM events WHERE received_at >= ? GROUP BY name"
 SQL_DUPLICATES = "SELECT event, count(*) FROM ingest_duplicates WHERE at >= ? GROUP BY event"
+SQL_NOTICES = """
+SELECT event, field, kind, count(*) FROM ingest_notices WHERE at >= ?
+ GROUP BY event, field, kind"""
 SQL_INGEST_REJECTIONS = """
 SELECT event, field, reason, count(*) FROM ingest_rejections WHERE at >= ?
  GROUP BY event, field, reason"""
@@ -106,7 +129,9 @@ SQL_COVERAGE = f"""
 SELECT e.name, min(r.dest_event), count(*),
        sum({_LIST.format("email")}), sum({_LIST.format("phone")}),
        sum({_LIST.format("external_id")}), sum({_HAS.format("ttclid")}),
-       sum({_HAS.format("ttp")}), sum({_HAS.format("ip")} AND {_HAS.format("user_agent")})
+       sum({_HAS.format("ttp")}), sum({_HAS.format("ip")} AND {_HAS.format("user_agent")}),
+       {", ".join(f"sum({_HAS.format(k)})" for k in (
+           "first_name", "last_name", "zip_code", "city", "state", "country"))}
   FROM (SELECT event_ref, min(dest_event) AS dest_event FROM deliveries
          WHERE created_at >= ? AND state IN ('delivered', 'pending', 'in_flight')
          GROUP BY event_ref) AS r
@@ -151,6 +176,7 @@ def read_window(conn: sqlite3.Connection, since: float, bucket_s: float) -> Wind
         deliveries=conn.execute(SQL_DELIVERIES, one).fetchall(),
         dead=conn.execute(SQL_DEAD, one).fetchall(),
         coverage=conn.execute(SQL_COVERAGE, one).fetchall(),
+        notices=conn.execute(SQL_NOTICES, one).fetchall(),
         dedup=conn.execute(SQL_DEDUP, {"since": since,
                                        "lookback": since - 48 * 3600.0}).fetchall(),
         enrichment=conn.execute(SQL_ENRICHMENT, one).fetchall(),

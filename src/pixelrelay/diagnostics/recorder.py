@@ -38,6 +38,7 @@ async def record_ingest(store: Any, now: float, channel: str, rejected: list[Ing
             tally["duplicate", name] += 1
             notes.append(IngestNote("duplicate", name, event_id=item.event.event_id))
             continue
+        notes += [IngestNote(str(w.kind), name, w.field) for w in item.event.warnings]
         for r in item.routes:
             tally["received", r.destination, r.dest_event] += 1
             if r.state is DeliveryState.SUPPRESSED:

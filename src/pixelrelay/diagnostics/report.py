@@ -7,16 +7,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pixelrelay.destinations.tiktok.mapping import lookalike_standard
 from pixelrelay.diagnostics.queries import QueueRow, WindowRows
 
 WINDOWS = {"1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
 TREND_BUCKETS = {"1h": 300.0, "24h": 3600.0, "7d": 6 * 3600.0}
-KEYS = ("email", "phone", "external_id", "ttclid", "ttp", "ip_ua")
+KEYS = ("email", "phone", "external_id", "ttclid", "ttp", "ip_ua", "first_name", "last_name",
+        "zip_code", "city", "state", "country")
 # Estimated match quality, 0-10: 10 x the weighted share of events carrying each key. TikTok
 # matches best on ttclid (the click itself) and hashed email/phone; ttp, external_id and
-# IP + user agent help less. The weights sum to 1; an estimate, not TikTok's own EMQ.
-WEIGHTS = {"email": 0.25, "phone": 0.20, "ttclid": 0.25, "external_id": 0.10, "ttp": 0.10,
-           "ip_ua": 0.10}
+# IP + user agent help less, and name, zip and address only together with others. The
+# weights sum to 1; an estimate, not TikTok's own EMQ.
+WEIGHTS = {"email": 0.22, "phone": 0.18, "ttclid": 0.22, "external_id": 0.08, "ttp": 0.08,
+           "ip_ua": 0.10, "first_name": 0.03, "last_name": 0.03, "zip_code": 0.03,
+           "city": 0.01, "state": 0.01, "country": 0.01}
 PURCHASE_NAMES = frozenset({"CompletePayment", "Purchase"})
 
 
@@ -121,7 +125,9 @@ def build(rows: WindowRows, queues: Sequence[QueueRow], test_modes: dict[str, bo
     for dest, name, dest_event, state, dead_reason, n in rows.deliveries:
         per = row(name)["destinations"].setdefault(dest, {
             "destination": dest, "dest_event": dest_event, "delivered": 0, "rejected": 0,
-            "gave_up": 0, "suppressed": 0, "filtered": 0, "pending": 0})
+            "gave_up": 0, "suppressed": 0, "filtered": 0, "pending": 0,
+            # A custom name that looks like a standard one optimises nothing at TikTok.
+            "looks_like": lookalike_standard(dest_event)})
         col = {"in_flight": "pending", "dead": "rejected" if dead_reason == "rejected"
                else "gave_up"}.get(state, state)
         if col in per:
@@ -182,6 +188,12 @@ def build(rows: WindowRows, queues: Sequence[QueueRow], test_modes: dict[str, bo
 
     found = alerts(queues, now, totals["received"], totals["rejected"], purchases,
                    purchases_ttclid, t)
+    dropped: dict[str, int] = {}
+    kinds: dict[str, int] = {}
+    for _name, fld, kind, n in rows.notices:
+        kinds[kind] = kinds.get(kind, 0) + n
+        if kind == "unknown_field":
+            dropped[fld] = dropped.get(fld, 0) + n
     return {
         "window": window, "since": now - WINDOWS[window], "generated_at": now,
         "destinations": [{
@@ -207,6 +219,12 @@ def build(rows: WindowRows, queues: Sequence[QueueRow], test_modes: dict[str, bo
         "trend": {"bucket_s": bucket, "received": series(rows.trend_received),
                   "delivered": series(rows.trend_delivered)},
         "alerts": [asdict(a) for a in found],
+        "ingest_notices": {
+            "dropped_fields": [{"field": f, "count": n} for f, n in
+                               sorted(dropped.items(), key=lambda x: (-x[1], x[0]))[:50]],
+            "unknown_fields": kinds.get("unknown_field", 0),
+            "dropped_values": kinds.get("dropped_value", 0),
+            "unverified_phones": kinds.get("unverified", 0)},
     }
 
 

@@ -37,10 +37,11 @@ PLAIN_USER_KEYS: Final = (
     "idfa",
     "idfv",
     "gaid",
-    "att_status",
-    "city",
-    "state",
-    "country",
+)
+# Sent normalised but never hashed: TikTok cannot match a hashed city.
+PLACE_USER_KEYS: Final = ("city", "state", "country")
+ATT_STATUSES: Final = frozenset(
+    {"AUTHORIZED", "DENIED", "NOT_DETERMINED", "RESTRICTED", "NOT_APPLICABLE"}
 )
 STRING_PROPERTY_KEYS: Final = (
     "order_id",
@@ -59,6 +60,8 @@ NOT_OBJECT: Final = "Not a valid object"
 NOT_LIST: Final = "Not a valid list"
 MISSING: Final = "Missing data for required field"
 NOT_HASHED: Final = "Not a SHA-256 hex digest (64 lowercase hex characters); raw PII is refused"
+NOT_PLAIN: Final = "Must not be hashed (TikTok takes city, state and country normalised, unhashed)"
+NOT_NORMALISED: Final = "Must be normalised: lower-case letters and digits only"
 
 
 # A compiled fullmatch measured ~3x faster than str.strip(charset) on 64-char digests.
@@ -133,6 +136,7 @@ def validate_request(body: Any, max_errors: int = 20) -> list[str]:
             if len(errors) >= max_errors:
                 break
             _check_event(event, f"data.{i}", errors)
+        _check_source_rules(source, data, errors)
     return errors[:max_errors]
 
 
@@ -180,14 +184,50 @@ def _check_event(ev: Any, path: str, errors: list[str]) -> None:
     for key in ("app", "ad", "lead", "device"):
         if key in ev and type(ev[key]) is not dict:
             errors.append(f"{path}.{key}: {NOT_OBJECT}")
+    if "app" in ev and type(ev["app"]) is dict:
+        _check_fields(ev["app"], _APP_KINDS, f"{path}.app", errors)
+    if "ad" in ev and type(ev["ad"]) is dict:
+        _check_fields(ev["ad"], _AD_KINDS, f"{path}.ad", errors)
+    if "lead" in ev and type(ev["lead"]) is dict:
+        _check_fields(ev["lead"], _LEAD_KINDS, f"{path}.lead", errors)
+
+
+def _check_source_rules(source: Any, data: list[Any], errors: list[str]) -> None:
+    """What each event source requires beyond the common shape (BUB track.go)."""
+    required = {"crm": ("lead", "lead_id"), "app": ("app", "app_id")}.get(source)
+    if required is None:
+        return
+    part, key = required
+    for i, ev in enumerate(data):
+        if type(ev) is not dict:
+            continue
+        obj = ev.get(part)
+        value = obj.get(key) if type(obj) is dict else None
+        if type(value) is not str or not value:
+            errors.append(f"data.{i}.{part}.{key}: {MISSING} (event_source {source})")
 
 
 # Field kinds, dispatched on the keys actually present: cheaper than probing every known key.
-_STR, _INT, _NUM, _HASHED, _STR_LIST, _CURRENCY, _CONTENT_TYPE, _CONTENTS = range(8)
+(_STR, _INT, _NUM, _HASHED, _STR_LIST, _CURRENCY, _CONTENT_TYPE, _CONTENTS, _PLACE, _BOOL,
+ _ATT) = range(11)
 _USER_KINDS: Final = {
     **dict.fromkeys(HASHED_USER_KEYS, _HASHED),
     **dict.fromkeys(PLAIN_USER_KEYS, _STR),
+    **dict.fromkeys(PLACE_USER_KEYS, _PLACE),
+    "att_status": _ATT,
 }
+_APP_KINDS: Final = dict.fromkeys(("app_id", "app_name", "app_version"), _STR)
+_AD_KINDS: Final = {
+    **dict.fromkeys(
+        ("callback", "campaign_id", "ad_id", "creative_id", "attribution_type",
+         "attribution_provider"),
+        _STR,
+    ),
+    "is_retargeting": _BOOL,
+    "attributed": _BOOL,
+}
+_LEAD_KINDS: Final = dict.fromkeys(("lead_id", "lead_event_source"), _STR)
+_place: Final = re.compile(r"[a-z0-9]*").fullmatch
 _PROPERTY_KINDS: Final = {
     **dict.fromkeys(STRING_PROPERTY_KEYS, _STR),
     "contents": _CONTENTS,
@@ -217,8 +257,9 @@ def _check_fields(obj: Any, kinds: dict[str, int], path: str, errors: list[str])
             if t is not str:
                 errors.append(f"{path}.{key}: {NOT_STRING}")
         elif kind == _HASHED:
+            # "" and [] mean "not given": Segment sends them for every key it has no value for.
             if t is str:
-                if _sha256_hex(value) is None:
+                if value and _sha256_hex(value) is None:
                     errors.append(f"{path}.{key}: {NOT_HASHED}")
             elif t is list:
                 for j, item in enumerate(value):
@@ -228,6 +269,19 @@ def _check_fields(obj: Any, kinds: dict[str, int], path: str, errors: list[str])
                         errors.append(f"{path}.{key}.{j}: {NOT_HASHED}")
             else:
                 errors.append(f"{path}.{key}: Not a valid string or list of strings")
+        elif kind == _PLACE:
+            if t is not str:
+                errors.append(f"{path}.{key}: {NOT_STRING}")
+            elif _sha256_hex(value) is not None:
+                errors.append(f"{path}.{key}: {NOT_PLAIN}")
+            elif _place(value) is None:
+                errors.append(f"{path}.{key}: {NOT_NORMALISED}")
+        elif kind == _BOOL:
+            if t is not bool:
+                errors.append(f"{path}.{key}: {NOT_BOOLEAN}")
+        elif kind == _ATT:
+            if value not in ATT_STATUSES:
+                errors.append(f"{path}.{key}: Must be one of: " + ", ".join(sorted(ATT_STATUSES)))
         elif kind == _NUM:
             # bool is a subclass of int in Python, but true/false is not a number in JSON.
             if t is not int and t is not float:

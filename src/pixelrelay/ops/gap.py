@@ -14,7 +14,7 @@ from rich.table import Table
 
 from pixelrelay.clock import Clock, SystemClock
 from pixelrelay.config import Settings
-from pixelrelay.destinations.tiktok.mapping import KNOWN_EVENTS, snake_case, tiktok_name
+from pixelrelay.destinations.tiktok.mapping import DEFAULT_MAP, snake_case, tiktok_name
 from pixelrelay.errors import Problem
 from pixelrelay.model import DeliveryState
 from pixelrelay.ops import OpsError
@@ -115,7 +115,7 @@ def _float(text: str) -> float | bool | None:
 def purchase_names(event_map: Mapping[str, str]) -> list[str]:
     """Incoming and TikTok names that mean a purchase under this destination's mapping."""
     names = set(PURCHASE_TIKTOK)
-    names |= {n for n in KNOWN_EVENTS | set(event_map)
+    names |= {n for n in set(DEFAULT_MAP) | set(event_map)
               if tiktok_name(n, event_map) in PURCHASE_TIKTOK}
     return sorted(names)
 

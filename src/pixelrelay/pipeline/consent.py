@@ -28,17 +28,16 @@ def expand_regions(regions: frozenset[str]) -> frozenset[str]:
 
 def apply_consent(event: Event, require_in_regions: frozenset[str]) -> Event:
     """Missing consent counts as denied where the region requires it; ad_user_data denied
-    removes the hashed email, phone and external_id."""
+    removes every identifier of the person (hashed email, phone, external_id, names, zip,
+    address, advertising ids); click and browser context stay."""
     c = event.consent
     if c.region and c.region in expand_regions(require_in_regions) and (
             c.marketing is None or c.ad_user_data is None or c.ad_personalization is None):
         c = Consent(marketing=c.marketing or _DENIED, ad_user_data=c.ad_user_data or _DENIED,
                     ad_personalization=c.ad_personalization or _DENIED, region=c.region)
         event = dataclasses.replace(event, consent=c)
-    u = event.user
-    if c.ad_user_data is _DENIED and (u.email or u.phone or u.external_id):
-        event = dataclasses.replace(
-            event, user=dataclasses.replace(u, email=(), phone=(), external_id=()))
+    if c.ad_user_data is _DENIED and event.user.has_personal_data:
+        event = dataclasses.replace(event, user=event.user.without_personal_data())
     return event
 
 

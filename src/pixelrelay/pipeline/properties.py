@@ -1,12 +1,12 @@
-"""Validate an event's `properties` (value, currency, contents, ids) and the typed field readers."""
+"""Validate an event's `properties` (value, currency, contents, ids); custom keys pass through."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from pixelrelay.errors import Problem
 from pixelrelay.model import JSON
+from pixelrelay.pipeline.readers import amount, count, id_str, is_blank, json_type, opt_str, text
 
 # Active ISO 4217 codes, without funds, precious metals and test codes, which no shop charges in.
 _ISO_4217 = """
@@ -20,83 +20,24 @@ UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG ZWL"""
 CURRENCIES = frozenset(_ISO_4217.split())
 CONTENT_TYPES = ("product", "product_group")
 MAX_CONTENTS = 1000
-
-
-def json_type(v: object) -> str:
-    """The JSON name of a decoded value's type, for messages a sender can act on."""
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int | float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object" if isinstance(v, dict) else type(v).__name__
-
-
-def opt_str(v: object, path: str, cap: int, p: list[Problem], truncate: bool = False) -> str | None:
-    """An optional string: null/blank is absent; over-long ones are cut or refused."""
-    if v is None:
-        return None
-    if not isinstance(v, str):
-        p.append(Problem(path, f"must be a string, got {json_type(v)}"))
-        return None
-    s = v.strip()
-    if len(s) > cap:
-        if truncate:
-            return s[:cap]
-        p.append(Problem(path, f"is longer than {cap} characters"))
-        return None
-    return s or None
-
-
-def id_str(v: object, path: str, p: list[Problem], cap: int = 256) -> str | None:
-    """Ids must reach TikTok as strings (it refuses numbers with 40002): ints are converted."""
-    if isinstance(v, int) and not isinstance(v, bool):
-        return str(v)
-    return opt_str(v, path, cap, p)
-
-
-def amount(v: object, path: str, p: list[Problem]) -> float | None:
-    """A non-negative finite number; numeric strings ("129.95") are accepted."""
-    x: float | None = None
-    if isinstance(v, int | float) and not isinstance(v, bool):
-        x = float(v)
-    elif isinstance(v, str):
-        try:
-            x = float(v)
-        except ValueError:
-            x = None
-    if x is None or not math.isfinite(x) or x < 0:
-        p.append(Problem(path, "must be a non-negative number without currency symbol or "
-                               "thousands separator, such as 129.95"))
-        return None
-    return x
-
-
-def count(v: object, path: str, p: list[Problem]) -> int | None:
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-        p.append(Problem(path, "must be a non-negative integer"))
-        return None
-    return v
+_CONTENT_TEXT = ("content_name", "content_category", "brand")
 
 
 def parse_properties(v: object, p: list[Problem]) -> JSON:
-    """Check the keys TikTok interprets; custom keys pass through unchanged."""
-    if v is None:
+    """Check the keys TikTok interprets; custom keys pass through unchanged.
+
+    Blank values (null, "", [], {}) are "not given": TikTok refuses nulls in typed fields,
+    and senders such as Segment send "" and [] for every field they have no value for.
+    """
+    if is_blank(v):
         return {}
     if not isinstance(v, dict):
         p.append(Problem("properties", f"must be an object, got {json_type(v)}"))
         return {}
     out: JSON = {}
     for key, val in v.items():
-        if val is None:
-            continue  # null means "not given"; TikTok refuses nulls in typed fields
+        if is_blank(val):
+            continue
         path = f"properties.{key}"
         new: Any
         if key == "value":
@@ -108,7 +49,7 @@ def parse_properties(v: object, p: list[Problem]) -> JSON:
         elif key == "contents":
             new = _contents(val, path, p)
         elif key == "content_type":
-            new = val if val in CONTENT_TYPES else None
+            new = val.strip() if isinstance(val, str) and val.strip() in CONTENT_TYPES else None
             if new is None:
                 p.append(Problem(path, "must be product or product_group"))
         elif key in ("order_id", "shop_id"):
@@ -117,8 +58,10 @@ def parse_properties(v: object, p: list[Problem]) -> JSON:
             new = _ids(val, path, p)
         elif key == "num_items":
             new = count(val, path, p)
-        elif key in ("query", "search_string", "description"):
+        elif key in ("query", "search_string"):
             new = opt_str(val, path, 1000, p)
+        elif key == "description":
+            new = text(val, path, p)
         else:
             new = val
         if new is not None:
@@ -134,14 +77,16 @@ def _ids(v: object, path: str, p: list[Problem]) -> list[str] | None:
     out: list[str] = []
     for i, x in enumerate(items):
         ipath = f"{path}.{i}" if isinstance(v, list) else path
-        if x is None:
-            p.append(Problem(ipath, "must be a string, got null"))
-        elif (s := id_str(x, ipath, p)) is not None:
+        if is_blank(x):
+            continue
+        if (s := id_str(x, ipath, p)) is not None:
             out.append(s)
     return out or None
 
 
 def _contents(v: object, path: str, p: list[Problem]) -> list[JSON] | None:
+    if isinstance(v, dict):
+        v = [v]  # one item sent as an object: RudderStack accepts it the same way
     if not isinstance(v, list):
         p.append(Problem(path, f"must be an array of objects, got {json_type(v)}"))
         return None
@@ -151,12 +96,14 @@ def _contents(v: object, path: str, p: list[Problem]) -> list[JSON] | None:
     out: list[JSON] = []
     for i, item in enumerate(v):
         ipath = f"{path}.{i}"
+        if is_blank(item):
+            continue
         if not isinstance(item, dict):
             p.append(Problem(ipath, f"must be an object, got {json_type(item)}"))
             continue
         content: JSON = {}
         for key, val in item.items():
-            if val is None:
+            if is_blank(val):
                 continue
             new: Any = val
             if key == "content_id":
@@ -165,7 +112,10 @@ def _contents(v: object, path: str, p: list[Problem]) -> list[JSON] | None:
                 new = count(val, f"{ipath}.quantity", p)
             elif key == "price":
                 new = amount(val, f"{ipath}.price", p)
+            elif key in _CONTENT_TEXT:
+                new = text(val, f"{ipath}.{key}", p, cap=500)
             if new is not None:
                 content[key] = new
-        out.append(content)
-    return out
+        if content:
+            out.append(content)
+    return out or None

@@ -40,7 +40,7 @@ class EventsEndpoint:
         doc, refused = await read_json(request)
         if refused is not None:
             return refused
-        events, problem = _envelope(doc)
+        events, problem, dropped = _envelope(doc)
         if problem is not None:
             status = 413 if problem.startswith("too many") else 400
             error = "too_large" if status == 413 else "malformed_envelope"
@@ -53,6 +53,7 @@ class EventsEndpoint:
         except StoreUnavailable as exc:
             log.error("store unavailable, answering 503: %s", exc)
             return problem_response(503, "unavailable", "could not commit; retry later")
+        result.warnings[:0] = dropped
         return json_response(result.as_dict(), 202)
 
     def _authenticate(self, request: Request) -> tuple[SourceSettings, Channel] | Response:
@@ -76,19 +77,19 @@ class EventsEndpoint:
                                 "send Authorization: Bearer <source key>")
 
 
-def _envelope(doc: object) -> tuple[list[object], str | None]:
+def _envelope(doc: object) -> tuple[list[object], str | None, list[str]]:
+    """(events, why the envelope is unusable, warnings about keys dropped beside events)."""
     if isinstance(doc, dict) and "events" in doc:
         events = doc["events"]
-        if len(doc) != 1:
-            extra = sorted(k for k in doc if k != "events")
-            return [], f"unexpected keys beside events: {extra}"
+        dropped = [f"{str(k)[:100]}: unknown field beside events; dropped"
+                   for k in doc if k != "events"]
         if not isinstance(events, list):
-            return [], "events must be an array"
+            return [], "events must be an array", []
         if not events:
-            return [], "events is empty"
+            return [], "events is empty", []
         if len(events) > MAX_EVENTS:
-            return [], f"too many events: {len(events)} (at most {MAX_EVENTS} per request)"
-        return events, None
+            return [], f"too many events: {len(events)} (at most {MAX_EVENTS} per request)", []
+        return events, None, dropped
     if isinstance(doc, dict):
-        return [doc], None
-    return [], "body must be an event object or {\"events\": [...]}"
+        return [doc], None, []
+    return [], "body must be an event object or {\"events\": [...]}", []

@@ -13,6 +13,7 @@ from pixelrelay.config import Settings, SourceSettings
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel
+from pixelrelay.pipeline.clickid import MAX_TTCLID
 from pixelrelay.pipeline.enrich import TOKEN_KINDS, SessionContext
 from pixelrelay.sessions import SessionStore
 from pixelrelay.sources import browser_rules as rules
@@ -158,7 +159,7 @@ class CollectEndpoint:
         ctx = SessionContext(
             session_id=sid,
             ttclid=rules.ttclid_from_page(url, referrer) or cookie_ttclid,
-            ttp=ttp if ttp and len(ttp) <= rules.MAX_TTCLID else None,
+            ttp=ttp if ttp and len(ttp) <= MAX_TTCLID else None,
             ip=rules.client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted),
             user_agent=(_str(request.headers.get("user-agent")) or "")[:MAX_UA] or None,
             landing_url=url[:MAX_URL] if url else None,

@@ -8,16 +8,16 @@ import re
 import secrets
 from collections.abc import Mapping
 from functools import lru_cache
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 
-from pixelrelay.destinations.tiktok.mapping import DEFAULT_MAP
+from pixelrelay.destinations.tiktok.mapping import EventNames
+from pixelrelay.pipeline.clickid import ttclid_from_url
 
 SESSION_COOKIE = "prx_sid"
 TTCLID_COOKIE = "prx_ttclid"
 TTP_COOKIE = "_ttp"  # set by the TikTok Pixel on the shop's domain
-MAX_TTCLID = 512  # the parser's limit; a longer one would cost the whole event
 _SESSION_ID = re.compile(r"^s_[0-9a-f]{32}$")
 _COOKIE_SAFE = re.compile(r"^[A-Za-z0-9._~-]{1,512}$")
 CONFIG_MARK = "/*__PIXELRELAY_CONFIG__*/{}"
@@ -80,21 +80,6 @@ def same_site(host_a: str, host_b: str) -> bool:
     if not a or not b:
         return False
     return a == b or a.endswith("." + b) or b.endswith("." + a)
-
-
-def ttclid_from_url(url: str | None) -> str | None:
-    if not url:
-        return None
-    try:
-        query = urlsplit(url).query
-    except ValueError:
-        return None
-    values = parse_qs(query).get("ttclid")
-    if values:
-        value = values[0].strip()
-        if 0 < len(value) <= MAX_TTCLID:
-            return value
-    return None
 
 
 def ttclid_from_page(page_url: str | None, referrer: str | None) -> str | None:
@@ -174,8 +159,9 @@ def preflight_headers(origin: str) -> dict[str, str]:
 def tag_config(event_map: Mapping[str, str], *, consent_required: bool = False,
                page_views: bool = False) -> dict[str, object]:
     """What the tag needs to fire the Pixel exactly as the server will send: the first
-    destination's overrides merged over the default map."""
-    return {"map": {**DEFAULT_MAP, **event_map}, "consentRequired": consent_required,
+    destination's overrides (exact names) and the name_key table of overrides over defaults."""
+    exact, keyed = EventNames(event_map).web_table()
+    return {"map": exact, "keys": keyed, "consentRequired": consent_required,
             "pageViews": page_views}
 
 

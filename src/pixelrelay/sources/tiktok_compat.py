@@ -1,46 +1,68 @@
 """POST /open_api/v1.3/event/track/ (SPEC 3.4): TikTok's own request shape in, TikTok's answers out.
 
 Like TikTok, a request is accepted or refused whole: one bad event gives 40002 naming
-`data.<i>.<field>` and nothing is queued.
+`data.<i>.<field>` and nothing is queued. Unlike a plain field check, a key pixelrelay does
+not know is dropped (code 0, named in `data.warnings`), so no sender loses a conversion to
+an extra field.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pixelrelay.config import SourceSettings
+from pixelrelay.config import DestinationSettings, SourceSettings
+from pixelrelay.destinations.tiktok import SOURCE_ID_KEYS
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
-from pixelrelay.model import Channel
+from pixelrelay.model import Channel, Source
 from pixelrelay.sources.http import BodyTooLarge, find_source, json_response, read_body
 
 MAX_EVENTS = 1000
-_USER_KEYS = frozenset({"email", "phone", "external_id", "ttclid", "ttp", "ip", "user_agent",
-                        "locale"})
-_EVENT_KEYS = frozenset({"event", "event_time", "event_id", "user", "page", "properties",
-                         "limited_data_use"})
+TOP_KEYS = frozenset({"event_source", "event_source_id", "test_event_code", "partner_name",
+                      "data"})
 # Our field names where they differ from TikTok's, for error messages in TikTok's terms.
 _FIELD_NAMES = {"timestamp": "event_time", "source": "event_source"}
 log = logging.getLogger(__name__)
 
 
-def tiktok_answer(code: int, message: str) -> Response:
+def tiktok_answer(code: int, message: str, data: dict[str, Any] | None = None) -> Response:
     return json_response({"code": code, "message": message,
-                          "request_id": uuid.uuid4().hex, "data": {}})
+                          "request_id": uuid.uuid4().hex, "data": data or {}})
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The destinations an event_source_id names, and the source that id belongs to."""
+
+    destinations: frozenset[str]
+    source: Source
+
+
+def targets(destinations: Sequence[DestinationSettings]) -> dict[str, Target]:
+    """Every TikTok id a destination is configured with (pixel, event sets, app) -> Target."""
+    names: dict[tuple[str, Source], set[str]] = {}
+    for d in destinations:
+        for source, key in SOURCE_ID_KEYS.items():
+            ident = str(getattr(d, key))
+            if ident:
+                names.setdefault((ident, source), set()).add(d.name)
+    return {ident: Target(frozenset(n), source) for (ident, source), n in names.items()}
 
 
 class TikTokTrackEndpoint:
     def __init__(self, ingestor: Ingestor, sources: tuple[SourceSettings, ...],
-                 pixel_to_destinations: dict[str, frozenset[str]]) -> None:
+                 destinations: Sequence[DestinationSettings]) -> None:
         self.ingestor = ingestor
         self.sources = sources
-        self.pixels = pixel_to_destinations
+        self.targets = targets(destinations)
 
     async def __call__(self, request: Request) -> Response:
         token = request.headers.get("access-token", "").strip()
@@ -55,13 +77,12 @@ class TikTokTrackEndpoint:
             return tiktok_answer(40002, "body: larger than 1 MiB")
         except orjson.JSONDecodeError as exc:
             return tiktok_answer(40002, f"body: not valid JSON: {exc}")
-        converted = _convert(doc, self.pixels)
+        converted = convert(doc, self.targets)
         if isinstance(converted, str):
             return tiktok_answer(40002, converted)
-        events, destinations = converted
         try:
-            result = await self.ingestor.accept(events, channel=Channel.TIKTOK_API,
-                                                only_destinations=destinations,
+            result = await self.ingestor.accept(converted.events, channel=Channel.TIKTOK_API,
+                                                only_destinations=converted.destinations,
                                                 all_or_nothing=True)
         except StoreUnavailable as exc:
             log.error("store unavailable, answering 50000: %s", exc)
@@ -71,7 +92,15 @@ class TikTokTrackEndpoint:
             return tiktok_answer(40002, "; ".join(
                 f"data.{first.index}.{_tiktok_field(p.field)}: {p.reason}"
                 for p in first.problems))
-        return tiktok_answer(0, "OK")
+        warnings = converted.warnings + [_tiktok_warning(w) for w in result.warnings]
+        return tiktok_answer(0, "OK", {"warnings": warnings} if warnings else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Converted:
+    events: list[object]
+    destinations: frozenset[str]
+    warnings: list[str]
 
 
 def _tiktok_field(field: str) -> str:
@@ -79,22 +108,38 @@ def _tiktok_field(field: str) -> str:
     return _FIELD_NAMES.get(head, head) + dot + rest
 
 
-def _convert(doc: object, pixels: dict[str, frozenset[str]]
-             ) -> tuple[list[object], frozenset[str]] | str:
-    """TikTok's body -> our raw events and the destinations its pixel names, or an error."""
+def _tiktok_warning(warning: str) -> str:
+    """"events[3] user.x: ..." (the ingest wording) -> "data.3.user.x: ..." (TikTok's)."""
+    if warning.startswith("events["):
+        index, _, rest = warning[len("events["):].partition("] ")
+        return f"data.{index}.{_tiktok_field(rest)}"
+    return warning
+
+
+def convert(doc: object, known: dict[str, Target]) -> Converted | str:
+    """TikTok's body -> our raw events and the destinations its id names, or an error."""
     if not isinstance(doc, dict):
         return "body: must be a JSON object"
+    warnings = [f"{str(k)[:100]}: unknown field; dropped" for k in doc if k not in TOP_KEYS]
     source = doc.get("event_source")
     if source not in ("web", "app", "offline", "crm"):
         return "event_source: must be one of web, app, offline, crm"
-    pixel = doc.get("event_source_id")
-    if not isinstance(pixel, str) or not pixel:
-        return "event_source_id: required string (the pixel code)"
-    if pixel not in pixels:
-        return f"event_source_id: no destination is configured for pixel code {pixel}"
-    if doc.get("test_event_code"):
-        return ("test_event_code: not taken per request by pixelrelay; set test_event_code on "
-                "the destination so test traffic can never reach production by mistake")
+    ident = doc.get("event_source_id")
+    if isinstance(ident, int) and not isinstance(ident, bool):
+        ident = str(ident)
+    if not isinstance(ident, str) or not ident.strip():
+        return "event_source_id: required string (the pixel code, event set id or app id)"
+    target = known.get(ident.strip())
+    if target is None:
+        return (f"event_source_id: no destination is configured with {ident.strip()!r} as "
+                "its pixel_code, offline_event_set_id, crm_event_set_id or app_id")
+    if target.source.value != source:
+        return (f"event_source_id: {ident.strip()} is the {SOURCE_ID_KEYS[target.source]} of "
+                f"destination {', '.join(sorted(target.destinations))}, but event_source is "
+                f"{source}; use event_source {target.source.value}")
+    test_code = doc.get("test_event_code")
+    if test_code is not None and not isinstance(test_code, str):
+        return "test_event_code: must be a string"
     data = doc.get("data")
     if not isinstance(data, list) or not data:
         return "data: required non-empty array"
@@ -102,38 +147,32 @@ def _convert(doc: object, pixels: dict[str, frozenset[str]]
         return f"data: at most {MAX_EVENTS} events, got {len(data)}"
     events: list[object] = []
     for i, item in enumerate(data):
-        event = _convert_event(item, source)
+        event = _convert_event(item, source, test_code or None)
         if isinstance(event, str):
             return f"data.{i}.{event}"
         events.append(event)
-    return events, pixels[pixel]
+    return Converted(events, target.destinations, warnings)
 
 
-def _convert_event(item: object, source: str) -> dict[str, Any] | str:
+def _convert_event(item: object, source: str, test_code: str | None) -> dict[str, Any] | str:
+    """One data[] item as a /v1/events object: the same keys but event_time -> timestamp and
+    the request's source and test code; everything else is judged by the shared parser."""
     if not isinstance(item, dict):
         return "event: each data item must be an object"
-    unknown = sorted(set(item) - _EVENT_KEYS)
-    if unknown:
-        return f"{unknown[0]}: not supported by pixelrelay"
-    if "event_time" not in item:
+    if "event_time" not in item or item["event_time"] in (None, ""):
         return "event_time: required"
-    if not isinstance(item["event_time"], int) or isinstance(item["event_time"], bool):
+    t = item["event_time"]
+    if not isinstance(t, int) or isinstance(t, bool):
         return "event_time: must be an integer Unix time in seconds"
-    out: dict[str, Any] = {"source": source, "timestamp": item["event_time"]}
-    for key in ("event", "event_id", "page", "properties"):
-        if key in item:
-            out[key] = item[key]
-    user = item.get("user")
-    if user is not None:
-        if not isinstance(user, dict):
-            return "user: must be an object"
-        unknown = sorted(set(user) - _USER_KEYS)
-        if unknown:
-            return f"user.{unknown[0]}: not supported by pixelrelay"
-        out["user"] = user
-    ldu = item.get("limited_data_use")
-    if ldu is not None and not isinstance(ldu, bool):
-        return "limited_data_use: must be a boolean"
-    if ldu:
-        out["consent"] = {"ad_personalization": "denied"}
+    # pixelrelay's own keys (consent, session_id, order_source) are taken here too.
+    out: dict[str, Any] = {k: v for k, v in item.items()
+                           if k not in ("event_time", "source", "timestamp")}
+    out["source"] = source
+    out["timestamp"] = t
+    # Segment once put test_event_code inside data[]; TikTok wants it at the top level.
+    own_code = item.get("test_event_code")
+    if test_code is not None or not isinstance(own_code, str) or not own_code.strip():
+        out.pop("test_event_code", None)
+        if test_code is not None:
+            out["test_event_code"] = test_code
     return out

@@ -1,4 +1,7 @@
-"""Event <-> bytes for the events table: orjson, lossless for every field of `Event`."""
+"""Event <-> bytes for the events table: orjson, lossless for every field of `Event`.
+
+Bodies written by older versions (fewer user keys, warnings as plain strings) still decode.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +9,56 @@ from typing import Any
 
 import orjson
 
-from pixelrelay.model import Channel, Consent, ConsentState, Event, Page, Source, User
+from pixelrelay.errors import Notice, NoticeKind
+from pixelrelay.model import (
+    Ad,
+    App,
+    Channel,
+    Consent,
+    ConsentState,
+    Event,
+    Lead,
+    Page,
+    Source,
+    User,
+)
+
+_USER_SCALARS = ("ttclid", "ttp", "ip", "user_agent", "locale", "first_name", "last_name",
+                 "zip_code", "city", "state", "country", "idfa", "idfv", "gaid", "att_status")
+_USER_LISTS = ("email", "phone", "external_id")
 
 
 def encode_event(event: Event) -> bytes:
     # A literal dict is about twice as fast as orjson's own dataclass path, and ingest pays
-    # this once per event.
+    # this once per event. Absent optional parts are left out.
     e, u, c = event, event.user, event.consent
-    return orjson.dumps({
+    user: dict[str, Any] = {k: getattr(u, k) for k in _USER_LISTS if getattr(u, k)}
+    user.update((k, v) for k in _USER_SCALARS if (v := getattr(u, k)) is not None)
+    body: dict[str, Any] = {
         "name": e.name, "event_id": e.event_id, "event_time": e.event_time, "source": e.source,
-        "user": {"email": u.email, "phone": u.phone, "external_id": u.external_id,
-                 "ttclid": u.ttclid, "ttp": u.ttp, "ip": u.ip, "user_agent": u.user_agent,
-                 "locale": u.locale},
+        "user": user,
         "page": {"url": e.page.url, "referrer": e.page.referrer},
         "properties": e.properties,
         "consent": {"marketing": c.marketing, "ad_user_data": c.ad_user_data,
                     "ad_personalization": c.ad_personalization, "region": c.region},
         "session_id": e.session_id, "order_source": e.order_source,
-        "received_at": e.received_at, "warnings": e.warnings,
+        "received_at": e.received_at,
+        "warnings": [[w.field, w.reason, w.kind] for w in e.warnings],
         "channel": e.channel, "enriched_from": e.enriched_from,
-    })
+    }
+    if e.app is not None:
+        body["app"] = e.app
+    if e.ad is not None:
+        body["ad"] = e.ad
+    if e.lead is not None:
+        body["lead"] = e.lead
+    if e.device:
+        body["device"] = e.device
+    if e.limited_data_use is not None:
+        body["limited_data_use"] = e.limited_data_use
+    if e.test_event_code is not None:
+        body["test_event_code"] = e.test_event_code
+    return orjson.dumps(body)
 
 
 def decode_event(data: bytes) -> Event:
@@ -33,21 +66,13 @@ def decode_event(data: bytes) -> Event:
     u: dict[str, Any] = d.get("user") or {}
     p: dict[str, Any] = d.get("page") or {}
     c: dict[str, Any] = d.get("consent") or {}
+    app, ad, lead = d.get("app"), d.get("ad"), d.get("lead")
     return Event(
         name=d["name"],
         event_id=d["event_id"],
         event_time=d["event_time"],
         source=Source(d.get("source", Source.WEB)),
-        user=User(
-            email=tuple(u.get("email", ())),
-            phone=tuple(u.get("phone", ())),
-            external_id=tuple(u.get("external_id", ())),
-            ttclid=u.get("ttclid"),
-            ttp=u.get("ttp"),
-            ip=u.get("ip"),
-            user_agent=u.get("user_agent"),
-            locale=u.get("locale"),
-        ),
+        user=_user(u),
         page=Page(url=p.get("url"), referrer=p.get("referrer")),
         properties=d.get("properties") or {},
         consent=Consent(
@@ -59,11 +84,30 @@ def decode_event(data: bytes) -> Event:
         session_id=d.get("session_id"),
         order_source=d.get("order_source"),
         received_at=float(d.get("received_at", 0.0)),
-        warnings=tuple(d.get("warnings", ())),
+        warnings=tuple(_notice(w) for w in d.get("warnings", ())),
         channel=Channel(d.get("channel", Channel.SERVER)),
         enriched_from=d.get("enriched_from"),
+        app=App(**app) if isinstance(app, dict) else None,
+        ad=Ad(**ad) if isinstance(ad, dict) else None,
+        lead=Lead(**lead) if isinstance(lead, dict) else None,
+        device=d.get("device") or {},
+        limited_data_use=d.get("limited_data_use"),
+        test_event_code=d.get("test_event_code"),
     )
+
+
+def _user(u: dict[str, Any]) -> User:
+    fields: dict[str, Any] = {k: tuple(u.get(k) or ()) for k in _USER_LISTS}
+    fields.update((k, u.get(k)) for k in _USER_SCALARS)
+    return User(**fields)
 
 
 def _consent(value: str | None) -> ConsentState | None:
     return None if value is None else ConsentState(value)
+
+
+def _notice(w: Any) -> Notice:
+    if isinstance(w, list):
+        return Notice(w[0], w[1], NoticeKind(w[2]))
+    field, _, reason = str(w).partition(": ")  # version 0.1 stored "field: reason"
+    return Notice(field, reason, NoticeKind.DROPPED_VALUE)

@@ -37,6 +37,7 @@ MIGRATIONS = (  # append only; index + 1 = schema version
     "sqlite_001_initial.sql",
     "sqlite_002_sessions.sql",
     "sqlite_003_diagnostics.sql",
+    "sqlite_006_ingest_notices.sql",
 )
 MAX_GROUP = 512  # calls per transaction: bounds the latency one commit adds to the first caller
 _FINISH_PARAMS = ("token", "state", "next_attempt_at", "http_status", "code", "message",

@@ -7,28 +7,22 @@ from typing import Any
 
 import orjson
 
-from pixelrelay.model import ConsentState, Event
+from pixelrelay.model import Ad, App, ConsentState, Event, Lead, Source
 
 PARTNER_NAME = "pixelrelay"
 TRACK_PATH = "/open_api/v1.3/event/track/"
+_USER_LISTS = ("email", "phone", "external_id")
+_USER_SCALARS = ("ttclid", "ttp", "ip", "user_agent", "locale", "first_name", "last_name",
+                 "zip_code", "city", "state", "country", "idfa", "idfv", "gaid", "att_status")
 
 
 def build_item(event: Event, tiktok_event: str) -> dict[str, Any]:
-    """One `data[]` object: hashed ids as arrays, raw context fields, empty parts omitted."""
+    """One `data[]` object in TikTok's shape: hashed ids as arrays, empty parts omitted."""
     item: dict[str, Any] = {"event": tiktok_event, "event_time": event.event_time,
                             "event_id": event.event_id}
     u = event.user
-    user: dict[str, Any] = {}
-    if u.email:
-        user["email"] = list(u.email)
-    if u.phone:
-        user["phone"] = list(u.phone)
-    if u.external_id:
-        user["external_id"] = list(u.external_id)
-    for key, val in (("ttclid", u.ttclid), ("ttp", u.ttp), ("ip", u.ip),
-                     ("user_agent", u.user_agent), ("locale", u.locale)):
-        if val is not None:
-            user[key] = val
+    user: dict[str, Any] = {k: list(v) for k in _USER_LISTS if (v := getattr(u, k))}
+    user.update((k, v) for k in _USER_SCALARS if (v := getattr(u, k)) is not None)
     if user:
         item["user"] = user
     pg = event.page
@@ -37,20 +31,34 @@ def build_item(event: Event, tiktok_event: str) -> dict[str, Any]:
         item["page"] = page
     if event.properties:
         item["properties"] = event.properties
-    # TikTok's only in-payload privacy switch; ad_personalization denied maps onto it.
-    item["limited_data_use"] = event.consent.ad_personalization is ConsentState.DENIED
+    if event.app is not None:
+        item["app"] = _present(event.app)
+    if event.ad is not None:
+        item["ad"] = _present(event.ad)
+    if event.lead is not None and event.source is Source.CRM:
+        item["lead"] = _present(event.lead)
+    if event.device:
+        item["device"] = event.device
+    # TikTok's only in-payload privacy switch: the sender's flag, forced on when the visitor
+    # denied ad personalisation.
+    item["limited_data_use"] = bool(event.limited_data_use) or (
+        event.consent.ad_personalization is ConsentState.DENIED)
     return item
+
+
+def _present(part: App | Ad | Lead) -> dict[str, Any]:
+    return {k: v for k in part.__slots__ if (v := getattr(part, k)) is not None}
 
 
 def encode_item(item: dict[str, Any]) -> bytes:
     return orjson.dumps(item)
 
 
-def build_body(*, pixel_code: str, event_source: str, items: Sequence[bytes],
-               test_event_code: str) -> bytes:
+def build_body(*, event_source_id: str, event_source: str, items: Sequence[bytes],
+               test_event_code: str | None) -> bytes:
     """The request body, concatenating items serialised at ingest instead of re-encoding them."""
     head = (b'{"event_source":' + orjson.dumps(event_source)
-            + b',"event_source_id":' + orjson.dumps(pixel_code)
+            + b',"event_source_id":' + orjson.dumps(event_source_id)
             + b',"partner_name":' + orjson.dumps(PARTNER_NAME))
     if test_event_code:
         head += b',"test_event_code":' + orjson.dumps(test_event_code)

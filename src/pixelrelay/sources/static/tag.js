@@ -24,9 +24,13 @@
 
   function own(o, k) { return Object.prototype.hasOwnProperty.call(o, k); }
 
+  // The server's mapping.name_key: known names match whatever their case and separators.
+  function nameKey(name) { return name.replace(/[\s_\-.:\/]+/g, '').toLowerCase(); }
+
   function mapName(name) {
-    var m = CONFIG.map || {};
-    return own(m, name) && m[name] ? m[name] : name;
+    var m = CONFIG.map || {}, keys = CONFIG.keys || {}, k = nameKey(name);
+    if (own(m, name) && m[name]) { return m[name]; }
+    return own(keys, k) && keys[k] ? keys[k] : name;
   }
 
   function isUpper(c) { return c >= 'A' && c <= 'Z'; }

@@ -1,0 +1,126 @@
+"""Typed readers of decoded JSON fields: each returns the value or records why it is refused.
+
+Shared rules: null, "" (after trimming), [] and {} mean "not given" for an optional field;
+a key the reader does not know is dropped with a Notice, never the event.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from typing import Any
+
+from pixelrelay.errors import Notice, NoticeKind, Problem
+
+MAX_UNKNOWN_NOTICES = 20  # per object: a body of 10,000 junk keys must not flood the answer
+
+
+def json_type(v: object) -> str:
+    """The JSON name of a decoded value's type, for messages a sender can act on."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int | float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object" if isinstance(v, dict) else type(v).__name__
+
+
+def is_blank(v: object) -> bool:
+    """null, a blank string, an empty array or object: the same as an absent field."""
+    if v is None:
+        return True
+    if isinstance(v, str):
+        return not v.strip()
+    return isinstance(v, list | dict) and not v
+
+
+def unknown_keys(obj: dict[Any, Any], prefix: str, known: frozenset[str],
+                 notices: list[Notice]) -> None:
+    """Record a Notice per key outside `known` (with the nearest known name as a hint).
+
+    The caller reads only known keys, so unknown ones are dropped by not being read.
+    """
+    if obj.keys() <= known:  # the common case, checked in C
+        return
+    extra = [k for k in obj if k not in known]
+    for k in extra[:MAX_UNKNOWN_NOTICES]:
+        key = str(k)[:100]
+        hint = difflib.get_close_matches(key, sorted(known), n=1)
+        notices.append(Notice(prefix + key, "unknown field; dropped" + (
+            f" (did you mean {prefix}{hint[0]}?)" if hint else ""), NoticeKind.UNKNOWN_FIELD))
+    if len(extra) > MAX_UNKNOWN_NOTICES:
+        notices.append(Notice(prefix + "*", f"{len(extra) - MAX_UNKNOWN_NOTICES} more unknown "
+                                            "fields; dropped", NoticeKind.UNKNOWN_FIELD))
+
+
+def opt_str(v: object, path: str, cap: int, p: list[Problem], truncate: bool = False) -> str | None:
+    """An optional string: null/blank is absent; over-long ones are cut or refused."""
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        p.append(Problem(path, f"must be a string, got {json_type(v)}"))
+        return None
+    s = v.strip()
+    if len(s) > cap:
+        if truncate:
+            return s[:cap]
+        p.append(Problem(path, f"is longer than {cap} characters"))
+        return None
+    return s or None
+
+
+def id_str(v: object, path: str, p: list[Problem], cap: int = 256) -> str | None:
+    """Ids must reach TikTok as strings (it refuses numbers with 40002): ints are converted."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    return opt_str(v, path, cap, p)
+
+
+def text(v: object, path: str, p: list[Problem], cap: int = 1000) -> str | None:
+    """A free-text field TikTok wants as a string: numbers are converted, others refused."""
+    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+        return str(v)
+    return opt_str(v, path, cap, p, truncate=True)
+
+
+def boolean(v: object, path: str, p: list[Problem]) -> bool | None:
+    if v is None or isinstance(v, bool):
+        return v
+    p.append(Problem(path, f"must be true or false, got {json_type(v)}"))
+    return None
+
+
+def amount(v: object, path: str, p: list[Problem]) -> float | None:
+    """A non-negative finite number; numeric strings ("129.95") are accepted."""
+    x: float | None = None
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        x = float(v)
+    elif isinstance(v, str):
+        try:
+            x = float(v)
+        except ValueError:
+            x = None
+    if x is None or not math.isfinite(x) or x < 0:
+        p.append(Problem(path, "must be a non-negative number without currency symbol or "
+                               "thousands separator, such as 129.95"))
+        return None
+    return x
+
+
+MAX_COUNT = 2**53  # larger counts are no real quantity, and would not survive JSON readers
+
+
+def count(v: object, path: str, p: list[Problem]) -> int | None:
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, str) and v.strip().isdigit() and len(v.strip()) <= 16:
+        v = int(v.strip())
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_COUNT:
+        p.append(Problem(path, "must be a non-negative integer"))
+        return None
+    return v
