@@ -96,9 +96,10 @@ class Ingestor:
         refused: list[IngestNote] = []  # diagnostics: each refusal's field and reason, no value
         dests = [d for d in self.destinations
                  if only_destinations is None or d.name in only_destinations]
+        names = self._id_name.as_sent if channel is Channel.TIKTOK_API else self._id_name
         for index, raw in enumerate(raw_events):
             parsed = parse_event(raw, now=now, phone_region=self.phone_region,
-                                 tiktok_name=self._id_name, new_id=_new_id)
+                                 tiktok_name=names, new_id=_new_id)
             event = parsed.event
             if event is not None and channel is not Channel.SERVER:
                 event = replace(event, channel=channel)

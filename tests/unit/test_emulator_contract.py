@@ -134,7 +134,35 @@ CASES = [
     ("data.0.properties.value", True, "data.0.properties.value: Not a valid number"),
     ("data.0.properties.order_id", 42, "data.0.properties.order_id: Not a valid string"),
     ("data.0.properties.content_type", "sku", "data.0.properties.content_type: Must be one of"),
+    ("data.0.user.first_name", "Alice", "data.0.user.first_name: Not a SHA-256"),
+    ("data.0.user.zip_code", ["10115"], "data.0.user.zip_code.0: Not a SHA-256"),
+    ("data.0.user.city", SHA, "data.0.user.city: Must not be hashed"),
+    ("data.0.user.city", "New York", "data.0.user.city: Must be normalised"),
+    ("data.0.user.country", 49, "data.0.user.country: Not a valid string"),
+    ("data.0.user.att_status", "yes", "data.0.user.att_status: Must be one of"),
+    ("data.0.ad", {"callback": 1}, "data.0.ad.callback: Not a valid string"),
+    ("data.0.ad", {"is_retargeting": "no"}, "data.0.ad.is_retargeting: Not a valid boolean"),
+    ("data.0.app", {"app_id": 343200656}, "data.0.app.app_id: Not a valid string"),
+    ("data.0.lead", {"lead_id": 7}, "data.0.lead.lead_id: Not a valid string"),
+    ("data.0.device", "iPhone", "data.0.device: Not a valid object"),
 ]
+
+
+def test_blank_match_keys_mean_absent_as_segment_sends_them() -> None:
+    ev = web_event()
+    ev["user"].update(first_name="", last_name="", zip_code="", city="", state="",
+                      country="", email=[])
+    assert validate_request(body(ev)) == []
+
+
+@pytest.mark.parametrize(("source", "part", "key"), [("crm", "lead", "lead_id"),
+                                                     ("app", "app", "app_id")])
+def test_crm_events_need_a_lead_id_and_app_events_an_app_id(source: str, part: str,
+                                                           key: str) -> None:
+    assert validate_request(body(web_event(), event_source=source)) == [
+        f"data.0.{part}.{key}: Missing data for required field (event_source {source})"]
+    assert validate_request(body(web_event(**{part: {key: "7403"}}),
+                                 event_source=source)) == []
 
 
 @pytest.mark.parametrize(("path", "value", "expected"), CASES, ids=[c[0] for c in CASES])

@@ -14,7 +14,7 @@ from pixelrelay.destinations.tiktok.payload import (
     encode_item,
     track_url,
 )
-from pixelrelay.model import DeliveryState, Event, Route, Source
+from pixelrelay.model import Channel, DeliveryState, Event, Route, Source
 from pixelrelay.pipeline.consent import suppression_reason
 from pixelrelay.pipeline.filters import filter_reason
 
@@ -47,7 +47,8 @@ class TikTokDestination:
         self.source_ids = {src: str(getattr(settings, key)) for src, key in SOURCE_ID_KEYS.items()}
 
     def route(self, event: Event, now: float) -> Route:
-        dest_event = self.names(event.name, event.source.value)
+        names = self.names.as_sent if event.channel is Channel.TIKTOK_API else self.names
+        dest_event = names(event.name, event.source.value)
         # The destination's own code sends everything to Test Events; else the sender's.
         key = batch_key(event.source, self.settings.test_event_code or event.test_event_code)
         reason = filter_reason(event, dest_event, self.settings)

@@ -115,6 +115,12 @@ class EventNames:
         self._exact = {k: v for k, v in (event_map or {}).items() if v}
         self._keyed = {name_key(k): v for k, v in self._exact.items()}
 
+    def as_sent(self, name: str, source: str = "web") -> str:
+        """For names that already are TikTok's (the drop-in endpoint): only an exact override
+        renames them. "Purchase" stays Purchase, so it still deduplicates with a Pixel that
+        sends Purchase."""
+        return self._exact.get(name) or name
+
     def web_table(self) -> tuple[dict[str, str], dict[str, str]]:
         """(exact overrides, name_key -> TikTok name) for web events: what the browser tag
         embeds to name the Pixel's event exactly as the server will."""
