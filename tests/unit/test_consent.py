@@ -57,3 +57,15 @@ def test_ad_user_data_denied_strips_hashed_ids_anywhere() -> None:
 def test_marketing_denied_suppresses() -> None:
     assert suppression_reason(event(Consent(marketing=D))) == "consent: marketing denied"
     assert suppression_reason(event(Consent(marketing=G))) is None
+
+
+def test_ad_user_data_denied_removes_every_personal_key() -> None:
+    full = User(email=(H,), phone=(H,), external_id=(H,), first_name=H, last_name=H, zip_code=H,
+                city="berlin", state="be", country="de", idfa=H, gaid=H, idfv="v",
+                ttclid="E.C.P.x", ttp="2.t", ip="203.0.113.1", user_agent="UA", locale="de-DE",
+                att_status="DENIED")
+    e = Event(name="Purchase", event_id="e1", event_time=1, user=full,
+              consent=Consent(marketing=G, ad_user_data=D))
+    out = apply_consent(e, frozenset())
+    assert out.user == User(ttclid="E.C.P.x", ttp="2.t", ip="203.0.113.1", user_agent="UA",
+                            locale="de-DE", att_status="DENIED")
