@@ -50,3 +50,13 @@ class ConfigError(PixelrelayError):
 
 class StoreUnavailable(PixelrelayError):
     """The store could not commit; the caller must answer 503 so the sender retries."""
+
+
+class DatabaseInUse(PixelrelayError):
+    """Another process owns this database (a running `serve`); the message names it."""
+
+    def __init__(self, path: str, holder: str) -> None:
+        super().__init__(f"database {path} is already in use by another pixelrelay ({holder}); "
+                         "stop that one first, or give this one its own storage.url")
+        self.path = path
+        self.holder = holder

@@ -29,6 +29,7 @@ from pixelrelay.store.base import (
     QueueStats,
 )
 from pixelrelay.store.codec import encode_event
+from pixelrelay.store.owner import OwnerLock
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -87,7 +88,9 @@ class SQLiteStore:
         self.path = path
         # Only the serving process owns in-flight rows. A CLI tool (replay, import, report)
         # attaching to a live database must not hand a running worker's batches back out.
+        # The owner holds an OS lock, so a second owner cannot take the first one's batches.
         self.recover_in_flight = recover_in_flight
+        self._owner = OwnerLock(path) if recover_in_flight and path != ":memory:" else None
         self.commits = 0  # transactions committed by the writer (group commit is observable)
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -111,6 +114,16 @@ class SQLiteStore:
 
     def _open_sync(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if self._owner is not None:
+            self._owner.acquire()  # before recovery: raises DatabaseInUse naming the owner
+        try:
+            self._open_connections()
+        except BaseException:
+            if self._owner is not None:
+                self._owner.release()
+            raise
+
+    def _open_connections(self) -> None:
         w = self._connect()
         w.execute("PRAGMA journal_mode = WAL")
         w.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -135,6 +148,8 @@ class SQLiteStore:
             if conn is not None:
                 conn.close()
         self._wconn = self._rconn = None
+        if self._owner is not None:
+            self._owner.release()  # after the last commit: the next owner finds it all
 
     # -- the writer ----------------------------------------------------------------------------
 
