@@ -16,8 +16,7 @@ from pixelrelay.config import (
     load_settings,
     sandbox_settings,
 )
-from pixelrelay.errors import ConfigError
-from pixelrelay.ops import OpsError
+from pixelrelay.errors import PixelrelayError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         code: int = args.run(args)
-    except (ConfigError, OpsError) as exc:
+    except PixelrelayError as exc:  # config, flags, a taken port or database: one clear line
         print(f"pixelrelay: {exc}", file=sys.stderr)
         return 2
     return code
@@ -140,22 +139,22 @@ def _gap(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from pixelrelay import serving
     from pixelrelay.app import create_app
 
     settings = _settings(args.config)
+    server = settings.server if settings is not None else None
+    host = args.host or (server.host if server else "127.0.0.1")
+    port = args.port if args.port is not None else (server.port if server else 8080)
+    # The port first: a serve that cannot listen must start nothing (no store, no workers).
+    sock = serving.bind(host, port)
+    port = sock.getsockname()[1]  # the real one when 0 asked for any free port
     if settings is None:
-        settings = sandbox_settings(args.host or "127.0.0.1", args.port or 8080)
+        settings = sandbox_settings(host, port)
     else:
-        server = dataclasses.replace(settings.server, host=args.host or settings.server.host,
-                                     port=args.port if args.port is not None
-                                     else settings.server.port)
-        settings = dataclasses.replace(settings, server=server)
-    host, port = settings.server.host, settings.server.port
-    _banner(settings)
-    uvicorn.run(create_app(settings), host=host, port=port, access_log=False,
-                log_level="warning", lifespan="on")
+        settings = dataclasses.replace(settings, server=dataclasses.replace(
+            settings.server, host=host, port=port))
+    serving.run(create_app(settings), sock, on_started=lambda: _banner(settings))
     return 0
 
 

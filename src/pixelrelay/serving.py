@@ -1,0 +1,104 @@
+"""How `serve` runs the app: the port bound first, then uvicorn on that socket, a clean startup."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
+
+from pixelrelay.errors import PixelrelayError
+from pixelrelay.ops import OpsError
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, before anything else starts (OpsError when taken).
+
+    uvicorn on its own binds only after the app's startup, i.e. after the delivery workers
+    have started: a second gateway whose port is taken would deliver and then fail.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart over TIME_WAIT
+        sock.bind((host, port))
+        # listen() now: on Linux two sockets with SO_REUSEADDR may both bind while neither
+        # listens, so only listening claims the port.
+        sock.listen(2048)
+    except (OSError, OverflowError) as exc:  # OverflowError: a port beyond 65535
+        sock.close()
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise OpsError(f"{host}:{port}", f"cannot listen ({reason}); is another server running "
+                                         "there? choose another --port or server.port") from None
+    return sock
+
+
+class _Lifespan:
+    """The app's lifespan for uvicorn, with an expected startup failure (another process owns
+    the database, the store cannot open) kept as a value: uvicorn would log it as a traceback,
+    and the command prints one line naming the cause instead."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+        self.error: PixelrelayError | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        await receive()  # lifespan.startup
+        started = False
+        try:
+            async with self.app.router.lifespan_context(self.app):
+                started = True
+                await send({"type": "lifespan.startup.complete"})
+                await receive()  # lifespan.shutdown
+        except PixelrelayError as exc:
+            if started:
+                raise
+            self.error = exc
+            await send({"type": "lifespan.startup.failed", "message": ""})
+            return
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self.on_started()
+
+
+def run(app: Starlette, sock: socket.socket, on_started: Callable[[], None]) -> None:
+    """Serve `app` on `sock` until SIGINT/SIGTERM; `on_started` once startup succeeded.
+
+    Raises the PixelrelayError that stopped the startup (nothing was served then).
+    """
+    lifespan = _Lifespan(app)
+    config = uvicorn.Config(lifespan, access_log=False, log_level="warning", lifespan="on")
+    server = _Server(config, on_started)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+
+    def quiet(record: logging.LogRecord) -> bool:
+        # uvicorn's "Application startup failed" would precede our line and say less.
+        return lifespan.error is None or not record.getMessage().startswith("Application")
+
+    uvicorn_log.addFilter(quiet)
+    try:
+        server.run(sockets=[sock])
+    except SystemExit:
+        if lifespan.error is not None:
+            raise lifespan.error from None
+        raise
+    finally:
+        uvicorn_log.removeFilter(quiet)
+        sock.close()
+    if lifespan.error is not None:
+        raise lifespan.error
