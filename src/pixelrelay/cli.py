@@ -9,14 +9,28 @@ import os
 import sys
 from collections.abc import Sequence
 
+from pixelrelay import __version__
 from pixelrelay.config import (
     SANDBOX_SOURCE_KEY,
-    Secret,
     Settings,
     load_settings,
     sandbox_settings,
 )
 from pixelrelay.errors import PixelrelayError
+from pixelrelay.ops.preflight import mask_url
+
+DESCRIPTION = """\
+pixelrelay: a self-hosted server-side conversion gateway for the TikTok Events API v1.3.
+It takes events from your backend, a browser tag and Shopify webhooks, hashes personal data,
+applies consent, maps names to TikTok's, queues them durably and delivers them in batches."""
+EPILOG = """\
+Start here:
+  pixelrelay serve                          sandbox: built-in TikTok emulator, SQLite here
+  pixelrelay check --config pixelrelay.toml pre-flight a production config
+  pixelrelay serve --config pixelrelay.toml
+Each command has its own --help. The README is the manual."""
+CONFIG_HELP = "TOML configuration file (default: $PIXELRELAY_CONFIG)"
+OPS_CONFIG_HELP = (f"{CONFIG_HELP}; without either, the sandbox database in this folder")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,30 +50,57 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pixelrelay", description=__doc__)
+    parser = argparse.ArgumentParser(prog="pixelrelay", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"pixelrelay {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the gateway (HTTP API, delivery)")
-    serve.add_argument("--config", help="TOML file (default: $PIXELRELAY_CONFIG, else sandbox)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve = sub.add_parser(
+        "serve", help="run the gateway: HTTP API, browser tag, webhooks, delivery, dashboard",
+        description="Run the gateway. Without a config: sandbox mode, delivering to a "
+                    "built-in TikTok emulator. One serve per SQLite database: a second one "
+                    "exits with code 2 naming the first.")
+    serve.add_argument("--config", metavar="FILE",
+                       help=f"{CONFIG_HELP}; without either, sandbox mode")
+    serve.add_argument("--host", help="address to listen on (default: server.host, else "
+                                      "127.0.0.1; 0.0.0.0 for every interface)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: server.port, "
+                                                "else 8080)")
     serve.set_defaults(run=_serve)
 
-    emulator = sub.add_parser("emulator", help="run a local TikTok Events API emulator")
-    emulator.add_argument("--host", default="127.0.0.1")
-    emulator.add_argument("--port", type=int, default=9000)
+    emulator = sub.add_parser(
+        "emulator", help="run a local TikTok Events API emulator (for tests and demos)",
+        description="A local stand-in for TikTok's Events API: validates requests like TikTok "
+                    "and keeps what it accepted (GET /events). Point a destination's api_url "
+                    "at it.")
+    emulator.add_argument("--host", default="127.0.0.1",
+                          help="address to listen on (default 127.0.0.1)")
+    emulator.add_argument("--port", type=int, default=9000,
+                          help="port to listen on (default 9000)")
     emulator.add_argument("--token", action="append", default=[],
                           help="accepted Access-Token (repeatable; none: any token)")
     emulator.add_argument("--pixel", action="append", default=[],
                           help="accepted pixel code (repeatable; none: any pixel)")
     emulator.set_defaults(run=_emulator)
 
-    check = sub.add_parser("check", help="validate the configuration and show it, secrets masked")
-    check.add_argument("--config")
+    check = sub.add_parser(
+        "check", help="pre-flight a config: every error and warning, settings shown masked",
+        description="Validate a configuration before traffic: the settings with secrets "
+                    "masked, then every error and warning with its key (event names that are "
+                    "not TikTok's, pixel codes, sources, unreachable api_url...). Exit 1 on "
+                    "an error, 2 when the file cannot be read at all.")
+    check.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    check.add_argument("--offline", action="store_true",
+                       help="do not probe each destination's api_url over the network")
     check.add_argument("--send-test", action="store_true",
                        help="send one ViewContent to each destination's test_event_code "
                             "(destinations without one are refused) and print TikTok's answer")
-    check.add_argument("--destination", help="with --send-test: only this destination")
+    check.add_argument("--test-event-code", metavar="CODE",
+                       help="with --send-test: use this Test Events code (from Events Manager) "
+                            "instead of the config's, to probe a production destination "
+                            "without editing the config")
+    check.add_argument("--destination", metavar="NAME",
+                       help="with --send-test: only this destination")
     check.set_defaults(run=_check)
     _ops_parsers(sub)
     return parser
@@ -69,8 +110,9 @@ def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     when = "ISO 8601 or relative (24h, 7d)"
     replay = sub.add_parser("replay", help="re-queue a destination's dead (or all finished) "
                                            "deliveries with the same event_id")
-    replay.add_argument("--config")
-    replay.add_argument("--destination", required=True)
+    replay.add_argument("--config", metavar="FILE", help=OPS_CONFIG_HELP)
+    replay.add_argument("--destination", required=True, metavar="NAME",
+                        help="the destination whose deliveries are sent again")
     replay.add_argument("--since", help=f"accepted at or after ({when})")
     replay.add_argument("--until", help=f"accepted before ({when})")
     replay.add_argument("--state", choices=("dead", "all"), default="dead",
@@ -80,8 +122,8 @@ def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     replay.set_defaults(run=_replay)
 
     imp = sub.add_parser("import", help="import events from a JSONL or CSV file")
-    imp.add_argument("file")
-    imp.add_argument("--config")
+    imp.add_argument("file", help="the JSONL (one event object per line) or CSV file")
+    imp.add_argument("--config", metavar="FILE", help=OPS_CONFIG_HELP)
     imp.add_argument("--format", choices=("jsonl", "csv"), help="default: from the file name")
     imp.add_argument("--source", choices=("web", "app", "offline", "crm"),
                      help="event source for lines that name none (default: web, as the API)")
@@ -92,10 +134,11 @@ def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     reports = report.add_subparsers(required=True, metavar="REPORT")
     gap = reports.add_parser("gap", help="orders vs delivered purchase events")
     gap.add_argument("--orders", required=True, help="CSV with order_id[, created_at, value]")
-    gap.add_argument("--config")
+    gap.add_argument("--config", metavar="FILE", help=OPS_CONFIG_HELP)
     gap.add_argument("--since", help=f"orders created at or after ({when})")
     gap.add_argument("--until", help=f"orders created before ({when})")
-    gap.add_argument("--destination", help="required when several are configured")
+    gap.add_argument("--destination", metavar="NAME",
+                     help="the destination to compare (required when several are configured)")
     gap.add_argument("--out", default="gap.csv", help="CSV written (default gap.csv)")
     gap.set_defaults(run=_gap)
 
@@ -160,7 +203,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _banner(settings: Settings) -> None:
     base = f"http://{settings.server.host}:{settings.server.port}"
-    print(f"pixelrelay listening on {base}  (storage: {settings.storage.url})", flush=True)
+    print(f"pixelrelay listening on {base}  (storage: {mask_url(settings.storage.url)})",
+          flush=True)
     if settings.sandbox:
         print(f"""
 No config given: sandbox mode. Events go to the built-in TikTok emulator at {base}/_emulator.
@@ -190,25 +234,25 @@ def _emulator(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    settings = _settings(args.config)
-    if settings is None:
+    from pixelrelay.ops import check
+
+    path = args.config or os.environ.get("PIXELRELAY_CONFIG")
+    if not path:
         print("pixelrelay: no config: pass --config FILE or set PIXELRELAY_CONFIG",
               file=sys.stderr)
         return 2
-    print(f"config OK: {len(settings.sources)} source(s), "
-          f"{len(settings.destinations)} destination(s), storage {settings.storage.url}")
-    for s in settings.sources:
-        print(f"  source {s.name}: kind={s.kind} key={s.key.masked()}")
-    for d in settings.destinations:
-        fields = {f.name: getattr(d, f.name) for f in dataclasses.fields(d)}
-        shown = ", ".join(f"{k}={v.masked() if isinstance(v, Secret) else v!r}"
-                          for k, v in fields.items() if k != "name")
-        print(f"  destination {d.name}: {shown}")
+    if (args.test_event_code or args.destination) and not args.send_test:
+        print("pixelrelay: --test-event-code and --destination go with --send-test",
+              file=sys.stderr)
+        return 2
+    settings = load_settings(path)
+    code = check.main(settings, check.CheckOptions(source=path, offline=args.offline))
     if args.send_test:
         from pixelrelay.ops import send_test
 
-        return send_test.main(settings, args.destination)
-    return 0
+        code = max(code, send_test.main(settings, args.destination,
+                                        test_event_code=args.test_event_code))
+    return code
 
 
 if __name__ == "__main__":

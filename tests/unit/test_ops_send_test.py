@@ -37,3 +37,17 @@ def test_the_probe_passes_tiktoks_contract_with_the_code_at_the_top_level() -> N
     assert body["test_event_code"] == "TEST1"
     assert body["data"][0]["event"] == "ViewContent"
     assert body["data"][0]["event_id"] == TEST_EVENT_ID
+
+
+def test_a_given_test_event_code_probes_one_destination_without_its_own_code() -> None:
+    s = make_settings(Path("x.db"), "http://127.0.0.1:9")  # production: no test_event_code
+    ((d, why),) = plan(s, None, test_event_code=" TEST9 ")
+    assert (d.name, d.test_event_code, why) == ("tiktok", "TEST9", None)
+    assert s.destinations[0].test_event_code == ""  # the settings themselves are untouched
+    other = dataclasses.replace(s.destinations[0], name="other")
+    two = dataclasses.replace(s, destinations=(s.destinations[0], other))
+    with pytest.raises(OpsError, match="--destination"):
+        plan(two, None, test_event_code="TEST9")  # a code belongs to one pixel
+    assert [d.name for d, _ in plan(two, "other", test_event_code="TEST9")] == ["other"]
+    with pytest.raises(OpsError, match="--test-event-code: is empty"):
+        plan(s, None, test_event_code=" ")

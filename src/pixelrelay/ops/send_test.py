@@ -37,13 +37,25 @@ class SendResult:
     request_id: str | None = None
 
 
-def plan(settings: Settings, only: str | None) -> list[tuple[DestinationSettings, str | None]]:
-    """Each destination to consider and why it must be refused (None: send)."""
+def plan(settings: Settings, only: str | None, test_event_code: str | None = None,
+         ) -> list[tuple[DestinationSettings, str | None]]:
+    """Each destination to consider and why it must be refused (None: send).
+
+    `test_event_code` (--test-event-code) probes a production destination in Test Events
+    without editing its config; a code belongs to one pixel, so it needs one destination.
+    """
     dests = list(settings.destinations)
     if only is not None:
         dests = [d for d in dests if d.name == only]
         if not dests:
             raise OpsError("--destination", f"no destination named {only!r}")
+    if test_event_code is not None:
+        if not test_event_code.strip():
+            raise OpsError("--test-event-code", "is empty")
+        if len(dests) != 1:
+            raise OpsError("--test-event-code", "a Test Events code belongs to one pixel: name "
+                                                "the destination with --destination")
+        dests = [dataclasses.replace(dests[0], test_event_code=test_event_code.strip())]
     return [(d, None if d.test_event_code.strip() else REFUSAL) for d in dests]
 
 
@@ -56,10 +68,10 @@ def probe_event(now: float) -> Event:
                  properties={"content_type": "product", "content_id": TEST_EVENT_ID})
 
 
-async def send_tests(settings: Settings, only: str | None, clock: Clock,
-                     sender: Sender) -> list[SendResult]:
+async def send_tests(settings: Settings, only: str | None, clock: Clock, sender: Sender,
+                     test_event_code: str | None = None) -> list[SendResult]:
     results: list[SendResult] = []
-    for d, refusal in plan(settings, only):
+    for d, refusal in plan(settings, only, test_event_code):
         if refusal is not None:
             results.append(SendResult(d.name, "", sent=False, ok=False, message=refusal))
             continue
@@ -83,19 +95,20 @@ async def send_tests(settings: Settings, only: str | None, clock: Clock,
 
 
 def main(settings: Settings, only: str | None, console: Console | None = None,
-         clock: Clock | None = None) -> int:
+         clock: Clock | None = None, test_event_code: str | None = None) -> int:
     """0 when at least one test went out and every one sent was accepted; else 1."""
     console = console or Console()
-    results = asyncio.run(_run(settings, only, clock or SystemClock()))
+    results = asyncio.run(_run(settings, only, clock or SystemClock(), test_event_code))
     render(console, results)
     sent = [r for r in results if r.sent]
     return 0 if sent and all(r.ok for r in sent) else 1
 
 
-async def _run(settings: Settings, only: str | None, clock: Clock) -> list[SendResult]:
+async def _run(settings: Settings, only: str | None, clock: Clock,
+               test_event_code: str | None) -> list[SendResult]:
     sender = Sender(settings.delivery)
     try:
-        return await send_tests(settings, only, clock, sender)
+        return await send_tests(settings, only, clock, sender, test_event_code)
     finally:
         await sender.close()
 
