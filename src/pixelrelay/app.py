@@ -15,7 +15,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixelrelay import __version__, metrics
 from pixelrelay.clock import Clock, SystemClock
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 class RequestTiming:
-    """ASGI middleware observing every HTTP request's duration in the request histogram."""
+    """ASGI middleware observing every HTTP request's duration and status in the histogram."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -48,12 +48,24 @@ class RequestTiming:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        status = "none"  # no response started: the client went away first
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = str(message["status"])
+            await send(message)
+
         started = time.perf_counter()  # a duration, not a timestamp: no Clock needed
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_status)
+        except BaseException:
+            if status == "none":
+                status = "500"  # what the error middleware outside this one answers
+            raise
         finally:
-            metrics.REQUEST_LATENCY.labels(scope["method"], metrics.path_label(
-                scope["path"])).observe(time.perf_counter() - started)
+            metrics.REQUEST_LATENCY.labels(scope["method"], metrics.path_label(scope["path"]),
+                                           status).observe(time.perf_counter() - started)
 
 
 class Gateway:

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
@@ -13,27 +19,37 @@ from pixelrelay.diagnostics.queries import QueueRow
 from pixelrelay.model import DeliveryState
 from pixelrelay.store.base import Claimed, Finished
 
+# Every counter would also export a `_created` series (a timestamp per label set) that
+# doubles the scrape and that no dashboard here uses.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 # A dedicated registry: tests and several apps in one process never collide on the global one.
 REGISTRY = CollectorRegistry(auto_describe=True)
 
+# The one rule for `event` on every event counter: the TikTok name the destination receives
+# (after its event_map). Counts with no destination (ingest rejections, duplicates) use the
+# incoming name through the default mapping, so Purchase counts as CompletePayment everywhere.
+_EVENT = "; event = TikTok name (no destination: incoming name via the default mapping)"
 RECEIVED = Counter("pixelrelay_events_received",
-                   "Events accepted at ingest, per route (suppressed and filtered included)",
-                   ["destination", "event"], registry=REGISTRY)
-DUPLICATES = Counter("pixelrelay_events_duplicate", "Repeats absorbed by the 48 h idempotency",
-                     ["event"], registry=REGISTRY)
+                   "Events accepted at ingest, per route (suppressed and filtered included)"
+                   + _EVENT, ["destination", "event"], registry=REGISTRY)
+DUPLICATES = Counter("pixelrelay_events_duplicate",
+                     "Repeats absorbed by the 48 h idempotency" + _EVENT, ["event"],
+                     registry=REGISTRY)
 REJECTED = Counter("pixelrelay_events_rejected",
-                   "Events refused: stage=ingest (validation) or destination (TikTok)",
-                   ["destination", "event", "stage"], registry=REGISTRY)
-SUPPRESSED = Counter("pixelrelay_events_suppressed", "Routes suppressed by consent",
+                   "Events refused: stage=ingest (validation, destination empty) or destination "
+                   "(TikTok)" + _EVENT, ["destination", "event", "stage"], registry=REGISTRY)
+SUPPRESSED = Counter("pixelrelay_events_suppressed", "Routes suppressed by consent" + _EVENT,
                      ["destination", "event"], registry=REGISTRY)
-FILTERED = Counter("pixelrelay_events_filtered", "Routes excluded by a destination filter",
+FILTERED = Counter("pixelrelay_events_filtered",
+                   "Routes excluded by a destination filter" + _EVENT,
                    ["destination", "event"], registry=REGISTRY)
-DELIVERED = Counter("pixelrelay_events_delivered", "Events TikTok accepted",
+DELIVERED = Counter("pixelrelay_events_delivered", "Events TikTok accepted" + _EVENT,
                     ["destination", "event"], registry=REGISTRY)
-RETRIED = Counter("pixelrelay_events_retried", "Deliveries scheduled for another attempt",
+RETRIED = Counter("pixelrelay_events_retried",
+                  "Deliveries scheduled for another attempt" + _EVENT,
                   ["destination", "event"], registry=REGISTRY)
 GAVE_UP = Counter("pixelrelay_events_gave_up", "Deliveries dead without a rejection "
-                  "(expired, max attempts)", ["destination", "event", "reason"],
+                  "(expired, max attempts)" + _EVENT, ["destination", "event", "reason"],
                   registry=REGISTRY)
 TIKTOK_CODES = Counter("pixelrelay_tiktok_responses", "Answers per TikTok code (or http_<status>"
                        " / network when there was no code)", ["destination", "code"],
@@ -43,8 +59,9 @@ DELIVERY_LATENCY = Histogram(
     ["destination"], registry=REGISTRY,
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400))
 REQUEST_LATENCY = Histogram(
-    "pixelrelay_http_request_duration_seconds", "Time to answer an HTTP request",
-    ["method", "path"], registry=REGISTRY,
+    "pixelrelay_http_request_duration_seconds",
+    "Time to answer an HTTP request; status = the HTTP status sent (none: the client left first)",
+    ["method", "path", "status"], registry=REGISTRY,
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
 
 # Label values of REQUEST_LATENCY: fixed routes only, so a scan of random URLs cannot grow it.

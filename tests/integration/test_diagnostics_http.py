@@ -143,16 +143,24 @@ def test_numbers_match_the_traffic_mix(gateway: ServerThread) -> None:
     assert delta("pixelrelay_events_filtered_total", **t, event="AddToWishlist") == 1
     assert delta("pixelrelay_events_rejected_total", **t, event="Contact",
                  stage="destination") == 1
+    # One rule for `event`: the TikTok name, also where no destination is known (ingest
+    # rejections, duplicates): an incoming Purchase is counted as CompletePayment.
+    assert delta("pixelrelay_events_rejected_total", destination="", event="CompletePayment",
+                 stage="ingest") == 2  # the value "12,50" and bad_ip
     assert delta("pixelrelay_events_rejected_total", destination="", event="Purchase",
-                 stage="ingest") == 2
+                 stage="ingest") == 0
     assert delta("pixelrelay_events_duplicate_total", event="ViewContent") == 1
+    assert delta("pixelrelay_events_duplicate_total", event="CompletePayment") == 1  # browser
     assert delta("pixelrelay_tiktok_responses_total", **t, code="40002") >= 1
     assert delta("pixelrelay_delivery_latency_seconds_count", **t) == 6
     assert after[("pixelrelay_queue_depth", (("destination", "tiktok"),
                                              ("state", "pending")))] == 0
     assert ("pixelrelay_oldest_pending_age_seconds", (("destination", "tiktok"),)) in after
     assert delta("pixelrelay_http_request_duration_seconds_count", method="POST",
-                 path="/v1/events") == 2
+                 path="/v1/events", status="202") == 2
+    assert delta("pixelrelay_http_request_duration_seconds_count", method="GET",
+                 path="/v1/diagnostics", status="200") >= 1
+    assert [name for name, _ in after if name.endswith("_created")] == []
 
 
 def test_page_trace_and_login(gateway: ServerThread) -> None:

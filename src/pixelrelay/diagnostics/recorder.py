@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pixelrelay import metrics
+from pixelrelay.destinations.tiktok.mapping import default_tiktok_name
 from pixelrelay.diagnostics.queries import IngestNote, mask_reason, record_notes
 from pixelrelay.errors import PixelrelayError, Problem
 from pixelrelay.model import DeliveryState
@@ -30,12 +31,14 @@ async def record_ingest(store: Any, now: float, channel: str, rejected: list[Ing
     notes = list(rejected)
     # Tallied per label set first: resolving a labelled child per event is the costly part.
     tally: Tally[tuple[str, ...]] = Tally()
+    # No destination yet: the metric label is the incoming name through the default mapping,
+    # as the TikTok name labels every other event counter (see metrics.py).
     for note in rejected:
-        tally["rejected", note.event] += 1
+        tally["rejected", default_tiktok_name(note.event)] += 1
     for item, ok in zip(batch, outcomes, strict=True):
         name = item.event.name
         if not ok:
-            tally["duplicate", name] += 1
+            tally["duplicate", default_tiktok_name(name)] += 1
             notes.append(IngestNote("duplicate", name, event_id=item.event.event_id))
             continue
         notes += [IngestNote(str(w.kind), name, w.field) for w in item.event.warnings]
