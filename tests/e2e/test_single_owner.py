@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -63,6 +64,7 @@ def test_a_second_serve_on_the_same_database_exits_naming_the_first_and_sends_no
     config = write_config(tmp_path / "c.toml", db, port, emulator.url)
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
     first = spawn(["serve", "--config", str(config)], first_log, ENV)
+    second: subprocess.Popen[bytes] | None = None
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/healthz")
@@ -81,8 +83,10 @@ def test_a_second_serve_on_the_same_database_exits_naming_the_first_and_sends_no
                  timeout=60, interval=0.2)
         assert emu_state(emulator).stats()["duplicates"] == 0  # each event sent exactly once
     finally:
-        first.kill()
-        first.wait()
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:  # a second one that did not exit
+                proc.kill()
+                proc.wait()
 
 
 def test_a_serve_whose_port_is_taken_starts_nothing(tmp_path: Path,
@@ -108,7 +112,12 @@ def test_a_serve_whose_port_is_taken_starts_nothing(tmp_path: Path,
 
         log = tmp_path / "serve.log"
         serve = spawn(["serve", "--config", str(config)], log, ENV)
-        assert serve.wait(timeout=60) == 2
+        try:
+            assert serve.wait(timeout=60) == 2
+        finally:
+            if serve.poll() is None:
+                serve.kill()
+                serve.wait()
     said = log.read_text()
     assert f"127.0.0.1:{port}: cannot listen" in said
     assert "listening" not in said and "Traceback" not in said
