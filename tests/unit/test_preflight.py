@@ -26,7 +26,8 @@ def test_a_good_config_has_no_findings() -> None:
 def test_event_map_targets_that_are_not_standard_names() -> None:
     found = by_path(findings(settings(event_map={
         "Purchase": "Purchse", "Lead": "submitform", "Order Completed": "CompletePayment",
-        "Quiz": "QuizFinished", "Sign Up": "Registration"})))
+        "Quiz": "QuizFinished", "Sign Up": "Registration",
+        "News letter": "SubscribeNewsletter"})))
     typo = found["destinations[0].event_map.Purchase"]
     assert typo.level == "error" and 'did you mean "Purchase"?' in typo.message
     casing = found["destinations[0].event_map.Lead"]
@@ -34,9 +35,14 @@ def test_event_map_targets_that_are_not_standard_names() -> None:
     custom = found["destinations[0].event_map.Quiz"]
     assert custom.level == "warning" and "custom event" in custom.message
     assert "nearest" not in custom.message  # nothing near: no misleading hint
-    app_name = found['destinations[0].event_map."Sign Up"']  # the key quoted as in TOML
-    assert app_name.level == "warning" and '(nearest: "CompleteRegistration")' in app_name.message
-    assert len(found) == 4  # "Order Completed" -> CompletePayment is standard: no finding
+    near = found['destinations[0].event_map."News letter"']  # the key quoted as in TOML
+    assert near.level == "warning" and '(nearest: "Subscribe")' in near.message
+    app_only = found['destinations[0].event_map."Sign Up"']
+    assert app_only.level == "warning" and "app events only" in app_only.message
+    assert len(found) == 5  # "Order Completed" -> CompletePayment is standard: no finding
+    with_app = by_path(findings(settings(app_id="7000000000000000001",
+                                         event_map={"Sign Up": "Registration"})))
+    assert with_app == {}  # an app destination: Registration is standard there
 
 
 def test_pixel_codes_that_do_not_look_like_tiktoks_are_warned_about_not_refused() -> None:

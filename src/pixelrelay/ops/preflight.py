@@ -12,7 +12,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pixelrelay.config import DestinationSettings, Secret, Settings, SourceSettings
-from pixelrelay.destinations.tiktok.mapping import STANDARD_EVENTS
+from pixelrelay.destinations.tiktok.mapping import APP_STANDARD_EVENTS, STANDARD_EVENTS, name_key
 
 Level = Literal["error", "warning"]
 # TikTok pixel codes are C + 19 uppercase letters/digits today; older ones are shorter.
@@ -85,22 +85,28 @@ def destination_findings(d: DestinationSettings, path: str) -> list[Finding]:
         out.append(Finding("warning", f"{path}.api_url",
                            "http:// to a remote host: the access token would travel unencrypted"))
     for incoming, target in d.event_map.items():
-        found = _event_name_finding(target)
+        found = _event_name_finding(target, app=bool(d.app_id))
         if found is not None:
             level, message = found
             out.append(Finding(level, f"{path}.event_map.{_key(incoming)}", message))
     return out
 
 
-def _event_name_finding(name: str) -> tuple[Level, str] | None:
-    if name in STANDARD_EVENTS:
+def _event_name_finding(name: str, app: bool) -> tuple[Level, str] | None:
+    if name in STANDARD_EVENTS or (app and name in APP_STANDARD_EVENTS):
         return None
+    given = _quote(name)
+    if name in APP_STANDARD_EVENTS:
+        return "warning", (f"{given} is a TikTok standard name for app events only: web events "
+                           "send it as a custom event (set app_id if this destination gets "
+                           "app events)")
 
     def likeness(standard: str) -> float:
-        return difflib.SequenceMatcher(None, name.casefold(), standard.casefold()).ratio()
+        return difflib.SequenceMatcher(None, name_key(name), name_key(standard)).ratio()
 
-    nearest = max(sorted(STANDARD_EVENTS), key=likeness)
-    given, ratio = _quote(name), likeness(nearest)
+    nearest = max(sorted(STANDARD_EVENTS | (APP_STANDARD_EVENTS if app else frozenset())),
+                  key=likeness)
+    ratio = likeness(nearest)
     if ratio >= _TYPO_RATIO:
         return "error", (f"{given} is not a TikTok standard event name; did you mean "
                          f"{_quote(nearest)}? (names are case-sensitive, and the Pixel's "
