@@ -80,6 +80,10 @@ class SourceSettings:
     rate_limit: float = 0.0  # events per second this source may send (0 = unlimited) -> 429
     consent_required: bool = False  # browser: the tag sends nothing and sets no cookie before
     page_views: bool = False  # browser: the tag tracks PageView, SPA history changes included
+    # shopify: the consent of an order whose visitor's answer is unknown. "session": the
+    # browser session's (found through the cart token), else the region rule on the billing
+    # country; "granted" / "denied": that, when no session answer is known.
+    assume: str = "session"
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,9 @@ class SessionSettings:
     session_cookie_days: int = 1
     identity_window_days: int = 7
     cookie_domain: str = ""  # e.g. "shop.example" so the shop's backend sees the cookies
+    # A browser-tag purchase waits this long before it is sent, so the order's server copy
+    # (Shopify webhook, backend) can merge into it first: the server's copy is the truth.
+    purchase_hold_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -309,7 +316,7 @@ class _Reader:
     def source(self, t: dict[str, Any], p: str) -> SourceSettings:
         self.reject_unknown(t, p, {"name", "kind", "key", "allowed_origins", "secret",
                                    "purchase_topic", "content_id", "rate_limit",
-                                   "consent_required", "page_views"})
+                                   "consent_required", "page_views", "assume"})
         name = self.string(t, f"{p}.name", "name")
         if not _NAME.match(name):
             raise ConfigError(f"{p}.name", "use letters, digits, '_', '-' or '.' (at most 64)")
@@ -329,6 +336,7 @@ class _Reader:
             rate_limit=self.number(t, f"{p}.rate_limit", "rate_limit", 0.0),
             consent_required=self.boolean(t, f"{p}.consent_required", "consent_required"),
             page_views=self.boolean(t, f"{p}.page_views", "page_views"),
+            assume=self.choice(t, f"{p}.assume", "assume", ("session", "granted", "denied")),
         )
 
     def boolean(self, t: dict[str, Any], path: str, key: str, default: bool = False) -> bool:
@@ -353,6 +361,8 @@ class _Reader:
                                               "identity_window_days", d.identity_window_days,
                                               1, 365),
             cookie_domain=domain.lower(),
+            purchase_hold_s=self.number(t, "sessions.purchase_hold_s", "purchase_hold_s",
+                                        d.purchase_hold_s),
         )
 
     def choice(self, t: dict[str, Any], path: str, key: str, options: tuple[str, ...]) -> str:

@@ -8,13 +8,21 @@ from enum import StrEnum
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """Why one field of one input was refused: `field` is a dotted path such as `user.email`."""
+    """Why one field of one input was refused: `field` is a dotted path such as `user.email`.
+
+    `reason` is the same text for every input refused for the same cause (diagnostics group
+    by it); `detail` holds what varies (how old, how far ahead) and only goes to the sender.
+    """
 
     field: str
     reason: str
+    detail: str = ""
+
+    def message(self) -> str:
+        return f"{self.reason} ({self.detail})" if self.detail else self.reason
 
     def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "reason": self.reason}
+        return {"field": self.field, "reason": self.message()}
 
 
 class NoticeKind(StrEnum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -9,22 +10,25 @@ from dataclasses import dataclass, field, replace
 from pixelrelay.clock import Clock
 from pixelrelay.config import Settings
 from pixelrelay.destinations.base import Destination
-from pixelrelay.destinations.tiktok.mapping import EventNames
+from pixelrelay.destinations.tiktok.mapping import PURCHASE_EVENTS, EventNames
 from pixelrelay.diagnostics.queries import IngestNote
 from pixelrelay.diagnostics.recorder import record_ingest, rejected_note
 from pixelrelay.errors import ConfigError, Problem
-from pixelrelay.model import Channel, DeliveryState, Event, Route
+from pixelrelay.model import Channel, Consent, DeliveryState, Event, Route
 from pixelrelay.pipeline.consent import apply_consent
+from pixelrelay.pipeline.copies import adds_anything, authoritative, merge_copies
 from pixelrelay.pipeline.enrich import (
     EnrichedFrom,
     SessionContext,
     enrich,
-    lacks_context,
     lookup_for,
+    take_consent,
+    wants_lookup,
 )
 from pixelrelay.pipeline.parse import parse_event, too_old
 from pixelrelay.sessions import SessionStore
-from pixelrelay.store.base import NewEvent, Store
+from pixelrelay.store.base import InsertOutcome, Merged, NewEvent, Store
+from pixelrelay.store.codec import decode_event, encode_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,7 @@ class Ingestor:
         self.require_consent_in = frozenset(settings.consent.require_in_regions)
         self.max_age_days = {d.name: d.max_age_days for d in settings.destinations}
         self.phone_region = _shared_phone_region(settings)
+        self.purchase_hold_s = settings.sessions.purchase_hold_s
         # The derived event_id (ord_<order>_<snake TikTok name>) must equal what the browser tag
         # computes, so it follows the first destination's mapping.
         self._id_name = EventNames(
@@ -83,16 +88,17 @@ class Ingestor:
                      channel: Channel = Channel.SERVER,
                      only_destinations: frozenset[str] | None = None,
                      all_or_nothing: bool = False,
-                     context: SessionContext | None = None) -> IngestResult:
+                     context: SessionContext | None = None,
+                     assume: Consent | None = None) -> IngestResult:
         """Validate and commit; with all_or_nothing one bad event rejects the whole request.
 
         `context`: the browser session the events came with (/v1/collect), used instead of a
-        lookup to fill the match keys they lack.
+        lookup to fill the match keys and consent they lack. `assume`: the consent of an event
+        that states none and whose session gave no answer (a Shopify source's `assume`).
         """
         now = self.clock.now()
         result = IngestResult()
-        batch: list[NewEvent] = []
-        positions: list[int] = []
+        accepted: list[tuple[int, Event]] = []
         refused: list[IngestNote] = []  # diagnostics: each refusal's field and reason, no value
         dests = [d for d in self.destinations
                  if only_destinations is None or d.name in only_destinations]
@@ -101,38 +107,36 @@ class Ingestor:
             parsed = parse_event(raw, now=now, phone_region=self.phone_region,
                                  tiktok_name=names, new_id=_new_id)
             event = parsed.event
-            if event is not None and channel is not Channel.SERVER:
+            problems = parsed.problems if event is None else self._age_problems(event, dests, now)
+            if problems:
+                result.rejected.append(Rejection(index, problems))
+                refused.append(rejected_note(raw, event, problems, names))
+                result.event_ids.append(_given_id(raw) if event is None else event.event_id)
+                continue
+            assert event is not None
+            if channel is not Channel.SERVER:
                 event = replace(event, channel=channel)
-            if event is None:
-                result.rejected.append(Rejection(index, parsed.problems))
-                refused.append(rejected_note(raw, None, parsed.problems))
-                result.event_ids.append(_given_id(raw))
-                continue
-            new, problem = self._route(apply_consent(event, self.require_consent_in), dests, now)
-            if problem is not None:
-                result.rejected.append(Rejection(index, (problem,)))
-                refused.append(rejected_note(raw, event.name, (problem,)))
-                result.event_ids.append(event.event_id)
-                continue
             result.event_ids.append(event.event_id)
             result.warnings.extend(f"events[{index}] {w.text()}" for w in event.warnings)
-            batch.append(new)
-            positions.append(index)
+            accepted.append((index, event))
         if all_or_nothing and result.rejected:
             await record_ingest(self.store, now, channel, refused, (), ())
             return result
+        events = [e for _, e in accepted]
         links: list[tuple[str, tuple[str, ...]]] = []  # (session, identities) seen together
-        if self.sessions is not None and batch:
-            batch, links = await self._enrich(batch, context, dests, now)
-        outcomes: list[bool] = []
+        if self.sessions is not None and events:
+            events, links = await self._with_sessions(events, context, now)
+        batch = [self._new_event(e, dests, now, assume) for e in events]
+        outcomes: list[InsertOutcome] = []
         if batch:
             outcomes = await self.store.insert(batch, now)
-            for ok in outcomes:
-                if ok:
+            for outcome in outcomes:
+                if outcome is InsertOutcome.ACCEPTED:
                     result.accepted += 1
                 else:
                     result.duplicates += 1
-            woken = {r.destination for n, ok in zip(batch, outcomes, strict=True) if ok
+            woken = {r.destination for n, o in zip(batch, outcomes, strict=True)
+                     if o is not InsertOutcome.DUPLICATE
                      for r in n.routes if r.state is DeliveryState.PENDING}
             if woken:
                 self.notify(woken)
@@ -142,51 +146,79 @@ class Ingestor:
         await record_ingest(self.store, now, channel, refused, batch, outcomes)
         return result
 
-    async def _enrich(self, batch: list[NewEvent], context: SessionContext | None,
-                      dests: Sequence[Destination], now: float
-                      ) -> tuple[list[NewEvent], list[tuple[str, tuple[str, ...]]]]:
-        """Restore the session match keys events lack (SPEC §2.2): from the browser context
-        they came with, else by session id, cart/checkout token or identity, with one read
-        for the whole batch. Enriched events are routed again (only their user changed, so
-        their routes keep the same states). Also returns the (session, identities) to link.
-        """
+    async def _with_sessions(self, events: list[Event], context: SessionContext | None,
+                             now: float) -> tuple[list[Event], list[tuple[str, tuple[str, ...]]]]:
+        """Restore the session's match keys and consent that events lack (SPEC §2.2): from
+        the browser context they came with, else by session id, cart/checkout token or
+        identity, with one read for the whole batch. Also returns the (session, identities)
+        pairs to link."""
         assert self.sessions is not None
-        lookups = [lookup_for(item.event) for item in batch]
+        lookups = [lookup_for(e) for e in events]
         wanted = [] if context is not None else [
-            i for i, (item, lk) in enumerate(zip(batch, lookups, strict=True))
-            if (lacks_context(item.event) and not lk.empty) or (lk.tokens and lk.identities)]
+            i for i, (e, lk) in enumerate(zip(events, lookups, strict=True))
+            if (wants_lookup(e) and not lk.empty) or (lk.tokens and lk.identities)]
         found = dict(zip(wanted, await self.sessions.find([lookups[i] for i in wanted], now),
                          strict=True)) if wanted else {}
-        out: list[NewEvent] = []
+        out: list[Event] = []
         links: list[tuple[str, tuple[str, ...]]] = []
-        for i, (item, lookup) in enumerate(zip(batch, lookups, strict=True)):
-            event, session_id, hit = item.event, item.event.session_id, found.get(i)
+        for i, (event, lookup) in enumerate(zip(events, lookups, strict=True)):
+            session_id, hit = event.session_id, found.get(i)
             if context is not None:
-                event, session_id = enrich(event, context, EnrichedFrom.SESSION), context.session_id
+                event = take_consent(enrich(event, context, EnrichedFrom.SESSION), context)
+                session_id = context.session_id
             elif hit is not None:
-                event = enrich(event, hit[0], hit[1])
+                event = take_consent(enrich(event, hit[0], hit[1]), hit[0])
                 if hit[1] is not EnrichedFrom.IDENTITY:
                     # A session found through the identity is not re-linked to it: that
                     # would keep an old context alive past identity_window_days.
                     session_id = hit[0].session_id
             if session_id is not None and lookup.identities:
                 links.append((session_id, lookup.identities))
-            out.append(item if event is item.event else self._route(event, dests, now)[0])
+            out.append(event)
         return out, links
 
-    def _route(self, event: Event, dests: Sequence[Destination],
-               now: float) -> tuple[NewEvent, Problem | None]:
-        routes: list[Route] = []
-        age_problem: Problem | None = None
+    def _new_event(self, event: Event, dests: Sequence[Destination], now: float,
+                   assume: Consent | None) -> NewEvent:
+        if assume is not None and event.consent.is_empty:
+            event = replace(event, consent=replace(assume, region=event.consent.region))
+        event = apply_consent(event, self.require_consent_in)
+        return NewEvent(event, self._routes(event, dests, now),
+                        merge=functools.partial(self._merge, event, dests, now))
+
+    def _routes(self, event: Event, dests: Sequence[Destination],
+                now: float) -> tuple[Route, ...]:
+        routes = []
+        hold = event.channel is Channel.BROWSER and self.purchase_hold_s > 0
         for dest in dests:
-            problem = too_old(event.event_time, now, self.max_age_days.get(dest.name, 7))
-            if problem is not None:
-                age_problem = Problem(problem.field, f"{problem.reason} (destination {dest.name})")
-                continue
-            routes.append(dest.route(event, now))
-        if dests and not routes and age_problem is not None:
-            return NewEvent(event, ()), age_problem
-        return NewEvent(event, tuple(routes)), None
+            if too_old(event.event_time, now, self.max_age_days.get(dest.name, 7)) is None:
+                route = dest.route(event, now)
+                if hold and route.state is DeliveryState.PENDING and (
+                        route.dest_event in PURCHASE_EVENTS):
+                    route = replace(route, not_before=now + self.purchase_hold_s)
+                routes.append(route)
+        return tuple(routes)
+
+    def _merge(self, later: Event, dests: Sequence[Destination], now: float,
+               stored: bytes) -> Merged | None:
+        """Fold `later` into the stored first copy (runs in the store's transaction)."""
+        first = decode_event(stored)
+        merged = apply_consent(merge_copies(first, later), self.require_consent_in)
+        if not adds_anything(first, merged):
+            return None
+        return Merged(body=encode_event(merged),
+                      routes={r.destination: r for r in self._routes(merged, dests, now)},
+                      release=authoritative(first, later))
+
+    def _age_problems(self, event: Event, dests: Sequence[Destination],
+                      now: float) -> tuple[Problem, ...]:
+        """The event is refused when every destination's age window excludes it."""
+        problems = [(d.name, too_old(event.event_time, now, self.max_age_days.get(d.name, 7)))
+                    for d in dests]
+        if not dests or any(p is None for _, p in problems):
+            return ()
+        name, first = problems[0]
+        assert first is not None
+        return (Problem(first.field, f"{first.reason} (destination {name})", first.detail),)
 
 
 def _new_id() -> str:

@@ -147,6 +147,7 @@ class Event:
     device: JSON = field(default_factory=dict)  # client hints, as TikTok's sGTM sends them
     limited_data_use: bool | None = None  # as the sender set it; consent may still force it
     test_event_code: str | None = None  # the sender's: this event goes to Test Events
+    copies: tuple[str, ...] = ()  # channels of later copies merged into this one
 
 
 class DeliveryState(StrEnum):
@@ -172,3 +173,4 @@ class Route:
     payload: bytes | None = None
     reason: str | None = None
     batch_key: str = "web"  # events sharing a request must share this (TikTok: event_source)
+    not_before: float | None = None  # held until then (a browser purchase awaits its order)

@@ -6,13 +6,17 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+import orjson
+
+from pixelrelay.model import Consent, ConsentState
 from pixelrelay.pipeline.enrich import EnrichedFrom, Lookup, SessionContext, merge_context
 
 T = TypeVar("T")
 Found = tuple[SessionContext, EnrichedFrom]
-_COLUMNS = "session_id, ttclid, ttp, ip, user_agent, landing_url, first_seen, last_seen"
+_COLUMNS = ("session_id, ttclid, ttp, ip, user_agent, landing_url, first_seen, last_seen, "
+            "consent")
 _GET = f"SELECT {_COLUMNS} FROM sessions WHERE session_id = ?"
-_UPSERT = (f"INSERT OR REPLACE INTO sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+_UPSERT = (f"INSERT OR REPLACE INTO sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _BY_TOKEN = (f"SELECT {_COLUMNS} FROM sessions WHERE session_id = "
              "(SELECT session_id FROM session_tokens WHERE kind = ? AND token = ?)")
 _BY_IDENTITY = (
@@ -123,11 +127,30 @@ def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Session
     row = conn.execute(sql, params).fetchone()
     if row is None:
         return None
+    consent, at, source = _decode_consent(row[8])
     return SessionContext(session_id=row[0], ttclid=row[1], ttp=row[2], ip=row[3],
                           user_agent=row[4], landing_url=row[5], first_seen=row[6],
-                          last_seen=row[7])
+                          last_seen=row[7], consent=consent, consent_at=at,
+                          consent_source=source)
 
 
 def _row(c: SessionContext) -> tuple[Any, ...]:
+    consent = None if c.consent is None else orjson.dumps({
+        "marketing": c.consent.marketing, "ad_user_data": c.consent.ad_user_data,
+        "ad_personalization": c.consent.ad_personalization, "region": c.consent.region,
+        "at": c.consent_at, "source": c.consent_source}).decode()
     return (c.session_id, c.ttclid, c.ttp, c.ip, c.user_agent, c.landing_url, c.first_seen,
-            c.last_seen)
+            c.last_seen, consent)
+
+
+def _decode_consent(text: str | None) -> tuple[Consent | None, float | None, str | None]:
+    if not text:
+        return None, None, None
+    d = orjson.loads(text)
+
+    def state(key: str) -> ConsentState | None:
+        return None if d.get(key) is None else ConsentState(d[key])
+
+    return (Consent(marketing=state("marketing"), ad_user_data=state("ad_user_data"),
+                    ad_personalization=state("ad_personalization"), region=d.get("region")),
+            d.get("at"), d.get("source"))

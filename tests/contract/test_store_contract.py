@@ -30,10 +30,14 @@ from pixelrelay.store.base import (
     AttemptRecord,
     DestinationState,
     Finished,
+    InsertOutcome,
+    Merged,
     NewEvent,
     Store,
 )
 from pixelrelay.store.codec import decode_event, encode_event
+
+ACCEPTED, DUPLICATE, MERGED = InsertOutcome.ACCEPTED, InsertOutcome.DUPLICATE, InsertOutcome.MERGED
 
 T0 = 1_776_943_380.0
 StoreFactory = Callable[[], Awaitable[Store]]
@@ -86,7 +90,7 @@ async def state_of(store: Store, event_id: str, dest: str = "tt") -> DeliverySta
 # -- insert and idempotency --------------------------------------------------------------------
 
 async def test_insert_accepts_and_keeps_a_pending_delivery(store: Store) -> None:
-    assert await store.insert([new_event("e1")], T0) == [True]
+    assert await store.insert([new_event("e1")], T0) == [ACCEPTED]
     (view,) = await store.deliveries("e1")
     assert (view.destination, view.dest_event, view.state) == ("tt", "CompletePayment",
                                                                DeliveryState.PENDING)
@@ -94,19 +98,19 @@ async def test_insert_accepts_and_keeps_a_pending_delivery(store: Store) -> None
 
 
 async def test_repeat_within_48h_is_a_duplicate_and_not_stored_again(store: Store) -> None:
-    assert await store.insert([new_event("e1")], T0) == [True]
-    assert await store.insert([new_event("e1")], T0 + IDEMPOTENCY_WINDOW_S - 1) == [False]
+    assert await store.insert([new_event("e1")], T0) == [ACCEPTED]
+    assert await store.insert([new_event("e1")], T0 + IDEMPOTENCY_WINDOW_S - 1) == [DUPLICATE]
     assert len(await store.deliveries("e1")) == 1
 
 
 async def test_repeat_within_one_batch_is_a_duplicate(store: Store) -> None:
-    assert await store.insert([new_event("e1"), new_event("e1")], T0) == [True, False]
+    assert await store.insert([new_event("e1"), new_event("e1")], T0) == [ACCEPTED, DUPLICATE]
 
 
 async def test_repeat_after_48h_is_accepted_again(store: Store) -> None:
     await store.insert([new_event("e1")], T0)
     later = T0 + IDEMPOTENCY_WINDOW_S
-    assert await store.insert([new_event("e1")], later) == [True]
+    assert await store.insert([new_event("e1")], later) == [ACCEPTED]
     (view,) = await store.deliveries("e1")  # the view shows the latest acceptance
     assert view.created_at == later
     assert len(await store.claim("tt", 10, later, 60)) == 2  # both are delivered
@@ -114,17 +118,17 @@ async def test_repeat_after_48h_is_accepted_again(store: Store) -> None:
 
 async def test_only_new_routes_are_stored(store: Store) -> None:
     await store.insert([new_event("e1", pending("a"))], T0)
-    assert await store.insert([new_event("e1", pending("a"), pending("b"))], T0 + 1) == [True]
+    assert await store.insert([new_event("e1", pending("a"), pending("b"))], T0 + 1) == [ACCEPTED]
     assert sorted(v.destination for v in await store.deliveries("e1")) == ["a", "b"]
 
 
 async def test_key_includes_the_destination_event_name(store: Store) -> None:
     await store.insert([new_event("e1", pending(name="AddToCart"))], T0)
-    assert await store.insert([new_event("e1", pending(name="CompletePayment"))], T0) == [True]
+    assert await store.insert([new_event("e1", pending(name="CompletePayment"))], T0) == [ACCEPTED]
 
 
 async def test_event_without_routes_is_accepted(store: Store) -> None:
-    assert await store.insert([NewEvent(Event("Purchase", "e1", int(T0)), ())], T0) == [True]
+    assert await store.insert([NewEvent(Event("Purchase", "e1", int(T0)), ())], T0) == [ACCEPTED]
 
 
 async def test_suppressed_and_filtered_are_kept_with_reason_but_never_claimed(
@@ -298,7 +302,7 @@ async def test_concurrent_inserts_share_commits_and_survive_reopen(
     commits = getattr(store, "commits", None)
     results = await asyncio.gather(*(store.insert([new_event(f"e{i}")], T0)
                                      for i in range(100)))
-    assert all(r == [True] for r in results)
+    assert all(r == [ACCEPTED] for r in results)
     if commits is not None:  # the SQLite store counts its transactions
         assert store.commits - commits < 100  # type: ignore[attr-defined]
     await store.close()
@@ -315,10 +319,11 @@ async def test_a_failing_insert_keeps_nothing_and_sinks_no_other_call(
         store.insert([new_event("ok")], T0),
         store.insert([new_event("kept-not"), new_event("bad", broken)], T0),
         return_exceptions=True)
-    assert good == [True]
+    assert good == [ACCEPTED]
     assert isinstance(bad, StoreUnavailable)
     assert await store.deliveries("kept-not") == []
-    assert await store.insert([new_event("kept-not")], T0) == [True]  # no idempotency key left
+    # no idempotency key left:
+    assert await store.insert([new_event("kept-not")], T0) == [ACCEPTED]
     await store.close()
     reopened = await make_store()
     assert [c.event_id for c in await reopened.claim("tt", 10, T0, 60)] == ["ok", "kept-not"]
@@ -341,7 +346,7 @@ def test_codec_round_trips_every_field() -> None:
                          NoticeKind.DROPPED_VALUE),),
         app=App("343200656", "Shop", "1.2"), ad=Ad(callback="cb", is_retargeting=False),
         lead=Lead("7403", "HubSpot"), device={"platform": "iOS"}, limited_data_use=True,
-        test_event_code="TEST1")
+        test_event_code="TEST1", copies=("shopify",))
     assert decode_event(encode_event(event)) == event
     assert decode_event(encode_event(Event("X", "1", 1))) == Event("X", "1", 1)
     # A field added to Event (or User) later must be added to the codec too.
@@ -359,3 +364,42 @@ def test_codec_reads_bodies_of_version_0_1() -> None:
     assert e.user.email == ("a" * 64,) and e.user.first_name is None
     assert e.warnings == (Notice("user.phone", "not a valid phone number; dropped",
                                  NoticeKind.DROPPED_VALUE),)
+
+
+async def test_a_held_delivery_is_not_claimed_before_its_time(store: Store) -> None:
+    held = Route("tt", "CompletePayment", DeliveryState.PENDING, payload=b"{}",
+                 not_before=T0 + 5)
+    await store.insert([NewEvent(Event("Purchase", "h1", int(T0)), (held,))], T0)
+    assert await store.claim("tt", 10, T0 + 4.9, 60) == []
+    assert [c.event_id for c in await store.claim("tt", 10, T0 + 5, 60)] == ["h1"]
+
+
+async def test_a_later_copy_merges_into_the_pending_first_one(store: Store) -> None:
+    seen: list[bytes] = []
+    better = Route("tt", "CompletePayment", DeliveryState.PENDING, payload=b'{"merged":1}')
+
+    def merge(body: bytes) -> Merged:
+        seen.append(body)
+        return Merged(body=encode_event(Event("Purchase", "m1", int(T0), copies=("server",))),
+                      routes={"tt": better}, release=True)
+
+    first = Route("tt", "CompletePayment", DeliveryState.PENDING, payload=b'{"first":1}',
+                  not_before=T0 + 60)
+    await store.insert([NewEvent(Event("Purchase", "m1", int(T0)), (first,))], T0)
+    again = NewEvent(Event("Purchase", "m1", int(T0)), (pending(name="CompletePayment"),),
+                     merge=merge)
+    assert await store.insert([again], T0 + 1) == [MERGED]
+    assert decode_event(seen[0]).event_id == "m1"
+    # The hold ended (release) and the merged item is what goes out.
+    (claimed,) = await store.claim("tt", 10, T0 + 1, 60)
+    assert claimed.payload == b'{"merged":1}'
+    # Once claimed (in flight), a further copy is a duplicate: nothing is merged into a
+    # request already on the wire.
+    assert await store.insert([again], T0 + 2) == [DUPLICATE]
+    assert len(seen) == 1
+
+
+async def test_a_copy_that_adds_nothing_stays_a_duplicate(store: Store) -> None:
+    await store.insert([new_event("n1")], T0)
+    same = NewEvent(Event("Purchase", "n1", int(T0)), (pending(),), merge=lambda body: None)
+    assert await store.insert([same], T0 + 1) == [DUPLICATE]

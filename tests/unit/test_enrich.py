@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from pixelrelay.model import Event, User
+from pixelrelay.model import Consent, ConsentState, Event, User
 from pixelrelay.pipeline.enrich import (
     EnrichedFrom,
     SessionContext,
     enrich,
-    lacks_context,
     lookup_for,
     merge_context,
+    take_consent,
+    wants_lookup,
 )
+
+G, D = ConsentState.GRANTED, ConsentState.DENIED
 
 H1, H2 = "a" * 64, "b" * 64
 CTX = SessionContext("s_1", ttclid="E.C.P.x", ttp="2.t", ip="203.0.113.1", user_agent="UA",
@@ -29,8 +32,10 @@ def test_fills_only_what_is_missing_and_says_how() -> None:
 
 
 def test_nothing_to_add_leaves_the_event_unmarked() -> None:
-    full = ev(user=User(ttclid="t", ttp="p", ip="192.0.2.9", user_agent="U"))
-    assert not lacks_context(full)
+    full = ev(user=User(ttclid="t", ttp="p", ip="192.0.2.9", user_agent="U"),
+              consent=Consent(marketing=G))
+    assert not wants_lookup(full)
+    assert wants_lookup(ev(user=full.user))  # no consent of its own: a session may know it
     assert enrich(full, CTX, EnrichedFrom.SESSION) is full
     assert enrich(ev(), None, EnrichedFrom.SESSION).enriched_from is None
     empty = SessionContext("s_2")
@@ -57,3 +62,27 @@ def test_merge_keeps_the_first_landing_and_takes_newer_keys() -> None:
                                     user_agent="UA2", landing_url=CTX.landing_url,
                                     first_seen=10, last_seen=30)
     assert merge_context(None, hit) is hit
+
+
+def test_an_event_without_consent_takes_the_sessions_latest_answer() -> None:
+    ctx = SessionContext("s_1", consent=Consent(G, D, G, "DE"), consent_at=5,
+                         consent_source="explicit")
+    assert take_consent(ev(), ctx).consent == Consent(G, D, G, "DE")
+    # The event's own region (an order's billing country) is kept.
+    assert take_consent(ev(consent=Consent(region="FR")), ctx).consent == Consent(G, D, G, "FR")
+    # An explicit answer on the event wins.
+    own = ev(consent=Consent(marketing=D))
+    assert take_consent(own, ctx) is own
+    assert take_consent(ev(), SessionContext("s_2")).consent == Consent()
+
+
+def test_merge_keeps_the_latest_consent_answer() -> None:
+    first = SessionContext("s_1", consent=Consent(marketing=D), consent_at=1,
+                           consent_source="consent_mode")
+    later = SessionContext("s_1", consent=Consent(marketing=G), consent_at=9,
+                           consent_source="explicit")
+    assert merge_context(first, later).consent == Consent(marketing=G)
+    assert merge_context(first, later).consent_at == 9
+    kept = merge_context(first, SessionContext("s_1", ttclid="x"))
+    assert (kept.consent, kept.consent_at, kept.consent_source) == (
+        Consent(marketing=D), 1, "consent_mode")

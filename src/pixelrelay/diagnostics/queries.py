@@ -8,11 +8,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+import orjson
+
 T = TypeVar("T")
 LATENCY_SAMPLE = 100_000  # p50/p95 over the newest deliveries of the window, to bound memory
 PRUNE_AFTER_S = 8 * 86400.0  # ingest rejection/duplicate rows outlive the longest window (7 d)
-# Numbers, but not the 4 of IPv4 nor standard names such as ISO 4217.
-_DIGITS = re.compile(r"(?<![A-Za-z\d.])(?<!ISO )\d+(?:\.\d+)?")
 
 
 class SqlHooks(Protocol):
@@ -34,12 +34,21 @@ class IngestNote:
     field: str = ""  # rejected: the first problem's field; notice: the field it names
     reason: str = ""  # rejected: its reason, digits masked (timestamps vary; values never stored)
     problems: int = 1
-    event_id: str = ""  # duplicate
+    event_id: str = ""  # duplicate; rejected: as given or as the order id derives it
+    order_id: str = ""  # rejected: properties.order_id
+    sample: tuple[dict[str, str], ...] = ()  # rejected: every problem, field and reason
+    merged: bool = False  # duplicate: folded into its pending first copy
+
+
+_EMAIL_LIKE = re.compile(r"[^\s@]+@[^\s@]+")
+_LONG_NUMBER = re.compile(r"\+?\d[\d ()./-]{6,}\d")
 
 
 def mask_reason(reason: str) -> str:
-    """Group "is 9.2 days old" with "is 8.1 days old"; numbers are never needed to act."""
-    return _DIGITS.sub("N", reason)[:200]
+    """A reason as stored: our own text, unchanged (what varies per event is in the
+    Problem's detail, which is never stored); anything shaped like an email address or a
+    phone number is masked, should a value ever reach a reason."""
+    return _LONG_NUMBER.sub("<number>", _EMAIL_LIKE.sub("<email>", reason))[:200]
 
 
 _NUMBERS = re.compile(r"\d+")
@@ -56,9 +65,10 @@ def mask_field(field: str) -> str:
 
 def record_notes(conn: sqlite3.Connection, at: float, channel: str,
                  notes: Sequence[IngestNote]) -> None:
-    rejected = [(at, channel, n.event[:128], n.field[:128], n.reason, n.problems)
-                for n in notes if n.kind == "rejected"]
-    dupes = [(at, channel, n.event[:128], n.event_id[:256]) for n in notes
+    rejected = [(at, channel, n.event[:128], n.field[:128], n.reason, n.problems,
+                 n.event_id[:256] or None, n.order_id[:128] or None,
+                 orjson.dumps(n.sample).decode()) for n in notes if n.kind == "rejected"]
+    dupes = [(at, channel, n.event[:128], n.event_id[:256], int(n.merged)) for n in notes
              if n.kind == "duplicate"]
     kept = [(at, channel, n.event[:128], mask_field(n.field), n.kind) for n in notes
             if n.kind not in ("rejected", "duplicate")]
@@ -68,10 +78,11 @@ def record_notes(conn: sqlite3.Connection, at: float, channel: str,
         conn.execute("DELETE FROM ingest_notices WHERE at < ?", (at - PRUNE_AFTER_S,))
     if rejected:
         conn.executemany("INSERT INTO ingest_rejections (at, channel, event, field, reason, "
-                         "problems) VALUES (?, ?, ?, ?, ?, ?)", rejected)
+                         "problems, event_id, order_id, sample) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rejected)
     if dupes:
-        conn.executemany("INSERT INTO ingest_duplicates (at, channel, event, event_id) "
-                         "VALUES (?, ?, ?, ?)", dupes)
+        conn.executemany("INSERT INTO ingest_duplicates (at, channel, event, event_id, merged) "
+                         "VALUES (?, ?, ?, ?, ?)", dupes)
     # Range deletes on the `at` indexes: the tables stay bounded without a separate job.
     cutoff = at - PRUNE_AFTER_S
     conn.execute("DELETE FROM ingest_rejections WHERE at < ?", (cutoff,))

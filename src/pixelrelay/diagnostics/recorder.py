@@ -4,29 +4,58 @@ from __future__ import annotations
 
 import logging
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pixelrelay import metrics
-from pixelrelay.destinations.tiktok.mapping import default_tiktok_name
-from pixelrelay.diagnostics.queries import IngestNote, mask_reason, record_notes
+from pixelrelay.destinations.tiktok.mapping import default_tiktok_name, snake_case
+from pixelrelay.diagnostics.queries import IngestNote, mask_field, mask_reason, record_notes
 from pixelrelay.errors import PixelrelayError, Problem
-from pixelrelay.model import DeliveryState
-from pixelrelay.store.base import NewEvent
+from pixelrelay.model import DeliveryState, Event
+from pixelrelay.store.base import InsertOutcome, NewEvent
+
+MAX_SAMPLE = 10  # problems kept per refused event
 
 log = logging.getLogger(__name__)
 
 
-def rejected_note(raw: object, name: str | None, problems: Sequence[Problem]) -> IngestNote:
-    if name is None:
-        given = raw.get("event") if isinstance(raw, dict) else None
-        name = given if isinstance(given, str) and given else "(none)"
+def rejected_note(raw: object, event: Event | None, problems: Sequence[Problem],
+                  names: Callable[[str, str], str]) -> IngestNote:
+    """What is kept of a refused event: its name, ids and problems, never a value of it.
+
+    The event_id is the given one, else the one the order id would have derived, so the
+    gap report and a search by the order's event_id find the refusal.
+    """
+    doc = raw if isinstance(raw, dict) else {}
+    given = doc.get("event")
+    name = event.name if event is not None else (
+        given.strip()[:128] if isinstance(given, str) and given.strip() else "(none)")
+    props = doc.get("properties")
+    order = props.get("order_id") if isinstance(props, dict) else None
+    order_id = _plain_id(order)
+    event_id = event.event_id if event is not None else _plain_id(doc.get("event_id"))
+    if event_id is None and order_id is not None and name != "(none)":
+        source = doc.get("source") if isinstance(doc.get("source"), str) else "web"
+        event_id = f"ord_{order_id}_{snake_case(names(name, str(source).lower()))}"
     first = problems[0] if problems else Problem("", "rejected")
-    return IngestNote("rejected", name, first.field, mask_reason(first.reason), len(problems))
+    sample = [{"field": mask_field(p.field), "reason": mask_reason(p.reason)}
+              for p in problems[:MAX_SAMPLE]]
+    return IngestNote("rejected", name, mask_field(first.field), mask_reason(first.reason),
+                      len(problems), event_id=event_id or "", order_id=order_id or "",
+                      sample=tuple(sample))
+
+
+def _plain_id(v: object) -> str | None:
+    """An id as a string, unless it is long or looks like an email (a value, not an id)."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = str(v)
+    if not isinstance(v, str) or not v.strip() or len(v) > 128 or "@" in v:
+        return None
+    return v.strip()
 
 
 async def record_ingest(store: Any, now: float, channel: str, rejected: list[IngestNote],
-                        batch: Sequence[NewEvent], outcomes: Sequence[bool]) -> None:
+                        batch: Sequence[NewEvent], outcomes: Sequence[InsertOutcome]) -> None:
     """Called once per request after the commit; never fails the request it counts."""
     notes = list(rejected)
     # Tallied per label set first: resolving a labelled child per event is the costly part.
@@ -35,11 +64,12 @@ async def record_ingest(store: Any, now: float, channel: str, rejected: list[Ing
     # as the TikTok name labels every other event counter (see metrics.py).
     for note in rejected:
         tally["rejected", default_tiktok_name(note.event)] += 1
-    for item, ok in zip(batch, outcomes, strict=True):
+    for item, outcome in zip(batch, outcomes, strict=True):
         name = item.event.name
-        if not ok:
+        if outcome is not InsertOutcome.ACCEPTED:
             tally["duplicate", default_tiktok_name(name)] += 1
-            notes.append(IngestNote("duplicate", name, event_id=item.event.event_id))
+            notes.append(IngestNote("duplicate", name, event_id=item.event.event_id,
+                                    merged=outcome is InsertOutcome.MERGED))
             continue
         notes += [IngestNote(str(w.kind), name, w.field) for w in item.event.warnings]
         for r in item.routes:

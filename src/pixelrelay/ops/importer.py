@@ -106,7 +106,7 @@ def merge(report: ImportReport, numbers: list[int], result: IngestResult) -> Non
     report.rejected_lines += len(result.rejected)
     for rej in result.rejected:
         line = numbers[rej.index]
-        report.problems += [LineProblem(line, p.field or "line", p.reason)
+        report.problems += [LineProblem(line, p.field or "line", p.message())
                             for p in rej.problems]
     for w in result.warnings:
         m = _WARNING.fullmatch(w)

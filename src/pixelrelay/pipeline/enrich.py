@@ -1,11 +1,12 @@
-"""Restore a browser session's context (ttclid, ttp, ip, user agent) onto events that lack it."""
+"""Restore a browser session's context (ttclid, ttp, ip, user agent) and its consent onto
+events that lack them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from pixelrelay.model import Event
+from pixelrelay.model import Consent, Event
 
 TOKEN_KINDS = ("cart_token", "checkout_token")
 MAX_TOKEN_LEN = 256
@@ -31,6 +32,11 @@ class SessionContext:
     landing_url: str | None = None
     first_seen: float = 0.0
     last_seen: float = 0.0
+    # The visitor's latest consent answer, when it was given and how ("explicit": the
+    # site's pixelrelay('consent') call; "consent_mode": Google Consent Mode in dataLayer).
+    consent: Consent | None = None
+    consent_at: float | None = None
+    consent_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +52,20 @@ class Lookup:
         return self.session_id is None and not self.tokens and not self.identities
 
 
-def lacks_context(event: Event) -> bool:
+def wants_lookup(event: Event) -> bool:
+    """Whether a session could add anything: a match key or a consent the event lacks."""
     u = event.user
-    return u.ttclid is None or u.ttp is None or u.ip is None or u.user_agent is None
+    return (u.ttclid is None or u.ttp is None or u.ip is None or u.user_agent is None
+            or event.consent.is_empty)
+
+
+def take_consent(event: Event, context: SessionContext | None) -> Event:
+    """An event that states no consent of its own takes its session's latest answer; the
+    event's own region (e.g. an order's billing country) is kept when it has one."""
+    if context is None or context.consent is None or not event.consent.is_empty:
+        return event
+    region = event.consent.region or context.consent.region
+    return replace(event, consent=replace(context.consent, region=region))
 
 
 def identity_keys(event: Event) -> tuple[str, ...]:
@@ -107,4 +124,7 @@ def merge_context(old: SessionContext | None, new: SessionContext) -> SessionCon
         landing_url=old.landing_url or new.landing_url,
         first_seen=min(old.first_seen, new.first_seen) if old.first_seen else new.first_seen,
         last_seen=max(old.last_seen, new.last_seen),
+        consent=new.consent or old.consent,
+        consent_at=new.consent_at if new.consent is not None else old.consent_at,
+        consent_source=new.consent_source if new.consent is not None else old.consent_source,
     )

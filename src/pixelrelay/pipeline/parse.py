@@ -107,8 +107,8 @@ def too_old(event_time: int, now: float, max_age_days: int) -> Problem | None:
     """A destination's age window: TikTok will not attribute events older than this."""
     age = now - event_time
     if age > max_age_days * 86400:
-        return Problem("timestamp", f"is {age / 86400:.1f} days old; older than the "
-                                    f"{max_age_days}-day window (max_age_days)")
+        return Problem("timestamp", f"is older than the {max_age_days}-day window "
+                                    "(max_age_days)", f"{age / 86400:.1f} days old")
     return None
 
 
@@ -166,8 +166,8 @@ def _timestamp(v: object, now: float, p: list[Problem]) -> int:
         return 0
     t = int(secs)
     if t > now + MAX_FUTURE_S:
-        p.append(Problem("timestamp", f"is in the future ({t - now:.0f} s ahead of the server "
-                                      f"clock; at most {MAX_FUTURE_S} s allowed)"))
+        p.append(Problem("timestamp", f"is in the future (at most {MAX_FUTURE_S} s ahead of the "
+                                      "server clock allowed)", f"{t - now:.0f} s ahead"))
     return t
 
 

@@ -90,7 +90,7 @@ class TikTokTrackEndpoint:
         if result.rejected:
             first = result.rejected[0]
             return tiktok_answer(40002, "; ".join(
-                f"data.{first.index}.{_tiktok_field(p.field)}: {p.reason}"
+                f"data.{first.index}.{_tiktok_field(p.field)}: {p.message()}"
                 for p in first.problems))
         warnings = converted.warnings + [_tiktok_warning(w) for w in result.warnings]
         return tiktok_answer(0, "OK", {"warnings": warnings} if warnings else None)

@@ -6,8 +6,9 @@ tests/contract. Times are Unix seconds passed in by the caller; stores never rea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from pixelrelay.model import DeliveryState, Event, Route
@@ -15,12 +16,37 @@ from pixelrelay.model import DeliveryState, Event, Route
 IDEMPOTENCY_WINDOW_S = 48 * 3600.0
 
 
+class InsertOutcome(StrEnum):
+    ACCEPTED = "accepted"  # stored, with a delivery per new route
+    DUPLICATE = "duplicate"  # every route's key was taken within the window; nothing changed
+    MERGED = "merged"  # a duplicate whose copy was folded into the pending first copy
+
+
+@dataclass(frozen=True, slots=True)
+class Merged:
+    """A pending first copy after a later copy was folded in (see NewEvent.merge)."""
+
+    body: bytes  # the merged event, encoded with store.codec
+    routes: Mapping[str, Route]  # destination -> its route of the merged event
+    release: bool  # the later copy is the truth: send now, end a browser copy's hold
+
+
+# The first copy's stored body -> the merge, or None when the later copy adds nothing.
+MergeFn = Callable[[bytes], Merged | None]
+
+
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event ready to store, with one route per destination that considered it."""
+    """An event ready to store, with one route per destination that considered it.
+
+    `merge`, when given, folds this event into an earlier copy whose deliveries are still
+    pending, instead of it being dropped as a duplicate. It runs inside the insert's
+    transaction, so the first copy cannot be claimed half-merged.
+    """
 
     event: Event
     routes: tuple[Route, ...]
+    merge: MergeFn | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +138,12 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def insert(self, batch: Sequence[NewEvent], now: float) -> list[bool]:
-        """Commit every event and its routes in ONE transaction; True = accepted.
+    async def insert(self, batch: Sequence[NewEvent], now: float) -> list[InsertOutcome]:
+        """Commit every event and its routes in ONE transaction.
 
-        False = duplicate: every route's (destination, dest_event, event_id) was already
-        accepted within IDEMPOTENCY_WINDOW_S. Routes seen before are not stored again.
+        DUPLICATE: every route's (destination, dest_event, event_id) was already accepted
+        within IDEMPOTENCY_WINDOW_S; routes seen before are not stored again. MERGED: such a
+        duplicate whose `merge` updated the first copy's pending deliveries.
         Raises StoreUnavailable when the commit fails (nothing of the batch is kept).
         Returns only after the commit is durable.
         """

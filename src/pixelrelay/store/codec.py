@@ -44,7 +44,7 @@ def encode_event(event: Event) -> bytes:
         "session_id": e.session_id, "order_source": e.order_source,
         "received_at": e.received_at,
         "warnings": [[w.field, w.reason, w.kind] for w in e.warnings],
-        "channel": e.channel, "enriched_from": e.enriched_from,
+        "channel": e.channel, "enriched_from": e.enriched_from, "copies": e.copies,
     }
     if e.app is not None:
         body["app"] = e.app
@@ -93,6 +93,7 @@ def decode_event(data: bytes) -> Event:
         device=d.get("device") or {},
         limited_data_use=d.get("limited_data_use"),
         test_event_code=d.get("test_event_code"),
+        copies=tuple(d.get("copies") or ()),
     )
 
 

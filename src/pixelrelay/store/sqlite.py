@@ -25,6 +25,8 @@ from pixelrelay.store.base import (
     DeliveryView,
     DestinationState,
     Finished,
+    InsertOutcome,
+    MergeFn,
     NewEvent,
     QueueStats,
 )
@@ -39,6 +41,8 @@ MIGRATIONS = (  # append only; index + 1 = schema version
     "sqlite_002_sessions.sql",
     "sqlite_003_diagnostics.sql",
     "sqlite_006_ingest_notices.sql",
+    "sqlite_007_session_consent.sql",
+    "sqlite_008_rejection_samples.sql",
 )
 MAX_GROUP = 512  # calls per transaction: bounds the latency one commit adds to the first caller
 _FINISH_PARAMS = ("token", "state", "next_attempt_at", "http_status", "code", "message",
@@ -75,7 +79,9 @@ class _Prepared:
 
     event_row: tuple[Any, ...]  # insert_event columns after id
     event_id: str
-    routes: tuple[tuple[str, str, str, str, bytes | None, str | None], ...]
+    # destination, dest_event, batch_key, state, payload, reason, not_before
+    routes: tuple[tuple[str, str, str, str, bytes | None, str | None, float | None], ...]
+    merge: MergeFn | None
 
 
 class SQLiteStore:
@@ -216,7 +222,7 @@ class SQLiteStore:
 
     # -- writes --------------------------------------------------------------------------------
 
-    async def insert(self, batch: Sequence[NewEvent], now: float) -> list[bool]:
+    async def insert(self, batch: Sequence[NewEvent], now: float) -> list[InsertOutcome]:
         prepared = [_prepare(item) for item in batch]
         return await self._write(lambda conn: _insert(conn, prepared, now))
 
@@ -349,12 +355,14 @@ def _prepare(item: NewEvent) -> _Prepared:
         event_row=(e.event_id, e.name, str(e.source), e.event_time, e.received_at,
                    e.session_id, e.order_source, encode_event(e)),
         event_id=e.event_id,
-        routes=tuple((r.destination, r.dest_event, r.batch_key, str(r.state), r.payload, r.reason)
-                     for r in item.routes),
+        routes=tuple((r.destination, r.dest_event, r.batch_key, str(r.state), r.payload, r.reason,
+                      r.not_before) for r in item.routes),
+        merge=item.merge,
     )
 
 
-def _insert(conn: sqlite3.Connection, batch: list[_Prepared], now: float) -> list[bool]:
+def _insert(conn: sqlite3.Connection, batch: list[_Prepared],
+            now: float) -> list[InsertOutcome]:
     """Runs in the writer: idempotency per route, then the rows of what is new, in bulk."""
     cutoff = now - IDEMPOTENCY_WINDOW_S
     cur = conn.cursor()
@@ -363,7 +371,7 @@ def _insert(conn: sqlite3.Connection, batch: list[_Prepared], now: float) -> lis
     # lets both tables be written with executemany and idempotency point at its delivery.
     event_ref = cur.execute(Q["last_event_ref"]).fetchone()[0]
     delivery_id = cur.execute(Q["last_delivery_id"]).fetchone()[0]
-    accepted: list[bool] = []
+    outcomes: list[InsertOutcome] = []
     events: list[tuple[Any, ...]] = []
     deliveries: list[tuple[Any, ...]] = []
     for item in batch:
@@ -373,21 +381,45 @@ def _insert(conn: sqlite3.Connection, batch: list[_Prepared], now: float) -> lis
             if cur.execute(claim_key, params).rowcount == 1:
                 delivery_id += 1
                 new.append((delivery_id, route))
-        ok = bool(new) or not item.routes
-        accepted.append(ok)
-        if not ok:
+        if item.routes and not new:
+            merged = item.merge is not None and _merge(cur, item, now)
+            outcomes.append(InsertOutcome.MERGED if merged else InsertOutcome.DUPLICATE)
             continue
+        outcomes.append(InsertOutcome.ACCEPTED)
         event_ref += 1
         events.append((event_ref, *item.event_row))
-        for did, (dest, dest_event, batch_key, state, payload, reason) in new:
-            due = now if state == "pending" else None
+        for did, (dest, dest_event, batch_key, state, payload, reason, hold) in new:
+            due = (hold or now) if state == "pending" else None
             deliveries.append((did, event_ref, dest, dest_event, item.event_id, batch_key,
                                state, payload, reason, due, now, now))
     if events:
         cur.executemany(Q["insert_event"], events)
     if deliveries:
         cur.executemany(Q["insert_delivery"], deliveries)
-    return accepted
+    return outcomes
+
+
+def _merge(cur: sqlite3.Cursor, item: _Prepared, now: float) -> bool:
+    """Fold a duplicate into the first copy while its deliveries are all still pending."""
+    assert item.merge is not None
+    rows = [cur.execute(Q["pending_copy"], (item.event_id, dest, dest_event)).fetchone()
+            for dest, dest_event, *_ in item.routes]
+    found = [r for r in rows if r is not None]
+    if not found or len({r[1] for r in found}) != 1:
+        return False  # sent or in flight already (or copies of two events): a duplicate
+    merged = item.merge(bytes(found[0][2]))
+    if merged is None:
+        return False
+    cur.execute(Q["update_event_body"], (merged.body, found[0][1]))
+    for delivery_id, _ref, _body, destination in found:
+        route = merged.routes.get(destination)
+        if route is None:
+            continue
+        due = now if merged.release else None
+        cur.execute(Q["update_pending_copy"], {
+            "id": delivery_id, "state": str(route.state), "payload": route.payload,
+            "reason": route.reason, "due": due, "now": now})
+    return True
 
 
 def _as_store_error(exc: Exception) -> Exception:

@@ -22,6 +22,9 @@ STANDARD_EVENTS: frozenset[str] = frozenset({
     "CompletePayment", "SubmitForm", "PlaceAnOrder", "ClickButton", "Pageview",
 })
 
+# What counts as a purchase (the order itself), whatever name the destination sends it by.
+PURCHASE_EVENTS: frozenset[str] = frozenset({"CompletePayment", "Purchase"})
+
 # event_source = app has a list of its own (note TikTok's casing of LaunchAPP, InAppAD*).
 APP_STANDARD_EVENTS: frozenset[str] = frozenset({
     "AchieveLevel", "AddPaymentInfo", "AddToCart", "AddToWishlist", "Checkout",

@@ -24,6 +24,25 @@ INSERT INTO deliveries (id, event_ref, destination, dest_event, event_id, batch_
                         payload, reason, next_attempt_at, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
+-- name: pending_copy
+-- The first copy of an idempotency key, when its delivery is still waiting to be sent.
+SELECT d.id, d.event_ref, e.body, d.destination
+  FROM idempotency AS i
+  JOIN deliveries AS d ON d.id = i.delivery_id
+  JOIN events AS e ON e.id = d.event_ref
+ WHERE i.event_id = ? AND i.destination = ? AND i.dest_event = ? AND d.state = 'pending'
+
+-- name: update_event_body
+UPDATE events SET body = ? WHERE id = ?
+
+-- name: update_pending_copy
+-- A merged copy's new item; :due (not null) ends a hold. Only while still pending.
+UPDATE deliveries
+   SET state = :state, payload = :payload, reason = :reason, updated_at = :now,
+       next_attempt_at = CASE WHEN :state != 'pending' THEN NULL
+                              ELSE coalesce(:due, next_attempt_at) END
+ WHERE id = :id AND state = 'pending'
+
 -- name: claim
 UPDATE deliveries
    SET state = 'in_flight', lease_token = :token, lease_expires_at = :lease_expires_at,

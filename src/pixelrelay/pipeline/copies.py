@@ -1,0 +1,68 @@
+"""Fold a later copy of an event (same destination, TikTok name, event_id) into the pending
+first one: every copy's match keys count, and a server copy is the truth over a browser one."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+
+from pixelrelay.model import Channel, Event, User
+
+MAX_IDS = 10  # as the parser allows per key
+_LIST_KEYS = ("email", "phone", "external_id")
+_SCALAR_KEYS = tuple(f.name for f in fields(User) if f.name not in _LIST_KEYS)
+
+
+def authoritative(first: Event, later: Event) -> bool:
+    """True when `later` should win over `first`: a server-side copy (backend, drop-in,
+    Shopify, import) over the browser tag's, whose site key anyone can read."""
+    return first.channel is Channel.BROWSER and later.channel is not Channel.BROWSER
+
+
+def merge_copies(first: Event, later: Event) -> Event:
+    """The first copy with what the later one adds; the stored row keeps first's identity.
+
+    Match keys: each missing key is filled, lists are united. Properties, page, time and an
+    explicit consent come from the authoritative copy (see `authoritative`), the other
+    copy's properties filling only keys it lacks.
+    """
+    later_wins = authoritative(first, later)
+    base, other = (later, first) if later_wins else (first, later)
+    user = _merge_user(base.user, other.user)
+    consent = base.consent if not base.consent.is_empty else other.consent
+    if consent.region is None and other.consent.region is not None:
+        consent = replace(consent, region=other.consent.region)
+    return replace(
+        first,
+        event_time=base.event_time,
+        user=user,
+        page=base.page if base.page.url or base.page.referrer else other.page,
+        properties={**other.properties, **base.properties},
+        consent=consent,
+        session_id=first.session_id or later.session_id,
+        order_source=base.order_source or other.order_source,
+        enriched_from=first.enriched_from or later.enriched_from,
+        limited_data_use=_any(first.limited_data_use, later.limited_data_use),
+        copies=(*first.copies, str(later.channel)),
+    )
+
+
+def adds_anything(first: Event, merged: Event) -> bool:
+    """Whether the merge changed what TikTok would receive (else it is a plain duplicate)."""
+    return replace(merged, copies=first.copies) != first
+
+
+def _merge_user(base: User, other: User) -> User:
+    values: dict[str, object] = {}
+    for key in _LIST_KEYS:
+        mine: tuple[str, ...] = getattr(base, key)
+        values[key] = (*mine, *(h for h in getattr(other, key) if h not in mine))[:MAX_IDS]
+    for key in _SCALAR_KEYS:
+        mine_value = getattr(base, key)
+        values[key] = mine_value if mine_value is not None else getattr(other, key)
+    return User(**values)  # type: ignore[arg-type]
+
+
+def _any(a: bool | None, b: bool | None) -> bool | None:
+    if a is None and b is None:
+        return None
+    return bool(a) or bool(b)
