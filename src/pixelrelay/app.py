@@ -130,6 +130,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok", "version": __version__})
 
+    diagnostics = Diagnostics(gateway.store, settings, clock)
     events_endpoint = EventsEndpoint(gateway.ingestor, settings.sources).__call__
     routes: list[Route | Mount] = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -140,7 +141,8 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
                                   settings.destinations).__call__,
               methods=["POST"]),
         Route("/v1/deliveries",
-              DeliveriesEndpoint(gateway.store, settings.server.admin_token).__call__,
+              DeliveriesEndpoint(gateway.store, settings.server.admin_token,
+                                 diagnostics.rejections).__call__,
               methods=["GET"]),
         Route("/v1/destinations/{name}/resume",
               ResumeEndpoint(gateway.resume, settings.server.admin_token).__call__,
@@ -152,7 +154,6 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
         Route("/v1/webhooks/shopify/{source}",
               ShopifyWebhookEndpoint(gateway.ingestor, settings).__call__, methods=["POST"]),
     ]
-    diagnostics = Diagnostics(gateway.store, settings, clock)
     routes += [
         Route("/", diagnostics.index, methods=["GET"]),
         Route("/login", diagnostics.login_form, methods=["GET"]),

@@ -111,7 +111,8 @@ class Ingestor:
             if problems:
                 result.rejected.append(Rejection(index, problems))
                 refused.append(rejected_note(raw, event, problems, names))
-                result.event_ids.append(_given_id(raw) if event is None else event.event_id)
+                # The id it has or would have had, so the sender can look the refusal up.
+                result.event_ids.append(refused[-1].event_id or None)
                 continue
             assert event is not None
             if channel is not Channel.SERVER:
@@ -223,14 +224,6 @@ class Ingestor:
 
 def _new_id() -> str:
     return str(uuid.uuid4())
-
-
-def _given_id(raw: object) -> str | None:
-    if isinstance(raw, dict):
-        eid = raw.get("event_id")
-        if isinstance(eid, str):
-            return eid
-    return None
 
 
 def _shared_phone_region(settings: Settings) -> str:

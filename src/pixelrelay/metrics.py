@@ -54,6 +54,9 @@ GAVE_UP = Counter("pixelrelay_events_gave_up", "Deliveries dead without a reject
 TIKTOK_CODES = Counter("pixelrelay_tiktok_responses", "Answers per TikTok code (or http_<status>"
                        " / network when there was no code)", ["destination", "code"],
                        registry=REGISTRY)
+COLLECT_REFUSED = Counter("pixelrelay_collect_refused",
+                          "Browser tag hits refused before any event was read, by reason "
+                          "(unknown_key, origin_not_allowed)", ["reason"], registry=REGISTRY)
 DELIVERY_LATENCY = Histogram(
     "pixelrelay_delivery_latency_seconds", "Accepted at ingest -> delivered to the destination",
     ["destination"], registry=REGISTRY,

@@ -200,6 +200,11 @@ def test_gap_report_classifies_each_order(tmp_path: Path, emulator: ServerThread
     post(gw, purchase("7005"))
     wait_for(lambda: states(db).get("ord_7005_complete_payment", ("",))[0] == "dead")
     emu.faults.update({"reject_event": None})
+    bad_value = purchase("7002")
+    bad_value["properties"]["value"] = "12,50"  # refused at ingest, with the reason kept
+    refused = httpx.post(f"{gw.url}/v1/events", json=bad_value,
+                         headers={"Authorization": f"Bearer {SOURCE_KEY}"}).json()
+    assert refused["event_ids"] == ["ord_7002_complete_payment"] and refused["rejected"]
     post(gw, purchase("7001"), purchase("7099"),
          purchase("7003", consent={"marketing": "denied"}),
          purchase("7004", order_source="tiktok_shop"))
@@ -217,11 +222,14 @@ def test_gap_report_classifies_each_order(tmp_path: Path, emulator: ServerThread
     with out.open() as f:
         rows = {row["order_id"]: row for row in csv.DictReader(f)}
     assert {k: (v["status"], v["category"]) for k, v in rows.items()} == {
-        "7001": ("matched", "delivered"), "7002": ("missing", "never_received"),
+        "7001": ("matched", "delivered"), "7002": ("missing", "rejected_ingest"),
         "7003": ("missing", "suppressed"), "7004": ("missing", "filtered"),
         "7005": ("missing", "rejected"), "7006": ("missing", "pending"),
         "7099": ("extra", "delivered")}
     assert "rejected by fault" in rows["7005"]["reason"]  # TikTok's own message
+    assert rows["7002"]["reason"] == (
+        "rejected at ingest: properties.value: must be a non-negative number without currency "
+        "symbol or thousands separator, such as 129.95")
     assert "consent: marketing denied" in rows["7003"]["reason"]
     assert "value differs (order 10.00, event 10.00)" not in rows["7001"]["reason"]
     assert rows["7001"]["event_id"] == "ord_7001_complete_payment"

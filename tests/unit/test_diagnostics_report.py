@@ -83,7 +83,7 @@ def test_alert_changes_log_once_per_state_change() -> None:
 def test_build_counts_a_known_mix() -> None:
     rows = WindowRows(
         accepted=[("Purchase", 4), ("Search", 1)],
-        duplicates=[("Purchase", 2)],
+        duplicates=[("Purchase", 2, 1)],
         ingest_rejections=[("Purchase", "user.ip", "is not a valid IPv4 or IPv6 address", 3)],
         deliveries=[("tiktok", "Purchase", "CompletePayment", "delivered", None, 2),
                     ("tiktok", "Purchase", "CompletePayment", "in_flight", None, 1),
@@ -99,7 +99,8 @@ def test_build_counts_a_known_mix() -> None:
         latencies=[("tiktok", 1.0), ("tiktok", 3.0)],
         trend_received=[(0, 2), (23, 3), (99, 1)], trend_delivered=[(23, 2)])
     r = build(rows, [queue(pending=1, oldest=NOW - 30)], {"tiktok": True}, "24h", NOW)
-    assert r["totals"] == {"received": 10, "accepted": 5, "duplicates": 2, "rejected": 4,
+    assert r["totals"] == {"received": 10, "accepted": 5, "duplicates": 2, "merged": 1,
+                           "rejected": 4,
                            "delivered": 2, "suppressed": 0, "filtered": 0, "pending": 1,
                            "gave_up": 1}
     p = r["events"][0]

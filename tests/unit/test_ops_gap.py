@@ -8,7 +8,7 @@ import pytest
 
 from pixelrelay.model import DeliveryState
 from pixelrelay.ops.gap import Order, classify, order_id_of, purchase_names, read_orders, reconcile
-from pixelrelay.ops.store_queries import PurchaseRecord
+from pixelrelay.ops.store_queries import PurchaseRecord, RejectedOrder
 from pixelrelay.ops.window import Window
 
 NOW = 1_776_943_380.0
@@ -67,6 +67,14 @@ def test_purchase_names_follow_the_destination_mapping() -> None:
 def test_classify_says_why(records: list[PurchaseRecord], category: str, reason: str) -> None:
     got_category, got_reason, _ = classify(records)
     assert got_category == category and got_reason.startswith(reason)
+
+
+def test_an_order_refused_at_ingest_says_why() -> None:
+    refused = RejectedOrder("1002", "Purchase", "properties.value", "must be a number", NOW)
+    assert classify([], refused) == (
+        "rejected_ingest", "rejected at ingest: properties.value: must be a number", "")
+    # A delivered copy speaks for the order even if another was refused.
+    assert classify([rec()], refused)[0] == "delivered"
 
 
 def test_reconcile_matches_misses_and_extras_within_the_window() -> None:

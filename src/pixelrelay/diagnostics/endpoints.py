@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -122,7 +123,20 @@ class Diagnostics:
                          "latency_ms": a.latency_ms, "outcome": a.outcome,
                          "batch_size": a.batch_size} for a in r.log]})
         event = orjson.loads(rows[0].body) if rows else None
-        return {"event_id": event_id, "event": event, "deliveries": deliveries}
+        later = await self.store.read(lambda c: queries.read_later_copies(c, event_id))
+        copies = [] if event is None else [
+            {"channel": event.get("channel", "server"), "at": event.get("received_at"),
+             "outcome": "first"}]
+        copies += [{"channel": ch, "at": at, "outcome": "merged" if merged else "duplicate"}
+                   for at, ch, merged in later]
+        return {"event_id": event_id, "event": event, "deliveries": deliveries,
+                "copies": copies}
+
+    async def rejections(self, event_id: str | None = None,
+                         order_id: str | None = None) -> list[dict[str, Any]]:
+        """Events refused at ingest under this event_id or order id, newest first."""
+        rows = await self.store.read(lambda c: queries.read_rejections(c, event_id, order_id))
+        return [asdict(r) for r in rows]
 
     # -- auth ----------------------------------------------------------------------------------
 
@@ -154,7 +168,8 @@ class Diagnostics:
         q = request.query_params.get("q", "").strip()[:256]
         r = await self.report(window)
         recent = await self.store.read(lambda c: queries.read_recent(c, q))
-        return HTMLResponse(page.diagnostics_page(r, recent, q), headers=HTML_HEADERS)
+        refused = await self.rejections(q, q) if q else []
+        return HTMLResponse(page.diagnostics_page(r, recent, q, refused), headers=HTML_HEADERS)
 
     async def login_form(self, request: Request) -> Response:
         return HTMLResponse(page.login_page(), headers=HTML_HEADERS)

@@ -102,7 +102,8 @@ def trend_svg(received: Sequence[int], delivered: Sequence[int], bucket_s: float
             f"received, blue delivered · peak {top}</small>")
 
 
-def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], q: str) -> str:
+def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], q: str,
+                     refused: Sequence[dict[str, Any]] = ()) -> str:
     window = r["window"]
     alerts = "".join(f"<div class=alert data-alert='{escape(a['key'])}'><b>{escape(a['title'])}"
                      f"</b> — {escape(a['detail'])}<br><small>Check: {escape(a['check'])}"
@@ -120,6 +121,7 @@ def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], q: str) -> 
                         ("received", "received"), ("delivered", "delivered"),
                         ("rejected", "rejected"), ("suppressed", "suppressed (consent)"),
                         ("filtered", "filtered"), ("duplicates", "duplicates"),
+                        ("merged", "merged copies"),
                         ("pending", "pending"), ("gave_up", "expired / gave up")))
     rows = []
     for e in r["events"]:
@@ -155,6 +157,9 @@ def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], q: str) -> 
          f"<b data-metric=score>{mk['score']}</b>")])
     weights = ", ".join(f"{k} {w:.2f}" for k, w in WEIGHTS.items())
     notes = r["ingest_notices"]
+    refused_hits = _table(["Reason", "Origin", "Count"], [
+        (escape(x["reason"]), _e(x["origin"]), x["count"]) for x in r["collect_refused"]],
+        left=2)
     dropped = _table(["Field (dropped, event kept)", "Count"], [
         (f"<code>{escape(x['field'])}</code>", x["count"]) for x in notes["dropped_fields"]])
     dd, en, lat = r["dedup_readiness"], r["enrichment"], r["latency_s"]
@@ -169,10 +174,12 @@ def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], q: str) -> 
 <p>{trend_svg(r["trend"]["received"], r["trend"]["delivered"], r["trend"]["bucket_s"])}</p>
 <h2>Per event</h2>{events}
 <p><small>Received = accepted + duplicates + rejected at ingest. Duplicates are repeats of an
-event_id within TikTok's 48 h window, absorbed (never stored twice) and counted in a table.
-Pending includes in-flight.</small></p>
+event_id within TikTok's 48 h window, absorbed (never stored twice) and counted in a table;
+merged copies are the duplicates whose match keys (and, from a server copy, values) were
+folded into a first copy not yet sent. Pending includes in-flight.</small></p>
 <h2>Rejected, by reason</h2>{reasons}
 <h2>Fields dropped at ingest</h2>{dropped}
+<h2>Browser tag hits refused</h2>{refused_hits}
 <p><small>Unknown keys are dropped and the event is kept. Unusable values dropped (e.g. an
 invalid email): <b data-metric=dropped_values>{notes["dropped_values"]}</b>. Phones hashed
 though phonenumbers could not confirm the range (new numbering): <b
@@ -189,10 +196,23 @@ present, not TikTok's own score.</small></p>
 <div class=card><small>latency p50 / p95</small><b data-metric=latency>{age(lat["p50"])} /
 {age(lat["p95"])}</b><small>accepted → delivered, {lat["delivered"]} events</small></div></div>
 <h2>Recent events</h2><form method=get action=/><input type=hidden name=window value={window}>
-<input name=q value="{escape(q)}" placeholder="event_id prefix or event name">
+<input name=q value="{escape(q)}" placeholder="event_id prefix, order id or event name">
 <button>Search</button></form>
-{_table(["event_id", "Event", "Channel", "Deliveries", "Received"], recent_rows, left=4)}"""
+{_table(["event_id", "Event", "Channel", "Deliveries", "Received"], recent_rows, left=4)}
+{_refused(refused, r["generated_at"])}"""
     return _doc("pixelrelay · diagnostics", body, _nav(window, q))
+
+
+def _refused(rows: Sequence[dict[str, Any]], now: float) -> str:
+    """Events of the searched id or order refused at ingest: never stored, so only here."""
+    if not rows:
+        return ""
+    return "<h2>Refused at ingest</h2>" + _table(
+        ["event_id", "Order", "Event", "Channel", "Problems", "When"],
+        [(_e(x["event_id"]), _e(x["order_id"]), escape(x["event"]), escape(x["channel"]),
+          "<br>".join(f"<code>{escape(p['field'])}</code>: {escape(p['reason'])}"
+                      for p in x["problems"]), age(now - x["at"]) + " ago")
+         for x in rows], left=5)
 
 
 def trace_page(t: dict[str, Any]) -> str:
@@ -201,6 +221,12 @@ def trace_page(t: dict[str, Any]) -> str:
     if not t["deliveries"]:
         parts.append("<p>No delivery of this event_id is known (never received, rejected at "
                      "ingest, or older than 48 h).</p>")
+    if t.get("copies"):
+        parts.append("<p data-copies>Sent by: " + ", ".join(
+            f"{escape(str(c['channel']))} ({escape(c['outcome'])}, {when(c['at'])})"
+            for c in t["copies"] if c["at"] is not None) + ". A later copy merges its match "
+            "keys into a pending first copy (a server copy's values win over the tag's); once "
+            "sent, a later copy is a duplicate.</p>")
     for d in t["deliveries"]:
         parts.append(
             f"<h2>{escape(d['destination'])} → {escape(d['dest_event'])}: "

@@ -89,6 +89,12 @@ def record_notes(conn: sqlite3.Connection, at: float, channel: str,
     conn.execute("DELETE FROM ingest_duplicates WHERE at < ?", (cutoff,))
 
 
+def record_refusal(conn: sqlite3.Connection, at: float, reason: str, origin: str | None) -> None:
+    conn.execute("INSERT INTO collect_refusals (at, reason, origin) VALUES (?, ?, ?)",
+                 (at, reason, origin))
+    conn.execute("DELETE FROM collect_refusals WHERE at < ?", (at - PRUNE_AFTER_S,))
+
+
 # -- the window read model ---------------------------------------------------------------------
 
 @dataclass(slots=True)
@@ -96,7 +102,7 @@ class WindowRows:
     """Raw rows for one window; report.py turns them into numbers."""
 
     accepted: list[tuple[str, int]] = field(default_factory=list)  # name, n
-    duplicates: list[tuple[str, int]] = field(default_factory=list)
+    duplicates: list[tuple[str, int, int]] = field(default_factory=list)  # name, n, merged
     ingest_rejections: list[tuple[str, str, str, int]] = field(default_factory=list)
     # destination, name, dest_event, state, dead_reason, n
     deliveries: list[tuple[str, str, str, str, str | None, int]] = field(default_factory=list)
@@ -106,6 +112,8 @@ class WindowRows:
     # name, dest_event, n, then one count per report.KEYS entry
     coverage: list[tuple[Any, ...]] = field(default_factory=list)
     notices: list[tuple[str, str, str, int]] = field(default_factory=list)  # event, field, kind, n
+    # reason, origin, n: tag hits refused before any event was read
+    collect_refusals: list[tuple[str, str | None, int]] = field(default_factory=list)
     dedup: list[tuple[str, int, int]] = field(default_factory=list)  # name, server, also browser
     enrichment: list[tuple[str, int, int]] = field(default_factory=list)  # name, server, enriched
     latencies: list[tuple[str, float]] = field(default_factory=list)  # destination, seconds
@@ -118,7 +126,10 @@ _HAS = "coalesce(json_extract(CAST(e.body AS TEXT), '$.user.{0}'), '') != ''"
 _LIST = "coalesce(json_array_length(CAST(e.body AS TEXT), '$.user.{0}'), 0) > 0"
 
 SQL_ACCEPTED = "SELECT name, count(*) FROM events WHERE received_at >= ? GROUP BY name"
-SQL_DUPLICATES = "SELECT event, count(*) FROM ingest_duplicates WHERE at >= ? GROUP BY event"
+SQL_DUPLICATES = """
+SELECT event, count(*), sum(merged) FROM ingest_duplicates WHERE at >= ? GROUP BY event"""
+SQL_COLLECT_REFUSALS = """
+SELECT reason, origin, count(*) FROM collect_refusals WHERE at >= ? GROUP BY reason, origin"""
 SQL_NOTICES = """
 SELECT event, field, kind, count(*) FROM ingest_notices WHERE at >= ?
  GROUP BY event, field, kind"""
@@ -188,6 +199,7 @@ def read_window(conn: sqlite3.Connection, since: float, bucket_s: float) -> Wind
         dead=conn.execute(SQL_DEAD, one).fetchall(),
         coverage=conn.execute(SQL_COVERAGE, one).fetchall(),
         notices=conn.execute(SQL_NOTICES, one).fetchall(),
+        collect_refusals=conn.execute(SQL_COLLECT_REFUSALS, one).fetchall(),
         dedup=conn.execute(SQL_DEDUP, {"since": since,
                                        "lookback": since - 48 * 3600.0}).fetchall(),
         enrichment=conn.execute(SQL_ENRICHMENT, one).fetchall(),
@@ -259,9 +271,12 @@ SQL_RECENT = f"""{_RECENT_COLUMNS}
 
 def read_recent(conn: sqlite3.Connection, q: str, limit: int = 50) -> list[RecentRow]:
     rows = []
-    if q:
-        rows = conn.execute(SQL_RECENT_BY_ID, {"q": q, "hi": q + "\U0010ffff",
+    # An event_id prefix, else an order id (its purchase is ord_<order id>_...).
+    for prefix in ((q, f"ord_{q}_") if q else ()):
+        rows = conn.execute(SQL_RECENT_BY_ID, {"q": prefix, "hi": prefix + "\U0010ffff",
                                                "limit": limit}).fetchall()
+        if rows:
+            break
     if not rows:
         rows = conn.execute(SQL_RECENT, {"name": q, "limit": limit}).fetchall()
     return [RecentRow(r[0], r[1], r[2], r[3], r[4] or "") for r in rows]
@@ -324,3 +339,38 @@ def read_trace(conn: sqlite3.Connection, event_id: str) -> list[TraceRow]:
         out.append(TraceRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
                             r[11], r[12], log))
     return out
+
+
+# -- refusals at ingest, found again ---------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class RejectionRow:
+    at: float
+    channel: str
+    event: str
+    event_id: str | None
+    order_id: str | None
+    problems: list[dict[str, str]]  # field and reason of each, never a value
+
+
+SQL_REJECTIONS = """
+SELECT at, channel, event, event_id, order_id, coalesce(sample, '[]') FROM ingest_rejections
+ WHERE (:event_id IS NOT NULL AND event_id = :event_id)
+    OR (:order_id IS NOT NULL AND order_id = :order_id)
+ ORDER BY at DESC LIMIT 20"""
+
+
+def read_rejections(conn: sqlite3.Connection, event_id: str | None,
+                    order_id: str | None) -> list[RejectionRow]:
+    rows = conn.execute(SQL_REJECTIONS, {"event_id": event_id or None,
+                                         "order_id": order_id or None}).fetchall()
+    return [RejectionRow(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5])) for r in rows]
+
+
+SQL_LATER_COPIES = """
+SELECT at, channel, merged FROM ingest_duplicates WHERE event_id = ? ORDER BY at LIMIT 50"""
+
+
+def read_later_copies(conn: sqlite3.Connection, event_id: str) -> list[tuple[float, str, bool]]:
+    """Every later copy of an event_id: when, by which channel, merged or a plain duplicate."""
+    return [(r[0], r[1], bool(r[2])) for r in conn.execute(SQL_LATER_COPIES, (event_id,))]

@@ -9,7 +9,13 @@ from typing import Any
 
 from pixelrelay import metrics
 from pixelrelay.destinations.tiktok.mapping import default_tiktok_name, snake_case
-from pixelrelay.diagnostics.queries import IngestNote, mask_field, mask_reason, record_notes
+from pixelrelay.diagnostics.queries import (
+    IngestNote,
+    mask_field,
+    mask_reason,
+    record_notes,
+    record_refusal,
+)
 from pixelrelay.errors import PixelrelayError, Problem
 from pixelrelay.model import DeliveryState, Event
 from pixelrelay.store.base import InsertOutcome, NewEvent
@@ -93,3 +99,17 @@ async def record_ingest(store: Any, now: float, channel: str, rejected: list[Ing
         await write(lambda conn: record_notes(conn, now, channel, notes))
     except PixelrelayError as exc:  # the events are committed; only the tally is lost
         log.warning("could not record %d ingest rejections/duplicates: %s", len(notes), exc)
+
+
+async def record_collect_refusal(store: Any, now: float, reason: str,
+                                 origin: str | None) -> None:
+    """A refused tag hit, by reason and origin (a site, not a person); never fails the hit."""
+    metrics.COLLECT_REFUSED.labels(reason).inc()
+    write = getattr(store, "write", None)
+    if write is None:
+        return
+    shown = origin[:200] if origin else None
+    try:
+        await write(lambda conn: record_refusal(conn, now, reason, shown))
+    except PixelrelayError as exc:
+        log.warning("could not record a refused tag hit: %s", exc)

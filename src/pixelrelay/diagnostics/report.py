@@ -31,6 +31,7 @@ class Thresholds:
     oldest_pending_s: float = 900.0
     purchase_ttclid: float = 0.5  # share of delivered/pending purchases carrying a ttclid
     min_purchases: int = 10
+    collect_refused: int = 10  # refused tag hits in the window (wrong key, origin)
 
 
 DEFAULTS = Thresholds()
@@ -64,8 +65,21 @@ def share(part: int, whole: int) -> float | None:
 
 def alerts(queues: Iterable[QueueRow], now: float, received: int, rejected: int,
            purchases: int, purchases_with_ttclid: int,
-           t: Thresholds = DEFAULTS) -> list[Alert]:
+           t: Thresholds = DEFAULTS,
+           collect_refusals: Sequence[tuple[str, str | None, int]] = ()) -> list[Alert]:
     out = []
+    refused = sum(n for _r, _o, n in collect_refusals)
+    if refused >= t.collect_refused:
+        reason, origin, n = max(collect_refusals, key=lambda x: x[2])
+        check = (f"Is {origin} in the browser source's allowed_origins (scheme and host "
+                 "exactly, e.g. https://www.shop.example)?" if reason == "origin_not_allowed"
+                 else "Does the tag's site key (pixelrelay('init', {key})) equal a browser "
+                      "source's key? An old theme may still carry a rotated key.")
+        out.append(Alert(
+            "collect_refused", "Browser tag hits are refused",
+            f"{refused} hits of the tag were refused in the window; most: {n} "
+            f"{reason.replace('_', ' ')}" + (f" from {origin}" if origin else "") + ".",
+            check))
     for q in queues:
         if q.paused:
             out.append(Alert(
@@ -113,13 +127,14 @@ def build(rows: WindowRows, queues: Sequence[QueueRow], test_modes: dict[str, bo
 
     def row(name: str) -> dict[str, Any]:
         return events.setdefault(name, {"event": name, "received": 0, "accepted": 0,
-                                        "duplicates": 0, "rejected_ingest": 0,
+                                        "duplicates": 0, "merged": 0, "rejected_ingest": 0,
                                         "destinations": {}})
 
     for name, n in rows.accepted:
         row(name)["accepted"] += n
-    for name, n in rows.duplicates:
+    for name, n, merged in rows.duplicates:
         row(name)["duplicates"] += n
+        row(name)["merged"] += merged or 0
     for name, _f, _r, n in rows.ingest_rejections:
         row(name)["rejected_ingest"] += n
     for dest, name, dest_event, state, dead_reason, n in rows.deliveries:
@@ -132,15 +147,15 @@ def build(rows: WindowRows, queues: Sequence[QueueRow], test_modes: dict[str, bo
                else "gave_up"}.get(state, state)
         if col in per:
             per[col] += n
-    totals = dict.fromkeys(("received", "accepted", "duplicates", "rejected", "delivered",
-                            "suppressed", "filtered", "pending", "gave_up"), 0)
+    totals = dict.fromkeys(("received", "accepted", "duplicates", "merged", "rejected",
+                            "delivered", "suppressed", "filtered", "pending", "gave_up"), 0)
     out_events = []
     for name in sorted(events):
         e = events[name]
         e["received"] = e["accepted"] + e["duplicates"] + e["rejected_ingest"]
         e["destinations"] = [e["destinations"][d] for d in sorted(e["destinations"])]
         e["rejected"] = e["rejected_ingest"] + sum(d["rejected"] for d in e["destinations"])
-        for k in ("received", "accepted", "duplicates", "rejected"):
+        for k in ("received", "accepted", "duplicates", "merged", "rejected"):
             totals[k] += e[k]
         for d in e["destinations"]:
             for k in ("delivered", "suppressed", "filtered", "pending", "gave_up"):
@@ -187,7 +202,7 @@ def build(rows: WindowRows, queues: Sequence[QueueRow], test_modes: dict[str, bo
         return s
 
     found = alerts(queues, now, totals["received"], totals["rejected"], purchases,
-                   purchases_ttclid, t)
+                   purchases_ttclid, t, rows.collect_refusals)
     dropped: dict[str, int] = {}
     kinds: dict[str, int] = {}
     for _name, fld, kind, n in rows.notices:
@@ -225,6 +240,9 @@ def build(rows: WindowRows, queues: Sequence[QueueRow], test_modes: dict[str, bo
             "unknown_fields": kinds.get("unknown_field", 0),
             "dropped_values": kinds.get("dropped_value", 0),
             "unverified_phones": kinds.get("unverified", 0)},
+        "collect_refused": [{"reason": reason, "origin": origin, "count": n}
+                            for reason, origin, n in sorted(rows.collect_refusals,
+                                                            key=lambda x: -x[2])],
     }
 
 

@@ -14,14 +14,25 @@ from rich.table import Table
 
 from pixelrelay.clock import Clock, SystemClock
 from pixelrelay.config import Settings
-from pixelrelay.destinations.tiktok.mapping import DEFAULT_MAP, snake_case, tiktok_name
+from pixelrelay.destinations.tiktok.mapping import (
+    DEFAULT_MAP,
+    PURCHASE_EVENTS,
+    snake_case,
+    tiktok_name,
+)
 from pixelrelay.errors import Problem
 from pixelrelay.model import DeliveryState
 from pixelrelay.ops import OpsError
-from pixelrelay.ops.store_queries import PurchaseRecord, open_sqlite, purchase_records
+from pixelrelay.ops.store_queries import (
+    PurchaseRecord,
+    RejectedOrder,
+    open_sqlite,
+    purchase_records,
+    rejected_orders,
+)
 from pixelrelay.ops.window import Window, iso, make_window, parse_time
 
-PURCHASE_TIKTOK = frozenset({"CompletePayment", "Purchase"})
+PURCHASE_TIKTOK = PURCHASE_EVENTS
 SHOWN = 50
 CSV_COLUMNS = ("order_id", "created_at", "order_value", "status", "category", "reason",
                "event_id", "event_value")
@@ -44,7 +55,9 @@ class GapRow:
     created_at: float | None
     order_value: float | None
     status: str  # matched | missing | extra
-    category: str  # delivered | never_received | suppressed | filtered | rejected | dead | pending
+    # delivered | never_received | rejected_ingest | suppressed | filtered | rejected | dead |
+    # pending
+    category: str
     reason: str
     event_id: str = ""
     event_value: float | None = None
@@ -134,9 +147,14 @@ def order_id_of(rec: PurchaseRecord) -> str | None:
     return None
 
 
-def classify(records: Sequence[PurchaseRecord]) -> tuple[str, str, str]:
-    """(category, reason, event_id) of an order from the deliveries of its purchase event."""
+def classify(records: Sequence[PurchaseRecord],
+             refused: RejectedOrder | None = None) -> tuple[str, str, str]:
+    """(category, reason, event_id) of an order from the deliveries of its purchase event,
+    or from the latest refusal of one at ingest."""
     if not records:
+        if refused is not None:
+            return ("rejected_ingest", f"rejected at ingest: {refused.field}: {refused.reason}",
+                    "")
         return "never_received", "never received: no purchase event with this order id", ""
     r = min(records, key=lambda x: _RANK.get(x.state, 9))
     last = " ".join(str(x) for x in (r.last_code, r.last_message) if x is not None)
@@ -158,8 +176,8 @@ def classify(records: Sequence[PurchaseRecord]) -> tuple[str, str, str]:
     return kind, f"{kind}: {r.reason or 'no reason recorded'}", r.event_id
 
 
-def reconcile(orders: Sequence[Order], records: Sequence[PurchaseRecord],
-              window: Window) -> list[GapRow]:
+def reconcile(orders: Sequence[Order], records: Sequence[PurchaseRecord], window: Window,
+              refused: Mapping[str, RejectedOrder] | None = None) -> list[GapRow]:
     by_order: dict[str, list[PurchaseRecord]] = {}
     for rec in records:
         oid = order_id_of(rec)
@@ -171,7 +189,7 @@ def reconcile(orders: Sequence[Order], records: Sequence[PurchaseRecord],
         if o.created_at is not None and not window.contains(o.created_at):
             continue
         recs = by_order.get(o.order_id, [])
-        category, reason, event_id = classify(recs)
+        category, reason, event_id = classify(recs, (refused or {}).get(o.order_id))
         value = next((r.value for r in recs if r.event_id == event_id), None)
         if (category == "delivered" and o.value is not None and value is not None
                 and abs(o.value - value) > 0.005):
@@ -229,13 +247,18 @@ async def _main(settings: Settings, opts: GapOptions, console: Console, clock: C
     except OSError as exc:
         raise OpsError(str(opts.orders), exc.strerror or "cannot be read") from None
     names = purchase_names(settings.destination(dest).event_map)
+    event_map = settings.destination(dest).event_map
     store = await open_sqlite(settings)
     try:
         records = await store.read(functools.partial(purchase_records, destination=dest,
                                                      names=names))
+        refusals = await store.read(rejected_orders)
     finally:
         await store.close()
-    rows = reconcile(orders, records, window)
+    # The latest refusal per order, of events that mean a purchase under this mapping.
+    refused = {r.order_id: r for r in refusals
+               if tiktok_name(r.event, event_map) in PURCHASE_TIKTOK}
+    rows = reconcile(orders, records, window, refused)
     write_csv(opts.out, rows)
     render(console, dest, rows, problems, opts.out)
     return 1 if any(r.status == "missing" for r in rows) else 0

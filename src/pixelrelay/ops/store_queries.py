@@ -214,3 +214,24 @@ def purchase_records(conn: sqlite3.Connection, destination: str,
             order_id=order_id if isinstance(order_id, str) else None,
             value=float(value) if isinstance(value, int | float) else None))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedOrder:
+    """An event refused at ingest that named an order: what the gap report explains."""
+
+    order_id: str
+    event: str  # the incoming name
+    field: str
+    reason: str
+    at: float
+
+
+_REJECTED_ORDERS = """
+SELECT order_id, event, field, reason, at FROM ingest_rejections
+ WHERE order_id IS NOT NULL ORDER BY at
+"""
+
+
+def rejected_orders(conn: sqlite3.Connection) -> list[RejectedOrder]:
+    return [RejectedOrder(*r) for r in conn.execute(_REJECTED_ORDERS)]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from pixelrelay.config import Secret
+from pixelrelay.destinations.tiktok.mapping import PURCHASE_EVENTS, snake_case
 from pixelrelay.sources.http import bearer, json_response, problem_response
 from pixelrelay.store.base import Store
 
@@ -24,23 +26,37 @@ def admin_denied(request: Request, admin_token: Secret) -> Response | None:
     return None
 
 
-class DeliveriesEndpoint:
-    """GET /v1/deliveries?event_id=...: per destination state, attempts and TikTok's last answer."""
+Rejections = Callable[[str | None, str | None], Awaitable[list[dict[str, Any]]]]
 
-    def __init__(self, store: Store, admin_token: Secret) -> None:
+
+class DeliveriesEndpoint:
+    """GET /v1/deliveries?event_id=... (or ?order_id=...): per destination state, attempts
+    and TikTok's last answer, and every refusal at ingest of that event or order."""
+
+    def __init__(self, store: Store, admin_token: Secret, rejections: Rejections) -> None:
         self.store = store
         self.admin_token = admin_token
+        self.rejections = rejections
 
     async def __call__(self, request: Request) -> Response:
         denied = admin_denied(request, self.admin_token)
         if denied is not None:
             return denied
-        event_id = request.query_params.get("event_id", "")
-        if not event_id:
-            return problem_response(400, "bad_request", "query parameter event_id is required")
-        views = await self.store.deliveries(event_id)
-        return json_response({"event_id": event_id,
-                              "deliveries": [asdict(v) for v in views]})
+        event_id = request.query_params.get("event_id", "").strip()[:256]
+        order_id = request.query_params.get("order_id", "").strip()[:128]
+        if not event_id and not order_id:
+            return problem_response(400, "bad_request",
+                                    "query parameter event_id (or order_id) is required")
+        # An order's purchase goes by the derived id ord_<order>_<snake TikTok name>.
+        ids = [event_id] if event_id else [f"ord_{order_id}_{snake_case(n)}"
+                                           for n in sorted(PURCHASE_EVENTS)]
+        views = [v for i in ids for v in await self.store.deliveries(i)]
+        body: dict[str, Any] = {"event_id": event_id or None, "deliveries": [
+            asdict(v) for v in views],
+            "rejected": await self.rejections(event_id or None, order_id or None)}
+        if order_id:
+            body["order_id"] = order_id
+        return json_response(body)
 
 
 class ResumeEndpoint:

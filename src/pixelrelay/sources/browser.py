@@ -10,11 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pixelrelay.config import Settings, SourceSettings
-from pixelrelay.errors import StoreUnavailable
+from pixelrelay.diagnostics.recorder import record_collect_refusal
+from pixelrelay.errors import Notice, StoreUnavailable
 from pixelrelay.ingest import Ingestor
-from pixelrelay.model import Channel
+from pixelrelay.model import Channel, Consent, ConsentState, Event
 from pixelrelay.pipeline.clickid import MAX_TTCLID
-from pixelrelay.pipeline.enrich import TOKEN_KINDS, SessionContext
+from pixelrelay.pipeline.enrich import TOKEN_KINDS, SessionContext, identity_keys
+from pixelrelay.pipeline.user import parse_user
 from pixelrelay.sessions import SessionStore
 from pixelrelay.sources import browser_rules as rules
 from pixelrelay.sources.http import (
@@ -90,8 +92,12 @@ class CollectEndpoint:
         doc.pop("k", None)
         source = find_source(self.sources, "browser", key if isinstance(key, str) else None)
         if source is None:
+            await record_collect_refusal(self.ingestor.store, self.ingestor.clock.now(),
+                                         "unknown_key", origin)
             return problem_response(401, "unauthorized", "unknown site key")
         if not rules.origin_allowed(origin, source.allowed_origins):
+            await record_collect_refusal(self.ingestor.store, self.ingestor.clock.now(),
+                                         "origin_not_allowed", origin)
             return problem_response(403, "forbidden", f"origin {origin!r} is not allowed")
         refused = rate_limited(self.limits, source, 1)
         if refused is not None:
@@ -115,22 +121,31 @@ class CollectEndpoint:
         tokens = _tokens(link)
         if isinstance(tokens, str):
             return problem_response(400, "malformed_link", tokens), []
-        if source.consent_required and _marketing(doc) != "granted":
-            # Without consent: no cookie, no session, no link. An event still goes in, marked
-            # denied, so it is kept as suppressed and never forwarded (SPEC §2.4).
+        identify = doc.pop("identify", None)
+        consent, how = rules.hit_consent(doc.get("consent"), doc.pop("consent_source", None))
+        now = self.ingestor.clock.now()
+        if consent is not None and consent.marketing is ConsentState.DENIED:
+            return await self._denied(request, doc, tokens, hint, consent, how, now), []
+        if source.consent_required and (consent is None
+                                        or consent.marketing is not ConsentState.GRANTED):
+            # Not answered yet: no cookie, no session, no link. An event still goes in,
+            # marked denied, so it is kept as suppressed and never forwarded (SPEC §2.4).
             if "event" not in doc:
                 return {"accepted": 0, "linked": [], "reason": "consent required"}, []
             doc["consent"] = {**_obj(doc.get("consent")), "marketing": "denied"}
             result = await self.ingestor.accept([doc], channel=Channel.BROWSER)
             return result.as_dict(), []
-        now = self.ingestor.clock.now()
-        ctx = self._context(request, doc, hint, now)
+        ctx = self._context(request, doc, hint, now, consent, how)
         ctx = await self.sessions.record(ctx)
         for kind, token in tokens:
             await self.sessions.link_token(kind, token, ctx.session_id, now)
         answer: dict[str, Any] = {"session_id": ctx.session_id}
         if tokens:
             answer["linked"] = [kind for kind, _ in tokens]
+        identities = self._identities(identify)
+        if identities:
+            await self.sessions.link_identities([(ctx.session_id, identities)], now)
+            answer["identified"] = len(identities)
         if "event" in doc:
             doc["session_id"] = ctx.session_id
             user = doc.setdefault("user", {})
@@ -146,8 +161,39 @@ class CollectEndpoint:
             answer.update(result.as_dict())
         return answer, self._cookies(request, ctx)
 
+    async def _denied(self, request: Request, doc: dict[str, Any],
+                      tokens: list[tuple[str, str]], hint: str | None, consent: Consent,
+                      how: str, now: float) -> dict[str, Any]:
+        """A visitor who said no: the answer is recorded against the session and its cart
+        tokens, so that an order reported later by Shopify or the backend carries it too;
+        nothing else of the visitor is kept (no click id, IP or user agent) and no cookie
+        is set."""
+        sid = rules.choose_session_id(request.cookies.get(rules.SESSION_COOKIE), hint)
+        await self.sessions.record(SessionContext(
+            session_id=sid, first_seen=now, last_seen=now, consent=consent, consent_at=now,
+            consent_source=how))
+        for kind, token in tokens:
+            await self.sessions.link_token(kind, token, sid, now)
+        answer: dict[str, Any] = {"session_id": sid, "consent": "denied"}
+        if tokens:
+            answer["linked"] = [kind for kind, _ in tokens]
+        if "event" in doc:  # an older tag: kept as suppressed, without the visitor's context
+            doc["session_id"] = sid
+            answer.update((await self.ingestor.accept([doc], channel=Channel.BROWSER)).as_dict())
+        return answer
+
+    def _identities(self, identify: object) -> tuple[str, ...]:
+        """pixelrelay('identify', {email, external_id}): hashed here, linked to the session,
+        so a later server event with the same email finds this visitor's context."""
+        if not isinstance(identify, dict):
+            return ()
+        notices: list[Notice] = []
+        user = parse_user({k: v for k, v in identify.items() if k in ("email", "external_id")},
+                          "", [], notices)
+        return identity_keys(Event(name="identify", event_id="", event_time=0, user=user))
+
     def _context(self, request: Request, doc: dict[str, Any], hint: str | None,
-                 now: float) -> SessionContext:
+                 now: float, consent: Consent | None, how: str) -> SessionContext:
         page, user = _obj(doc.get("page")), _obj(doc.get("user"))
         url, referrer = _str(page.get("url")), _str(page.get("referrer"))
         sid = rules.choose_session_id(request.cookies.get(rules.SESSION_COOKIE), hint)
@@ -163,7 +209,9 @@ class CollectEndpoint:
             ip=rules.client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted),
             user_agent=(_str(request.headers.get("user-agent")) or "")[:MAX_UA] or None,
             landing_url=url[:MAX_URL] if url else None,
-            first_seen=now, last_seen=now)
+            first_seen=now, last_seen=now, consent=consent,
+            consent_at=None if consent is None else now,
+            consent_source=None if consent is None else how)
         return ctx
 
     def _cookies(self, request: Request, ctx: SessionContext) -> list[str]:
@@ -208,9 +256,6 @@ def _str(v: object) -> str | None:
     return v.strip() if isinstance(v, str) and v.strip() else None
 
 
-def _marketing(doc: dict[str, Any]) -> object:
-    consent = doc.get("consent")
-    return consent.get("marketing") if isinstance(consent, dict) else None
 
 
 def _tokens(link: object) -> list[tuple[str, str]] | str:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from pixelrelay.destinations.tiktok.mapping import EventNames
+from pixelrelay.model import Consent, ConsentState
 from pixelrelay.pipeline.clickid import ttclid_from_url
 
 SESSION_COOKIE = "prx_sid"
@@ -170,3 +171,32 @@ def render_tag(template: str, config: Mapping[str, object]) -> tuple[bytes, str]
     body = template.replace(CONFIG_MARK, orjson.dumps(config, option=orjson.OPT_SORT_KEYS)
                             .decode()).encode()
     return body, '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+
+
+CONSENT_SOURCES = ("explicit", "consent_mode")
+_STATES = {"granted": ConsentState.GRANTED, "denied": ConsentState.DENIED,
+           True: ConsentState.GRANTED, False: ConsentState.DENIED}
+
+
+def hit_consent(raw: object, source: object) -> tuple[Consent | None, str]:
+    """The consent a tag hit carries (the visitor's current answer) and how it was given:
+    "explicit" (pixelrelay('consent')) or "consent_mode" (Google Consent Mode). Read
+    leniently: an unreadable answer is no answer, and the event itself is still validated."""
+    how = source if isinstance(source, str) and source in CONSENT_SOURCES else "explicit"
+    if not isinstance(raw, dict):
+        return None, how
+
+    def state(key: str) -> ConsentState | None:
+        v = raw.get(key)
+        if isinstance(v, str):
+            return _STATES.get(v.strip().lower())
+        return _STATES.get(v) if isinstance(v, bool) else None
+
+    consent = Consent(marketing=state("marketing"), ad_user_data=state("ad_user_data"),
+                      ad_personalization=state("ad_personalization"),
+                      region=_region(raw.get("region")))
+    return (None if consent.is_empty else consent), how
+
+
+def _region(v: object) -> str | None:
+    return v.strip().upper() if isinstance(v, str) and 0 < len(v.strip()) <= 8 else None
