@@ -15,7 +15,7 @@ from pixelrelay.diagnostics.queries import IngestNote
 from pixelrelay.diagnostics.recorder import record_ingest, rejected_note
 from pixelrelay.errors import ConfigError, Problem
 from pixelrelay.model import Channel, Consent, DeliveryState, Event, Route
-from pixelrelay.pipeline.consent import apply_consent
+from pixelrelay.pipeline.consent import apply_consent, with_region
 from pixelrelay.pipeline.copies import adds_anything, authoritative, merge_copies
 from pixelrelay.pipeline.enrich import (
     EnrichedFrom,
@@ -182,7 +182,7 @@ class Ingestor:
                    assume: Consent | None) -> NewEvent:
         if assume is not None and event.consent.is_empty:
             event = replace(event, consent=replace(assume, region=event.consent.region))
-        event = apply_consent(event, self.require_consent_in)
+        event = apply_consent(with_region(event), self.require_consent_in)
         return NewEvent(event, self._routes(event, dests, now),
                         merge=functools.partial(self._merge, event, dests, now))
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from pixelrelay.model import Consent, ConsentState, Event, User
-from pixelrelay.pipeline.consent import EEA, EU, apply_consent, expand_regions, suppression_reason
+from pixelrelay.pipeline.consent import (
+    EEA,
+    EU,
+    apply_consent,
+    expand_regions,
+    suppression_reason,
+    with_region,
+)
 
 G, D = ConsentState.GRANTED, ConsentState.DENIED
 H = "a" * 64
@@ -69,3 +76,16 @@ def test_ad_user_data_denied_removes_every_personal_key() -> None:
     out = apply_consent(e, frozenset())
     assert out.user == User(ttclid="E.C.P.x", ttp="2.t", ip="203.0.113.1", user_agent="UA",
                             locale="de-DE", att_status="DENIED")
+
+
+def test_an_event_without_a_region_takes_its_users_two_letter_country() -> None:
+    e = Event(name="Purchase", event_id="e1", event_time=1, user=User(country="de"))
+    assert with_region(e).consent.region == "DE"
+    # ... and then counts as from a region that requires consent
+    assert suppression_reason(apply_consent(with_region(e), frozenset({"EEA"}))) == (
+        "consent: marketing denied")
+    own = Event(name="Purchase", event_id="e1", event_time=1, user=User(country="de"),
+                consent=Consent(region="US"))
+    assert with_region(own) is own
+    named = Event(name="Purchase", event_id="e1", event_time=1, user=User(country="germany"))
+    assert with_region(named) is named

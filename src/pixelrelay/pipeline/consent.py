@@ -26,6 +26,17 @@ def expand_regions(regions: frozenset[str]) -> frozenset[str]:
     return frozenset(out)
 
 
+def with_region(event: Event) -> Event:
+    """An event that names no consent region takes its user's country when that is a
+    two-letter code (an order's billing country, a CRM record's), so require_in_regions
+    applies to it too."""
+    country = event.user.country
+    if event.consent.region is not None or country is None or len(country) != 2:
+        return event
+    return dataclasses.replace(
+        event, consent=dataclasses.replace(event.consent, region=country.upper()))
+
+
 def apply_consent(event: Event, require_in_regions: frozenset[str]) -> Event:
     """Missing consent counts as denied where the region requires it; ad_user_data denied
     removes every identifier of the person (hashed email, phone, external_id, names, zip,
