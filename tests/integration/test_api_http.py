@@ -278,3 +278,34 @@ def test_no_raw_pii_in_database_or_logs(tmp_path: Path, emulator: ServerThread,
                    "test-access-token"):
         assert needle.encode() not in stored, needle
         assert needle not in caplog.text, needle
+
+
+def test_no_raw_pii_from_free_form_fields_in_database_wal_or_logs(
+        tmp_path: Path, emulator: ServerThread, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    db = tmp_path / "freeform.db"
+    email, phone, note_email = "Hidden.Person@Example.org", "+49 170 5550123", "x9y@corp.example"
+    with ServerThread(create_app(make_settings(db, emulator.url))) as gw:
+        r = post(gw, {"events": [
+            {"event": "Purchase", "event_id": f"ff{i}",
+             "properties": {"value": 1, "currency": "EUR", "email": email,
+                            "note": f"contact {note_email}", "custom": {"tel": phone},
+                            "ref": phone},
+             "page": {"url": f"https://shop.example/thanks?ttclid=E.C.P.ff&email={email}",
+                      "referrer": f"https://shop.example/c?phone={phone}"}}
+            for i in range(10)]})
+        body = r.json()
+        assert body["accepted"] == 10
+        assert any("properties.email: moved to user.email" in w for w in body["warnings"])
+        wait_for(lambda: len(received(emulator, event="CompletePayment")) == 10)
+        sent = received(emulator, event_id="ff0")[0]
+        assert sent["user"]["email"] == [hashlib.sha256(email.lower().encode()).hexdigest()]
+        assert sent["page"]["url"] == "https://shop.example/thanks?ttclid=E.C.P.ff"
+        assert "note" not in sent["properties"] and "ref" not in sent["properties"]
+        # Read while the gateway runs, so the WAL (not yet checkpointed away) is read too.
+        files = [p for p in tmp_path.iterdir() if p.name.startswith("freeform")]
+        assert any(p.name.endswith("-wal") for p in files)
+        stored = b"".join(p.read_bytes() for p in files)
+    for needle in (email, email.lower(), note_email, "5550123", "Hidden.Person"):
+        assert needle.encode() not in stored, needle
+        assert needle not in caplog.text, needle

@@ -17,9 +17,10 @@ from pixelrelay.errors import Notice, Problem
 from pixelrelay.model import Consent, ConsentState, Event, Page, Source
 from pixelrelay.pipeline.clickid import ttclid_from_url
 from pixelrelay.pipeline.extras import parse_ad, parse_app, parse_device, parse_lead
+from pixelrelay.pipeline.pii import Found, scrub_properties, scrub_url, scrub_values
 from pixelrelay.pipeline.properties import parse_properties
 from pixelrelay.pipeline.readers import boolean, is_blank, json_type, opt_str, unknown_keys
-from pixelrelay.pipeline.user import parse_user
+from pixelrelay.pipeline.user import parse_user, with_found
 
 MAX_FUTURE_S = 300  # tolerated clock skew of the sender
 TOP_KEYS = frozenset({
@@ -85,6 +86,16 @@ def parse_event(raw: object, *, now: float, phone_region: str = "",
         p.append(Problem("app.app_id", "is required for source app events"))
     if p:
         return ParseResult(None, tuple(p))
+    # Free-form parts must not carry raw personal data into the store (issue: properties.email,
+    # ?email= in a URL): named keys become match keys, anything else that looks like one goes.
+    found = Found()
+    properties = scrub_properties(properties, found, phone_region)
+    page = Page(url=scrub_url(page.url, "page.url", found, phone_region),
+                referrer=scrub_url(page.referrer, "page.referrer", found, phone_region))
+    device = scrub_values(device, "device", found, phone_region) if device else device
+    notices += found.notices
+    if found.emails or found.phones:
+        user = with_found(user, found, phone_region)
     if user.ttclid is None:
         # A server event that names the landing URL carries the click id in it.
         clicked = ttclid_from_url(page.url) or (ad.callback if ad and source is Source.WEB

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
+from dataclasses import replace
 from functools import lru_cache
 
 from pixelrelay.errors import Notice, NoticeKind, Problem
@@ -19,6 +20,7 @@ from pixelrelay.pipeline.normalize import (
     hash_zip,
     normalise_place,
 )
+from pixelrelay.pipeline.pii import Found
 from pixelrelay.pipeline.readers import is_blank, json_type, opt_str, unknown_keys
 
 MAX_IDS_PER_KEY = 10  # email/phone/external_id values per event
@@ -80,6 +82,15 @@ def parse_user(v: object, region: str, p: list[Problem], notices: list[Notice]) 
         gaid=_one(v, "gaid", hash_gaid, p, notices),
         att_status=_att_status(v.get("att_status"), p),
     )
+
+
+def with_found(user: User, found: Found, region: str) -> User:
+    """The user with the emails and phones found in free-form fields, hashed and added."""
+    emails = [h for h in map(hash_email, found.emails) if h is not None]
+    phones = [h[0] for h in (hash_phone(x, region) for x in found.phones) if h is not None]
+    return replace(user,
+                   email=tuple(dict.fromkeys((*user.email, *emails)))[:MAX_IDS_PER_KEY],
+                   phone=tuple(dict.fromkeys((*user.phone, *phones)))[:MAX_IDS_PER_KEY])
 
 
 # ipaddress costs ~5 µs a call; one visitor sends many events from the same address.
