@@ -28,6 +28,7 @@ from pixelrelay.ingest import Ingestor
 from pixelrelay.sessions import SessionStore, SQLHooks
 from pixelrelay.sources.admin import DeliveriesEndpoint, ResumeEndpoint
 from pixelrelay.sources.api import EventsEndpoint
+from pixelrelay.sources.body_guard import BodyGuard
 from pixelrelay.sources.browser import CollectEndpoint, TagEndpoint
 from pixelrelay.sources.http import json_response
 from pixelrelay.sources.shopify import ShopifyWebhookEndpoint
@@ -186,8 +187,9 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
             await watch
             await gateway.stop()
 
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(RequestTiming)])
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[
+        Middleware(RequestTiming),
+        Middleware(BodyGuard, body_timeout_s=settings.server.body_timeout_s)])
     app.state.gateway = gateway
     if emulator_app is not None:
         app.state.emulator = emulator_app.state.emulator

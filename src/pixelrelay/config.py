@@ -61,6 +61,7 @@ class ServerSettings:
     port: int = 8080
     admin_token: Secret = field(default_factory=lambda: Secret(""))
     trusted_proxies: tuple[str, ...] = ()
+    body_timeout_s: float = 15.0  # a request body still incomplete after this gets 408
 
 
 @dataclass(frozen=True)
@@ -305,12 +306,18 @@ class _Reader:
                 raise ConfigError(f"{prefix}.{k}", "unknown key")
 
     def server(self, t: dict[str, Any]) -> ServerSettings:
-        self.reject_unknown(t, "server", {"host", "port", "admin_token", "trusted_proxies"})
+        self.reject_unknown(t, "server", {"host", "port", "admin_token", "trusted_proxies",
+                                          "body_timeout_s"})
+        body_timeout_s = self.number(t, "server.body_timeout_s", "body_timeout_s",
+                                     ServerSettings.body_timeout_s)
+        if body_timeout_s <= 0:
+            raise ConfigError("server.body_timeout_s", "must be greater than 0")
         return ServerSettings(
             host=self.string(t, "server.host", "host", ServerSettings.host),
             port=self.integer(t, "server.port", "port", ServerSettings.port, 0, 65535),
             admin_token=self.secret(t, "server.admin_token", "admin_token", required=False),
             trusted_proxies=self.strings(t, "server.trusted_proxies", "trusted_proxies", ()),
+            body_timeout_s=body_timeout_s,
         )
 
     def source(self, t: dict[str, Any], p: str) -> SourceSettings:

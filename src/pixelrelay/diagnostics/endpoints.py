@@ -20,11 +20,12 @@ from pixelrelay.clock import Clock
 from pixelrelay.config import Settings
 from pixelrelay.diagnostics import page, queries, report
 from pixelrelay.sources.admin import admin_denied
-from pixelrelay.sources.http import json_response, problem_response
+from pixelrelay.sources.http import BodyTooLarge, json_response, problem_response, read_body
 
 log = logging.getLogger("pixelrelay.diagnostics")
 COOKIE = "pixelrelay_session"
 SESSION_S = 12 * 3600
+MAX_LOGIN_BYTES = 4096  # a form with one token field; read before anyone is authenticated
 WATCH_EVERY_S = 60.0
 ALERT_WINDOW = "1h"  # logged alerts describe the recent past, whatever window a viewer picked
 # The 7 d report scans a week of events; reloads and concurrent viewers within a minute share it.
@@ -175,7 +176,12 @@ class Diagnostics:
         return HTMLResponse(page.login_page(), headers=HTML_HEADERS)
 
     async def login(self, request: Request) -> Response:
-        body = (await request.body())[:4096].decode("utf-8", "replace")
+        try:
+            raw = await read_body(request, MAX_LOGIN_BYTES)
+        except BodyTooLarge:
+            return HTMLResponse(page.login_page("That form is larger than a login."), 413,
+                                headers={**HTML_HEADERS, "Connection": "close"})
+        body = raw.decode("utf-8", "replace")
         given = (parse_qs(body).get("token") or [""])[0]
         token = self._token()
         if not token or not hmac.compare_digest(given.encode(), token.encode()):

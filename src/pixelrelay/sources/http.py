@@ -45,13 +45,19 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return b"".join(chunks)
 
 
+def too_large(limit: int) -> Response:
+    """413, closing the connection: keeping it open would mean reading the rest to discard."""
+    size = "1 MiB" if limit == MAX_BODY_BYTES else f"{limit // 1024} KiB"
+    return problem_response(413, "too_large", f"request body is larger than {size}",
+                            headers={"Connection": "close"})
+
+
 async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> tuple[Any, Response | None]:
     """The decoded JSON body, or the 413/400 answer that refuses it."""
     try:
         body = await read_body(request, limit)
     except BodyTooLarge:
-        size = "1 MiB" if limit == MAX_BODY_BYTES else f"{limit // 1024} KiB"
-        return None, problem_response(413, "too_large", f"request body is larger than {size}")
+        return None, too_large(limit)
     try:
         return orjson.loads(body), None
     except orjson.JSONDecodeError as exc:

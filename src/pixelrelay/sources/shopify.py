@@ -13,7 +13,14 @@ from pixelrelay.destinations.tiktok.mapping import tiktok_name
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel
-from pixelrelay.sources.http import BodyTooLarge, json_response, problem_response, read_body
+from pixelrelay.sources.http import (
+    MAX_BODY_BYTES,
+    BodyTooLarge,
+    json_response,
+    problem_response,
+    read_body,
+    too_large,
+)
 from pixelrelay.sources.shopify_map import (
     ShopifyPayloadError,
     hmac_valid,
@@ -47,7 +54,7 @@ class ShopifyWebhookEndpoint:
         try:
             body = await read_body(request)
         except BodyTooLarge:
-            return problem_response(413, "too_large", "request body is larger than 1 MiB")
+            return too_large(MAX_BODY_BYTES)
         # Checked over the raw bytes: any re-encoding of the JSON would change the digest.
         if not hmac_valid(body, source.secret.reveal(),
                           request.headers.get("x-shopify-hmac-sha256")):
