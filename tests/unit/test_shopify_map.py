@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pixelrelay.pipeline.parse import parse_event
 from pixelrelay.sources.shopify_map import (
@@ -20,6 +22,7 @@ from pixelrelay.sources.shopify_map import (
     ignore_reason,
     order_to_event,
 )
+from tests.fuzz.strategies import FUZZ, dumps, shopify_orders
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "shopify" / "orders-create.json"
 NOW = 1_776_943_380.0
@@ -237,3 +240,64 @@ def test_hmac_of_the_fixture_bytes() -> None:
     digest = base64.b64encode(hmac.new(b"s3cret", body, hashlib.sha256).digest()).decode()
     assert hmac_valid(body, "s3cret", digest)
     assert not hmac_valid(orjson.dumps(orjson.loads(body)), "s3cret", digest)
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"line_items": 5}, "line_items must be an array, got number"),
+    ({"line_items": True}, "line_items must be an array, got boolean"),
+    ({"line_items": "abc"}, "line_items must be an array, got string"),
+    ({"line_items": {"0": {}}}, "line_items must be an array, got object"),
+    ({"id": -5}, "no usable id"),
+    ({"id": 0}, "no usable id"),
+    ({"id": -5.0}, "no usable id"),
+    ({"id": "²"}, "no usable id"),
+    ({"id": "000"}, "no usable id"),
+    ({"id": {"$numberLong": "1"}}, "no usable id"),
+])
+def test_odd_shapes_are_refused_with_a_reason(changes: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ShopifyPayloadError, match=reason):
+        purchase(order(**changes))
+
+
+@pytest.mark.parametrize("quantity", [2**63, 2**64 + 1, -1, 1e300, float(2**31)])
+def test_quantities_beyond_any_real_order_name_the_line(quantity: float) -> None:
+    doc = order()
+    doc["line_items"][1]["quantity"] = quantity
+    with pytest.raises(ShopifyPayloadError, match=r"line_items\.1\.quantity"):
+        purchase(doc)
+
+
+def test_odd_fields_reach_validation_which_names_them() -> None:
+    doc = order(total_price={"amount": "1.00"})
+    doc["line_items"][0].update(price={"amount": "1.00"}, quantity="two")
+    parsed = parse_event(purchase(doc), now=NOW)
+    assert {p.field for p in parsed.problems} == {
+        "properties.value", "properties.contents.0.price", "properties.contents.0.quantity"}
+
+
+def test_odd_context_is_dropped_not_fatal() -> None:
+    doc = order(landing_site="http://[::1/?ttclid=x", customer={"default_address": None},
+                line_items=[None, 3, {"quantity": None, "sku": "S"}],
+                created_at="0001-01-01T00:00:00+14:00", billing_address=None)
+    event = purchase(doc)
+    assert "ttclid" not in event["user"]
+    assert event["properties"]["contents"] == [{"content_id": "S"}]
+    assert event["properties"]["num_items"] == 0
+
+
+@FUZZ
+@given(doc=shopify_orders, topic=st.sampled_from(["orders/create", "orders/paid",
+                                                   "checkouts/create"]),
+       content_id=st.sampled_from(["sku", "variant_id", "product_id"]))
+def test_any_order_shape_maps_or_is_refused_with_a_reason(doc: dict[str, Any], topic: str,
+                                                          content_id: str) -> None:
+    payload = orjson.loads(dumps(doc))  # what the endpoint sees: orjson's reading of the bytes
+    try:
+        event = order_to_event(payload, topic, content_id, NOW)
+    except ShopifyPayloadError as exc:
+        assert exc.reason
+        return
+    assert event is not None
+    parsed = parse_event(event, now=NOW)  # never raises: problems name fields
+    assert (parsed.event is None) == bool(parsed.problems)
+    orjson.dumps(event)  # every number fits the encoder the store and the sender use

@@ -15,6 +15,7 @@ import phonenumbers
 
 from pixelrelay.destinations.tiktok.mapping import default_tiktok_name, snake_case
 from pixelrelay.errors import PixelrelayError
+from pixelrelay.pipeline.readers import json_type
 
 ORDER_TOPICS = ("orders/create", "orders/paid")
 CHECKOUT_TOPIC = "checkouts/create"
@@ -22,6 +23,9 @@ CHECKOUT_TOPIC = "checkouts/create"
 # float is already wrong, and sending it would attach the event to someone else's order.
 _MAX_EXACT_FLOAT = 2**53
 _MAX_TTCLID = 512  # what the parser accepts; a longer one would cost the whole event
+# No shop sells more of one line; the bound keeps every sum of quantities far inside the
+# 64-bit integers SQLite and the JSON encoder can hold.
+MAX_QUANTITY = 2**31 - 1
 _E164 = phonenumbers.PhoneNumberFormat.E164
 
 
@@ -95,15 +99,17 @@ def order_to_event(payload: object, topic: str, content_id: str, now: float, *,
 
 
 def exact_id(v: object) -> str | None:
-    """A Shopify id as its exact decimal string (ids are 18-digit integers)."""
+    """A Shopify id as its exact decimal string (ids are positive 18-digit integers)."""
     if isinstance(v, bool):
         return None
     if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float) and v.is_integer() and abs(v) < _MAX_EXACT_FLOAT:
+        return str(v) if v > 0 else None
+    if isinstance(v, float) and v.is_integer() and 0 < v < _MAX_EXACT_FLOAT:
         return str(int(v))
-    if isinstance(v, str) and v.strip().isdigit():
-        return v.strip()
+    if isinstance(v, str):
+        # isascii: str.isdigit() also admits "²" and other scripts' digits.
+        text = v.strip()
+        return text if text.isascii() and text.isdigit() and text.strip("0") else None
     return None
 
 
@@ -125,9 +131,9 @@ def _timestamp(payload: dict[str, Any], keys: tuple[str, ...], now: float) -> in
             continue
         try:
             dt = datetime.fromisoformat(raw)
-        except ValueError:
+            return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp())
+        except (ValueError, OverflowError):  # not a date, or one outside what a clock holds
             continue
-        return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp())
     return int(now)
 
 
@@ -216,7 +222,11 @@ def _ttclid(landing_site: object) -> str | None:
     text = _text(landing_site)
     if text is None:
         return None
-    values = parse_qs(urlsplit(text).query).get("ttclid", [])
+    try:
+        query = urlsplit(text).query
+    except ValueError:  # e.g. an unclosed "[" in the host
+        return None
+    values = parse_qs(query).get("ttclid", [])
     value = next((v.strip() for v in values if v.strip()), None)
     return value if value is not None and len(value) <= _MAX_TTCLID else None
 
@@ -230,11 +240,11 @@ def _properties(payload: dict[str, Any], name: str, ident: str,
     currency = _text(payload.get("currency"))
     if currency is not None:
         props["currency"] = currency
-    items = [i for i in payload.get("line_items") or () if isinstance(i, dict)]
-    contents = [_content(item, content_key) for item in items]
+    contents = [_content(item, i, content_key) for i, item in _line_items(payload)]
     if contents:
         props["contents"] = contents
-        props["num_items"] = sum(c.get("quantity", 0) for c in contents)
+        quantities = (c.get("quantity") for c in contents)
+        props["num_items"] = sum(q for q in quantities if isinstance(q, int))
     if name == "Purchase":
         props["order_id"] = ident
         tokens = (("cart_token", payload.get("cart_token")),
@@ -251,7 +261,17 @@ def _properties(payload: dict[str, Any], name: str, ident: str,
     return props
 
 
-def _content(item: dict[str, Any], content_key: str) -> dict[str, Any]:
+def _line_items(payload: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The line item objects with their index; entries that are not objects carry nothing."""
+    items = payload.get("line_items")
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise ShopifyPayloadError(f"line_items must be an array, got {json_type(items)}")
+    return [(i, item) for i, item in enumerate(items) if isinstance(item, dict)]
+
+
+def _content(item: dict[str, Any], index: int, content_key: str) -> dict[str, Any]:
     order = (content_key, *(k for k in ("variant_id", "product_id", "title")
                             if k != content_key))
     content: dict[str, Any] = {}
@@ -262,8 +282,12 @@ def _content(item: dict[str, Any], content_key: str) -> dict[str, Any]:
             content["content_id"] = cid
             break
     quantity = item.get("quantity")
-    if isinstance(quantity, int) and not isinstance(quantity, bool):
-        content["quantity"] = quantity
+    if isinstance(quantity, int | float) and not isinstance(quantity, bool) and not (
+            0 <= quantity <= MAX_QUANTITY):
+        raise ShopifyPayloadError(
+            f"line_items.{index}.quantity must be an integer from 0 to {MAX_QUANTITY}")
+    if quantity is not None:
+        content["quantity"] = quantity  # any other type: validation names the field
     if item.get("price") is not None:
         content["price"] = _number(item["price"])
     title = _text(item.get("title"))

@@ -1,0 +1,76 @@
+"""Hypothesis strategies for hostile input: any JSON, Shopify-shaped orders, header sets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+# No example database: the suite leaves no files behind and each run explores afresh;
+# a failure prints the example (and the seed to reproduce it).
+FUZZ = settings(database=None, deadline=None, max_examples=60,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+# Text JSON can carry (no lone surrogates); `wild_text` adds them for raw bodies and headers.
+text = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
+numbers = (st.integers(min_value=-(2**70), max_value=2**70)
+           | st.floats(allow_nan=False, allow_infinity=False)
+           | st.sampled_from([0, -1, 2**31, 2**53 + 1, 2**63 - 1, 2**63, 2**64 - 1, 2**64,
+                              1e300, -0.0, 0.5]))
+scalars = st.none() | st.booleans() | numbers | text
+json_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(text, inner, max_size=4), max_leaves=12)
+
+
+def dumps(doc: object) -> bytes:
+    """JSON bytes for any value, integers past 64 bits included (orjson cannot write them)."""
+    return json.dumps(doc, ensure_ascii=False, allow_nan=False).encode("utf-8", "surrogatepass")
+
+
+ids = (st.integers(min_value=-(2**66), max_value=2**66) | numbers
+       | st.text("0123456789", min_size=1, max_size=25) | json_values)
+money = st.sampled_from(["409.94", "0.00", "-1", "1e400", "nan", "1,000.00", "€5"]) | json_values
+timestamps = st.sampled_from(["2026-04-23T11:23:00+02:00", "0001-01-01T00:00:00+14:00",
+                              "9999-12-31T23:59:59-14:00", "2026-02-30T00:00:00", "now"]
+                             ) | json_values
+addresses = st.fixed_dictionaries({}, optional={
+    "phone": st.sampled_from(["(213) 373-4253", "+4930901820", "+" + "9" * 300]) | json_values,
+    "country_code": st.sampled_from(["US", "DE", "ZZ", "ß", "u"]) | json_values}) | json_values
+line_item = st.fixed_dictionaries({}, optional={
+    "sku": json_values, "variant_id": ids, "product_id": ids, "title": json_values,
+    "quantity": numbers | json_values, "price": money})
+urls = st.sampled_from(["/?ttclid=E.C.P.x", "http://[::1/?ttclid=x", "https://a.example/?" +
+                        "ttclid=" + "x" * 600, "%zz", "//[v1.x]/"]) | json_values
+ips = st.sampled_from(["203.0.113.7", "0.0.0.0", "::", "2001:db8::1", "999.1.1.1"]) | json_values
+
+shopify_orders: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries({}, optional={
+    "id": ids, "token": json_values, "email": json_values, "contact_email": json_values,
+    "phone": addresses, "created_at": timestamps, "processed_at": timestamps,
+    "total_price": money, "currency": st.sampled_from(["USD", "usd", "XXX"]) | json_values,
+    "line_items": st.lists(line_item | json_values, max_size=4) | json_values,
+    "customer": st.fixed_dictionaries({}, optional={
+        "id": ids, "email": json_values, "phone": json_values,
+        "default_address": addresses}) | json_values,
+    "billing_address": addresses, "shipping_address": addresses,
+    "client_details": st.fixed_dictionaries({}, optional={
+        "browser_ip": ips, "user_agent": json_values}) | json_values,
+    "landing_site": urls, "browser_ip": ips, "customer_locale": json_values,
+    "source_name": json_values, "cart_token": json_values, "checkout_token": json_values,
+})
+
+# Header names are tokens; values are visible latin-1 (what HTTP can carry at all). Framing
+# headers are the transport's: a wrong Content-Length would only make the client wait.
+FRAMING = {"content-length", "transfer-encoding", "host", "connection", "expect", "upgrade",
+           "te", "trailer", "keep-alive"}
+header_names = st.text("abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1,
+                       max_size=20).filter(lambda n: n not in FRAMING)
+header_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF,
+                                      exclude_characters="\x7f"), max_size=60).map(str.strip)
+interesting_headers = st.sampled_from([
+    "authorization", "x-admin-token", "access-token", "x-pixelrelay-key", "origin", "cookie",
+    "x-forwarded-for", "x-forwarded-proto", "content-type", "accept", "if-none-match",
+    "x-shopify-topic", "x-shopify-hmac-sha256", "x-shopify-webhook-id", "user-agent"])
+headers = st.dictionaries(interesting_headers | header_names, header_values, max_size=6)
