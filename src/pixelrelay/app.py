@@ -30,6 +30,7 @@ from pixelrelay.sources.admin import DeliveriesEndpoint, ResumeEndpoint
 from pixelrelay.sources.api import EventsEndpoint
 from pixelrelay.sources.body_guard import BodyGuard
 from pixelrelay.sources.browser import CollectEndpoint, TagEndpoint
+from pixelrelay.sources.credential_guard import CredentialGuard, FailedCredentials
 from pixelrelay.sources.http import json_response
 from pixelrelay.sources.shopify import ShopifyWebhookEndpoint
 from pixelrelay.sources.tiktok_compat import TikTokTrackEndpoint
@@ -189,7 +190,9 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
 
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[
         Middleware(RequestTiming),
-        Middleware(BodyGuard, body_timeout_s=settings.server.body_timeout_s)])
+        Middleware(BodyGuard, body_timeout_s=settings.server.body_timeout_s),
+        Middleware(CredentialGuard, trusted_proxies=settings.server.trusted_proxies,
+                   limiter=FailedCredentials())])
     app.state.gateway = gateway
     if emulator_app is not None:
         app.state.emulator = emulator_app.state.emulator

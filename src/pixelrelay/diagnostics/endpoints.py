@@ -20,6 +20,7 @@ from pixelrelay.clock import Clock
 from pixelrelay.config import Settings
 from pixelrelay.diagnostics import page, queries, report
 from pixelrelay.sources.admin import admin_denied
+from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import BodyTooLarge, json_response, problem_response, read_body
 
 log = logging.getLogger("pixelrelay.diagnostics")
@@ -145,17 +146,15 @@ class Diagnostics:
         return self.settings.server.admin_token.reveal()
 
     def signed_in(self, request: Request) -> bool:
-        cookie = request.cookies.get(COOKIE, "")
-        if cookie and session_valid(self._token(), cookie, self.clock.now()):
-            return True
-        return bool(self._token()) and admin_denied(request, self.settings.server.admin_token) \
-            is None
+        return self._denied(request) is None
 
     def _denied(self, request: Request) -> Response | None:
-        if self.signed_in(request):
+        """None for a valid session cookie or admin token; the token is checked (and a wrong
+        one counted) once per request."""
+        cookie = request.cookies.get(COOKIE, "")
+        if cookie and session_valid(self._token(), cookie, self.clock.now()):
             return None
-        return admin_denied(request, self.settings.server.admin_token) or problem_response(
-            401, "unauthorized", "admin token required")
+        return admin_denied(request, self.settings.server.admin_token)
 
     # -- handlers ------------------------------------------------------------------------------
 
@@ -185,6 +184,8 @@ class Diagnostics:
         given = (parse_qs(body).get("token") or [""])[0]
         token = self._token()
         if not token or not hmac.compare_digest(given.encode(), token.encode()):
+            if token and given:
+                credential_failed(request)
             return HTMLResponse(page.login_page("That is not the admin token."), 401,
                                 headers=HTML_HEADERS)
         expires = int(self.clock.now()) + SESSION_S

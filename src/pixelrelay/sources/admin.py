@@ -12,16 +12,23 @@ from starlette.responses import Response
 
 from pixelrelay.config import Secret
 from pixelrelay.destinations.tiktok.mapping import PURCHASE_EVENTS, snake_case
+from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import bearer, json_response, problem_response
 from pixelrelay.store.base import Store
 
 
 def admin_denied(request: Request, admin_token: Secret) -> Response | None:
-    """None when the request carries the admin token (Bearer or X-Admin-Token)."""
+    """None when the request carries the admin token (Bearer or X-Admin-Token).
+
+    A wrong token counts as a failed attempt of the client's address; a missing one does not.
+    """
     if not admin_token:
         return problem_response(403, "forbidden", "set server.admin_token to use admin endpoints")
     given = bearer(request) or request.headers.get("x-admin-token", "")
-    if not given or not hmac.compare_digest(given.encode(), admin_token.reveal().encode()):
+    if not given:
+        return problem_response(401, "unauthorized", "admin token required")
+    if not hmac.compare_digest(given.encode(), admin_token.reveal().encode()):
+        credential_failed(request)
         return problem_response(401, "unauthorized", "admin token required")
     return None
 

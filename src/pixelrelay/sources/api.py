@@ -12,6 +12,7 @@ from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel
 from pixelrelay.sources.browser_rules import origin_allowed
+from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import (
     bearer,
     find_source,
@@ -62,12 +63,14 @@ class EventsEndpoint:
         if token is not None:
             server = find_source(self.sources, "server", token)
             if server is None:
+                credential_failed(request)
                 return problem_response(401, "unauthorized", "unknown source key")
             return server, Channel.SERVER
         site_key = request.headers.get("x-pixelrelay-key")
         if site_key:
             source = find_source(self.sources, "browser", site_key)
             if source is None:
+                credential_failed(request)
                 return problem_response(401, "unauthorized", "unknown site key")
             origin = request.headers.get("origin")
             if not origin_allowed(origin, source.allowed_origins):

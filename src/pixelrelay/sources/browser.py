@@ -19,6 +19,7 @@ from pixelrelay.pipeline.enrich import TOKEN_KINDS, SessionContext, identity_key
 from pixelrelay.pipeline.user import parse_user
 from pixelrelay.sessions import SessionStore
 from pixelrelay.sources import browser_rules as rules
+from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import (
     find_source,
     json_response,
@@ -94,6 +95,7 @@ class CollectEndpoint:
         if source is None:
             await record_collect_refusal(self.ingestor.store, self.ingestor.clock.now(),
                                          "unknown_key", origin)
+            credential_failed(request)
             return problem_response(401, "unauthorized", "unknown site key")
         if not rules.origin_allowed(origin, source.allowed_origins):
             await record_collect_refusal(self.ingestor.store, self.ingestor.clock.now(),

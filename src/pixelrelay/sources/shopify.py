@@ -13,6 +13,7 @@ from pixelrelay.destinations.tiktok.mapping import tiktok_name
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel
+from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import (
     MAX_BODY_BYTES,
     BodyTooLarge,
@@ -56,8 +57,10 @@ class ShopifyWebhookEndpoint:
         except BodyTooLarge:
             return too_large(MAX_BODY_BYTES)
         # Checked over the raw bytes: any re-encoding of the JSON would change the digest.
-        if not hmac_valid(body, source.secret.reveal(),
-                          request.headers.get("x-shopify-hmac-sha256")):
+        signature = request.headers.get("x-shopify-hmac-sha256")
+        if not hmac_valid(body, source.secret.reveal(), signature):
+            if signature:
+                credential_failed(request)
             return problem_response(401, "unauthorized",
                                     "X-Shopify-Hmac-Sha256 is missing or does not match")
         topic = request.headers.get("x-shopify-topic", "").strip()

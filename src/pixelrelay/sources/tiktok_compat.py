@@ -23,6 +23,7 @@ from pixelrelay.destinations.tiktok import SOURCE_ID_KEYS
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel, Source
+from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import BodyTooLarge, find_source, json_response, read_body
 
 MAX_EVENTS = 1000
@@ -70,6 +71,7 @@ class TikTokTrackEndpoint:
             return tiktok_answer(40104, "Access token is null, set it in http header with key "
                                         "Access-Token")
         if find_source(self.sources, "server", token) is None:
+            credential_failed(request)
             return tiktok_answer(40105, "Access token is incorrect or has been revoked.")
         try:
             doc = orjson.loads(await read_body(request))

@@ -1,0 +1,180 @@
+"""Failed credential attempts per client address: past a small burst, 429 with Retry-After.
+
+The budget is per process and in memory on purpose: keeping it in the shared database would
+cost a write per guess, which hands the attacker a way to load the store. With N processes
+an address gets N budgets, which still turns 26k guesses in 5 s into a few a minute.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from pixelrelay.sources.browser_rules import client_ip
+from pixelrelay.sources.http import json_response, problem_response
+
+log = logging.getLogger(__name__)
+BURST = 10  # failures an address may make in a row (a typo or a stale key is a few)
+REFILL_S = 6.0  # after that, one more try every 6 s
+MAX_ADDRESSES = 10_000  # least recently failing addresses are forgotten beyond this
+_SCOPE_KEY = "pixelrelay.credential_attempt"
+
+ADMIN = "admin token"
+SOURCE = "source key"
+SITE = "site key"
+SHOPIFY = "Shopify signature"
+
+
+def credential_kind(method: str, path: str) -> str | None:
+    """Which secret a request to `path` presents, or None when it presents none."""
+    if path == "/v1/events" or path.startswith("/open_api/"):
+        return SOURCE  # server keys, as Bearer or as TikTok's Access-Token
+    if path == "/v1/collect":
+        return None if method == "OPTIONS" else SITE
+    if path.startswith("/v1/webhooks/shopify/"):
+        return SHOPIFY
+    if path == "/login":
+        return ADMIN if method == "POST" else None
+    if path in ("/", "/v1/diagnostics", "/v1/deliveries") or path.startswith(
+            ("/v1/destinations/", "/v1/events/")):
+        return ADMIN
+    return None
+
+
+def limit_key(address: str) -> str:
+    """IPv6 addresses are counted per /64: one host commonly holds a whole /64."""
+    try:
+        addr = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if addr.version == 6:
+        return str(ipaddress.ip_network(f"{addr}/64", strict=False))
+    return str(addr)
+
+
+@dataclass(slots=True)
+class _Budget:
+    tokens: float
+    at: float
+    logged: bool = False  # this burst has been logged
+
+
+class FailedCredentials:
+    """A token bucket of failures per (kind, address); only failures spend from it.
+
+    A request carrying a valid credential is never counted, so a client that always
+    authenticates is never limited, however fast it sends. An address that ran out is
+    refused before its credential is looked at: answering a right guess differently from a
+    wrong one would leave guessing unlimited. Kinds are apart so that a backend with a
+    stale source key does not lock its operator out of the diagnostics page.
+    """
+
+    def __init__(self, burst: int = BURST, refill_s: float = REFILL_S,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 max_addresses: int = MAX_ADDRESSES) -> None:
+        self.burst = float(burst)
+        self.refill_s = refill_s
+        self._monotonic = monotonic
+        self._max = max_addresses
+        self._budgets: OrderedDict[tuple[str, str], _Budget] = OrderedDict()
+
+    def _refilled(self, key: tuple[str, str]) -> _Budget | None:
+        budget = self._budgets.get(key)
+        if budget is None:
+            return None
+        now = self._monotonic()
+        budget.tokens = min(self.burst, budget.tokens + (now - budget.at) / self.refill_s)
+        budget.at = now
+        if budget.tokens >= self.burst:  # a full bucket is the same as no entry
+            del self._budgets[key]
+            return None
+        return budget
+
+    def retry_after(self, kind: str, address: str) -> float:
+        """0 when the address may present a credential of `kind` now, else seconds to wait."""
+        budget = self._refilled((kind, limit_key(address)))
+        if budget is None or budget.tokens >= 1.0:
+            return 0.0
+        return (1.0 - budget.tokens) * self.refill_s
+
+    def failed(self, kind: str, address: str) -> bool:
+        """Count one failure; True when it used up the budget in a burst not yet reported."""
+        key = (kind, limit_key(address))
+        budget = self._refilled(key)
+        if budget is None:
+            budget = self._budgets[key] = _Budget(self.burst, self._monotonic())
+        self._budgets.move_to_end(key)
+        while len(self._budgets) > self._max:
+            self._budgets.popitem(last=False)
+        budget.tokens = max(0.0, budget.tokens - 1.0)
+        if budget.tokens >= 1.0 or budget.logged:
+            return False
+        # Reported once until the bucket is full again, i.e. until the address stopped
+        # failing for a whole burst's worth of refills: a steady guesser is one line.
+        budget.logged = True
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    limiter: FailedCredentials
+    kind: str
+    address: str
+
+
+def credential_failed(request: Request) -> None:
+    """Report that `request` presented a wrong credential (call it where the 401 is made)."""
+    attempt: _Attempt | None = request.scope.get(_SCOPE_KEY)
+    if attempt is None:  # an endpoint used without the guard in front of it
+        return
+    if attempt.limiter.failed(attempt.kind, attempt.address):
+        log.warning("%d failed %s attempts from %s: its %s requests get 429 until it slows "
+                    "down to one try per %g s", int(attempt.limiter.burst), attempt.kind,
+                    attempt.address, attempt.kind, attempt.limiter.refill_s)
+
+
+def refusal(kind: str, path: str, wait_s: float) -> Response:
+    retry = str(max(1, math.ceil(wait_s)))
+    headers = {"Retry-After": retry}
+    reason = f"too many failed {kind} attempts from this address; retry after {retry} s"
+    if path.startswith("/open_api/"):  # TikTok's shape, with its rate limit code
+        return json_response({"code": 40100, "message": reason,
+                              "request_id": uuid.uuid4().hex, "data": {}}, 429, headers)
+    return problem_response(429, "rate_limited", reason, headers=headers)
+
+
+class CredentialGuard:
+    """ASGI middleware: refuses addresses out of budget, and lets endpoints report failures."""
+
+    def __init__(self, app: ASGIApp, trusted_proxies: tuple[str, ...],
+                 limiter: FailedCredentials) -> None:
+        self.app = app
+        self.trusted = trusted_proxies
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = None if scope["type"] != "http" else credential_kind(scope["method"],
+                                                                     scope["path"])
+        if kind is None:
+            await self.app(scope, receive, send)
+            return
+        peer = scope["client"][0] if scope.get("client") else None
+        address = client_ip(peer, Headers(scope=scope).get("x-forwarded-for"),
+                            self.trusted) or "unknown"
+        wait = self.limiter.retry_after(kind, address)
+        if wait > 0:
+            await refusal(kind, scope["path"], wait)(scope, receive, send)
+            return
+        scope[_SCOPE_KEY] = _Attempt(self.limiter, kind, address)
+        await self.app(scope, receive, send)
