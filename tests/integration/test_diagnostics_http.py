@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pixelrelay.app import create_app
 from pixelrelay.config import ConsentSettings, Secret, Settings, SourceSettings
+from pixelrelay.diagnostics.endpoints import session_key
 from pixelrelay.diagnostics.report import match_score
 from tests.conftest import ADMIN_TOKEN, SOURCE_KEY, make_settings
 from tests.support import ServerThread, wait_for
@@ -242,3 +244,54 @@ def test_a_refused_token_shows_as_paused_with_an_alert_logged_once(
         assert m[("pixelrelay_destination_paused", (("destination", "tiktok"),))] == 1
         assert m[("pixelrelay_queue_depth", (("destination", "tiktok"),
                                              ("state", "pending")))] == 3
+
+
+def login(base_url: str) -> httpx.Response:
+    with httpx.Client(base_url=base_url) as client:
+        return client.post("/login", data={"token": ADMIN_TOKEN})
+
+
+def test_sessions_live_in_the_database_and_end_on_logout_or_a_new_token(
+        tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    settings = make_settings(db, "http://127.0.0.1:9")
+    with ServerThread(create_app(settings)) as a, ServerThread(create_app(settings)) as b:
+        ok = login(a.url)
+        assert ok.status_code == 303
+        cookie = {"pixelrelay_session": ok.cookies["pixelrelay_session"]}
+        assert "secure" not in ok.headers["set-cookie"].lower()  # plain http, no proxy
+        # The other process sharing the database knows the session ...
+        assert httpx.get(f"{b.url}/v1/diagnostics", cookies=cookie).status_code == 200
+        second = {"pixelrelay_session": login(b.url).cookies["pixelrelay_session"]}
+        # ... and signing out there ends it here too, for a client that kept the cookie.
+        assert httpx.post(f"{b.url}/logout", cookies=cookie).status_code == 303
+        assert httpx.get(f"{a.url}/v1/diagnostics", cookies=cookie).status_code == 401
+        assert httpx.get(f"{a.url}/", cookies=cookie).status_code == 401
+        assert httpx.get(f"{a.url}/v1/diagnostics", cookies=second).status_code == 200
+    rows = sqlite3.connect(db).execute("SELECT id_hash FROM admin_sessions").fetchall()
+    assert rows == [(session_key(ADMIN_TOKEN, second["pixelrelay_session"]),)]  # only a hash
+
+    renewed = dataclasses.replace(settings, server=dataclasses.replace(
+        settings.server, admin_token=Secret("a-new-admin-token-0002")))
+    with ServerThread(create_app(renewed)) as c:
+        assert httpx.get(f"{c.url}/v1/diagnostics", cookies=second).status_code == 401
+
+
+def test_the_cookie_is_secure_behind_a_trusted_https_proxy(tmp_path: Path) -> None:
+    # Loopback aliases stand in for hosts: the proxy connects from 127.0.0.2, a stranger from
+    # 127.0.0.3 (uvicorn itself only ever rewrites headers from 127.0.0.1).
+    settings = make_settings(tmp_path / "p.db", "http://127.0.0.1:9")
+    settings = dataclasses.replace(settings, server=dataclasses.replace(
+        settings.server, trusted_proxies=("127.0.0.2/32",)))
+    with ServerThread(create_app(settings)) as gw:
+        def cookie_from(local: str, proto: str) -> str:
+            with httpx.Client(base_url=gw.url,
+                              transport=httpx.HTTPTransport(local_address=local)) as client:
+                r = client.post("/login", data={"token": ADMIN_TOKEN},
+                                headers={"X-Forwarded-Proto": proto})
+                assert r.status_code == 303
+                return r.headers["set-cookie"].lower()
+
+        assert "; secure" in cookie_from("127.0.0.2", "https")
+        assert "; secure" not in cookie_from("127.0.0.2", "http")
+        assert "; secure" not in cookie_from("127.0.0.3", "https")  # not a proxy of ours

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import hmac
 import logging
+import secrets
 from dataclasses import asdict
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,14 +19,23 @@ from pixelrelay import metrics
 from pixelrelay.clock import Clock
 from pixelrelay.config import Settings
 from pixelrelay.diagnostics import page, queries, report
+from pixelrelay.errors import StoreUnavailable
 from pixelrelay.sources.admin import admin_denied
 from pixelrelay.sources.credential_guard import credential_failed
-from pixelrelay.sources.http import BodyTooLarge, json_response, problem_response, read_body
+from pixelrelay.sources.http import (
+    BodyTooLarge,
+    came_over_https,
+    json_response,
+    problem_response,
+    read_body,
+)
+from pixelrelay.store.base import Store
 
 log = logging.getLogger("pixelrelay.diagnostics")
 COOKIE = "pixelrelay_session"
 SESSION_S = 12 * 3600
 MAX_LOGIN_BYTES = 4096  # a form with one token field; read before anyone is authenticated
+MAX_SESSION_ID = 128  # ours are 43 characters; a longer cookie is not worth a lookup
 WATCH_EVERY_S = 60.0
 ALERT_WINDOW = "1h"  # logged alerts describe the recent past, whatever window a viewer picked
 # The 7 d report scans a week of events; reloads and concurrent viewers within a minute share it.
@@ -37,19 +46,11 @@ HTML_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                 "form-action 'self'; frame-ancestors 'none'", "Referrer-Policy": "no-referrer"}
 
 
-def session_value(admin_token: str, expires: int) -> str:
-    """A stateless session: its expiry, signed with a key derived from the admin token (so
-    changing the token signs everyone out)."""
-    key = hashlib.sha256(b"pixelrelay/session-key\0" + admin_token.encode()).digest()
-    sig = hmac.new(key, f"session:{expires}".encode(), "sha256").hexdigest()
-    return f"{expires}.{sig}"
-
-
-def session_valid(admin_token: str, value: str, now: float) -> bool:
-    expires, _, _sig = value.partition(".")
-    if not admin_token or not expires.isdigit() or int(expires) < now:
-        return False
-    return hmac.compare_digest(value, session_value(admin_token, int(expires)))
+def session_key(admin_token: str, session_id: str) -> str:
+    """What the store keeps of a session: an HMAC of its id keyed with the admin token, so a
+    copy of the database signs nobody in and a new token ends every session."""
+    return hmac.new(admin_token.encode(), b"pixelrelay/admin-session\0" + session_id.encode(),
+                    "sha256").hexdigest()
 
 
 class Diagnostics:
@@ -58,6 +59,7 @@ class Diagnostics:
     def __init__(self, store: Any, settings: Settings, clock: Clock,
                  thresholds: report.Thresholds | None = None) -> None:
         self.store: queries.SqlHooks = store
+        self.sessions: Store = store
         self.settings = settings
         self.clock = clock
         self.thresholds = thresholds or report.Thresholds()
@@ -145,21 +147,26 @@ class Diagnostics:
     def _token(self) -> str:
         return self.settings.server.admin_token.reveal()
 
-    def signed_in(self, request: Request) -> bool:
-        return self._denied(request) is None
-
-    def _denied(self, request: Request) -> Response | None:
-        """None for a valid session cookie or admin token; the token is checked (and a wrong
-        one counted) once per request."""
+    async def _denied(self, request: Request) -> Response | None:
+        """None for an open session or the admin token; the token is checked (and a wrong one
+        counted) once per request."""
         cookie = request.cookies.get(COOKIE, "")
-        if cookie and session_valid(self._token(), cookie, self.clock.now()):
-            return None
+        if cookie and self._token() and len(cookie) <= MAX_SESSION_ID:
+            try:
+                if await self.sessions.admin_session_valid(session_key(self._token(), cookie),
+                                                           self.clock.now()):
+                    return None
+            except StoreUnavailable:
+                return problem_response(503, "unavailable", "the database is unavailable")
         return admin_denied(request, self.settings.server.admin_token)
 
     # -- handlers ------------------------------------------------------------------------------
 
     async def index(self, request: Request) -> Response:
-        if not self.signed_in(request):
+        denied = await self._denied(request)
+        if denied is not None:
+            if denied.status_code == 503:
+                return denied
             note = "" if self._token() else "Set server.admin_token to use the diagnostics page."
             return HTMLResponse(page.login_page(status_note=note), 401, headers=HTML_HEADERS)
         window = request.query_params.get("window", "24h")
@@ -188,20 +195,35 @@ class Diagnostics:
                 credential_failed(request)
             return HTMLResponse(page.login_page("That is not the admin token."), 401,
                                 headers=HTML_HEADERS)
-        expires = int(self.clock.now()) + SESSION_S
+        session_id = secrets.token_urlsafe(32)
+        now = self.clock.now()
+        try:
+            await self.sessions.open_admin_session(session_key(token, session_id), now,
+                                                   now + SESSION_S)
+        except StoreUnavailable:
+            return HTMLResponse(page.login_page("The database is unavailable; try again."), 503,
+                                headers=HTML_HEADERS)
         response = RedirectResponse("/", 303)
-        response.set_cookie(COOKIE, session_value(token, expires), max_age=SESSION_S,
-                            httponly=True, samesite="strict", path="/",
-                            secure=request.url.scheme == "https")
+        response.set_cookie(COOKIE, session_id, max_age=SESSION_S, httponly=True,
+                            samesite="strict", path="/",
+                            secure=came_over_https(request, self.settings.server.trusted_proxies))
         return response
 
     async def logout(self, request: Request) -> Response:
+        """Ends the session in the store (for every process), not only in this browser."""
+        cookie = request.cookies.get(COOKIE, "")
+        if cookie and self._token() and len(cookie) <= MAX_SESSION_ID:
+            try:
+                await self.sessions.close_admin_session(session_key(self._token(), cookie))
+            except StoreUnavailable:
+                return problem_response(503, "unavailable",
+                                        "could not sign out: the database is unavailable")
         response = RedirectResponse("/", 303)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return response
 
     async def diagnostics_json(self, request: Request) -> Response:
-        denied = self._denied(request)
+        denied = await self._denied(request)
         if denied is not None:
             return denied
         window = request.query_params.get("window", "24h")
@@ -211,9 +233,9 @@ class Diagnostics:
         return json_response(await self.report(window))
 
     async def trace_endpoint(self, request: Request) -> Response:
-        denied = self._denied(request)
+        denied = await self._denied(request)
         if denied is not None:
-            if "text/html" in request.headers.get("accept", ""):
+            if denied.status_code != 503 and "text/html" in request.headers.get("accept", ""):
                 return HTMLResponse(page.login_page(), 401, headers=HTML_HEADERS)
             return denied
         t = await self.trace(request.path_params["event_id"])

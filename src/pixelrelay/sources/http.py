@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from pixelrelay.config import SourceSettings
 from pixelrelay.delivery.throttle import TokenBucket
+from pixelrelay.sources.browser_rules import peer_is_trusted
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -93,6 +94,20 @@ def rate_limited(limits: dict[str, TokenBucket], source: SourceSettings,
     return problem_response(429, "rate_limited",
                             f"source {source.name} is limited to {source.rate_limit:g} events/s",
                             headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+
+def came_over_https(request: Request, trusted_proxies: tuple[str, ...]) -> bool:
+    """https here, or at a trusted proxy that says so in X-Forwarded-Proto.
+
+    Any hop saying https counts: wrongly marking a cookie Secure only fails safe.
+    """
+    if request.url.scheme == "https":
+        return True
+    peer = request.client.host if request.client else None
+    if not peer_is_trusted(peer, trusted_proxies):
+        return False
+    proto = request.headers.get("x-forwarded-proto", "")
+    return any(p.strip().lower() == "https" for p in proto.split(","))
 
 
 def bearer(request: Request) -> str | None:

@@ -178,3 +178,17 @@ class Store(Protocol):
     async def set_destination(self, state: DestinationState) -> None: ...
 
     async def deliveries(self, event_id: str) -> list[DeliveryView]: ...
+
+    # Admin sessions: keyed by a hash of the session id; the id itself is only in the cookie.
+
+    async def open_admin_session(self, id_hash: str, now: float, expires_at: float) -> None:
+        """Record a signed-in session (expired ones are pruned on the way)."""
+        ...
+
+    async def admin_session_valid(self, id_hash: str, now: float) -> bool:
+        """True while the session is open and unexpired."""
+        ...
+
+    async def close_admin_session(self, id_hash: str) -> None:
+        """End one session (sign-out); closing an unknown one is not an error."""
+        ...

@@ -43,6 +43,7 @@ MIGRATIONS = (  # append only; index + 1 = schema version
     "sqlite_006_ingest_notices.sql",
     "sqlite_007_session_consent.sql",
     "sqlite_008_rejection_samples.sql",
+    "sqlite_005_admin_sessions.sql",
 )
 MAX_GROUP = 512  # calls per transaction: bounds the latency one commit adds to the first caller
 _FINISH_PARAMS = ("token", "state", "next_attempt_at", "http_status", "code", "message",
@@ -290,6 +291,18 @@ class SQLiteStore:
                   state.updated_at)
         await self._write(lambda c: c.execute(Q["set_destination"], params))
 
+    async def open_admin_session(self, id_hash: str, now: float, expires_at: float) -> None:
+        params = {"id_hash": id_hash, "now": now, "expires_at": expires_at}
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(Q["admin_sessions_prune"], params)  # sign-ins are rare: prune here
+            conn.execute(Q["admin_session_open"], params)
+
+        await self._write(run)
+
+    async def close_admin_session(self, id_hash: str) -> None:
+        await self._write(lambda c: c.execute(Q["admin_session_close"], {"id_hash": id_hash}))
+
     # -- extension points: feature stores (sessions, diagnostics) run their SQL through these --
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -312,7 +325,7 @@ class SQLiteStore:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+    async def _read(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
         def run() -> list[Any]:
             with self._rlock:  # one sqlite3 connection must not serve two threads at once
                 if self._rconn is None:
@@ -331,6 +344,10 @@ class SQLiteStore:
     async def queue_stats(self, destination: str) -> QueueStats:
         ((pending, in_flight, oldest),) = await self._read(Q["queue_stats"], (destination,) * 3)
         return QueueStats(pending=pending, in_flight=in_flight, oldest_pending_at=oldest)
+
+    async def admin_session_valid(self, id_hash: str, now: float) -> bool:
+        params = {"id_hash": id_hash, "now": now}
+        return bool(await self._read(Q["admin_session_valid"], params))
 
     async def get_destination(self, name: str) -> DestinationState | None:
         rows = await self._read(Q["get_destination"], (name,))

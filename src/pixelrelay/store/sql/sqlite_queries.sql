@@ -127,3 +127,15 @@ SELECT d.destination, d.event_id, d.dest_event, d.state, d.attempts, d.last_http
   JOIN deliveries AS d ON d.id = i.delivery_id
  WHERE i.event_id = ?
  ORDER BY d.created_at, d.id
+
+-- name: admin_session_open
+INSERT INTO admin_sessions (id_hash, created_at, expires_at) VALUES (:id_hash, :now, :expires_at)
+
+-- name: admin_sessions_prune
+DELETE FROM admin_sessions WHERE expires_at <= :now
+
+-- name: admin_session_valid
+SELECT 1 FROM admin_sessions WHERE id_hash = :id_hash AND expires_at > :now
+
+-- name: admin_session_close
+DELETE FROM admin_sessions WHERE id_hash = :id_hash

@@ -1,0 +1,28 @@
+"""Admin sessions in the store: open, valid until expiry or close, seen by every process."""
+
+from __future__ import annotations
+
+from tests.contract.test_store_contract import T0, StoreFactory, make_store  # noqa: F401
+
+
+async def test_a_session_is_valid_until_it_expires_or_is_closed(
+        make_store: StoreFactory) -> None:  # noqa: F811
+    one, other = await make_store(), await make_store()  # two processes, one database
+    await one.open_admin_session("h1", T0, T0 + 60)
+    await one.open_admin_session("h2", T0, T0 + 60)
+    assert await other.admin_session_valid("h1", T0 + 59)
+    assert not await other.admin_session_valid("h1", T0 + 60)  # expired
+    assert not await other.admin_session_valid("nope", T0)
+    await other.close_admin_session("h1")
+    assert not await one.admin_session_valid("h1", T0)
+    assert await one.admin_session_valid("h2", T0)  # closing one ends only that one
+    await other.close_admin_session("h1")  # closing twice is not an error
+
+
+async def test_opening_a_session_prunes_expired_ones(make_store: StoreFactory) -> None:  # noqa: F811
+    store = await make_store()
+    await store.open_admin_session("old", T0, T0 + 10)
+    await store.open_admin_session("new", T0 + 20, T0 + 80)
+    rows = await store.read(  # type: ignore[attr-defined]
+        lambda c: c.execute("SELECT id_hash FROM admin_sessions").fetchall())
+    assert rows == [("new",)]
