@@ -255,26 +255,28 @@ def test_sessions_live_in_the_database_and_end_on_logout_or_a_new_token(
         tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     settings = make_settings(db, "http://127.0.0.1:9")
-    with ServerThread(create_app(settings)) as a, ServerThread(create_app(settings)) as b:
-        ok = login(a.url)
+    with ServerThread(create_app(settings)) as first:
+        ok = login(first.url)
         assert ok.status_code == 303
-        cookie = {"pixelrelay_session": ok.cookies["pixelrelay_session"]}
         assert "secure" not in ok.headers["set-cookie"].lower()  # plain http, no proxy
-        # The other process sharing the database knows the session ...
-        assert httpx.get(f"{b.url}/v1/diagnostics", cookies=cookie).status_code == 200
-        second = {"pixelrelay_session": login(b.url).cookies["pixelrelay_session"]}
-        # ... and signing out there ends it here too, for a client that kept the cookie.
-        assert httpx.post(f"{b.url}/logout", cookies=cookie).status_code == 303
-        assert httpx.get(f"{a.url}/v1/diagnostics", cookies=cookie).status_code == 401
-        assert httpx.get(f"{a.url}/", cookies=cookie).status_code == 401
-        assert httpx.get(f"{a.url}/v1/diagnostics", cookies=second).status_code == 200
+        cookie = {"pixelrelay_session": ok.cookies["pixelrelay_session"]}
+        second = {"pixelrelay_session": login(first.url).cookies["pixelrelay_session"]}
+    # The next process on the database knows both sessions ...
+    with ServerThread(create_app(settings)) as gw:
+        assert httpx.get(f"{gw.url}/v1/diagnostics", cookies=cookie).status_code == 200
+        # ... and a sign-out ends the session for a client that kept the cookie.
+        assert httpx.post(f"{gw.url}/logout", cookies=cookie).status_code == 303
+        assert httpx.get(f"{gw.url}/v1/diagnostics", cookies=cookie).status_code == 401
+    with ServerThread(create_app(settings)) as gw:
+        assert httpx.get(f"{gw.url}/", cookies=cookie).status_code == 401
+        assert httpx.get(f"{gw.url}/v1/diagnostics", cookies=second).status_code == 200
     rows = sqlite3.connect(db).execute("SELECT id_hash FROM admin_sessions").fetchall()
     assert rows == [(session_key(ADMIN_TOKEN, second["pixelrelay_session"]),)]  # only a hash
 
     renewed = dataclasses.replace(settings, server=dataclasses.replace(
         settings.server, admin_token=Secret("a-new-admin-token-0002")))
-    with ServerThread(create_app(renewed)) as c:
-        assert httpx.get(f"{c.url}/v1/diagnostics", cookies=second).status_code == 401
+    with ServerThread(create_app(renewed)) as gw:
+        assert httpx.get(f"{gw.url}/v1/diagnostics", cookies=second).status_code == 401
 
 
 def test_the_cookie_is_secure_behind_a_trusted_https_proxy(tmp_path: Path) -> None:
