@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 import re
 import tomllib
@@ -300,6 +301,18 @@ class _Reader:
             raise ConfigError(path, "must be an array of strings")
         return tuple(self._subst(x, path) for x in v)
 
+    def networks(self, t: dict[str, Any], path: str, key: str) -> tuple[str, ...]:
+        """Addresses or CIDR networks (10.0.0.0/8, ::1), checked now rather than on the
+        first request that reads the client address."""
+        values = self.strings(t, path, key, ())
+        for i, v in enumerate(values):
+            try:
+                ipaddress.ip_network(v.strip(), strict=False)
+            except ValueError:
+                raise ConfigError(f"{path}[{i}]", "must be an IP address or a network such "
+                                                  "as 10.0.0.0/8") from None
+        return values
+
     def reject_unknown(self, t: dict[str, Any], prefix: str, known: set[str]) -> None:
         for k in t:
             if k not in known:
@@ -316,7 +329,7 @@ class _Reader:
             host=self.string(t, "server.host", "host", ServerSettings.host),
             port=self.integer(t, "server.port", "port", ServerSettings.port, 0, 65535),
             admin_token=self.secret(t, "server.admin_token", "admin_token", required=False),
-            trusted_proxies=self.strings(t, "server.trusted_proxies", "trusted_proxies", ()),
+            trusted_proxies=self.networks(t, "server.trusted_proxies", "trusted_proxies"),
             body_timeout_s=body_timeout_s,
         )
 

@@ -82,7 +82,11 @@ def run(app: Starlette, sock: socket.socket, on_started: Callable[[], None]) -> 
     Raises the PixelrelayError that stopped the startup (nothing was served then).
     """
     lifespan = _Lifespan(app)
-    config = uvicorn.Config(lifespan, access_log=False, log_level="warning", lifespan="on")
+    # proxy_headers off: the client address is read by pixelrelay itself, from
+    # X-Forwarded-For only when the peer is in server.trusted_proxies (uvicorn would trust
+    # 127.0.0.1 whatever the config says).
+    config = uvicorn.Config(lifespan, access_log=False, log_level="warning", lifespan="on",
+                            proxy_headers=False)
     server = _Server(config, on_started)
     uvicorn_log = logging.getLogger("uvicorn.error")
 

@@ -181,3 +181,34 @@ def test_unknown_source_bad_payloads_and_rejected_events(gateway: ServerThread) 
     r = deliver(gateway, FIXTURE.read_bytes())
     assert r.status_code == 422
     assert [e["field"] for e in r.json()["errors"]] == ["timestamp"]
+
+
+@pytest.mark.parametrize(("assume", "state"), [
+    ("session", "suppressed"),  # no session answer known: the region rule (DE needs consent)
+    ("granted", "pending"),
+    ("denied", "suppressed"),
+])
+def test_an_order_takes_its_region_from_the_billing_country_and_the_sources_assume(
+        tmp_path: Path, emulator: ServerThread, assume: str, state: str) -> None:
+    from pixelrelay.config import ConsentSettings
+
+    base = make_settings(tmp_path / "assume.db", emulator.url,
+                         consent=ConsentSettings(require_in_regions=("EEA",)))
+    shop = SourceSettings(name="shop", kind="shopify", key=Secret(""), secret=Secret(SECRET),
+                          assume=assume)
+    with ServerThread(create_app(dataclasses.replace(base, sources=(shop,)))) as gw:
+        order = recent_order(ORDER_ID + 7)
+        order["billing_address"] = {**order["billing_address"], "country_code": "DE",
+                                    "country": "Germany"}
+        assert deliver(gw, order).status_code == 200
+        event_id = f"ord_{ORDER_ID + 7}_complete_payment"
+        rows = httpx.get(f"{gw.url}/v1/deliveries", params={"event_id": event_id},
+                         headers={"X-Admin-Token": ADMIN_TOKEN}).json()["deliveries"]
+        on_its_way = ("pending", "in_flight", "delivered")
+        assert rows[0]["state"] in (on_its_way if state == "pending" else (state,))
+        if state == "pending":
+            wait_for(lambda: bool(received(emulator, event_id)))
+            sent = received(emulator, event_id)[0]
+            assert sent["user"]["country"] == "de" and sent["user"]["zip_code"]
+        else:
+            assert rows[0]["reason"] == "consent: marketing denied"

@@ -119,3 +119,19 @@ def test_cli_check_masks_secrets(tmp_path: Path) -> None:
     assert '[[destinations]]  # destinations[0]\n  name = "tiktok"' in proc.stdout
     assert 'pixel_code = "C9ABC1234567890"' in proc.stdout
     assert all(s not in proc.stdout for s in ENV.values())
+
+
+def test_trusted_proxies_and_new_keys_are_checked_when_read() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_settings({"server": {"trusted_proxies": ["10.0.0.0/8", "proxy.local"]}}, ENV)
+    assert err.value.key == "server.trusted_proxies[1]" and "network" in err.value.reason
+    s = parse_settings({"server": {"trusted_proxies": ["10.0.0.0/8", "::1"]},
+                        "sessions": {"purchase_hold_s": 2.5},
+                        "sources": [{"name": "shop", "kind": "shopify", "secret": "s",
+                                     "assume": "denied"}]}, ENV)
+    assert s.server.trusted_proxies == ("10.0.0.0/8", "::1")
+    assert s.sessions.purchase_hold_s == 2.5 and s.sources[0].assume == "denied"
+    with pytest.raises(ConfigError) as err:
+        parse_settings({"sources": [{"name": "shop", "kind": "shopify", "secret": "s",
+                                     "assume": "maybe"}]}, ENV)
+    assert err.value.key == "sources[0].assume"

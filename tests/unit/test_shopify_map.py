@@ -73,10 +73,17 @@ def test_fixture_maps_to_purchase() -> None:
     user = event["user"]
     assert user["email"] == "bob.norman@hostmail.com"
     assert user["external_id"] == "207119551"
-    # 555-625-1199 is a fictional US number: dropped, never sent unvalidated
-    assert "phone" not in user
+    # 555-625-1199 (fictional, so "possible" but not "valid" to phonenumbers) is kept in
+    # E.164; the pipeline hashes it and counts it as unverified.
+    assert user["phone"] == "+15556251199"
+    # The billing address gives names, zip and place, and its country is the consent region.
+    assert {k: user[k] for k in ("first_name", "last_name", "zip_code", "city", "state",
+                                 "country")} == {
+        "first_name": "Bob", "last_name": "Norman", "zip_code": "40202", "city": "Louisville",
+        "state": "KY", "country": "US"}
     # landing_site has no ttclid; client_details.browser_ip is 0.0.0.0; user_agent is null
-    assert set(user) == {"email", "external_id"}
+    assert set(user) == {"email", "external_id", "phone", "first_name", "last_name",
+                         "zip_code", "city", "state", "country"}
     assert "session_id" not in event
 
 
@@ -105,7 +112,8 @@ def test_ttclid_from_landing_site(landing_site: str | None, ttclid: str | None) 
 
 def test_guest_checkout_without_customer_or_email() -> None:
     doc = order(customer=None, email="", contact_email="guest@example.com",
-                client_details=None, browser_ip=None)
+                client_details=None, browser_ip=None, billing_address=None,
+                shipping_address=None, phone=None)
     doc.pop("landing_site")
     user = purchase(doc)["user"]
     assert user == {"email": "guest@example.com"}

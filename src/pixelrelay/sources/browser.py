@@ -98,6 +98,9 @@ class CollectEndpoint:
             credential_failed(request)
             return problem_response(401, "unauthorized", "unknown site key")
         if not rules.origin_allowed(origin, source.allowed_origins):
+            # Counted like a wrong key too: each refusal costs a write, so an address that
+            # keeps sending from a foreign origin is slowed down by the credential guard.
+            credential_failed(request)
             await record_collect_refusal(self.ingestor.store, self.ingestor.clock.now(),
                                          "origin_not_allowed", origin)
             return problem_response(403, "forbidden", f"origin {origin!r} is not allowed")

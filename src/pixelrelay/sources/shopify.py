@@ -12,7 +12,7 @@ from pixelrelay.config import Settings, SourceSettings
 from pixelrelay.destinations.tiktok.mapping import tiktok_name
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
-from pixelrelay.model import Channel
+from pixelrelay.model import Channel, Consent, ConsentState
 from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import (
     MAX_BODY_BYTES,
@@ -30,6 +30,10 @@ from pixelrelay.sources.shopify_map import (
 )
 
 log = logging.getLogger(__name__)
+_G, _D = ConsentState.GRANTED, ConsentState.DENIED
+# A source's `assume`: the consent of an order whose visitor gave no answer we know of.
+# "session" adds nothing: the session's answer, else the region rule, decides.
+ASSUMED = {"granted": Consent(_G, _G, _G), "denied": Consent(_D, _D, _D)}
 
 
 class ShopifyWebhookEndpoint:
@@ -79,7 +83,8 @@ class ShopifyWebhookEndpoint:
         if event is None:  # ignore_reason admitted the topic, so this is a programming error
             return problem_response(500, "internal", f"topic {topic} has no mapping")
         try:
-            result = await self.ingestor.accept([event], channel=Channel.SHOPIFY)
+            result = await self.ingestor.accept([event], channel=Channel.SHOPIFY,
+                                                assume=ASSUMED.get(source.assume))
         except StoreUnavailable as exc:
             log.error("store unavailable, answering 503 to Shopify: %s", exc)
             return problem_response(503, "unavailable", "could not commit; retry later")

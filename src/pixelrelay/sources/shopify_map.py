@@ -171,7 +171,24 @@ def _user(payload: dict[str, Any]) -> dict[str, Any]:
         text = _text(value)
         if text is not None:
             user[key] = text
+    user.update(_address_keys(billing or shipping or home, customer))
     return user
+
+
+def _address_keys(address: dict[str, Any], customer: dict[str, Any]) -> dict[str, str]:
+    """Name, zip and place of the billing (else shipping, else the customer's) address: more
+    match keys for TikTok, and the country is the order's consent region (README)."""
+    out: dict[str, str] = {}
+    for key, values in (("first_name", (address.get("first_name"), customer.get("first_name"))),
+                        ("last_name", (address.get("last_name"), customer.get("last_name"))),
+                        ("zip_code", (address.get("zip"),)),
+                        ("city", (address.get("city"),)),
+                        ("state", (address.get("province_code"), address.get("province"))),
+                        ("country", (address.get("country_code"), address.get("country")))):
+        text = _first(*values)
+        if text is not None and len(text) <= 256:
+            out[key] = text
+    return out
 
 
 def _first(*values: object) -> str | None:
@@ -188,11 +205,13 @@ def _region(address: dict[str, Any]) -> str | None:
 
 
 def _first_phone(candidates: Iterable[tuple[object, str | None]]) -> str | None:
-    """The first number valid in its address's region, as E.164.
+    """The first number valid in its address's region (else the first possible one), as
+    E.164.
 
     Formatted here because the pipeline knows only one default region for all sources,
     while every Shopify order says which country its numbers belong to.
     """
+    possible: str | None = None
     for raw, region in candidates:
         text = _text(raw)
         if text is None:
@@ -203,7 +222,11 @@ def _first_phone(candidates: Iterable[tuple[object, str | None]]) -> str | None:
             continue
         if phonenumbers.is_valid_number(number):
             return str(phonenumbers.format_number(number, _E164))
-    return None
+        # A possible number in a range phonenumbers does not know yet: the pipeline hashes
+        # it and counts it as unverified, rather than the order losing its phone.
+        if possible is None and phonenumbers.is_possible_number(number):
+            possible = str(phonenumbers.format_number(number, _E164))
+    return possible
 
 
 def _ip(v: object) -> str | None:
