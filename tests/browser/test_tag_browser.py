@@ -235,8 +235,9 @@ def test_google_consent_mode_update_releases_held_events(site: Site, context: An
       </button><script>pixelrelay('track', 'ViewContent', {}, {event_id: 'vc-gcm'});</script>""",
                     key=STRICT_KEY, head=gtag)
     page = context.new_page()
-    sent: list[str] = []
-    page.on("request", lambda req: sent.append(req.url) if "/v1/collect" in req.url else None)
+    sent: list[dict[str, Any]] = []
+    page.on("request", lambda req: sent.append(orjson.loads(req.post_data or "{}"))
+            if "/v1/collect" in req.url else None)
     page.goto(url)
     loaded(page)
     time.sleep(0.3)
@@ -244,11 +245,16 @@ def test_google_consent_mode_update_releases_held_events(site: Site, context: An
     page.click("#yes")
     consent = site.delivered("vc-gcm")
     assert consent["limited_data_use"] is False
-    # A visitor who then says no: what is tracked afterwards is dropped in the browser.
+    # A visitor who then says no: what is tracked afterwards is dropped in the browser; the
+    # server is told the answer alone (for the session's later orders), in Consent Mode's name.
     page.click("#no")
     page.evaluate("pixelrelay('track', 'AddToCart', {}, {event_id: 'atc-gcm-denied'})")
+    wait_for(lambda: len(sent) == 2)
     time.sleep(0.3)
-    assert len(sent) == 1 and [c["event_id"] for c in ttq_calls(page)] == ["vc-gcm"]
+    assert [c["event_id"] for c in ttq_calls(page)] == ["vc-gcm"]
+    assert [s.get("event") for s in sent] == ["ViewContent", None]
+    assert sent[1]["consent"]["marketing"] == "denied"
+    assert sent[1]["consent_source"] == "consent_mode" and "user" not in sent[1]
 
 
 def test_a_blocked_pixel_still_yields_the_server_event(site: Site, context: Any) -> None:
