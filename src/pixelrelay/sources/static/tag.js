@@ -18,7 +18,6 @@
     // made after init in the same page load still comes before the first hit.
     settled: false,
     told: null, // the decided consent this page load has told the server (see tell())
-    asking: false, // a consent-only hit is waiting to be sent
     watching: false, // page views: history watched
     lastPage: null,
     // Proposed session id for this page load: hits sent together before the first answer
@@ -128,14 +127,11 @@
     return S.consentRequired || (c && c.marketing === 'denied') ? 'hold' : 'send';
   }
 
-  // True when the work was held for later.
   function run(work, always) {
     var g = gate(always);
     if (g === 'send') { work(); } else if (g === 'hold' && S.pending.length < MAX_PENDING) {
       S.pending.push([work, always]);
-      return true;
     }
-    return false;
   }
 
   function flush() {
@@ -151,11 +147,13 @@
 
   // Once per page load and on every change, the server learns the visitor's answer, granted
   // or denied, so an order reported later for this session or cart carries it. Any hit
-  // carries it; a consent-only hit is sent only when no other did.
+  // carries it; a consent-only hit is sent only when none did. Never held: every change
+  // that could let it go (init, settling, an answer) flushes, and so calls this again.
   function tell() {
     var c = currentConsent();
-    if (!c || !c.decided || S.asking || consentKey(c) === S.told) { return; }
-    S.asking = run(function () { S.asking = false; post({page: here()}); }, true);
+    if (c && c.decided && consentKey(c) !== S.told && gate(true) === 'send') {
+      post({page: here()});
+    }
   }
 
   function readCookie(name) {
@@ -180,6 +178,8 @@
     var c = currentConsent();
     if (c) {
       if (c.decided) { S.told = consentKey(c); }
+      // A denial goes with its tokens only: not even the page URL, which has the ttclid.
+      if (c.decided && c.marketing === 'denied') { delete body.page; }
       delete c.decided;
       body.consent = c;
       body.consent_source = S.consent ? 'explicit' : 'consent_mode';
