@@ -185,6 +185,26 @@ def test_a_denied_visitors_orders_never_reach_tiktok(site: Site, context: Any) -
         assert (row["state"], row["reason"]) == ("suppressed", "consent: marketing denied")
 
 
+def test_a_withdrawn_consent_follows_the_session_to_its_orders(site: Site,
+                                                              context: Any) -> None:
+    cart = site.page("/revoke/cart", BANNER + "<script>pixelrelay('link', "
+                     "{cart_token: 'cart-revoke'});</script>", first=REMEMBERED_YES)
+    page = context.new_page()
+    answer = hit_answer(page, "cart-revoke", lambda: page.goto(cart + "?ttclid=E.C.P.revoke"))
+    assert answer["linked"] == ["cart_token"]
+    session_id = cookies(context)["prx_sid"]["value"]
+    # The visitor changes their mind on the same page: the session's answer is now "no".
+    assert hit_answer(page, "denied", lambda: page.click("#no"))["session_id"] == session_id
+
+    assert webhook(site, shopify_order(7201, cart_token="cart-revoke")).status_code == 200
+    backend_order(site, "7202", session_id)  # the backend read the prx_sid cookie
+    settle(site, "revoke")
+    for event_id in ("ord_7201_complete_payment", "ord_7202_complete_payment"):
+        assert site.received(event_id) == [], event_id
+        [row] = deliveries(site, event_id)
+        assert (row["state"], row["reason"]) == ("suppressed", "consent: marketing denied")
+
+
 def test_consent_mode_default_denied_holds_everything_until_the_update(
         site: Site, context: Any) -> None:
     gtag = """<script>window.dataLayer = [];
