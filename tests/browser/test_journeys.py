@@ -290,3 +290,6 @@ def test_the_delivered_purchase_has_every_copys_match_keys(site: Site, context: 
     assert (row["state"], row["attempts"]) == ("delivered", 1)
     assert len(site.received(event_id)) == 1
     assert emu_state(site.emulator).duplicates == duplicates_before
+    trace = httpx.get(f"{site.gateway.url}/v1/events/{event_id}/trace", headers=ADMIN).json()
+    assert [(c["channel"], c["outcome"]) for c in trace["copies"]] == [
+        ("browser", "first"), ("shopify", "merged")]
