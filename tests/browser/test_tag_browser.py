@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,119 +11,31 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
 
-from pixelrelay.app import create_app
-from pixelrelay.config import Secret, SourceSettings
+from pixelrelay.config import Secret, Settings, SourceSettings
 from pixelrelay.destinations.tiktok.mapping import snake_case
-from tests.conftest import ACCESS_TOKEN, PIXEL, SOURCE_KEY, emu_state, make_settings
-from tests.support import ServerThread, free_port, wait_for
+from tests.browser.shop import Site, cookies, idle, loaded, open_site, ttq_calls, wait_hits
+from tests.conftest import SOURCE_KEY, make_settings
+from tests.support import wait_for
 
-sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="no Debian chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+pytest.importorskip("playwright.sync_api")
 SITE_KEY = "site-key-browser"
 STRICT_KEY = "site-key-browser-strict"
 AUTH = {"Authorization": f"Bearer {SOURCE_KEY}"}
 
-# What the TikTok Pixel would have received, recorded; it also sets _ttp as the Pixel does.
-STAND_IN_TTQ = """<script>
-window.ttqCalls = [];
-window.ttq = {
-  track: function (n, p, o) { ttqCalls.push({name: n, props: p, event_id: o && o.event_id}); },
-  identify: function (u) { ttqCalls.push({name: 'identify', props: u}); }
-};
-document.cookie = '_ttp=2.standin-ttp; path=/';
-</script>"""
-
-
-@dataclasses.dataclass
-class Site:
-    gateway: ServerThread
-    emulator: ServerThread
-    shop: ServerThread
-    pages: dict[str, str]
-
-    def page(self, path: str, body: str, *, key: str = SITE_KEY, pixel: bool = True,
-             init: dict[str, Any] | None = None, head: str = "") -> str:
-        """Register a shop page that loads the tag the way a theme would; returns its URL."""
-        opts = orjson.dumps({"key": key, **(init or {})}).decode()
-        self.pages[path] = f"""<!doctype html><html><head>{head}
-{STAND_IN_TTQ if pixel else ''}
-<script>
-window.pixelrelay = window.pixelrelay || function () {{
-  (pixelrelay.q = pixelrelay.q || []).push(arguments); }};
-pixelrelay('init', {opts});
-</script>
-<script async src="{self.gateway.url}/tag.js?k={key}"></script>
-</head><body>{body}</body></html>"""
-        return f"{self.shop.url}{path}"
-
-    def received(self, event_id: str) -> list[dict[str, Any]]:
-        return [e for e in emu_state(self.emulator).events if e.get("event_id") == event_id]
-
-    def delivered(self, event_id: str) -> dict[str, Any]:
-        wait_for(lambda: bool(self.received(event_id)), timeout=15)
-        return self.received(event_id)[0]
-
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    from pixelrelay.emulator import Emulator, create_emulator_app
-
-    pages: dict[str, str] = {}
-
-    async def serve(request: Request) -> Response:
-        html = pages.get(request.url.path)
-        return HTMLResponse(html) if html is not None else Response(status_code=404)
-
-    shop_port = free_port()
-    shop_origin = f"http://127.0.0.1:{shop_port}"
-    emu_app = create_emulator_app(Emulator(access_tokens=[ACCESS_TOKEN], pixel_codes=[PIXEL]))
-    with ServerThread(emu_app) as emulator:
-        base = make_settings(Path(tmp_path_factory.mktemp("gw")) / "gw.db", emulator.url)
+    def settings(shop_origin: str, emulator_url: str) -> Settings:
+        base = make_settings(Path(tmp_path_factory.mktemp("gw")) / "gw.db", emulator_url)
         browser = (SourceSettings(name="site", kind="browser", key=Secret(SITE_KEY),
                                   allowed_origins=(shop_origin,)),
                    SourceSettings(name="strict", kind="browser", key=Secret(STRICT_KEY),
                                   allowed_origins=(shop_origin,), consent_required=True))
-        settings = dataclasses.replace(base, sources=base.sources + browser)
-        shop_app = Starlette(routes=[Route("/{path:path}", serve)])
-        with ServerThread(create_app(settings)) as gateway, \
-                ServerThread(shop_app, port=shop_port) as shop:
-            yield Site(gateway, emulator, shop, pages)
+        return dataclasses.replace(base, sources=base.sources + browser)
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def context(browser: Any) -> Iterator[Any]:
-    ctx = browser.new_context()
-    yield ctx
-    ctx.close()
-
-
-def cookies(context: Any) -> dict[str, dict[str, Any]]:
-    return {c["name"]: c for c in context.cookies()}
-
-
-def ttq_calls(page: Any) -> list[dict[str, Any]]:
-    calls: list[dict[str, Any]] = page.evaluate("window.ttqCalls || []")
-    return calls
-
-
-def loaded(page: Any) -> None:
-    page.wait_for_function("window.pixelrelay && window.pixelrelay.loaded")
+    with open_site(SITE_KEY, settings) as site:
+        yield site
 
 
 def test_landing_with_ttclid_sets_the_server_cookie(site: Site, context: Any) -> None:
@@ -215,7 +126,7 @@ def test_nothing_is_sent_before_consent(site: Site, context: Any) -> None:
     page.on("request", lambda req: sent.append(req.url) if "/v1/collect" in req.url else None)
     page.goto(url + "?ttclid=E.C.P.consent")
     loaded(page)
-    time.sleep(0.5)
+    idle(page, 0.5)
     assert sent == [] and ttq_calls(page) == [] and "prx_sid" not in cookies(context)
     page.click("#ok")
     wait_for(lambda: bool(site.received("vc-consent")))
@@ -235,20 +146,26 @@ def test_google_consent_mode_update_releases_held_events(site: Site, context: An
       </button><script>pixelrelay('track', 'ViewContent', {}, {event_id: 'vc-gcm'});</script>""",
                     key=STRICT_KEY, head=gtag)
     page = context.new_page()
-    sent: list[str] = []
-    page.on("request", lambda req: sent.append(req.url) if "/v1/collect" in req.url else None)
+    sent: list[dict[str, Any]] = []
+    page.on("request", lambda req: sent.append(orjson.loads(req.post_data or "{}"))
+            if "/v1/collect" in req.url else None)
     page.goto(url)
     loaded(page)
-    time.sleep(0.3)
+    idle(page, 0.3)
     assert sent == []  # the default "denied" means "not asked yet": held, not sent
     page.click("#yes")
     consent = site.delivered("vc-gcm")
     assert consent["limited_data_use"] is False
-    # A visitor who then says no: what is tracked afterwards is dropped in the browser.
+    # A visitor who then says no: what is tracked afterwards is dropped in the browser; the
+    # server is told the answer alone (for the session's later orders), in Consent Mode's name.
     page.click("#no")
     page.evaluate("pixelrelay('track', 'AddToCart', {}, {event_id: 'atc-gcm-denied'})")
-    time.sleep(0.3)
-    assert len(sent) == 1 and [c["event_id"] for c in ttq_calls(page)] == ["vc-gcm"]
+    wait_hits(page, sent, 2)
+    idle(page, 0.3)
+    assert [c["event_id"] for c in ttq_calls(page)] == ["vc-gcm"]
+    assert [s.get("event") for s in sent] == ["ViewContent", None]
+    assert sent[1]["consent"]["marketing"] == "denied"
+    assert sent[1]["consent_source"] == "consent_mode" and "user" not in sent[1]
 
 
 def test_a_blocked_pixel_still_yields_the_server_event(site: Site, context: Any) -> None:

@@ -13,7 +13,12 @@
     pageViews: !!CONFIG.pageViews,
     consent: null, // explicit pixelrelay('consent', ...) state; wins over Consent Mode
     user: {},
-    pending: [], // work held back until init / consent
+    pending: [], // [work, goesWhenDenied] held back until init / consent / settled
+    // False until the page's own commands (queued or inline) have run, so a consent call
+    // made after init in the same page load still comes before the first hit.
+    settled: false,
+    told: null, // the decided consent this page load has told the server (see tell())
+    watching: false, // page views: history watched
     lastPage: null,
     // Proposed session id for this page load: hits sent together before the first answer
     // has set the cookie would otherwise each start a session of their own.
@@ -106,33 +111,49 @@
       var v = state(c[CONSENT_KEYS[i]]);
       if (v) { out[CONSENT_KEYS[i]] = v; any = true; }
     }
+    if (any && typeof c.region === 'string' && c.region) { out.region = c.region; }
     return any ? out : null;
   }
 
-  // 'send' | 'hold' | 'drop'. Without required consent everything goes and the server
-  // applies whatever consent the event carries. A Consent Mode default of "denied" only
-  // means the visitor has not been asked yet: held, so the landing is not lost.
-  function gate() {
-    if (!S.key) { return 'hold'; }
-    if (!S.consentRequired) { return 'send'; }
+  // 'send' | 'hold' | 'drop'. A visitor who said no: only `always` work goes (link and
+  // consent hits, which tell the server the answer and nothing else). Not answered yet:
+  // held where consent is required, or where Consent Mode's default is "denied" (not asked
+  // yet), so the landing is not lost; otherwise sent, and the server applies what it carries.
+  function gate(always) {
+    if (!S.key || !S.settled) { return 'hold'; }
     var c = currentConsent();
+    if (c && c.decided && c.marketing === 'denied') { return always ? 'send' : 'drop'; }
     if (c && c.marketing === 'granted') { return 'send'; }
-    return c && c.marketing === 'denied' && c.decided ? 'drop' : 'hold';
+    return S.consentRequired || (c && c.marketing === 'denied') ? 'hold' : 'send';
   }
 
-  function run(work) {
-    var g = gate();
+  function run(work, always) {
+    var g = gate(always);
     if (g === 'send') { work(); } else if (g === 'hold' && S.pending.length < MAX_PENDING) {
-      S.pending.push(work);
+      S.pending.push([work, always]);
     }
   }
 
   function flush() {
-    var g = gate();
-    if (g === 'hold') { return; }
     var todo = S.pending;
     S.pending = [];
-    if (g === 'send') { for (var i = 0; i < todo.length; i++) { todo[i](); } }
+    for (var i = 0; i < todo.length; i++) { run(todo[i][0], todo[i][1]); }
+    tell();
+  }
+
+  function consentKey(c) {
+    return c.marketing + ',' + c.ad_user_data + ',' + c.ad_personalization + ',' + c.region;
+  }
+
+  // Once per page load and on every change, the server learns the visitor's answer, granted
+  // or denied, so an order reported later for this session or cart carries it. Any hit
+  // carries it; a consent-only hit is sent only when none did. Never held: every change
+  // that could let it go (init, settling, an answer) flushes, and so calls this again.
+  function tell() {
+    var c = currentConsent();
+    if (c && c.decided && consentKey(c) !== S.told && gate(true) === 'send') {
+      post({page: here()});
+    }
   }
 
   function readCookie(name) {
@@ -154,6 +175,15 @@
   // request" (no preflight), so the key travels in the body.
   function post(body) {
     body.k = S.key;
+    var c = currentConsent();
+    if (c) {
+      if (c.decided) { S.told = consentKey(c); }
+      // A denial goes with its tokens only: not even the page URL, which has the ttclid.
+      if (c.decided && c.marketing === 'denied') { delete body.page; }
+      delete c.decided;
+      body.consent = c;
+      body.consent_source = S.consent ? 'explicit' : 'consent_mode';
+    }
     body.sid = S.hint = S.hint || 's_' + uuid().replace(/-/g, '');
     var url = S.endpoint + '/v1/collect', data = JSON.stringify(body);
     if (!w.fetch) { beacon(url, data); return; }
@@ -168,44 +198,46 @@
     }
   }
 
+  function here() { return {url: w.location.href, referrer: d.referrer || undefined}; }
+
   function ttq() { return w.ttq && typeof w.ttq.track === 'function' ? w.ttq : null; }
 
   function track(name, props, opts) {
     if (typeof name !== 'string' || !name) { return null; }
     props = props || {};
     var mapped = mapName(name), id = eventId(mapped, props, opts);
-    var at = Math.floor(Date.now() / 1000);
-    var page = {url: w.location.href, referrer: d.referrer || undefined};
+    var at = Math.floor(Date.now() / 1000), page = here();
     run(function () {
       var t = ttq();
       if (t) { t.track(mapped, props, {event_id: id}); }
       var user = {}, u = S.user, ttp = readCookie('_ttp');
       for (var k in u) { if (own(u, k) && u[k]) { user[k] = u[k]; } }
       if (ttp) { user.ttp = ttp; }
-      var body = {event: name, event_id: id, timestamp: at, page: page, properties: props,
-                  user: user};
-      var c = currentConsent();
-      if (c) { delete c.decided; body.consent = c; }
-      post(body);
+      post({event: name, event_id: id, timestamp: at, page: page, properties: props,
+            user: user});
     });
     return id;
   }
 
+  // Kept for later track calls, and posted now: the server hashes it and links it to the
+  // session, so a server event with the same email finds this visitor's context.
   function identify(who) {
     who = who || {};
-    var keys = ['email', 'phone', 'external_id'];
+    var keys = ['email', 'phone', 'external_id'], given = {}, any = false, page = here();
     for (var i = 0; i < keys.length; i++) {
-      if (who[keys[i]]) { S.user[keys[i]] = String(who[keys[i]]); }
+      if (who[keys[i]]) { S.user[keys[i]] = given[keys[i]] = String(who[keys[i]]); any = true; }
     }
+    if (!any) { return; }
     run(function () {
       var t = ttq();
       if (t && typeof t.identify === 'function') {
-        var who = {}, u = S.user;
-        if (u.email) { who.email = u.email; }
-        if (u.phone) { who.phone_number = u.phone; }
-        if (u.external_id) { who.external_id = u.external_id; }
-        t.identify(who);
+        var pixel = {}, u = S.user;
+        if (u.email) { pixel.email = u.email; }
+        if (u.phone) { pixel.phone_number = u.phone; }
+        if (u.external_id) { pixel.external_id = u.external_id; }
+        t.identify(pixel);
       }
+      post({identify: given, page: page});
     });
   }
 
@@ -215,6 +247,7 @@
       var v = state(c && c[CONSENT_KEYS[i]]);
       if (v) { S.consent[CONSENT_KEYS[i]] = v; }
     }
+    if (c && typeof c.region === 'string' && c.region) { S.consent.region = c.region; }
     var t = w.ttq;
     if (t && S.consent.marketing === 'granted' && t.grantConsent) { t.grantConsent(); }
     if (t && S.consent.marketing === 'denied' && t.revokeConsent) { t.revokeConsent(); }
@@ -225,15 +258,15 @@
     var l = {};
     if (tokens && tokens.cart_token) { l.cart_token = String(tokens.cart_token); }
     if (tokens && tokens.checkout_token) { l.checkout_token = String(tokens.checkout_token); }
-    run(function () {
-      post({link: l, page: {url: w.location.href, referrer: d.referrer || undefined}});
-    });
+    if (!l.cart_token && !l.checkout_token) { return; }
+    var page = here();
+    run(function () { post({link: l, page: page}); }, true);
   }
 
   function pageView() {
-    var here = w.location.pathname + w.location.search;
-    if (here === S.lastPage) { return; }
-    S.lastPage = here;
+    var path = w.location.pathname + w.location.search;
+    if (path === S.lastPage) { return; }
+    S.lastPage = path;
     track('PageView', {});
   }
 
@@ -257,13 +290,25 @@
     if (opts.endpoint) { S.endpoint = String(opts.endpoint).replace(/\/+$/, ''); }
     if (opts.consentRequired !== undefined) { S.consentRequired = !!opts.consentRequired; }
     if (opts.pageViews !== undefined) { S.pageViews = !!opts.pageViews; }
+    watchDataLayer();
+    if (S.pageViews && !S.watching) { S.watching = true; pageView(); watchHistory(); }
+    flush();
+  }
+
+  // A Consent Mode update is a dataLayer push: re-decide what is held.
+  function watchDataLayer() {
     var dl = w.dataLayer;
     if (dl && typeof dl.push === 'function' && !dl.pixelrelayWatched) {
       var push = dl.push;
       dl.push = function () { var r = push.apply(dl, arguments); flush(); return r; };
       dl.pixelrelayWatched = true;
     }
-    if (S.pageViews) { pageView(); watchHistory(); }
+  }
+
+  function settle() {
+    if (S.settled) { return; }
+    S.settled = true;
+    watchDataLayer();
     flush();
   }
 
@@ -280,4 +325,12 @@
   w.pixelrelay = api;
   var q = (prior && prior.q) || [];
   for (var i = 0; i < q.length; i++) { api.apply(null, q[i]); }
+  // Settled once the page's inline scripts have run too (a consent call may follow init in
+  // a later script), or at once if the page is leaving.
+  if (d.readyState === 'loading') {
+    d.addEventListener('DOMContentLoaded', function () { setTimeout(settle, 0); });
+  } else {
+    setTimeout(settle, 0);
+  }
+  w.addEventListener('pagehide', settle);
 })(window, document);
