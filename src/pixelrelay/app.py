@@ -25,6 +25,7 @@ from pixelrelay.delivery.worker import DeliveryWorker
 from pixelrelay.destinations import build_destination
 from pixelrelay.diagnostics.endpoints import Diagnostics
 from pixelrelay.ingest import Ingestor
+from pixelrelay.openapi import openapi_json
 from pixelrelay.sessions import SessionStore, SQLHooks
 from pixelrelay.sources.admin import DeliveriesEndpoint, ResumeEndpoint
 from pixelrelay.sources.api import EventsEndpoint
@@ -136,6 +137,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
     events_endpoint = EventsEndpoint(gateway.ingestor, settings.sources).__call__
     routes: list[Route | Mount] = [
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
         # Bound methods: Starlette would treat a callable instance as a raw ASGI app.
         Route("/v1/events", events_endpoint, methods=["POST"]),
         Route("/open_api/v1.3/event/track/",
