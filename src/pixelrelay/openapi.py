@@ -676,7 +676,7 @@ def _shared_responses() -> dict[str, Schema]:
         "TooLarge": _problem("The body is larger than the endpoint takes.", "too_large"),
         "RateLimited": _problem("Over the source's rate_limit (events per second).",
                                 "rate_limited") | {"headers": {"Retry-After": {
-                                    "description": "Seconds to wait.",
+                                    "description": "Seconds to wait.", "required": True,
                                     "schema": {"type": "integer", "minimum": 1}}}},
         "Unavailable": _problem("The store could not commit; nothing was kept; retry.",
                                 "unavailable"),
@@ -771,7 +771,7 @@ def _paths() -> dict[str, Schema]:
                 _param("If-None-Match", "header", "The ETag held.")],
             "responses": {
                 "200": {"description": "The script (Cache-Control: public, max-age=3600).",
-                        "headers": {"ETag": {"schema": STR}},
+                        "headers": {"ETag": {"required": True, "schema": STR}},
                         "content": {"application/javascript": {"schema": STR}}},
                 "304": {"description": "Not modified."}}}},
         "/v1/webhooks/shopify/{source}": {"post": {
@@ -878,8 +878,8 @@ def _paths() -> dict[str, Schema]:
                         "properties": {"token": STR}}}}},
                 "responses": {
                     "303": {"description": "Signed in: to /, with the session cookie.",
-                            "headers": {"Set-Cookie": {"schema": STR},
-                                        "Location": {"schema": STR}}},
+                            "headers": {"Set-Cookie": {"required": True, "schema": STR},
+                                        "Location": {"required": True, "schema": STR}}},
                     "401": _html("Not the admin token: the form again.")}}},
         "/logout": {"post": {
             "tags": ["diagnostics"], "operationId": "logout", "summary": "Sign out",
