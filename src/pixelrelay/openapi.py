@@ -19,12 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pixelrelay import __version__
+from pixelrelay.diagnostics import endpoints as diagnostics_endpoints
 from pixelrelay.diagnostics import report
 from pixelrelay.model import Channel, ConsentState, DeliveryState, Source
 from pixelrelay.pipeline import extras, parse, readers, user
 from pixelrelay.pipeline import properties as props
 from pixelrelay.pipeline.enrich import MAX_TOKEN_LEN, TOKEN_KINDS
-from pixelrelay.sources import api, browser, tiktok_compat
+from pixelrelay.sources import api, browser, credential_guard, tiktok_compat
 from pixelrelay.sources.browser_rules import CONSENT_SOURCES, SESSION_COOKIE, TTCLID_COOKIE
 from pixelrelay.sources.http import MAX_BODY_BYTES
 
@@ -36,6 +37,7 @@ TIKTOK_CODES = {0: "OK; `data.warnings` names any field that was dropped",
                 40002: "the request is refused whole; `message` names `data.<i>.<field>`",
                 40104: "no Access-Token header",
                 40105: "the Access-Token is not a server source key",
+                40100: "too many failed Access-Tokens from this address (HTTP 429)",
                 50000: "the store could not commit; retry later"}
 _NUMBER_TEXT = r"^\s*\+?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*$"
 _ISO_TIME = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}(?::[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?)?"
@@ -667,6 +669,14 @@ def _html(description: str) -> Schema:
     return {"description": description, "content": {HTML_TYPE: {"schema": STR}}}
 
 
+GUESSING = (f"too many failed credentials of this kind from this address (a burst of "
+            f"{credential_guard.BURST}, then one every {credential_guard.REFILL_S:g} s); a "
+            "client presenting a valid credential is never limited")
+RETRY_AFTER: Schema = {"headers": {"Retry-After": {
+    "description": "Seconds to wait.", "required": True,
+    "schema": {"type": "integer", "minimum": 1}}}}
+
+
 def _shared_responses() -> dict[str, Schema]:
     return {
         "Unauthorized": _problem("The key or token is missing or wrong.", "unauthorized"),
@@ -674,12 +684,16 @@ def _shared_responses() -> dict[str, Schema]:
         "OriginForbidden": _problem("The Origin is not in the browser source's "
                                     "allowed_origins.", "forbidden"),
         "TooLarge": _problem("The body is larger than the endpoint takes.", "too_large"),
-        "RateLimited": _problem("Over the source's rate_limit (events per second).",
-                                "rate_limited") | {"headers": {"Retry-After": {
-                                    "description": "Seconds to wait.", "required": True,
-                                    "schema": {"type": "integer", "minimum": 1}}}},
+        "RateLimited": _problem("Over the source's rate_limit (events per second), or "
+                                f"{GUESSING}.", "rate_limited") | RETRY_AFTER,
+        "CredentialLimited": _problem(GUESSING[0].upper() + GUESSING[1:] + ".",
+                                      "rate_limited") | RETRY_AFTER,
+        "BodyTimeout": _problem("The body did not arrive within server.body_timeout_s.",
+                                "request_timeout"),
         "Unavailable": _problem("The store could not commit; nothing was kept; retry.",
                                 "unavailable"),
+        "SessionUnavailable": _problem("A session cookie was sent and the store could not "
+                                       "read it; retry.", "unavailable"),
     }
 
 
@@ -719,8 +733,8 @@ def _paths() -> dict[str, Schema]:
                 "400": _problem("Not JSON, or not an event or {events: [...]} (the reason "
                                 "says which).", "malformed_json", "malformed_envelope"),
                 "401": shared("Unauthorized"), "403": shared("OriginForbidden"),
-                "413": shared("TooLarge"), "429": shared("RateLimited"),
-                "503": shared("Unavailable")}}},
+                "408": shared("BodyTimeout"), "413": shared("TooLarge"),
+                "429": shared("RateLimited"), "503": shared("Unavailable")}}},
         "/open_api/v1.3/event/track/": {"post": {
             "tags": ["events"], "operationId": "tiktokTrack",
             "summary": "Drop-in for TikTok's Events API 2.0 (SPEC 3.4)",
@@ -729,7 +743,11 @@ def _paths() -> dict[str, Schema]:
                            "event refuses the request (40002) and nothing is queued.",
             "security": [{"accessToken": []}],
             "requestBody": _body(ref("TikTokTrackRequest")),
-            "responses": {"200": _json(ref("TikTokAnswer"), "TikTok's answer; see `code`.")}}},
+            "responses": {
+                "200": _json(ref("TikTokAnswer"), "TikTok's answer; see `code`."),
+                "408": shared("BodyTimeout"),
+                "429": _json(ref("TikTokAnswer"), f"Code 40100: {GUESSING}.",
+                             RETRY_AFTER["headers"])}}},
         "/v1/collect": {
             "post": {
                 "tags": ["browser"], "operationId": "collect",
@@ -751,8 +769,8 @@ def _paths() -> dict[str, Schema]:
                     "400": _problem("Not JSON, not an object, or a malformed `link`.",
                                     "malformed_json", "malformed_envelope", "malformed_link"),
                     "401": shared("Unauthorized"), "403": shared("OriginForbidden"),
-                    "413": shared("TooLarge"), "429": shared("RateLimited"),
-                    "503": shared("Unavailable")}},
+                    "408": shared("BodyTimeout"), "413": shared("TooLarge"),
+                    "429": shared("RateLimited"), "503": shared("Unavailable")}},
             "options": {
                 "tags": ["browser"], "operationId": "collectPreflight",
                 "summary": "CORS preflight (for a key sent in X-Pixelrelay-Key)",
@@ -798,9 +816,10 @@ def _paths() -> dict[str, Schema]:
                 "401": _problem("X-Shopify-Hmac-Sha256 is missing or does not match.",
                                 "unauthorized"),
                 "404": _problem("No Shopify source of that name.", "not_found"),
-                "413": shared("TooLarge"),
+                "408": shared("BodyTimeout"), "413": shared("TooLarge"),
                 "422": _json(ref("ShopifyRejected"), "The mapped event was refused (Shopify "
                                                      "will redeliver)."),
+                "429": shared("CredentialLimited"),
                 "500": _problem("A topic admitted without a mapping (a defect).", "internal"),
                 "503": shared("Unavailable")}}},
         "/v1/deliveries": {"get": {
@@ -814,7 +833,8 @@ def _paths() -> dict[str, Schema]:
                 "200": _json(ref("DeliveryLog"), "Per destination: state, attempts and "
                                                  "TikTok's last answer."),
                 "400": _problem("Neither event_id nor order_id.", "bad_request"),
-                "401": shared("Unauthorized"), "403": shared("AdminForbidden")}}},
+                "401": shared("Unauthorized"), "403": shared("AdminForbidden"),
+                "429": shared("CredentialLimited")}}},
         "/v1/destinations/{name}/resume": {"post": {
             "tags": ["admin"], "operationId": "resume",
             "summary": "Resume a destination paused by a token or permission error",
@@ -823,7 +843,8 @@ def _paths() -> dict[str, Schema]:
             "responses": {
                 "200": _json(ref("Resumed"), "Its worker resumes delivering."),
                 "401": shared("Unauthorized"), "403": shared("AdminForbidden"),
-                "404": _problem("No destination of that name.", "not_found")}}},
+                "404": _problem("No destination of that name.", "not_found"),
+                "429": shared("CredentialLimited")}}},
         "/v1/diagnostics": {"get": {
             "tags": ["diagnostics"], "operationId": "diagnostics",
             "summary": "The diagnostics page's data as JSON", "security": ADMIN,
@@ -831,7 +852,8 @@ def _paths() -> dict[str, Schema]:
             "responses": {
                 "200": _json(ref("Diagnostics"), "The report."),
                 "400": _problem("An unknown window.", "bad_request"),
-                "401": shared("Unauthorized"), "403": shared("AdminForbidden")}}},
+                "401": shared("Unauthorized"), "403": shared("AdminForbidden"),
+                "429": shared("CredentialLimited"), "503": shared("SessionUnavailable")}}},
         "/v1/events/{event_id}/trace": {"get": {
             "tags": ["diagnostics"], "operationId": "trace",
             "summary": "One event's journey: the stored copy, each destination's payload "
@@ -846,7 +868,8 @@ def _paths() -> dict[str, Schema]:
                     **shared_content("Unauthorized"), HTML_TYPE: {"schema": STR}}},
                 "403": shared("AdminForbidden"),
                 "404": {"description": "No delivery of this event_id is known.", "content": {
-                    **_problem("", "not_found")["content"], HTML_TYPE: {"schema": STR}}}}}},
+                    **_problem("", "not_found")["content"], HTML_TYPE: {"schema": STR}}},
+                "429": shared("CredentialLimited"), "503": shared("SessionUnavailable")}}},
         "/metrics": {"get": {
             "tags": ["operations"], "operationId": "metrics",
             "summary": "Prometheus exposition (pixelrelay_*); no auth, no event data",
@@ -864,7 +887,9 @@ def _paths() -> dict[str, Schema]:
             "parameters": [_param("window", "query", "The time window.", window),
                            _param("q", "query", "Search: event_id, order id...")],
             "responses": {"200": _html("The page."),
-                          "401": _html("The sign-in form.")}}},
+                          "401": _html("The sign-in form."),
+                          "429": shared("CredentialLimited"),
+                          "503": shared("SessionUnavailable")}}},
         "/login": {
             "get": {"tags": ["diagnostics"], "operationId": "loginForm",
                     "summary": "The sign-in form",
@@ -880,11 +905,20 @@ def _paths() -> dict[str, Schema]:
                     "303": {"description": "Signed in: to /, with the session cookie.",
                             "headers": {"Set-Cookie": {"required": True, "schema": STR},
                                         "Location": {"required": True, "schema": STR}}},
-                    "401": _html("Not the admin token: the form again.")}}},
+                    "401": _html("Not the admin token: the form again."),
+                    "408": shared("BodyTimeout"),
+                    "413": _html(f"The form is larger than "
+                                 f"{diagnostics_endpoints.MAX_LOGIN_BYTES} bytes."),
+                    "429": shared("CredentialLimited"),
+                    "503": _html("The store could not open the session; try again.")}}},
         "/logout": {"post": {
             "tags": ["diagnostics"], "operationId": "logout", "summary": "Sign out",
-            "responses": {"303": {"description": "To /, the session cookie deleted.",
-                                  "headers": {"Location": {"schema": STR}}}}}},
+            "responses": {"303": {"description": "To /, the session ended in the store (for "
+                                                 "every process) and its cookie deleted.",
+                                  "headers": {"Location": {"required": True,
+                                                           "schema": STR}}},
+                          "503": _problem("The store could not end the session.",
+                                          "unavailable")}}},
     }
 
 
@@ -909,9 +943,10 @@ def _security_schemes() -> dict[str, Schema]:
                         "description": "Authorization: Bearer <server.admin_token>."},
         "adminHeader": {"type": "apiKey", "in": "header", "name": "X-Admin-Token",
                         "description": "server.admin_token."},
-        "adminSession": {"type": "apiKey", "in": "cookie", "name": "pixelrelay_session",
-                         "description": "The session POST /login sets (HttpOnly, "
-                                        "SameSite=Strict, 12 h)."},
+        "adminSession": {"type": "apiKey", "in": "cookie", "name": diagnostics_endpoints.COOKIE,
+                         "description": "The session POST /login opens (HttpOnly, "
+                                        "SameSite=Strict, 12 h; kept in the database, so "
+                                        "/logout or a new admin token ends it)."},
         "shopifyHmac": {"type": "apiKey", "in": "header", "name": "X-Shopify-Hmac-Sha256",
                         "description": "base64 HMAC-SHA256 of the raw body with the "
                                        "source's secret."},
