@@ -70,7 +70,7 @@ REQUEST_LATENCY = Histogram(
 # Label values of REQUEST_LATENCY: fixed routes only, so a scan of random URLs cannot grow it.
 _PATHS = frozenset({"/", "/login", "/logout", "/healthz", "/metrics", "/v1/events",
                     "/v1/diagnostics", "/v1/deliveries", "/v1/collect", "/tag.js",
-                    "/open_api/v1.3/event/track/"})
+                    "/open_api/v1.3/event/track/", "/openapi.json"})
 _PREFIXES = (("/v1/webhooks/shopify/", "/v1/webhooks/shopify/{source}"),
              ("/v1/destinations/", "/v1/destinations/{name}/resume"),
              ("/v1/events/", "/v1/events/{event_id}/trace"),

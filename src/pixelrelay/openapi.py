@@ -68,12 +68,12 @@ def any_case(words: Iterable[str]) -> str:
 
 
 def text(cap: int, description: str, *, cut: bool = False) -> Schema:
-    """An optional string (null is absent); longer than `cap` is refused, or cut when `cut`.
-    Other blank values ([] and {}) are refused here: the field must be a string."""
+    """An optional string (blank is absent); longer than `cap` is refused, or cut when `cut`."""
     if cut:
-        return {"type": ["string", "null"],
-                "description": f"{description} Longer values are cut to {cap} characters."}
-    return {"type": ["string", "null"], "maxLength": cap, "description": description}
+        return or_blank({"type": ["string", "null"],
+                         "description": f"{description} Longer values are cut to {cap} "
+                                        "characters."})
+    return or_blank({"type": ["string", "null"], "maxLength": cap, "description": description})
 
 
 def ident(cap: int, description: str) -> Schema:
@@ -82,7 +82,7 @@ def ident(cap: int, description: str) -> Schema:
 
 
 def flag(description: str) -> Schema:
-    return {"type": ["boolean", "null"], "description": description}
+    return or_blank({"type": ["boolean", "null"], "description": description})
 
 
 def closed(properties: dict[str, Schema], required: Iterable[str] = (), *,

@@ -374,7 +374,10 @@ def event_cases(t: int) -> list[tuple[str, dict[str, Any], bool]]:
         ("eleven emails", {"event": "A", "user": {
             "email": [f"u{i}@example.com" for i in range(11)]}}, False),
         ("an invalid IP", {"event": "A", "user": {"ip": "999.1.1.1"}}, False),
-        ("an empty list for a string field", {"event": "A", "user": {"ttclid": []}}, False),
+        ("an empty list for a string field", {"event": "A", "user": {"ttclid": []}}, True),
+        ("a blank boolean", {"event": "A", "limited_data_use": ""}, True),
+        ("a list of strings for a string field", {"event": "A", "user": {"ttp": ["x"]}},
+         False),
         ("an unknown att_status", {"event": "A", "user": {"att_status": "maybe"}}, False),
         ("a page url that is a number", {"event": "A", "page": {"url": 5}}, False),
         ("properties as a string", {"event": "A", "properties": "x"}, False),
@@ -404,7 +407,7 @@ def event_cases(t: int) -> list[tuple[str, dict[str, Any], bool]]:
         ("limited_data_use as a string", {"event": "A", "limited_data_use": "true"}, False),
         ("a test_event_code over 64 characters", {"event": "A", "test_event_code": "T" * 65},
          False),
-        ("an empty list as test_event_code", {"event": "A", "test_event_code": []}, False),
+        ("an empty list as test_event_code", {"event": "A", "test_event_code": []}, True),
         ("a session_id that is a number", {"event": "A", "session_id": 5}, False),
     ]
 

@@ -339,3 +339,19 @@ def test_type_names_in_messages() -> None:
 def test_blank_content_ids_are_skipped() -> None:
     props = ok({"event": "ViewContent", "properties": {"content_ids": ["", "7"]}}).properties
     assert props == {"content_ids": ["7"]}
+
+
+def test_every_blank_form_is_absent_for_every_optional_field() -> None:
+    e = ok({"event": "Lead", "event_id": [], "timestamp": "", "source": {}, "session_id": [],
+            "user": {"ttclid": [], "ip": {}, "first_name": "", "email": []},
+            "page": {"url": []}, "limited_data_use": "", "test_event_code": [],
+            "lead": {}, "ad": {"is_retargeting": ""}, "properties": {"num_items": ""}},
+           new_id=lambda: "n1")
+    assert (e.event_id, e.event_time, e.session_id, e.limited_data_use, e.test_event_code,
+            e.ad, e.lead) == ("n1", int(NOW), None, None, None, None, None)
+    assert e.user == User() and e.page.url is None and e.properties == {}
+
+
+def test_digits_other_than_ascii_are_not_counts() -> None:
+    assert problems({"event": "Lead", "properties": {"num_items": "²"}}) == {
+        "properties.num_items": "must be a non-negative integer"}

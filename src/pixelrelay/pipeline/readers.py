@@ -59,8 +59,9 @@ def unknown_keys(obj: dict[Any, Any], prefix: str, known: frozenset[str],
 
 
 def opt_str(v: object, path: str, cap: int, p: list[Problem], truncate: bool = False) -> str | None:
-    """An optional string: null/blank is absent; over-long ones are cut or refused."""
-    if v is None:
+    """An optional string: null/blank ("", [], {}) is absent; over-long ones are cut or
+    refused."""
+    if v is None or (isinstance(v, list | dict) and not v):
         return None
     if not isinstance(v, str):
         p.append(Problem(path, f"must be a string, got {json_type(v)}"))
@@ -89,7 +90,9 @@ def text(v: object, path: str, p: list[Problem], cap: int = 1000) -> str | None:
 
 
 def boolean(v: object, path: str, p: list[Problem]) -> bool | None:
-    if v is None or isinstance(v, bool):
+    if is_blank(v):
+        return None
+    if isinstance(v, bool):
         return v
     p.append(Problem(path, f"must be true or false, got {json_type(v)}"))
     return None
@@ -118,7 +121,8 @@ MAX_COUNT = 2**53  # larger counts are no real quantity, and would not survive J
 def count(v: object, path: str, p: list[Problem]) -> int | None:
     if isinstance(v, float) and v.is_integer():
         v = int(v)
-    if isinstance(v, str) and v.strip().isdigit() and len(v.strip()) <= 16:
+    if isinstance(v, str) and v.strip().isascii() and v.strip().isdigit() and len(
+            v.strip()) <= 16:
         v = int(v.strip())
     if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_COUNT:
         p.append(Problem(path, "must be a non-negative integer"))
