@@ -149,9 +149,14 @@ class Store(Protocol):
         """
         ...
 
-    async def claim(self, destination: str, limit: int, now: float,
-                    lease_s: float) -> list[Claimed]:
-        """Lease up to `limit` due pending deliveries of one destination, oldest first."""
+    async def claim(self, destination: str, limit: int, now: float, lease_s: float,
+                    retry_before: float | None = None) -> list[Claimed]:
+        """Lease up to `limit` due pending deliveries of one destination, oldest first, all of
+        one batch_key: the key of the oldest due row.
+
+        `retry_before` (the destination came back from an outage): rows waiting on a retry
+        scheduled before it count as due now, so the backlog drains at once in full batches.
+        """
         ...
 
     async def finish(self, results: Sequence[Finished], attempt: AttemptRecord | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import queue
 import sqlite3
 import threading
@@ -44,6 +45,7 @@ MIGRATIONS = (  # append only; index + 1 = schema version
     "sqlite_007_session_consent.sql",
     "sqlite_008_rejection_samples.sql",
     "sqlite_005_admin_sessions.sql",
+    "sqlite_004_retry.sql",  # numbered when planned; appended, as the position is the version
 )
 MAX_GROUP = 512  # calls per transaction: bounds the latency one commit adds to the first caller
 _FINISH_PARAMS = ("token", "state", "next_attempt_at", "http_status", "code", "message",
@@ -227,11 +229,13 @@ class SQLiteStore:
         prepared = [_prepare(item) for item in batch]
         return await self._write(lambda conn: _insert(conn, prepared, now))
 
-    async def claim(self, destination: str, limit: int, now: float,
-                    lease_s: float) -> list[Claimed]:
+    async def claim(self, destination: str, limit: int, now: float, lease_s: float,
+                    retry_before: float | None = None) -> list[Claimed]:
         token = uuid.uuid4().hex
         params = {"token": token, "lease_expires_at": now + lease_s, "now": now,
-                  "destination": destination, "limit": limit}
+                  "destination": destination, "limit": limit,
+                  "due_by": now if retry_before is None else math.inf,
+                  "retry_before": now if retry_before is None else retry_before}
         rows = await self._write(lambda conn: conn.execute(Q["claim"], params).fetchall())
         # RETURNING does not promise the subquery's order; restore "oldest first".
         rows.sort(key=lambda r: (r[7], r[0]))

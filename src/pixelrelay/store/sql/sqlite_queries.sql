@@ -44,14 +44,28 @@ UPDATE deliveries
  WHERE id = :id AND state = 'pending'
 
 -- name: claim
+-- One request's worth of one batch_key: the key of the oldest due row, topped up with the other
+-- due rows of that key, so a request never goes out half-empty while due rows of its key wait.
+-- Due: next_attempt_at has come, or (while a destination drains the backlog of an outage) the
+-- row waits on a retry (it was attempted: a held row never was) scheduled before
+-- :retry_before; :due_by bounds the index range (:now, or +inf while draining).
 UPDATE deliveries
    SET state = 'in_flight', lease_token = :token, lease_expires_at = :lease_expires_at,
        updated_at = :now
- WHERE id IN (SELECT id FROM deliveries
-               WHERE destination = :destination AND state = 'pending'
-                 AND next_attempt_at <= :now
-               ORDER BY next_attempt_at, id
-               LIMIT :limit)
+ WHERE id IN (
+       SELECT id FROM deliveries
+        WHERE destination = :destination AND state = 'pending'
+          AND batch_key = (SELECT batch_key FROM deliveries
+                            WHERE destination = :destination AND state = 'pending'
+                              AND next_attempt_at <= :due_by
+                              AND (next_attempt_at <= :now
+                                   OR (attempts > 0 AND updated_at < :retry_before))
+                            ORDER BY next_attempt_at, id
+                            LIMIT 1)
+          AND next_attempt_at <= :due_by
+          AND (next_attempt_at <= :now OR (attempts > 0 AND updated_at < :retry_before))
+        ORDER BY next_attempt_at, id
+        LIMIT :limit)
 RETURNING id, event_id, dest_event, batch_key, payload, attempts, created_at, next_attempt_at
 
 -- name: finish_attempt
