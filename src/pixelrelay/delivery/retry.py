@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 
 from pixelrelay.config import DeliverySettings
 
@@ -12,12 +13,24 @@ MAX_EXPONENT = 62  # 2**62 seconds is far past any cap; keeps the float finite
 def backoff(attempts: int, base_s: float, cap_s: float, rng: random.Random) -> float:
     """Seconds to wait after `attempts` failed attempts: uniform in [0, min(cap, base * 2^(n-1))].
 
-    Full jitter spreads the retries of a whole failed batch (and of many destinations hit by
+    Full jitter spreads the retries of many failed requests (and of many destinations hit by
     the same outage) over the window instead of sending them again in lockstep.
     """
     exponent = min(max(attempts - 1, 0), MAX_EXPONENT)
     ceiling = min(cap_s, base_s * 2.0**exponent)
     return rng.uniform(0.0, ceiling)
+
+
+def request_backoff(attempts_before: Iterable[int], settings: DeliverySettings,
+                    rng: random.Random) -> float:
+    """One draw for a whole failed request, shared by its events.
+
+    They come due together and are claimed together again, so the batch stays a batch; the
+    jitter spreads requests, not the events of one. The event that has failed most sets the
+    exponent: a request is as suspect as its most-failed member.
+    """
+    attempts = max(attempts_before, default=0) + 1
+    return backoff(attempts, settings.retry_base_s, settings.retry_cap_s, rng)
 
 
 def give_up_reason(attempts: int, created_at: float, now: float,
@@ -28,3 +41,48 @@ def give_up_reason(attempts: int, created_at: float, now: float,
     if now - created_at >= settings.max_age_hours * 3600.0:
         return "expired"
     return None
+
+
+class OutageWatch:
+    """Tells a destination coming back from an outage apart from the successes that punctuate
+    random failures, and holds the drain that follows.
+
+    An outage is a run of retryable failures with no success for at least `min_s` (the first
+    backoff window: by then a merely unlucky request would have been retried). Only the success
+    that ends one lets the retries scheduled before it go at once; under a 30-50 % random
+    failure rate successes keep coming, so backoffs stay in force and no storm starts. Times of
+    failures and successes are when the request was sent, so a slow failure cannot outlive a
+    later success. The drain lasts `drain_s` (retry_cap_s: by then every such retry is due).
+    """
+
+    def __init__(self, min_s: float, drain_s: float) -> None:
+        self.min_s = min_s
+        self.drain_s = drain_s
+        self._up_at = float("-inf")  # when the latest successful request was sent
+        self._down_since: float | None = None  # the first failure sent after it
+        self._recovered_at: float | None = None
+
+    def failed(self, sent_at: float) -> None:
+        if sent_at > self._up_at and (self._down_since is None or sent_at < self._down_since):
+            self._down_since = sent_at
+
+    def succeeded(self, sent_at: float, now: float) -> float | None:
+        """Seconds the destination was down if this success ends an outage (the drain starts
+        `now`), else None."""
+        if sent_at <= self._up_at:  # an older request answered late; a newer one already did
+            return None
+        self._up_at = sent_at
+        down = self._down_since
+        if down is None or down > sent_at:  # no failure before it (or only ones sent after it)
+            return None
+        self._down_since = None
+        if sent_at - down < self.min_s:
+            return None
+        self._recovered_at = now
+        return sent_at - down
+
+    def drain_before(self, now: float) -> float | None:
+        """While draining: retries scheduled before this time are due now."""
+        if self._recovered_at is None or now >= self._recovered_at + self.drain_s:
+            return None
+        return self._recovered_at

@@ -11,7 +11,7 @@ from pixelrelay import metrics
 from pixelrelay.clock import Clock
 from pixelrelay.config import DeliverySettings
 from pixelrelay.delivery.planner import Batch, plan, split
-from pixelrelay.delivery.retry import backoff, give_up_reason
+from pixelrelay.delivery.retry import OutageWatch, give_up_reason, request_backoff
 from pixelrelay.delivery.sender import Sender
 from pixelrelay.delivery.throttle import TokenBucket
 from pixelrelay.destinations.base import Destination, HttpResponse, Outcome, OutcomeKind
@@ -48,6 +48,8 @@ class DeliveryWorker:
         self._resume_requested = False
         self._last_expire = float("-inf")
         self._last_reap = float("-inf")
+        self._outage = OutageWatch(settings.retry_base_s, settings.retry_cap_s)
+        self._go_again = False  # a drain just started: cycle again without idling
 
     @property
     def name(self) -> str:
@@ -75,8 +77,9 @@ class DeliveryWorker:
         while not stop.is_set():
             try:
                 # After a full cycle a backlog waits: go again at once, else sleep till due.
-                if await self.run_once() < self.destination.batch_size:
+                if await self.run_once() < self.destination.batch_size and not self._go_again:
                     await self._idle(stop)
+                self._go_again = False
             except Exception:  # a store hiccup must not end delivery; the leases expire safely
                 log.exception("delivery cycle of %s failed", self.name)
                 await _wait_any([stop], IDLE_POLL_S)
@@ -98,17 +101,20 @@ class DeliveryWorker:
         if await self._check_paused():
             return 0
         size = self.destination.batch_size
+        drain_before = self._outage.drain_before(now)
         sending: list[asyncio.Task[None]] = []
         processed = 0
         try:
             for _ in range(PARALLEL_REQUESTS):
-                # Each claim runs while the previous batch is already on the wire.
-                claimed = await self.store.claim(self.name, size, now, self.settings.lease_s)
+                # Each claim runs while the previous batch is already on the wire. A claim
+                # holds one batch_key; a short one only means that key has no more due rows.
+                claimed = await self.store.claim(self.name, size, now, self.settings.lease_s,
+                                                 retry_before=drain_before)
+                if not claimed:
+                    break
                 processed += len(claimed)
                 live = await self._drop_given_up(claimed, now)
                 sending += [asyncio.create_task(self._deliver(b)) for b in plan(live, size)]
-                if len(claimed) < size:
-                    break
         finally:
             await asyncio.gather(*sending)
         return processed
@@ -168,6 +174,7 @@ class DeliveryWorker:
         await self.throttle.acquire()
         request = self.destination.build_request(batch.batch_key,
                                                  [c.payload for c in batch.items])
+        sent_at = self.clock.now()
         response = await self.sender.send(request)
         outcome = self.destination.classify(response)
         now = self.clock.now()
@@ -192,13 +199,29 @@ class DeliveryWorker:
             await asyncio.gather(*(self._deliver(half) for half in split(batch)))
             return
 
-        results = [self._result(c, outcome, response.status, message, now)
+        retry_at = now
+        if outcome.kind is OutcomeKind.RETRY:
+            # One draw per request: its events come due together and travel together again.
+            retry_at += request_backoff((c.attempts for c in batch.items), self.settings,
+                                        self.rng)
+        results = [self._result(c, outcome, response.status, message, now, retry_at)
                    for c in batch.items]
         await self.store.finish(results, attempt, now)
         metrics.record_results(self.name, batch.items, results, now)
+        if outcome.kind is OutcomeKind.RETRY:
+            self._outage.failed(sent_at)
+        elif outcome.kind is OutcomeKind.DELIVERED:
+            down_s = self._outage.succeeded(sent_at, now)
+            if down_s is not None:
+                # What waits on a retry scheduled before now goes at once, in full batches,
+                # instead of trickling in over the backoff window; later retries keep their
+                # backoff, and every request still waits for the throttle.
+                self._go_again = True
+                log.info("destination %s answers again after %.1f s of failures: sending "
+                         "its backlog now", self.name, down_s)
 
     def _result(self, c: Claimed, outcome: Outcome, status: int | None, message: str | None,
-                now: float) -> Finished:
+                now: float, retry_at: float) -> Finished:
         base = Finished(c.delivery_id, c.lease_token, DeliveryState.DEAD, http_status=status,
                         code=outcome.code, message=message, request_id=outcome.request_id)
         if outcome.kind is OutcomeKind.DELIVERED:
@@ -209,9 +232,7 @@ class DeliveryWorker:
         reason = give_up_reason(attempts, c.created_at, now, self.settings)
         if reason is not None:
             return replace(base, dead_reason=reason)
-        delay = backoff(attempts, self.settings.retry_base_s, self.settings.retry_cap_s,
-                        self.rng)
-        return replace(base, state=DeliveryState.PENDING, next_attempt_at=now + delay)
+        return replace(base, state=DeliveryState.PENDING, next_attempt_at=retry_at)
 
     async def _requeue(self, batch: Batch, note: str) -> None:
         """Back to pending, due now, without spending an attempt (no status, no code)."""
