@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -57,6 +58,13 @@ class FakeTikTok:
         return Outcome(kind, body["code"], body["message"], body["request_id"])
 
 
+class Ceiling(random.Random):
+    """Backoff draws at the top of their window, so waits are known exactly."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
 def tiktok(code: int = 0, message: str = "OK", status: int = 200) -> httpx.Response:
     return httpx.Response(status, json={"code": code, "message": message,
                                         "request_id": f"req-{code}"})
@@ -86,19 +94,30 @@ class Rig:
     db: Path
 
     def worker(self, settings: DeliverySettings = SETTINGS, batch_size: int = 10,
-               token: Secret = TOKEN) -> DeliveryWorker:
+               token: Secret = TOKEN, rng: random.Random | None = None) -> DeliveryWorker:
         return DeliveryWorker(self.store, FakeTikTok(batch_size, token), self.sender, settings,
-                              self.clock, token.fingerprint(), rng=random.Random(1))
+                              self.clock, token.fingerprint(), rng=rng or random.Random(1))
 
-    async def add(self, *event_ids: str) -> None:
+    async def add(self, *event_ids: str, key: str = "web") -> None:
         dest = FakeTikTok()
         now = self.clock.now()
         events = [Event("Purchase", e, int(now)) for e in event_ids]
-        await self.store.insert([NewEvent(e, (dest.route(e, now),)) for e in events], now)
+        await self.store.insert([NewEvent(e, (replace(dest.route(e, now), batch_key=key),))
+                                 for e in events], now)
 
     async def state(self, event_id: str) -> tuple[DeliveryState, int, str | None]:
         (v,) = await self.store.deliveries(event_id)
         return v.state, v.attempts, v.dead_reason
+
+    async def due(self, event_id: str) -> float:
+        (v,) = await self.store.deliveries(event_id)
+        assert v.next_attempt_at is not None
+        return v.next_attempt_at
+
+    async def drain(self, worker: DeliveryWorker) -> None:
+        """Cycle until nothing is due, without moving the clock."""
+        while await worker.run_once():
+            pass
 
     def attempts_logged(self) -> int:
         with sqlite3.connect(self.db) as conn:
@@ -260,3 +279,117 @@ async def test_run_loop_wakes_on_notify_and_stops(rig: Rig) -> None:
     assert await rig.state("e1") == (DeliveryState.DELIVERED, 1, None)
     stop.set()
     await asyncio.wait_for(task, 5)
+
+
+# -- retries keep the batch together ----------------------------------------------------------
+
+async def test_a_failed_request_waits_as_one_and_comes_back_whole(rig: Rig) -> None:
+    answers = iter([httpx.Response(503), tiktok()])
+    rig.tiktok.answer = lambda ids: next(answers)
+    ids = [f"e{i}" for i in range(10)]
+    await rig.add(*ids)
+    worker = rig.worker()
+    await worker.run_once()
+    due = {await rig.due(e) for e in ids}
+    assert len(due) == 1  # one backoff draw for the request, not one per event
+    rig.clock.advance(due.pop() - rig.clock.now())
+    await worker.run_once()
+    assert rig.tiktok.requests == [ids, ids]
+
+
+async def test_requests_go_out_full_and_never_mix_batch_keys(rig: Rig) -> None:
+    answers = iter([httpx.Response(503)])
+    rig.tiktok.answer = lambda ids: next(answers, tiktok())
+    await rig.add("r0", "r1", "r2", "r3")
+    worker = rig.worker(rng=Ceiling())  # the retry waits 2 s
+    await worker.run_once()
+    rig.clock.advance(1.0)
+    for i in range(6):  # arrive while the retry waits, two keys interleaved
+        await rig.add(f"w{i}")
+        await rig.add(f"t{i}", key="web|test=ABC")
+    rig.clock.advance(1.0)
+    await rig.drain(worker)
+    web = ["r0", "r1", "r2", "r3", "w0", "w1", "w2", "w3", "w4", "w5"]
+    assert [sorted(r) for r in rig.tiktok.requests[1:]] == [
+        web, ["t0", "t1", "t2", "t3", "t4", "t5"]]  # the retry topped up with its key's rows
+
+
+async def test_a_success_soon_after_a_failure_leaves_the_backoff_alone(rig: Rig) -> None:
+    rig.tiktok.answer = lambda ids: httpx.Response(503) if ids[0].startswith("a") else tiktok()
+    await rig.add("a1", "a2")
+    worker = rig.worker(rng=Ceiling())  # the first retry waits retry_base_s = 2 s exactly
+    await worker.run_once()
+    rig.clock.advance(1.0)  # less than the first backoff window: a random failure, no outage
+    rig.tiktok.answer = lambda ids: tiktok()
+    await rig.add("b1")
+    await rig.drain(worker)
+    assert rig.tiktok.requests == [["a1", "a2"], ["b1"]]  # a1, a2 still wait for their retry
+    rig.clock.advance(1.0)
+    await rig.drain(worker)
+    assert rig.tiktok.requests[2:] == [["a1", "a2"]]
+
+
+async def test_after_an_outage_the_whole_backlog_goes_at_once_in_full_batches(rig: Rig) -> None:
+    up = False
+    rig.tiktok.answer = lambda ids: tiktok() if up else httpx.Response(503)
+    worker = rig.worker()  # batches of 10; backoff from 2 s, capped at 10 min
+    expected = []
+    for second in range(600):  # ten minutes down; 5 events a minute keep arriving
+        if second % 60 == 0:
+            batch = [f"m{second // 60}-{i}" for i in range(5)]
+            expected += batch
+            await rig.add(*batch)
+        await rig.drain(worker)
+        rig.clock.advance(1.0)
+    failed = len(rig.tiktok.requests)
+    assert failed > 50  # every retry of the outage failed
+    up = True
+    next_due = await rig.store.next_due("tt")
+    assert next_due is not None
+    rig.clock.advance(max(0.0, next_due - rig.clock.now()))  # the earliest retry comes due
+    await rig.drain(worker)  # no more time passes: nothing waits for its backoff
+    sent = rig.tiktok.requests[failed:]
+    assert sorted(e for request in sent for e in request) == sorted(expected)
+    assert len(sent) <= 1 + len(expected) // 10  # whatever was due, then full batches
+    assert all(len(request) == 10 for request in sent[1:-1])
+
+
+async def test_bisection_halves_that_fail_again_rejoin_full_batches(rig: Rig) -> None:
+    ids = [f"e{i}" for i in range(10)]
+    first_half = ids[:5]
+    busy = iter([True])
+
+    def answer(sent: list[str]) -> httpx.Response:
+        if "e7" in sent:
+            return tiktok(40002, "Invalid currency in e7")
+        if sent == first_half and next(busy, False):
+            return httpx.Response(503)  # this half meets a TikTok hiccup during bisection
+        return tiktok()
+
+    rig.tiktok.answer = answer
+    await rig.add(*ids)
+    worker = rig.worker()
+    await worker.run_once()
+    assert await rig.state("e7") == (DeliveryState.DEAD, 1, "rejected")
+    assert {(await rig.state(e))[0] for e in first_half} == {DeliveryState.PENDING}
+    sent = len(rig.tiktok.requests)
+    newer = [f"f{i}" for i in range(5)]
+    await rig.add(*newer)  # arrive while the half waits for its retry
+    rig.clock.advance(await rig.due("e0") - rig.clock.now())
+    await rig.drain(worker)
+    assert [sorted(r) for r in rig.tiktok.requests[sent:]] == [sorted(first_half + newer)]
+
+
+async def test_an_answer_that_never_completes_is_cut_off_and_retried(rig: Rig) -> None:
+    async def never(request: httpx.Request) -> httpx.Response:
+        await asyncio.Event().wait()  # no socket: only the whole-request deadline can end it
+        raise AssertionError("unreachable")
+
+    settings = dataclasses.replace(SETTINGS, request_timeout_s=0.2)
+    rig.sender = Sender(settings, transport=httpx.MockTransport(never))
+    await rig.add("e1")
+    await asyncio.wait_for(rig.worker(settings).run_once(), 30)
+    (view,) = await rig.store.deliveries("e1")
+    assert (view.state, view.attempts, view.last_http_status) == (DeliveryState.PENDING, 1, None)
+    assert view.last_message == "timeout: no full answer within 0.2 s"
+    await rig.sender.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -15,11 +16,16 @@ class Sender:
 
     Pass `transport` (httpx.MockTransport, httpx.ASGITransport) to send in-process in tests.
     Nothing here logs headers: they carry the Access-Token.
+
+    request_timeout_s bounds every phase (connect, each read, pool wait) and also the whole
+    request: an answer that trickles in, or a peer that never answers, is cut off either way
+    and comes back as a retryable error, holding only its own destination's worker.
     """
 
     def __init__(self, settings: DeliverySettings,
                  transport: httpx.AsyncBaseTransport | None = None,
                  max_connections: int = 64) -> None:
+        self._deadline_s = settings.request_timeout_s
         self._client = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(settings.request_timeout_s),
@@ -32,10 +38,15 @@ class Sender:
     async def send(self, req: HttpRequest) -> HttpResponse:
         start = time.perf_counter()
         try:
-            resp = await self._client.post(req.url, content=req.body, headers=req.headers)
-            body = await resp.aread()
+            async with asyncio.timeout(self._deadline_s):
+                resp = await self._client.post(req.url, content=req.body, headers=req.headers)
+                body = await resp.aread()
         except httpx.TimeoutException as exc:
             return HttpResponse(status=None, error=f"timeout: {type(exc).__name__}",
+                                latency_ms=_since(start))
+        except TimeoutError:
+            return HttpResponse(status=None,
+                                error=f"timeout: no full answer within {self._deadline_s:g} s",
                                 latency_ms=_since(start))
         except Exception as exc:  # a send must never raise into the worker
             # httpx's exception text names the URL at most; headers are never part of it.
