@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import replace
 
 from pixelrelay import metrics
 from pixelrelay.clock import Clock
@@ -222,17 +221,19 @@ class DeliveryWorker:
 
     def _result(self, c: Claimed, outcome: Outcome, status: int | None, message: str | None,
                 now: float, retry_at: float) -> Finished:
-        base = Finished(c.delivery_id, c.lease_token, DeliveryState.DEAD, http_status=status,
-                        code=outcome.code, message=message, request_id=outcome.request_id)
+        # One constructor call per row (no dataclasses.replace): a drain finishes 1,000 a request.
+        state, due, dead_reason = DeliveryState.DEAD, None, None
         if outcome.kind is OutcomeKind.DELIVERED:
-            return replace(base, state=DeliveryState.DELIVERED)
-        if outcome.kind is OutcomeKind.PERMANENT:
-            return replace(base, dead_reason="rejected")
-        attempts = c.attempts + 1
-        reason = give_up_reason(attempts, c.created_at, now, self.settings)
-        if reason is not None:
-            return replace(base, dead_reason=reason)
-        return replace(base, state=DeliveryState.PENDING, next_attempt_at=retry_at)
+            state = DeliveryState.DELIVERED
+        elif outcome.kind is OutcomeKind.PERMANENT:
+            dead_reason = "rejected"
+        else:
+            dead_reason = give_up_reason(c.attempts + 1, c.created_at, now, self.settings)
+            if dead_reason is None:
+                state, due = DeliveryState.PENDING, retry_at
+        return Finished(c.delivery_id, c.lease_token, state, next_attempt_at=due,
+                        http_status=status, code=outcome.code, message=message,
+                        request_id=outcome.request_id, dead_reason=dead_reason)
 
     async def _requeue(self, batch: Batch, note: str) -> None:
         """Back to pending, due now, without spending an attempt (no status, no code)."""

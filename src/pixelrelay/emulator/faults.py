@@ -17,6 +17,9 @@ class Faults:
     latency_ms: float = 0.0
     reject_event: str | None = None  # this event name -> 40002 naming the field
     setup_error_code: int | None = None  # e.g. 40105 / 40001: every request answers it
+    # Read each request and never answer it: a TikTok that accepts connections but hangs.
+    # Held requests are let go (503, nothing recorded) once the fault is lifted or reset.
+    hang: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,6 +50,10 @@ def _coerce(key: str, value: Any) -> Any:
         if key == "latency_ms" and number < 0:
             raise ValueError(f"{key}: must not be negative")
         return number
+    if key == "hang":
+        if type(value) is not bool:
+            raise ValueError(f"{key}: must be true or false")
+        return value
     if key == "reject_event":
         if value is not None and type(value) is not str:
             raise ValueError(f"{key}: must be a string or null")

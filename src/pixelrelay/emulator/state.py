@@ -20,6 +20,7 @@ from pixelrelay.emulator.faults import FaultDice, Faults
 
 DEDUP_WINDOW_S = 48 * 3600
 HTTP_5XX_STATUS = 503
+HANG_POLL_S = 0.05  # how soon a held request notices that the hang fault was lifted
 
 
 @dataclass(slots=True)
@@ -78,6 +79,7 @@ class Emulator:
         self._dice = FaultDice(seed)
         # Survives reset() so request ids never repeat within one process.
         self._seq = 0
+        self.hanging = 0  # requests held unanswered right now (the hang fault)
         self.requests: list[RequestLog] = []
         self.duplicates = 0
         self._events: list[dict[str, Any]] = []
@@ -146,6 +148,7 @@ class Emulator:
             "requests": len(self.requests),
             "events": self._n_events,
             "duplicates": self.duplicates,
+            "hanging": self.hanging,
             "by_code": dict(by_code),
             "by_http_status": dict(by_status),
         }
@@ -163,6 +166,12 @@ class Emulator:
         if faults.latency_ms > 0:
             await asyncio.sleep(faults.latency_ms / 1000.0)
         log = RequestLog(200, None, "", request_id, 0, 0.0, received_at)
+        if faults.hang:
+            await self._hold()
+            log.http_status, log.message = HTTP_5XX_STATUS, "injected hang, let go unanswered"
+            return self._finish(
+                log, started, TrackReply(HTTP_5XX_STATUS, b"Service Unavailable", "text/plain")
+            )
         if self._dice.roll(faults.http_5xx_rate):
             log.http_status, log.message = HTTP_5XX_STATUS, "injected HTTP 5xx"
             return self._finish(
@@ -177,6 +186,15 @@ class Emulator:
         log.code, log.message = code, message
         envelope = {"code": code, "message": message, "request_id": request_id, "data": {}}
         return self._finish(log, started, TrackReply(200, orjson.dumps(envelope)))
+
+    async def _hold(self) -> None:
+        """Never answer while the hang fault is on; polled, as tests flip it from any thread."""
+        self.hanging += 1
+        try:
+            while self.faults.hang:
+                await asyncio.sleep(HANG_POLL_S)
+        finally:
+            self.hanging -= 1
 
     def _answer(
         self,

@@ -1,0 +1,144 @@
+"""Retries keep batches whole, through the emulator's own fault injection over real HTTP.
+
+Scaled down from `python -m bench.retry_storm` (100k random-fault events, 200k queued during the
+outage, batches of 1,000) to 10,000 events in batches of 500: the same 20 batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pixelrelay.clock import Clock, FakeClock, SystemClock
+from pixelrelay.config import DeliverySettings
+from pixelrelay.delivery.sender import Sender
+from pixelrelay.delivery.worker import DeliveryWorker
+from pixelrelay.destinations import build_destination
+from pixelrelay.ingest import Ingestor
+from pixelrelay.store.sqlite import SQLiteStore
+from tests.conftest import emu_state, make_settings
+from tests.support import ServerThread, await_for
+
+BATCH = 500
+
+
+def event(i: int, now: float) -> dict[str, object]:
+    return {"event": "AddToCart", "event_id": f"r{i}", "timestamp": int(now),
+            "user": {"email": f"c{i}@example.com", "ip": "203.0.113.42",
+                     "user_agent": "Mozilla/5.0"},
+            "properties": {"value": 19.9, "currency": "EUR",
+                           "contents": [{"content_id": f"SKU-{i % 97}", "price": 19.9}]}}
+
+
+@dataclass
+class Pipe:
+    """Ingest -> SQLite -> one delivery worker -> the emulator, on a clock of the test's choice."""
+
+    store: SQLiteStore
+    ingestor: Ingestor
+    worker: DeliveryWorker
+    emu: Any
+    clock: Clock
+
+    async def add(self, first: int, count: int) -> None:
+        for start in range(first, first + count, 500):
+            chunk = [event(i, self.clock.now()) for i in range(start,
+                                                               min(first + count, start + 500))]
+            result = await self.ingestor.accept(chunk)
+            assert result.accepted == len(chunk), result.rejected[:1]
+
+    async def drain(self) -> None:
+        """Cycle until nothing is due, without moving the clock."""
+        while await self.worker.run_once():
+            pass
+
+    def assert_each_event_arrived_once(self, n: int) -> None:
+        ids = [e["event_id"] for e in self.emu.events]
+        assert len(ids) == n and set(ids) == {f"r{i}" for i in range(n)}
+        assert self.emu.duplicates == 0  # nothing was sent again after TikTok had taken it
+
+
+PipeFactory = Callable[[DeliverySettings, Clock], Awaitable[Pipe]]
+
+
+@pytest.fixture
+async def make_pipe(tmp_path: Path, emulator: ServerThread) -> AsyncIterator[PipeFactory]:
+    opened: list[tuple[SQLiteStore, Sender]] = []
+
+    async def make(delivery: DeliverySettings, clock: Clock) -> Pipe:
+        settings = make_settings(tmp_path / "r.db", emulator.url, delivery=delivery,
+                                 batch_size=BATCH)
+        store = SQLiteStore(str(tmp_path / "r.db"))
+        await store.open()
+        sender = Sender(delivery)
+        opened.append((store, sender))
+        destination = build_destination(settings.destinations[0])
+        worker = DeliveryWorker(store, destination, sender, delivery, clock,
+                                settings.destinations[0].access_token.fingerprint())
+        return Pipe(store, Ingestor(settings, store, [destination], clock), worker,
+                    emu_state(emulator), clock)
+
+    yield make
+    for store, sender in opened:
+        await sender.close()
+        await store.close()
+
+
+# Each request fails with 5xx, 40100 or 50000 at 15 % each: 1 - 0.85^3 = 38.6 % in all.
+RANDOM_FAULTS = {"http_5xx_rate": 0.15, "code_40100_rate": 0.15, "code_50000_rate": 0.15}
+FAILURE_RATE = 1 - 0.85**3
+
+
+async def test_random_failures_cost_about_n_over_batch_over_success_rate(
+        make_pipe: PipeFactory) -> None:
+    n = 10_000
+    # Production backoff scaled down 40x (2 s -> 0.05 s, 10 min -> 15 s) so the suite is quick.
+    delivery = DeliverySettings(flush_interval_s=0.02, retry_base_s=0.05, retry_cap_s=15.0,
+                                max_attempts=50, request_timeout_s=10.0, max_qps=1000.0)
+    pipe = await make_pipe(delivery, SystemClock())
+    await pipe.add(0, n)  # queued before delivery starts: the batches are full from the start
+    pipe.emu.faults.update(RANDOM_FAULTS)
+    stop = asyncio.Event()
+    task = asyncio.create_task(pipe.worker.run(stop))
+    try:
+        await await_for(lambda: pipe.emu.stats()["events"] >= n, timeout=120)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    requests = pipe.emu.requests
+    ideal = n / BATCH / (1 - FAILURE_RATE)  # 32.6 requests
+    assert len(requests) <= 1.5 * ideal, [r.n_events for r in requests]
+    assert sum(r.code != 0 for r in requests) >= 5  # the faults really happened
+    pipe.assert_each_event_arrived_once(n)
+
+
+async def test_an_outage_backlog_drains_in_full_batches_at_once(make_pipe: PipeFactory) -> None:
+    """Ten minutes of HTTP 503 on a fake clock (production backoff: 2 s doubling to 10 min),
+    10,000 events arriving meanwhile; then TikTok is back."""
+    n, step_s = 10_000, 10.0
+    clock = FakeClock(time.time())
+    pipe = await make_pipe(DeliverySettings(flush_interval_s=0.0, max_qps=1000.0), clock)
+    pipe.emu.faults.update({"http_5xx_rate": 1.0})
+    steps = int(600 / step_s)
+    for step in range(steps):
+        first = step * n // steps
+        await pipe.add(first, (step + 1) * n // steps - first)
+        await pipe.drain()
+        clock.advance(step_s)
+    failed = len(pipe.emu.requests)
+    assert pipe.emu.stats()["events"] == 0 and failed > steps  # every attempt failed
+
+    pipe.emu.faults.update({"http_5xx_rate": 0.0})
+    next_due = await pipe.store.next_due("tiktok")
+    assert next_due is not None
+    clock.advance(max(0.0, next_due - clock.now()))  # the earliest retry comes due
+    await pipe.drain()  # the clock stands still: nothing may wait for its backoff
+    drained = pipe.emu.requests[failed:]
+    assert len(drained) <= 1.1 * n / BATCH, [r.n_events for r in drained]
+    pipe.assert_each_event_arrived_once(n)
