@@ -12,10 +12,10 @@ from pixelrelay.store.base import Finished, NewEvent, Store
 from tests.contract.test_store_contract import FACTORIES, T0
 
 
-def event(event_id: str, key: str = "web") -> NewEvent:
+def event(event_id: str, key: str = "web", not_before: float | None = None) -> NewEvent:
     return NewEvent(Event(name="Purchase", event_id=event_id, event_time=int(T0)),
                     (Route("tt", "CompletePayment", DeliveryState.PENDING, payload=b"{}",
-                           batch_key=key),))
+                           batch_key=key, not_before=not_before),))
 
 
 @pytest.fixture(params=sorted(FACTORIES))
@@ -67,6 +67,7 @@ async def test_a_retry_coming_due_is_topped_up_with_newer_rows_of_its_key(store:
 async def test_a_drain_takes_retries_scheduled_before_the_recovery_only(store: Store) -> None:
     await store.insert([event("old1"), event("old2")], T0)
     await fail(store, {"old1", "old2"}, T0, retry_at=T0 + 500)
+    await store.insert([event("held", not_before=T0 + 400)], T0 + 1)  # held, never attempted
     recovered = T0 + 100
     await store.insert([event("new")], T0 + 150)
     await fail(store, {"new"}, T0 + 150, retry_at=T0 + 160)  # failed after the recovery
@@ -74,3 +75,4 @@ async def test_a_drain_takes_retries_scheduled_before_the_recovery_only(store: S
     assert await ids(store, 10, T0 + 155, retry_before=recovered) == ["old1", "old2"]
     assert await ids(store, 10, T0 + 155, retry_before=recovered) == []  # keeps its backoff
     assert await ids(store, 10, T0 + 160) == ["new"]
+    assert await ids(store, 10, T0 + 400) == ["held"]  # its hold ends when it said
