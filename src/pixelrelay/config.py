@@ -116,7 +116,9 @@ class DeliverySettings:
     flush_interval_s: float = 0.2  # wait this long for a batch to fill
     retry_base_s: float = 2.0
     retry_cap_s: float = 600.0
-    max_attempts: int = 15
+    # Retries stop at max_age_hours (TikTok's dedup window); this bound only catches a loop.
+    # At the 10-min cap, 300 attempts outlast 48 h, so a long outage never kills events.
+    max_attempts: int = 300
     max_age_hours: float = 48.0  # TikTok deduplicates for 48 h; never retry beyond it
     request_timeout_s: float = 30.0
     lease_s: float = 120.0
