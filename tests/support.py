@@ -59,3 +59,13 @@ async def await_for(condition: Callable[[], bool], timeout: float = 10.0) -> Non
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def sqlite_exec(db: Any, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    """Run one statement on a SQLite file beside the store (tests only: to set up a state
+    no API reaches, or to look at what was written)."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(sql, params).fetchall()
+    return rows

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import cast
 
 import httpx
 from starlette.applications import Starlette
@@ -26,7 +25,6 @@ from pixelrelay.destinations import build_destination
 from pixelrelay.diagnostics.endpoints import Diagnostics
 from pixelrelay.ingest import Ingestor
 from pixelrelay.openapi import openapi_json
-from pixelrelay.sessions import SessionStore, SQLHooks
 from pixelrelay.sources.admin import DeliveriesEndpoint, ResumeEndpoint
 from pixelrelay.sources.api import EventsEndpoint
 from pixelrelay.sources.body_guard import BodyGuard
@@ -87,12 +85,7 @@ class Gateway:
                                    .access_token.fingerprint())
             for d in self.destinations
         }
-        cfg = settings.sessions
-        self.sessions = SessionStore(cast(SQLHooks, store), cfg.identity_window_days * 86400.0,
-                                     retention_s=86400.0 * max(cfg.ttclid_cookie_days,
-                                                               cfg.session_cookie_days))
-        self.ingestor = Ingestor(settings, store, self.destinations, clock, notify=self._notify,
-                                 sessions=self.sessions)
+        self.ingestor = Ingestor(settings, store, self.destinations, clock, notify=self._notify)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -153,7 +146,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
               methods=["POST"]),
         Route("/tag.js", TagEndpoint(settings).__call__, methods=["GET"]),
         Route("/v1/collect",
-              CollectEndpoint(gateway.ingestor, gateway.sessions, settings).__call__,
+              CollectEndpoint(gateway.ingestor, gateway.store, settings).__call__,
               methods=["POST", "OPTIONS"]),
         Route("/v1/webhooks/shopify/{source}",
               ShopifyWebhookEndpoint(gateway.ingestor, settings).__call__, methods=["POST"]),

@@ -102,6 +102,14 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--destination", metavar="NAME",
                        help="with --send-test: only this destination")
     check.set_defaults(run=_check)
+
+    migrate = sub.add_parser(
+        "migrate", help="bring the database's schema up to this version",
+        description="Apply the schema migrations the database lacks and print its version. "
+                    "serve and deliver also migrate when they start; run this first when "
+                    "several processes share a PostgreSQL database.")
+    migrate.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    migrate.set_defaults(run=_migrate)
     _ops_parsers(sub)
     return parser
 
@@ -179,6 +187,30 @@ def _gap(args: argparse.Namespace) -> int:
     return gap.main(_ops_settings(args.config), gap.GapOptions(
         orders=Path(args.orders), out=Path(args.out), since=args.since, until=args.until,
         destination=args.destination))
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from pixelrelay.ops.attach import attach
+
+    settings = _ops_settings(args.config)
+
+    async def run() -> int:
+        store = await attach(settings)  # opening migrates
+        try:
+            return await store.schema_version()
+        finally:
+            await store.close()
+
+    print(f"schema at version {asyncio.run(run())} ({_masked_url(settings.storage.url)})")
+    return 0
+
+
+def _masked_url(url: str) -> str:
+    from pixelrelay.ops.preflight import mask_url
+
+    return mask_url(url)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ from pixelrelay.clock import Clock
 from pixelrelay.config import Settings
 from pixelrelay.destinations.base import Destination
 from pixelrelay.destinations.tiktok.mapping import PURCHASE_EVENTS, EventNames
-from pixelrelay.diagnostics.queries import IngestNote
 from pixelrelay.diagnostics.recorder import record_ingest, rejected_note
 from pixelrelay.errors import ConfigError, Problem
 from pixelrelay.model import Channel, Consent, DeliveryState, Event, Route
@@ -26,9 +25,9 @@ from pixelrelay.pipeline.enrich import (
     wants_lookup,
 )
 from pixelrelay.pipeline.parse import parse_event, too_old
-from pixelrelay.sessions import SessionStore
 from pixelrelay.store.base import InsertOutcome, Merged, NewEvent, Store
 from pixelrelay.store.codec import decode_event, encode_event
+from pixelrelay.store.rows import IngestNote
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +68,11 @@ class Ingestor:
 
     def __init__(self, settings: Settings, store: Store, destinations: Sequence[Destination],
                  clock: Clock, notify: Callable[[set[str]], None] = lambda names: None,
-                 sessions: SessionStore | None = None) -> None:
+                 use_sessions: bool = True) -> None:
         self.store = store
-        self.sessions = sessions
+        # Imports of old events restore nothing: their sessions are long gone.
+        self.use_sessions = use_sessions
+        self.identity_window_s = settings.sessions.identity_window_days * 86400.0
         self.destinations = tuple(destinations)
         self.clock = clock
         self.notify = notify
@@ -125,7 +126,7 @@ class Ingestor:
             return result
         events = [e for _, e in accepted]
         links: list[tuple[str, tuple[str, ...]]] = []  # (session, identities) seen together
-        if self.sessions is not None and events:
+        if self.use_sessions and events:
             events, links = await self._with_sessions(events, context, now)
         batch = [self._new_event(e, dests, now, assume) for e in events]
         outcomes: list[InsertOutcome] = []
@@ -141,9 +142,9 @@ class Ingestor:
                      for r in n.routes if r.state is DeliveryState.PENDING}
             if woken:
                 self.notify(woken)
-        if links and self.sessions is not None:
+        if links:
             # After the events' commit: a failure here loses a link, never an event.
-            await self.sessions.link_identities(links, now)
+            await self.store.link_identities(links, now)
         await record_ingest(self.store, now, channel, refused, batch, outcomes)
         return result
 
@@ -153,13 +154,13 @@ class Ingestor:
         the browser context they came with, else by session id, cart/checkout token or
         identity, with one read for the whole batch. Also returns the (session, identities)
         pairs to link."""
-        assert self.sessions is not None
         lookups = [lookup_for(e) for e in events]
         wanted = [] if context is not None else [
             i for i, (e, lk) in enumerate(zip(events, lookups, strict=True))
             if (wants_lookup(e) and not lk.empty) or (lk.tokens and lk.identities)]
-        found = dict(zip(wanted, await self.sessions.find([lookups[i] for i in wanted], now),
-                         strict=True)) if wanted else {}
+        found = dict(zip(wanted, await self.store.find_sessions(
+            [lookups[i] for i in wanted], now - self.identity_window_s), strict=True)
+        ) if wanted else {}
         out: list[Event] = []
         links: list[tuple[str, tuple[str, ...]]] = []
         for i, (event, lookup) in enumerate(zip(events, lookups, strict=True)):

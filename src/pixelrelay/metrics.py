@@ -15,9 +15,9 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from pixelrelay.diagnostics.queries import QueueRow
 from pixelrelay.model import DeliveryState
 from pixelrelay.store.base import Claimed, Finished
+from pixelrelay.store.rows import QueueRow
 
 # Every counter would also export a `_created` series (a timestamp per label set) that
 # doubles the scrape and that no dashboard here uses.

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from pixelrelay.model import DeliveryState, Event, Route
 from pixelrelay.store.base import Finished, NewEvent, Store
-from tests.contract.test_store_contract import FACTORIES, T0
+from tests.contract.test_store_contract import T0
 
 
 def event(event_id: str, key: str = "web", not_before: float | None = None) -> NewEvent:
     return NewEvent(Event(name="Purchase", event_id=event_id, event_time=int(T0)),
                     (Route("tt", "CompletePayment", DeliveryState.PENDING, payload=b"{}",
                            batch_key=key, not_before=not_before),))
-
-
-@pytest.fixture(params=sorted(FACTORIES))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s = FACTORIES[request.param](tmp_path)()
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def fail(store: Store, event_ids: set[str], now: float, retry_at: float) -> None:

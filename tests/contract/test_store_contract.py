@@ -1,14 +1,12 @@
-"""One contract suite for every Store implementation (SQLite now; PostgreSQL joins by factory)."""
+"""The outbox contract, run against every Store implementation (tests/contract/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import fields
 from pathlib import Path
 
 import orjson
-import pytest
 
 from pixelrelay.errors import Notice, NoticeKind, StoreUnavailable
 from pixelrelay.model import (
@@ -36,41 +34,17 @@ from pixelrelay.store.base import (
     Store,
 )
 from pixelrelay.store.codec import decode_event, encode_event
+from pixelrelay.store.rows import QueueRow
+from tests.contract.conftest import StoreFactory
 
 ACCEPTED, DUPLICATE, MERGED = InsertOutcome.ACCEPTED, InsertOutcome.DUPLICATE, InsertOutcome.MERGED
 
 T0 = 1_776_943_380.0
-StoreFactory = Callable[[], Awaitable[Store]]
 
 
-def _sqlite(tmp_path: Path) -> Callable[[], Store]:
-    return lambda: open_store(f"sqlite:///{tmp_path / 'outbox.db'}")
-
-
-FACTORIES = {"sqlite": _sqlite}
-
-
-@pytest.fixture(params=sorted(FACTORIES))
-async def make_store(request: pytest.FixtureRequest,
-                     tmp_path: Path) -> AsyncIterator[StoreFactory]:
-    """Opens stores on one database; calling it again is a process restart."""
-    build = FACTORIES[request.param](tmp_path)
-    opened: list[Store] = []
-
-    async def factory() -> Store:
-        store = build()
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield factory
-    for store in opened:
-        await store.close()
-
-
-@pytest.fixture
-async def store(make_store: StoreFactory) -> Store:
-    return await make_store()
+async def queue(store: Store, destination: str = "tt") -> QueueRow:
+    (row,) = await store.queues([destination])
+    return row
 
 
 def pending(dest: str = "tt", name: str = "CompletePayment", key: str = "web") -> Route:
@@ -143,7 +117,7 @@ async def test_suppressed_and_filtered_are_kept_with_reason_but_never_claimed(
     assert (s.state, s.reason) == (DeliveryState.SUPPRESSED, "consent: marketing denied")
     assert (await store.deliveries("f"))[0].state == DeliveryState.FILTERED
     assert await store.claim("tt", 100, T0 + 3600, 60) == []
-    assert (await store.queue_stats("tt")).pending == 0
+    assert (await queue(store)).pending == 0
     assert await store.next_due("tt") is None
 
 
@@ -161,7 +135,7 @@ async def test_claim_leases_due_rows_oldest_first_per_destination(store: Store) 
     assert await state_of(store, "e1") == DeliveryState.IN_FLIGHT
     assert [c.event_id for c in await store.claim("tt", 10, T0 + 10, 60)] == ["e3"]
     assert await store.claim("tt", 10, T0 + 10, 60) == []  # leased rows are not claimed twice
-    stats = await store.queue_stats("tt")
+    stats = await queue(store)
     assert (stats.pending, stats.in_flight) == (0, 3)
 
 
@@ -257,7 +231,7 @@ async def test_a_tool_attaching_beside_a_live_gateway_leaves_its_leases_alone(
         tool = open_store(url, recover_in_flight=False)  # e.g. `pixelrelay replay`
         await tool.open()
         await tool.close()
-        assert (await gateway.queue_stats("tt")).in_flight == 1
+        assert (await queue(gateway)).in_flight == 1
         others = await gateway.claim("tt", 10, T0, 60)
         assert [c.event_id for c in others] == ["e2"]  # the leased batch is not handed out twice
         assert leased.event_id == "e1"
@@ -280,7 +254,7 @@ async def test_queue_stats_and_next_due(store: Store) -> None:
     await store.insert([new_event("e1")], T0)
     await store.insert([new_event("e2")], T0 + 5)
     await store.claim("tt", 1, T0 + 10, 60)
-    stats = await store.queue_stats("tt")
+    stats = await queue(store)
     assert (stats.pending, stats.in_flight, stats.oldest_pending_at) == (1, 1, T0 + 5)
     assert await store.next_due("tt") == T0 + 5
 

@@ -12,7 +12,8 @@ import orjson
 
 from pixelrelay.config import Secret
 from pixelrelay.store import open_store
-from pixelrelay.store.base import DestinationState, QueueStats
+from pixelrelay.store.base import DestinationState
+from pixelrelay.store.rows import QueueRow
 from tests.conftest import ACCESS_TOKEN, PIXEL, SOURCE_KEY, emu_state
 from tests.e2e.test_kill9 import spawn, wait_http
 from tests.support import ServerThread, free_port, wait_for
@@ -137,10 +138,11 @@ async def set_state(url: str, state: DestinationState) -> None:
         await store.close()
 
 
-async def read_state(url: str) -> tuple[DestinationState | None, QueueStats]:
+async def read_state(url: str) -> tuple[DestinationState | None, QueueRow]:
     store = open_store(url, recover_in_flight=False)
     await store.open()
     try:
-        return await store.get_destination("tiktok"), await store.queue_stats("tiktok")
+        (queue,) = await store.queues(["tiktok"])
+        return await store.get_destination("tiktok"), queue
     finally:
         await store.close()

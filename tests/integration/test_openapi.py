@@ -29,11 +29,11 @@ from referencing.jsonschema import DRAFT202012
 from pixelrelay import __version__
 from pixelrelay.app import create_app
 from pixelrelay.config import Secret, SourceSettings
-from pixelrelay.diagnostics.queries import RejectionRow
 from pixelrelay.openapi import document
 from pixelrelay.pipeline import extras, parse, user
 from pixelrelay.sources import tiktok_compat
 from pixelrelay.store.base import DeliveryView
+from pixelrelay.store.rows import RejectionRow
 from tests.conftest import ACCESS_TOKEN, ADMIN_TOKEN, PIXEL, SOURCE_KEY, make_settings
 from tests.support import ServerThread
 

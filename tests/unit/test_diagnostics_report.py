@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
-from importlib import resources
-
 import pytest
 
-from pixelrelay.diagnostics import queries
 from pixelrelay.diagnostics.endpoints import session_key
-from pixelrelay.diagnostics.queries import QueueRow, WindowRows, mask_field, mask_reason
+from pixelrelay.diagnostics.masking import mask_field, mask_reason
 from pixelrelay.diagnostics.report import (
     KEYS,
     WEIGHTS,
@@ -22,6 +18,7 @@ from pixelrelay.diagnostics.report import (
     percentile,
 )
 from pixelrelay.metrics import code_label, path_label
+from pixelrelay.store.rows import QueueRow, RecentRow, WindowRows
 
 NOW = 1_776_943_380.0
 
@@ -149,23 +146,6 @@ def test_labels_stay_bounded() -> None:
         "40002", "http_503", "network")
 
 
-def test_ingest_notes_are_recorded_and_pruned() -> None:
-    from pixelrelay.store.sqlite import MIGRATIONS
-
-    conn = sqlite3.connect(":memory:")
-    for name in MIGRATIONS:
-        conn.executescript((resources.files("pixelrelay.store") / "sql" / name).read_text())
-    old = [queries.IngestNote("rejected", "Purchase", "user.ip", "bad")]
-    queries.record_notes(conn, NOW - 9 * 86400, "server", old)
-    queries.record_notes(conn, NOW, "browser", [
-        queries.IngestNote("duplicate", "Purchase", event_id="ord_1"),
-        queries.IngestNote("rejected", "Lead", "event", "is required", problems=2)])
-    assert conn.execute("SELECT event, field, reason, problems, channel FROM "
-                        "ingest_rejections").fetchall() == [("Lead", "event", "is required", 2,
-                                                             "browser")]
-    assert conn.execute("SELECT event_id FROM ingest_duplicates").fetchall() == [("ord_1",)]
-
-
 def test_page_escapes_whatever_a_client_sent() -> None:
     from pixelrelay.diagnostics.page import diagnostics_page, trace_page
 
@@ -174,7 +154,7 @@ def test_page_escapes_whatever_a_client_sent() -> None:
                       ingest_rejections=[(evil, "user.<u>", "unknown field <i>", 1)],
                       deliveries=[("tiktok", evil, evil, "pending", None, 1)])
     r = build(rows, [queue()], {}, "1h", NOW)
-    recent = [queries.RecentRow(f"id'\"{evil}", evil, NOW - 5, "server", "tiktok:pending")]
+    recent = [RecentRow(f"id'\"{evil}", evil, NOW - 5, "server", "tiktok:pending")]
     html = diagnostics_page(r, recent, q=f"'\"{evil}")
     assert "<script>" not in html and "<u>" not in html and "<i>" not in html
     assert "&lt;script&gt;" in html

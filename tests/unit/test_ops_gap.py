@@ -8,8 +8,8 @@ import pytest
 
 from pixelrelay.model import DeliveryState
 from pixelrelay.ops.gap import Order, classify, order_id_of, purchase_names, read_orders, reconcile
-from pixelrelay.ops.store_queries import PurchaseRecord, RejectedOrder
 from pixelrelay.ops.window import Window
+from pixelrelay.store.rows import PurchaseRecord, RejectedOrder
 
 NOW = 1_776_943_380.0
 REC = PurchaseRecord(event_id="ord_1001_complete_payment", name="Purchase",

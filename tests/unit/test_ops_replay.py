@@ -11,9 +11,11 @@ from pixelrelay.destinations import build_destination
 from pixelrelay.ingest import Ingestor
 from pixelrelay.model import DeliveryState, Route
 from pixelrelay.ops.replay import STATE_CHOICES, ReplayOptions, Skip, decide, replay
-from pixelrelay.ops.store_queries import REPLAYED_NOTE, Candidate
 from pixelrelay.store import SQLiteStore
+from pixelrelay.store.base import REPLAYED_NOTE
+from pixelrelay.store.rows import Candidate
 from tests.conftest import make_settings
+from tests.support import sqlite_exec
 
 NOW = 1_776_943_380.0
 DAY = 86400
@@ -75,9 +77,9 @@ async def test_requeue_resets_the_row_and_keeps_the_event_id(tmp_path: Path) -> 
         await ingest.accept([{"event": "Lead", "event_id": "l1"},
                              {"event": "AddToCart", "event_id": "a1"},
                              {"event": "Lead", "event_id": "l2"}])
-        await store.write(lambda c: c.execute(
-            "UPDATE deliveries SET state = 'dead', dead_reason = 'rejected', attempts = 3,"
-            " last_code = 40002, next_attempt_at = NULL"))
+        sqlite_exec(tmp_path / "r.db",
+                    "UPDATE deliveries SET state = 'dead', dead_reason = 'rejected', attempts = 3,"
+                    " last_code = 40002, next_attempt_at = NULL")
         clock.advance(3600)
         # l2 came in again after the fix, under the new name: replay must not send it twice.
         again = Ingestor(fixed, store, [build_destination(d) for d in fixed.destinations], clock)
@@ -86,9 +88,10 @@ async def test_requeue_resets_the_row_and_keeps_the_event_id(tmp_path: Path) -> 
         summary = await replay(store, fixed, ReplayOptions("tiktok"), clock)
         assert (summary.matched, summary.requeued, summary.renamed) == (3, 2, 2)
         assert summary.skipped == {Skip.ALREADY_QUEUED: 1}
-        rows = await store.read(lambda c: c.execute(
+        rows = sqlite_exec(
+            tmp_path / "r.db",
             "SELECT event_id, state, dest_event, attempts, created_at, last_code, last_message,"
-            " dead_reason, next_attempt_at, payload FROM deliveries ORDER BY id").fetchall())
+            " dead_reason, next_attempt_at, payload FROM deliveries ORDER BY id")
         l1 = rows[0]
         assert l1[:8] == ("l1", "pending", "SubmitForm", 0, clock.now(), None, REPLAYED_NOTE,
                           None)
@@ -100,8 +103,8 @@ async def test_requeue_resets_the_row_and_keeps_the_event_id(tmp_path: Path) -> 
         dry = await replay(store, fixed, ReplayOptions("tiktok", dry_run=True), clock)
         assert (dry.matched, dry.requeued) == (1, 0)  # l2's old row, counted as a real run would
         assert dry.skipped == {Skip.ALREADY_QUEUED: 1}
-        assert await store.read(lambda c: c.execute(
-            "SELECT state FROM deliveries WHERE id = 3").fetchone()) == ("dead",)
+        assert sqlite_exec(tmp_path / "r.db",
+                           "SELECT state FROM deliveries WHERE id = 3") == [("dead",)]
     finally:
         await store.close()
 
@@ -119,7 +122,7 @@ async def test_window_and_event_name_select_by_accept_time_and_either_name(
         clock.advance(2 * 3600)
         await ingest.accept([{"event": "Lead", "event_id": "late"},
                              {"event": "AddToCart", "event_id": "cart"}])
-        await store.write(lambda c: c.execute("UPDATE deliveries SET state = 'dead'"))
+        sqlite_exec(tmp_path / "w.db", "UPDATE deliveries SET state = 'dead'")
 
         async def matched(**kw: str) -> int:
             opts = ReplayOptions("tiktok", dry_run=True, **kw)  # type: ignore[arg-type]

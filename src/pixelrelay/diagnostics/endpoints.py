@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from pixelrelay import metrics
 from pixelrelay.clock import Clock
 from pixelrelay.config import Settings
-from pixelrelay.diagnostics import page, queries, report
+from pixelrelay.diagnostics import page, report
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.sources.admin import admin_denied
 from pixelrelay.sources.credential_guard import credential_failed
@@ -54,12 +54,11 @@ def session_key(admin_token: str, session_id: str) -> str:
 
 
 class Diagnostics:
-    """The diagnostics surfaces of one gateway, reading the store through its SQL hooks."""
+    """The diagnostics surfaces of one gateway, over the store's read models and ingest log."""
 
-    def __init__(self, store: Any, settings: Settings, clock: Clock,
+    def __init__(self, store: Store, settings: Settings, clock: Clock,
                  thresholds: report.Thresholds | None = None) -> None:
-        self.store: queries.SqlHooks = store
-        self.sessions: Store = store
+        self.store = store
         self.settings = settings
         self.clock = clock
         self.thresholds = thresholds or report.Thresholds()
@@ -84,8 +83,8 @@ class Diagnostics:
         now = self.clock.now()
         since = now - report.WINDOWS[window]
         bucket = report.TREND_BUCKETS[window]
-        rows = await self.store.read(lambda c: queries.read_window(c, since, bucket))
-        queues = await self.store.read(lambda c: queries.read_queues(c, self.names))
+        rows = await self.store.window(since, bucket)
+        queues = await self.store.queues(self.names)
         out = report.build(rows, queues, self.test_modes, window, now, self.thresholds)
         if window == ALERT_WINDOW:
             self._log_changes(out["alerts"])
@@ -111,7 +110,7 @@ class Diagnostics:
                 await asyncio.wait_for(stop.wait(), WATCH_EVERY_S)
 
     async def trace(self, event_id: str) -> dict[str, Any]:
-        rows = await self.store.read(lambda c: queries.read_trace(c, event_id))
+        rows = await self.store.trace(event_id)
         deliveries = []
         for r in rows:
             deliveries.append({
@@ -127,20 +126,19 @@ class Diagnostics:
                          "latency_ms": a.latency_ms, "outcome": a.outcome,
                          "batch_size": a.batch_size} for a in r.log]})
         event = orjson.loads(rows[0].body) if rows else None
-        later = await self.store.read(lambda c: queries.read_later_copies(c, event_id))
+        later = await self.store.later_copies(event_id)
         copies = [] if event is None else [
             {"channel": event.get("channel", "server"), "at": event.get("received_at"),
              "outcome": "first"}]
-        copies += [{"channel": ch, "at": at, "outcome": "merged" if merged else "duplicate"}
-                   for at, ch, merged in later]
+        copies += [{"channel": c.channel, "at": c.at,
+                    "outcome": "merged" if c.merged else "duplicate"} for c in later]
         return {"event_id": event_id, "event": event, "deliveries": deliveries,
                 "copies": copies}
 
     async def rejections(self, event_id: str | None = None,
                          order_id: str | None = None) -> list[dict[str, Any]]:
         """Events refused at ingest under this event_id or order id, newest first."""
-        rows = await self.store.read(lambda c: queries.read_rejections(c, event_id, order_id))
-        return [asdict(r) for r in rows]
+        return [asdict(r) for r in await self.store.rejections(event_id, order_id)]
 
     # -- auth ----------------------------------------------------------------------------------
 
@@ -153,7 +151,7 @@ class Diagnostics:
         cookie = request.cookies.get(COOKIE, "")
         if cookie and self._token() and len(cookie) <= MAX_SESSION_ID:
             try:
-                if await self.sessions.admin_session_valid(session_key(self._token(), cookie),
+                if await self.store.admin_session_valid(session_key(self._token(), cookie),
                                                            self.clock.now()):
                     return None
             except StoreUnavailable:
@@ -174,7 +172,7 @@ class Diagnostics:
             window = "24h"
         q = request.query_params.get("q", "").strip()[:256]
         r = await self.report(window)
-        recent = await self.store.read(lambda c: queries.read_recent(c, q))
+        recent = await self.store.recent(q)
         refused = await self.rejections(q, q) if q else []
         return HTMLResponse(page.diagnostics_page(r, recent, q, refused), headers=HTML_HEADERS)
 
@@ -198,7 +196,7 @@ class Diagnostics:
         session_id = secrets.token_urlsafe(32)
         now = self.clock.now()
         try:
-            await self.sessions.open_admin_session(session_key(token, session_id), now,
+            await self.store.open_admin_session(session_key(token, session_id), now,
                                                    now + SESSION_S)
         except StoreUnavailable:
             return HTMLResponse(page.login_page("The database is unavailable; try again."), 503,
@@ -214,7 +212,7 @@ class Diagnostics:
         cookie = request.cookies.get(COOKIE, "")
         if cookie and self._token() and len(cookie) <= MAX_SESSION_ID:
             try:
-                await self.sessions.close_admin_session(session_key(self._token(), cookie))
+                await self.store.close_admin_session(session_key(self._token(), cookie))
             except StoreUnavailable:
                 return problem_response(503, "unavailable",
                                         "could not sign out: the database is unavailable")
@@ -252,6 +250,6 @@ class Diagnostics:
         return json_response(t)
 
     async def metrics_endpoint(self, request: Request) -> Response:
-        queues = await self.store.read(lambda c: queries.read_queues(c, self.names))
+        queues = await self.store.queues(self.names)
         return Response(metrics.exposition(queues, self.clock.now()),
                         media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -8,8 +8,8 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from pixelrelay.diagnostics.queries import RecentRow
 from pixelrelay.diagnostics.report import WEIGHTS, WINDOWS
+from pixelrelay.store.rows import RecentRow
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}

@@ -1,24 +1,19 @@
-"""Ingest's hook: count what it accepted, refused or absorbed (metrics + the two ingest tables)."""
+"""Ingest's hook: count what it accepted, refused, absorbed or changed (the metrics and the
+store's ingest log), and refused tag hits."""
 
 from __future__ import annotations
 
 import logging
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from pixelrelay import metrics
 from pixelrelay.destinations.tiktok.mapping import default_tiktok_name, snake_case
-from pixelrelay.diagnostics.queries import (
-    IngestNote,
-    mask_field,
-    mask_reason,
-    record_notes,
-    record_refusal,
-)
+from pixelrelay.diagnostics.masking import mask_field, mask_reason
 from pixelrelay.errors import PixelrelayError, Problem
 from pixelrelay.model import DeliveryState, Event
-from pixelrelay.store.base import InsertOutcome, NewEvent
+from pixelrelay.store.base import IngestLog, InsertOutcome, NewEvent
+from pixelrelay.store.rows import IngestNote
 
 MAX_SAMPLE = 10  # problems kept per refused event
 
@@ -60,7 +55,7 @@ def _plain_id(v: object) -> str | None:
     return v.strip()
 
 
-async def record_ingest(store: Any, now: float, channel: str, rejected: list[IngestNote],
+async def record_ingest(store: IngestLog, now: float, channel: str, rejected: list[IngestNote],
                         batch: Sequence[NewEvent], outcomes: Sequence[InsertOutcome]) -> None:
     """Called once per request after the commit; never fails the request it counts."""
     notes = list(rejected)
@@ -77,7 +72,8 @@ async def record_ingest(store: Any, now: float, channel: str, rejected: list[Ing
             notes.append(IngestNote("duplicate", name, event_id=item.event.event_id,
                                     merged=outcome is InsertOutcome.MERGED))
             continue
-        notes += [IngestNote(str(w.kind), name, w.field) for w in item.event.warnings]
+        notes += [IngestNote(str(w.kind), name, mask_field(w.field))
+                  for w in item.event.warnings]
         for r in item.routes:
             tally["received", r.destination, r.dest_event] += 1
             if r.state is DeliveryState.SUPPRESSED:
@@ -92,24 +88,19 @@ async def record_ingest(store: Any, now: float, channel: str, rejected: list[Ing
         else:
             {"received": metrics.RECEIVED, "suppressed": metrics.SUPPRESSED,
              "filtered": metrics.FILTERED}[kind].labels(*labels).inc(n)
-    write = getattr(store, "write", None)  # the SQL feature hook; stores without it skip
-    if not notes or write is None:
+    if not notes:
         return
     try:
-        await write(lambda conn: record_notes(conn, now, channel, notes))
+        await store.record_ingest(now, channel, notes)
     except PixelrelayError as exc:  # the events are committed; only the tally is lost
         log.warning("could not record %d ingest rejections/duplicates: %s", len(notes), exc)
 
 
-async def record_collect_refusal(store: Any, now: float, reason: str,
+async def record_collect_refusal(store: IngestLog, now: float, reason: str,
                                  origin: str | None) -> None:
     """A refused tag hit, by reason and origin (a site, not a person); never fails the hit."""
     metrics.COLLECT_REFUSED.labels(reason).inc()
-    write = getattr(store, "write", None)
-    if write is None:
-        return
-    shown = origin[:200] if origin else None
     try:
-        await write(lambda conn: record_refusal(conn, now, reason, shown))
+        await store.record_collect_refusal(now, reason, origin[:200] if origin else None)
     except PixelrelayError as exc:
         log.warning("could not record a refused tag hit: %s", exc)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pixelrelay.destinations.tiktok.mapping import lookalike_standard
-from pixelrelay.diagnostics.queries import QueueRow, WindowRows
+from pixelrelay.store.rows import QueueRow, WindowRows
 
 WINDOWS = {"1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
 TREND_BUCKETS = {"1h": 300.0, "24h": 3600.0, "7d": 6 * 3600.0}

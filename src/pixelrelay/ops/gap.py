@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +22,9 @@ from pixelrelay.destinations.tiktok.mapping import (
 from pixelrelay.errors import Problem
 from pixelrelay.model import DeliveryState
 from pixelrelay.ops import OpsError
-from pixelrelay.ops.store_queries import (
-    PurchaseRecord,
-    RejectedOrder,
-    open_sqlite,
-    purchase_records,
-    rejected_orders,
-)
+from pixelrelay.ops.attach import attach
 from pixelrelay.ops.window import Window, iso, make_window, parse_time
+from pixelrelay.store.rows import PurchaseRecord, RejectedOrder
 
 PURCHASE_TIKTOK = PURCHASE_EVENTS
 SHOWN = 50
@@ -248,11 +242,10 @@ async def _main(settings: Settings, opts: GapOptions, console: Console, clock: C
         raise OpsError(str(opts.orders), exc.strerror or "cannot be read") from None
     names = purchase_names(settings.destination(dest).event_map)
     event_map = settings.destination(dest).event_map
-    store = await open_sqlite(settings)
+    store = await attach(settings)
     try:
-        records = await store.read(functools.partial(purchase_records, destination=dest,
-                                                     names=names))
-        refusals = await store.read(rejected_orders)
+        records = await store.purchase_records(dest, names)
+        refusals = await store.rejected_orders()
     finally:
         await store.close()
     # The latest refusal per order, of events that mean a purchase under this mapping.

@@ -21,8 +21,8 @@ from pixelrelay.errors import Problem
 from pixelrelay.ingest import Ingestor, IngestResult
 from pixelrelay.model import Channel, Source
 from pixelrelay.ops import OpsError
+from pixelrelay.ops.attach import attach
 from pixelrelay.ops.csv_rows import check_header, normalise_header, row_to_event
-from pixelrelay.ops.store_queries import open_sqlite
 
 CHUNK = 500  # the API's own limit per request
 SHOWN = 100  # rejected lines printed; --rejects FILE gets them all
@@ -171,10 +171,11 @@ async def _main(settings: Settings, opts: ImportOptions, console: Console, clock
         raise OpsError(str(opts.path), exc.strerror or "cannot be read") from None
     except UnicodeDecodeError as exc:  # checked here, before anything is committed
         raise OpsError(str(opts.path), f"is not UTF-8 text (byte {exc.start})") from None
-    store = await open_sqlite(settings)
+    store = await attach(settings)
     try:
         ingestor = Ingestor(settings, store, [build_destination(d)
-                                              for d in settings.destinations], clock)
+                                              for d in settings.destinations], clock,
+                            use_sessions=False)
         # newline="" lets the csv module see line breaks inside quoted cells.
         with opts.path.open(encoding="utf-8-sig", newline="") as f, \
                 Progress(console=console, transient=True) as progress:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,21 +17,12 @@ from pixelrelay.config import Settings
 from pixelrelay.destinations import build_destination
 from pixelrelay.model import DeliveryState, Route
 from pixelrelay.ops import OpsError
-from pixelrelay.ops.store_queries import (
-    Candidate,
-    ReplayFilter,
-    Requeue,
-    candidates_page,
-    count_candidates,
-    count_taken,
-    open_sqlite,
-    requeue,
-)
+from pixelrelay.ops.attach import attach
 from pixelrelay.ops.window import make_window
 from pixelrelay.pipeline.parse import too_old
-from pixelrelay.store import SQLiteStore
-from pixelrelay.store.base import IDEMPOTENCY_WINDOW_S
+from pixelrelay.store.base import IDEMPOTENCY_WINDOW_S, Store
 from pixelrelay.store.codec import decode_event
+from pixelrelay.store.rows import Candidate, ReplayFilter, Requeue
 
 PAGE = 500
 # pending and in_flight rows are still on their way: replay never touches them.
@@ -89,7 +79,7 @@ class ReplaySummary:
     paused_reason: str | None = None
 
 
-async def replay(store: SQLiteStore, settings: Settings, opts: ReplayOptions, clock: Clock,
+async def replay(store: Store, settings: Settings, opts: ReplayOptions, clock: Clock,
                  advance: Callable[[int], None] = lambda n: None) -> ReplaySummary:
     now = clock.now()
     flt = _filter(settings, opts, now)
@@ -98,7 +88,7 @@ async def replay(store: SQLiteStore, settings: Settings, opts: ReplayOptions, cl
     summary = ReplaySummary()
     after = 0
     while True:
-        page = await store.read(functools.partial(candidates_page, f=flt, after=after, limit=PAGE))
+        page = await store.replay_candidates(flt, after, PAGE)
         if not page:
             break
         after = page[-1].delivery_id
@@ -116,12 +106,10 @@ async def replay(store: SQLiteStore, settings: Settings, opts: ReplayOptions, cl
         summary.matched += len(page)
         summary.renamed += sum(1 for r in todo if r.dest_event != r.old_dest_event)
         if opts.dry_run and todo:
-            taken = await store.read(functools.partial(
-                count_taken, destination=dest.name, items=todo, now=now))
+            taken = await store.count_requeue_conflicts(dest.name, todo, now)
             done = len(todo) - taken
         elif todo:
-            done, taken = await store.write(functools.partial(
-                requeue, destination=dest.name, items=todo, now=now))
+            done, taken = await store.requeue(dest.name, todo, now)
         else:
             done = taken = 0
         summary.requeued += done
@@ -141,8 +129,9 @@ def _filter(settings: Settings, opts: ReplayOptions, now: float) -> ReplayFilter
                                         f"(configured: {', '.join(names) or 'none'})")
     if opts.state not in STATE_CHOICES:
         raise OpsError("--state", f"must be one of {', '.join(STATE_CHOICES)}")
-    return ReplayFilter(opts.destination, STATE_CHOICES[opts.state],
-                        make_window(opts.since, opts.until, now), opts.event)
+    window = make_window(opts.since, opts.until, now)
+    return ReplayFilter(opts.destination, STATE_CHOICES[opts.state], window.since,
+                        window.until, opts.event)
 
 
 def main(settings: Settings, opts: ReplayOptions, console: Console | None = None,
@@ -153,9 +142,9 @@ def main(settings: Settings, opts: ReplayOptions, console: Console | None = None
 
 async def _main(settings: Settings, opts: ReplayOptions, console: Console, clock: Clock) -> int:
     flt = _filter(settings, opts, clock.now())
-    store = await open_sqlite(settings)
+    store = await attach(settings)
     try:
-        total = await store.read(lambda conn: count_candidates(conn, flt))
+        total = await store.count_replay_candidates(flt)
         verb = "counting" if opts.dry_run else "re-queueing"
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"{verb} {opts.destination}", total=total)

@@ -17,7 +17,6 @@ from pixelrelay.model import Channel, Consent, ConsentState, Event
 from pixelrelay.pipeline.clickid import MAX_TTCLID
 from pixelrelay.pipeline.enrich import TOKEN_KINDS, SessionContext, identity_keys
 from pixelrelay.pipeline.user import parse_user
-from pixelrelay.sessions import SessionStore
 from pixelrelay.sources import browser_rules as rules
 from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import (
@@ -28,6 +27,7 @@ from pixelrelay.sources.http import (
     read_json,
     source_limits,
 )
+from pixelrelay.store.base import Sessions
 
 log = logging.getLogger(__name__)
 MAX_COLLECT_BYTES = 64 * 1024  # what a keepalive fetch / sendBeacon may carry
@@ -68,13 +68,17 @@ class CollectEndpoint:
     X-Pixelrelay-Key (preflighted) works as well.
     """
 
-    def __init__(self, ingestor: Ingestor, sessions: SessionStore, settings: Settings) -> None:
+    def __init__(self, ingestor: Ingestor, sessions: Sessions, settings: Settings) -> None:
         self.ingestor = ingestor
         self.sessions = sessions
         self.sources = settings.sources
         self.trusted = settings.server.trusted_proxies
         self.limits = source_limits(settings.sources)
         self.cfg = settings.sessions
+        # Nothing older than the longest cookie or identity window can be restored any more.
+        self.retention_s = 86400.0 * max(self.cfg.ttclid_cookie_days,
+                                         self.cfg.session_cookie_days,
+                                         self.cfg.identity_window_days)
         self.browser_origins = {o.rstrip("/") for s in settings.sources if s.kind == "browser"
                                 for o in s.allowed_origins}
         self.any_origin = any(s.kind == "browser" and not s.allowed_origins
@@ -141,7 +145,7 @@ class CollectEndpoint:
             result = await self.ingestor.accept([doc], channel=Channel.BROWSER)
             return result.as_dict(), []
         ctx = self._context(request, doc, hint, now, consent, how)
-        ctx = await self.sessions.record(ctx)
+        ctx = await self.sessions.record_session(ctx, self.retention_s)
         for kind, token in tokens:
             await self.sessions.link_token(kind, token, ctx.session_id, now)
         answer: dict[str, Any] = {"session_id": ctx.session_id}
@@ -174,9 +178,9 @@ class CollectEndpoint:
         nothing else of the visitor is kept (no click id, IP or user agent) and no cookie
         is set."""
         sid = rules.choose_session_id(request.cookies.get(rules.SESSION_COOKIE), hint)
-        await self.sessions.record(SessionContext(
+        await self.sessions.record_session(SessionContext(
             session_id=sid, first_seen=now, last_seen=now, consent=consent, consent_at=now,
-            consent_source=how))
+            consent_source=how), self.retention_s)
         for kind, token in tokens:
             await self.sessions.link_token(kind, token, sid, now)
         answer: dict[str, Any] = {"session_id": sid, "consent": "denied"}

@@ -1,7 +1,10 @@
-"""The Store protocol: the durable outbox shared by ingest (insert) and delivery (claim/finish).
+"""The storage protocols, split by use: the outbox (ingest and delivery), destinations'
+pause state, browser sessions, the ingest log, the diagnostics read models, the ops
+commands' operations and admin sessions. `Store` is all of them: one database.
 
-Every implementation (SQLite now, PostgreSQL later) passes the same contract suite in
-tests/contract. Times are Unix seconds passed in by the caller; stores never read the clock.
+Every implementation (SQLite, PostgreSQL) passes the same contract suite in tests/contract.
+Times are Unix seconds passed in by the caller; stores never read the clock. No SQL and no
+database driver exist outside store/ (ruff's banned-api rule in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -12,8 +15,25 @@ from enum import StrEnum
 from typing import Protocol
 
 from pixelrelay.model import DeliveryState, Event, Route
+from pixelrelay.pipeline.enrich import EnrichedFrom, Lookup, SessionContext
+from pixelrelay.store.rows import (
+    Candidate,
+    IngestNote,
+    LaterCopy,
+    PurchaseRecord,
+    QueueRow,
+    RecentRow,
+    RejectedOrder,
+    RejectionRow,
+    ReplayFilter,
+    Requeue,
+    TraceRow,
+    WindowRows,
+)
 
 IDEMPOTENCY_WINDOW_S = 48 * 3600.0
+# Rows re-queued by replay say so until their next attempt replaces the message.
+REPLAYED_NOTE = "re-queued by pixelrelay replay"
 
 
 class InsertOutcome(StrEnum):
@@ -124,19 +144,8 @@ class DestinationState:
     updated_at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    pending: int
-    in_flight: int
-    oldest_pending_at: float | None
-
-
-class Store(Protocol):
-    async def open(self) -> None:
-        """Create or migrate the schema; return in-flight rows to pending (crash recovery)."""
-        ...
-
-    async def close(self) -> None: ...
+class Outbox(Protocol):
+    """Ingest writes events and their deliveries; delivery workers lease and finish them."""
 
     async def insert(self, batch: Sequence[NewEvent], now: float) -> list[InsertOutcome]:
         """Commit every event and its routes in ONE transaction.
@@ -165,7 +174,7 @@ class Store(Protocol):
         ...
 
     async def reap_leases(self, now: float) -> int:
-        """Return in-flight rows whose lease expired to pending."""
+        """Return in-flight rows whose lease expired to pending (using the row alone)."""
         ...
 
     async def expire(self, destination: str, accepted_before: float, now: float) -> int:
@@ -176,15 +185,103 @@ class Store(Protocol):
         """The earliest next_attempt_at of the destination's pending rows, or None."""
         ...
 
-    async def queue_stats(self, destination: str) -> QueueStats: ...
+    async def deliveries(self, event_id: str) -> list[DeliveryView]: ...
+
+
+class Destinations(Protocol):
+    """Each destination's pause state, shared by every process on the database."""
 
     async def get_destination(self, name: str) -> DestinationState | None: ...
 
     async def set_destination(self, state: DestinationState) -> None: ...
 
-    async def deliveries(self, event_id: str) -> list[DeliveryView]: ...
 
-    # Admin sessions: keyed by a hash of the session id; the id itself is only in the cookie.
+class Sessions(Protocol):
+    """Browser sessions, their cart/checkout token links and identity links (SPEC §2.2)."""
+
+    async def record_session(self, hit: SessionContext, retention_s: float) -> SessionContext:
+        """Create or update a session from one browser hit (merge_context), pruning
+        sessions and links older than `retention_s` now and then; returns the merged one."""
+        ...
+
+    async def get_session(self, session_id: str) -> SessionContext | None: ...
+
+    async def link_token(self, kind: str, token: str, session_id: str, now: float) -> None: ...
+
+    async def link_identities(self, links: Sequence[tuple[str, Sequence[str]]],
+                              now: float) -> None:
+        """Record (session_id, identities) pairs: who was seen in which session."""
+        ...
+
+    async def find_sessions(self, lookups: Sequence[Lookup], identities_since: float
+                            ) -> list[tuple[SessionContext, EnrichedFrom] | None]:
+        """For each lookup the session found by its session id, else by a linked token,
+        else by an identity linked since `identities_since` (most recently seen first)."""
+        ...
+
+
+class IngestLog(Protocol):
+    """What ingest refused, absorbed or changed, and refused tag hits: the outbox keeps none."""
+
+    async def record_ingest(self, now: float, channel: str,
+                            notes: Sequence[IngestNote]) -> None: ...
+
+    async def record_collect_refusal(self, now: float, reason: str,
+                                     origin: str | None) -> None: ...
+
+    async def rejections(self, event_id: str | None,
+                         order_id: str | None) -> list[RejectionRow]:
+        """Refusals of this event_id or order id, newest first."""
+        ...
+
+    async def later_copies(self, event_id: str) -> list[LaterCopy]: ...
+
+
+class ReadModels(Protocol):
+    """What the diagnostics page, its JSON and /metrics read."""
+
+    async def window(self, since: float, bucket_s: float) -> WindowRows: ...
+
+    async def queues(self, names: Sequence[str]) -> list[QueueRow]: ...
+
+    async def recent(self, q: str, limit: int = 50) -> list[RecentRow]:
+        """Newest events, or those whose event_id starts with q (an order id: ord_<q>_...),
+        else of that name."""
+        ...
+
+    async def trace(self, event_id: str) -> list[TraceRow]: ...
+
+
+class Operations(Protocol):
+    """The ops commands' domain operations: replay and the gap report."""
+
+    async def count_replay_candidates(self, f: ReplayFilter) -> int: ...
+
+    async def replay_candidates(self, f: ReplayFilter, after: int,
+                                limit: int) -> list[Candidate]:
+        """Keyset pages by delivery id, so a large replay never holds every row at once."""
+        ...
+
+    async def count_requeue_conflicts(self, destination: str, items: Sequence[Requeue],
+                                      now: float) -> int:
+        """What requeue would skip as already queued under the new name (a dry run)."""
+        ...
+
+    async def requeue(self, destination: str, items: Sequence[Requeue],
+                      now: float) -> tuple[int, int]:
+        """Put finished deliveries back in the queue with the same event_id; returns
+        (re-queued, skipped because the key is held). The idempotency key restarts its
+        window, under the same rule as insert."""
+        ...
+
+    async def purchase_records(self, destination: str,
+                               names: Sequence[str]) -> list[PurchaseRecord]: ...
+
+    async def rejected_orders(self) -> list[RejectedOrder]: ...
+
+
+class AdminSessions(Protocol):
+    """Signed-in admin sessions, keyed by a hash of the id (the id is only in the cookie)."""
 
     async def open_admin_session(self, id_hash: str, now: float, expires_at: float) -> None:
         """Record a signed-in session (expired ones are pruned on the way)."""
@@ -196,4 +293,19 @@ class Store(Protocol):
 
     async def close_admin_session(self, id_hash: str) -> None:
         """End one session (sign-out); closing an unknown one is not an error."""
+        ...
+
+
+class Store(Outbox, Destinations, Sessions, IngestLog, ReadModels, Operations, AdminSessions,
+            Protocol):
+    """Everything one database holds. Each part above is what one kind of caller needs."""
+
+    async def open(self) -> None:
+        """Connect and migrate the schema; as the owner, return in-flight rows to pending."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def schema_version(self) -> int:
+        """The schema version the open database is at (the last migration it ran)."""
         ...

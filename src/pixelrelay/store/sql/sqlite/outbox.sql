@@ -1,4 +1,4 @@
--- Named queries of store/sqlite.py. Each starts with a "-- name:" line.
+-- Named queries of the SQLite outbox (store/sqlite/outbox.py). Each starts with a "-- name:" line.
 
 -- name: claim_idempotency
 -- Inserts a new key, or re-accepts one older than the window; no change = duplicate.
@@ -116,12 +116,6 @@ UPDATE deliveries
 SELECT next_attempt_at FROM deliveries
  WHERE destination = ? AND state = 'pending'
  ORDER BY next_attempt_at LIMIT 1
-
--- name: queue_stats
-SELECT (SELECT count(*) FROM deliveries WHERE destination = ? AND state = 'pending'),
-       (SELECT count(*) FROM deliveries WHERE destination = ? AND state = 'in_flight'),
-       (SELECT created_at FROM deliveries WHERE destination = ? AND state = 'pending'
-         ORDER BY created_at LIMIT 1)
 
 -- name: get_destination
 SELECT name, paused, reason, token_fingerprint, updated_at FROM destinations WHERE name = ?

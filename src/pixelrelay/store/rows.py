@@ -1,0 +1,193 @@
+"""Typed rows the stores read and write beyond the outbox: ingest notes, diagnostics read
+models, and what the ops commands (replay, gap report) select. No SQL here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pixelrelay.model import DeliveryState
+
+LATENCY_SAMPLE = 100_000  # p50/p95 over the newest deliveries of the window, to bound memory
+PRUNE_AFTER_S = 8 * 86400.0  # ingest notes outlive the longest diagnostics window (7 d)
+
+
+# -- what ingest refused, absorbed or changed (the outbox keeps none of it) --------------------
+
+@dataclass(frozen=True, slots=True)
+class IngestNote:
+    """What ingest refused or absorbed, kept because the outbox stores neither."""
+
+    kind: str  # "rejected" | "duplicate" | a NoticeKind (a kept event's dropped field...)
+    event: str
+    field: str = ""  # rejected: the first problem's field; notice: the field it names
+    reason: str = ""  # rejected: its reason (our own text; never a value)
+    problems: int = 1
+    event_id: str = ""  # duplicate; rejected: as given or as the order id derives it
+    order_id: str = ""  # rejected: properties.order_id
+    sample: tuple[dict[str, str], ...] = ()  # rejected: every problem, field and reason
+    merged: bool = False  # duplicate: folded into its pending first copy
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionRow:
+    at: float
+    channel: str
+    event: str
+    event_id: str | None
+    order_id: str | None
+    problems: list[dict[str, str]]  # field and reason of each, never a value
+
+
+@dataclass(frozen=True, slots=True)
+class LaterCopy:
+    """A copy of an event_id that arrived after the first: merged or a plain duplicate."""
+
+    at: float
+    channel: str
+    merged: bool
+
+
+# -- the diagnostics window --------------------------------------------------------------------
+
+@dataclass(slots=True)
+class WindowRows:
+    """Raw counts for one window; diagnostics/report.py turns them into the report."""
+
+    accepted: list[tuple[str, int]] = field(default_factory=list)  # name, n
+    duplicates: list[tuple[str, int, int]] = field(default_factory=list)  # name, n, merged
+    ingest_rejections: list[tuple[str, str, str, int]] = field(default_factory=list)
+    # destination, name, dest_event, state, dead_reason, n
+    deliveries: list[tuple[str, str, str, str, str | None, int]] = field(default_factory=list)
+    # destination, name, dead_reason, code, message, n
+    dead: list[tuple[str, str, str | None, int | None, str | None, int]] = field(
+        default_factory=list)
+    # name, dest_event, n, then one count per diagnostics.report.KEYS entry
+    coverage: list[tuple[Any, ...]] = field(default_factory=list)
+    notices: list[tuple[str, str, str, int]] = field(default_factory=list)  # event, field, kind, n
+    # reason, origin, n: tag hits refused before any event was read
+    collect_refusals: list[tuple[str, str | None, int]] = field(default_factory=list)
+    dedup: list[tuple[str, int, int]] = field(default_factory=list)  # name, server, also browser
+    enrichment: list[tuple[str, int, int]] = field(default_factory=list)  # name, server, enriched
+    latencies: list[tuple[str, float]] = field(default_factory=list)  # destination, seconds
+    trend_received: list[tuple[int, int]] = field(default_factory=list)  # bucket, n
+    trend_delivered: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """One destination's queue and pause state (also the Prometheus gauges)."""
+
+    destination: str
+    pending: int
+    in_flight: int
+    oldest_pending_at: float | None
+    paused: bool
+    paused_reason: str | None
+    paused_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecentRow:
+    event_id: str
+    name: str
+    received_at: float
+    channel: str
+    states: str  # "destination:state, ..."
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    at: float
+    http_status: int | None
+    code: int | None
+    message: str | None
+    request_id: str | None
+    latency_ms: float
+    outcome: str
+    batch_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRow:
+    destination: str
+    dest_event: str
+    state: str
+    attempts: int
+    last_code: int | None
+    last_message: str | None
+    last_request_id: str | None
+    dead_reason: str | None
+    reason: str | None
+    created_at: float
+    delivered_at: float | None
+    payload: bytes | None  # the destination's item as sent (hashed)
+    body: bytes  # the stored event (hashed)
+    log: list[AttemptRow]
+
+
+# -- the ops commands --------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ReplayFilter:
+    destination: str
+    states: tuple[DeliveryState, ...]
+    since: float | None  # on events.received_at: when the gateway accepted the event
+    until: float | None
+    event: str | None  # incoming or destination event name
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A finished delivery that replay may put back in the queue."""
+
+    delivery_id: int
+    event_id: str
+    dest_event: str
+    state: DeliveryState
+    delivered_at: float | None
+    superseded: bool  # a later copy of the same (event_id, destination, name) holds the key
+    body: bytes  # the stored, hashed event (store/codec.py)
+
+
+@dataclass(frozen=True, slots=True)
+class Requeue:
+    """One delivery to send again, with the payload the destination's current config builds."""
+
+    delivery_id: int
+    event_id: str
+    old_state: DeliveryState
+    old_dest_event: str
+    dest_event: str
+    batch_key: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseRecord:
+    """One delivery of a purchase event, with what the order matching needs from the event."""
+
+    event_id: str
+    name: str
+    dest_event: str
+    state: DeliveryState
+    reason: str | None
+    dead_reason: str | None
+    attempts: int
+    last_code: int | None
+    last_message: str | None
+    event_time: int
+    received_at: float
+    order_id: str | None  # properties.order_id as stored
+    value: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedOrder:
+    """An event refused at ingest that named an order: what the gap report explains."""
+
+    order_id: str
+    event: str  # the incoming name
+    field: str
+    reason: str
+    at: float

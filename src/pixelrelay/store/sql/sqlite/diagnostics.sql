@@ -1,0 +1,161 @@
+-- Named queries of the SQLite ingest log and diagnostics read models
+-- (store/sqlite/diagnostics.py).
+
+-- name: insert_rejection
+INSERT INTO ingest_rejections (at, channel, event, field, reason, problems, event_id,
+                               order_id, sample)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: insert_duplicate
+INSERT INTO ingest_duplicates (at, channel, event, event_id, merged) VALUES (?, ?, ?, ?, ?)
+
+-- name: insert_notice
+INSERT INTO ingest_notices (at, channel, event, field, kind) VALUES (?, ?, ?, ?, ?)
+
+-- name: prune_rejections
+-- Range deletes on the `at` indexes keep the tables bounded without a separate job.
+DELETE FROM ingest_rejections WHERE at < ?
+
+-- name: prune_duplicates
+DELETE FROM ingest_duplicates WHERE at < ?
+
+-- name: prune_notices
+DELETE FROM ingest_notices WHERE at < ?
+
+-- name: insert_refusal
+INSERT INTO collect_refusals (at, reason, origin) VALUES (?, ?, ?)
+
+-- name: prune_refusals
+DELETE FROM collect_refusals WHERE at < ?
+
+-- name: rejections
+SELECT at, channel, event, event_id, order_id, coalesce(sample, '[]') FROM ingest_rejections
+ WHERE (:event_id IS NOT NULL AND event_id = :event_id)
+    OR (:order_id IS NOT NULL AND order_id = :order_id)
+ ORDER BY at DESC LIMIT 20
+
+-- name: later_copies
+SELECT at, channel, merged FROM ingest_duplicates WHERE event_id = ? ORDER BY at LIMIT 50
+
+-- name: window_accepted
+SELECT name, count(*) FROM events WHERE received_at >= ? GROUP BY name
+
+-- name: window_duplicates
+SELECT event, count(*), sum(merged) FROM ingest_duplicates WHERE at >= ? GROUP BY event
+
+-- name: window_ingest_rejections
+SELECT event, field, reason, count(*) FROM ingest_rejections WHERE at >= ?
+ GROUP BY event, field, reason
+
+-- name: window_deliveries
+SELECT d.destination, e.name, d.dest_event, d.state, d.dead_reason, count(*)
+  FROM deliveries AS d JOIN events AS e ON e.id = d.event_ref
+ WHERE d.created_at >= ?
+ GROUP BY d.destination, e.name, d.dest_event, d.state, d.dead_reason
+
+-- name: window_dead
+SELECT d.destination, e.name, d.dead_reason, d.last_code, d.last_message, count(*)
+  FROM deliveries AS d JOIN events AS e ON e.id = d.event_ref
+ WHERE d.created_at >= ? AND d.state = 'dead'
+ GROUP BY d.destination, e.name, d.dead_reason, d.last_code, d.last_message
+
+-- name: window_coverage
+-- Coverage of what is (or will be) sent: events with a delivered or pending delivery.
+SELECT e.name, min(r.dest_event), count(*),
+       sum(coalesce(json_array_length(CAST(e.body AS TEXT), '$.user.email'), 0) > 0), sum(coalesce(json_array_length(CAST(e.body AS TEXT), '$.user.phone'), 0) > 0),
+       sum(coalesce(json_array_length(CAST(e.body AS TEXT), '$.user.external_id'), 0) > 0), sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.ttclid'), '') != ''),
+       sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.ttp'), '') != ''), sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.ip'), '') != '' AND coalesce(json_extract(CAST(e.body AS TEXT), '$.user.user_agent'), '') != ''),
+       sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.first_name'), '') != ''), sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.last_name'), '') != ''), sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.zip_code'), '') != ''), sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.city'), '') != ''), sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.state'), '') != ''), sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.country'), '') != '')
+  FROM (SELECT event_ref, min(dest_event) AS dest_event FROM deliveries
+         WHERE created_at >= ? AND state IN ('delivered', 'pending', 'in_flight')
+         GROUP BY event_ref) AS r
+  JOIN events AS e ON e.id = r.event_ref
+ GROUP BY e.name
+
+-- name: window_notices
+SELECT event, field, kind, count(*) FROM ingest_notices WHERE at >= ?
+ GROUP BY event, field, kind
+
+-- name: window_collect_refusals
+SELECT reason, origin, count(*) FROM collect_refusals WHERE at >= ? GROUP BY reason, origin
+
+-- name: window_dedup
+-- Server-side arrivals (stored or absorbed as duplicates) whose event_id the browser also
+-- sent; browser copies are looked up 48 h before the window too, as they usually come first.
+WITH arrivals AS (
+    SELECT e.name AS name, e.event_id AS event_id, coalesce(json_extract(CAST(e.body AS TEXT), '$.channel'), 'server') AS ch, e.received_at AS at
+      FROM events AS e WHERE e.received_at >= :lookback
+    UNION ALL
+    SELECT event, event_id, channel, at FROM ingest_duplicates WHERE at >= :lookback)
+SELECT name, count(*),
+       sum(event_id IN (SELECT event_id FROM arrivals WHERE ch = 'browser'))
+  FROM arrivals WHERE ch != 'browser' AND at >= :since
+ GROUP BY name
+
+-- name: window_enrichment
+SELECT e.name, count(*),
+       sum(json_extract(CAST(e.body AS TEXT), '$.enriched_from') IS NOT NULL)
+  FROM events AS e WHERE e.received_at >= ? AND coalesce(json_extract(CAST(e.body AS TEXT), '$.channel'), 'server') != 'browser'
+ GROUP BY e.name
+
+-- name: window_latencies
+SELECT destination, delivered_at - created_at FROM deliveries
+ WHERE created_at >= :since AND state = 'delivered' AND delivered_at IS NOT NULL
+ ORDER BY created_at DESC LIMIT :sample
+
+-- name: window_trend_received
+SELECT CAST((received_at - :since) / :bucket AS INTEGER) AS b, count(*) FROM events
+ WHERE received_at >= :since GROUP BY b
+
+-- name: window_trend_delivered
+SELECT CAST((delivered_at - :since) / :bucket AS INTEGER) AS b, count(*) FROM deliveries
+ WHERE created_at >= :since AND state = 'delivered' AND delivered_at >= :since GROUP BY b
+
+-- name: queue
+SELECT (SELECT count(*) FROM deliveries WHERE destination = :d AND state = 'pending'),
+       (SELECT count(*) FROM deliveries WHERE destination = :d AND state = 'in_flight'),
+       (SELECT created_at FROM deliveries WHERE destination = :d AND state = 'pending'
+         ORDER BY created_at LIMIT 1),
+       (SELECT paused FROM destinations WHERE name = :d),
+       (SELECT reason FROM destinations WHERE name = :d),
+       (SELECT updated_at FROM destinations WHERE name = :d)
+
+-- name: recent_by_id
+-- An event_id prefix is found through the idempotency key (indexed on event_id first).
+SELECT e.event_id, e.name, e.received_at, coalesce(json_extract(CAST(e.body AS TEXT), '$.channel'), 'server'),
+       (SELECT group_concat(d.destination || ':' || d.state, ', ')
+          FROM idempotency AS i JOIN deliveries AS d ON d.id = i.delivery_id
+         WHERE i.event_id = e.event_id AND d.event_ref = e.id)
+  FROM events AS e
+ WHERE e.id IN (SELECT d.event_ref FROM idempotency AS i JOIN deliveries AS d
+                    ON d.id = i.delivery_id
+                 WHERE i.event_id >= :q AND i.event_id < :hi LIMIT 500)
+ ORDER BY e.id DESC LIMIT :limit
+
+-- name: recent
+SELECT e.event_id, e.name, e.received_at, coalesce(json_extract(CAST(e.body AS TEXT), '$.channel'), 'server'),
+       (SELECT group_concat(d.destination || ':' || d.state, ', ')
+          FROM idempotency AS i JOIN deliveries AS d ON d.id = i.delivery_id
+         WHERE i.event_id = e.event_id AND d.event_ref = e.id)
+  FROM events AS e
+ WHERE (:name = '' OR e.name = :name) ORDER BY e.id DESC LIMIT :limit
+
+-- name: trace
+SELECT d.destination, d.dest_event, d.state, d.attempts, d.last_code, d.last_message,
+       d.last_request_id, d.dead_reason, d.reason, d.created_at, d.delivered_at, d.payload,
+       e.body, d.updated_at
+  FROM idempotency AS i
+  JOIN deliveries AS d ON d.id = i.delivery_id
+  JOIN events AS e ON e.id = d.event_ref
+ WHERE i.event_id = ?
+ ORDER BY d.destination, d.dest_event
+
+-- name: trace_attempts
+-- Requests that carried the event: attempts of its destination between acceptance and
+-- last update.
+SELECT a.at, a.http_status, a.code, a.message, a.request_id, a.latency_ms, a.outcome,
+       json_array_length(a.event_ids)
+  FROM attempts AS a
+ WHERE a.destination = ? AND a.at >= ? AND a.at <= ?
+   AND EXISTS (SELECT 1 FROM json_each(a.event_ids) WHERE value = ?)
+ ORDER BY a.at, a.id

@@ -1,0 +1,39 @@
+-- Named queries of the SQLite session store (store/sqlite/sessions.py).
+
+-- name: get
+SELECT session_id, ttclid, ttp, ip, user_agent, landing_url, first_seen, last_seen, consent
+  FROM sessions WHERE session_id = ?
+
+-- name: upsert
+INSERT OR REPLACE INTO sessions (session_id, ttclid, ttp, ip, user_agent, landing_url,
+                                 first_seen, last_seen, consent)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: by_token
+SELECT session_id, ttclid, ttp, ip, user_agent, landing_url, first_seen, last_seen, consent
+  FROM sessions
+ WHERE session_id = (SELECT session_id FROM session_tokens WHERE kind = ? AND token = ?)
+
+-- name: by_identity
+-- The most recently seen session linked to the identity within the window.
+SELECT s.session_id, s.ttclid, s.ttp, s.ip, s.user_agent, s.landing_url, s.first_seen,
+       s.last_seen, s.consent
+  FROM session_identities AS i JOIN sessions AS s ON s.session_id = i.session_id
+ WHERE i.identity = ? AND i.linked_at >= ?
+ ORDER BY s.last_seen DESC LIMIT 1
+
+-- name: link_token
+-- A cart or checkout token -> the session it was created in; the latest link wins.
+INSERT OR REPLACE INTO session_tokens (kind, token, session_id, linked_at) VALUES (?, ?, ?, ?)
+
+-- name: link_identity
+INSERT OR REPLACE INTO session_identities (identity, session_id, linked_at) VALUES (?, ?, ?)
+
+-- name: prune_sessions
+DELETE FROM sessions WHERE last_seen < :cutoff
+
+-- name: prune_tokens
+DELETE FROM session_tokens WHERE linked_at < :cutoff
+
+-- name: prune_identities
+DELETE FROM session_identities WHERE linked_at < :cutoff

@@ -1,0 +1,75 @@
+"""The Sessions contract on every store: merge on record, lookup order, identity window,
+consent kept with the session, pruning."""
+
+from __future__ import annotations
+
+from pixelrelay.model import Consent, ConsentState
+from pixelrelay.pipeline.enrich import EnrichedFrom, Lookup, SessionContext
+from pixelrelay.store.base import Store
+from tests.contract.conftest import StoreFactory
+
+DAY = 86400.0
+T0 = 1_800_000_000.0
+RETENTION = 30 * DAY
+WINDOW = 7 * DAY
+
+
+def hit(sid: str, at: float, **kw: str) -> SessionContext:
+    return SessionContext(sid, first_seen=at, last_seen=at, **kw)
+
+
+async def test_a_session_keeps_its_landing_and_gains_newer_keys(store: Store) -> None:
+    await store.record_session(hit("s_a", T0, ttclid="E.1",
+                                   landing_url="https://shop.test/?ttclid=E.1"), RETENTION)
+    merged = await store.record_session(hit("s_a", T0 + 60, ttp="2.t", ip="192.0.2.1"),
+                                        RETENTION)
+    assert merged == SessionContext("s_a", ttclid="E.1", ttp="2.t", ip="192.0.2.1",
+                                    landing_url="https://shop.test/?ttclid=E.1",
+                                    first_seen=T0, last_seen=T0 + 60)
+    assert await store.get_session("s_a") == merged
+
+
+async def test_lookup_prefers_session_then_token_then_recent_identity(
+        store: Store) -> None:
+    # nothing recorded yet
+    assert await store.find_sessions([Lookup("s_x", (), ())], T0 - WINDOW) == [None]
+    for sid, at in (("s_a", T0), ("s_b", T0 + 10), ("s_old", T0 - 30 * DAY)):
+        await store.record_session(hit(sid, at, ttclid=f"E.{sid}"), 60 * DAY)
+    await store.link_token("cart_token", "c1", "s_a", T0)
+    await store.link_identities([("s_a", ("email:h",)), ("s_b", ("email:h",)),
+                                 ("s_old", ("external_id:o",))], T0)
+    await store.link_identities([("s_old", ("email:stale",))], T0 - 8 * DAY)
+    found = await store.find_sessions([
+        Lookup("s_b", (("cart_token", "c1"),), ("email:h",)),
+        Lookup("s_missing", (("cart_token", "c1"),), ()),
+        Lookup(None, (("checkout_token", "c1"),), ("email:h",)),  # kinds do not mix
+        Lookup(None, (), ("external_id:o",)),
+        Lookup(None, (), ("email:stale",)),  # linked 8 days ago: outside the window
+        Lookup(None, (), ()),
+    ], T0 + 20 - WINDOW)
+    assert [(f[0].session_id, f[1]) if f else None for f in found] == [
+        ("s_b", EnrichedFrom.SESSION), ("s_a", EnrichedFrom.LINK),
+        ("s_b", EnrichedFrom.IDENTITY), ("s_old", EnrichedFrom.IDENTITY), None, None]
+
+
+async def test_expired_sessions_and_links_are_pruned(make_store: StoreFactory) -> None:
+    store = await make_store()
+    await store.record_session(hit("s_old", T0, ttclid="E.old"), RETENTION)
+    await store.link_token("cart_token", "c_old", "s_old", T0)
+    await store.close()
+    store = await make_store()  # the first hit after a start prunes
+    await store.record_session(hit("s_new", T0 + 31 * DAY), RETENTION)
+    assert await store.get_session("s_old") is None
+    assert await store.find_sessions([Lookup(None, (("cart_token", "c_old"),), ())],
+                                     T0 + 31 * DAY - WINDOW) == [None]
+
+
+async def test_the_latest_consent_answer_is_kept_with_the_session(store: Store) -> None:
+    denied = Consent(marketing=ConsentState.DENIED, region="DE")
+    await store.record_session(SessionContext("s_c", first_seen=T0, last_seen=T0,
+                                              consent=denied, consent_at=T0,
+                                              consent_source="consent_mode"), RETENTION)
+    await store.record_session(hit("s_c", T0 + 5, ttclid="E.c"), RETENTION)  # no answer
+    got = await store.get_session("s_c")
+    assert got is not None and got.ttclid == "E.c"
+    assert (got.consent, got.consent_at, got.consent_source) == (denied, T0, "consent_mode")
