@@ -377,3 +377,19 @@ async def test_a_copy_that_adds_nothing_stays_a_duplicate(store: Store) -> None:
     await store.insert([new_event("n1")], T0)
     same = NewEvent(Event("Purchase", "n1", int(T0)), (pending(),), merge=lambda body: None)
     assert await store.insert([same], T0 + 1) == [DUPLICATE]
+
+
+async def test_processes_beat_and_are_counted_by_role(store: Store) -> None:
+    a = b = store  # what counts is the process id; the database is shared
+    assert await a.heartbeat("p1", "delivery", T0, 30) == 1
+    assert await b.heartbeat("p2", "delivery", T0 + 1, 30) == 2  # another process sees it
+    assert await b.heartbeat("api1", "api", T0 + 1, 30) == 1  # roles are counted apart
+    assert await a.heartbeat("p1", "delivery", T0 + 40, 30) == 1  # p2 fell silent
+    await a.leave("p1")
+    assert await b.heartbeat("p2", "delivery", T0 + 41, 30) == 1
+
+
+async def test_waiting_for_work_returns_by_the_timeout(store: Store) -> None:
+    started = asyncio.get_running_loop().time()
+    await store.wait_for_work(["tt"], 0.05)
+    assert asyncio.get_running_loop().time() - started < 5

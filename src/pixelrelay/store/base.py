@@ -187,6 +187,25 @@ class Outbox(Protocol):
 
     async def deliveries(self, event_id: str) -> list[DeliveryView]: ...
 
+    async def wait_for_work(self, destinations: Sequence[str], timeout: float) -> None:
+        """Return when another process may have queued work for one of `destinations`, or
+        after `timeout` at the latest. PostgreSQL wakes on NOTIFY (insert sends it in its
+        transaction); SQLite has no such signal and simply waits: its callers poll."""
+        ...
+
+
+class Processes(Protocol):
+    """The gateway's processes on this database, so shared limits split between them."""
+
+    async def heartbeat(self, process_id: str, role: str, now: float, ttl_s: float) -> int:
+        """Record that `process_id` (of `role`: "delivery" | "api") is alive now, forget
+        processes silent for `ttl_s`; returns how many of `role` are alive, itself included."""
+        ...
+
+    async def leave(self, process_id: str) -> None:
+        """A process stopping cleanly: its share goes back to the others at once."""
+        ...
+
 
 class Destinations(Protocol):
     """Each destination's pause state, shared by every process on the database."""
@@ -296,8 +315,8 @@ class AdminSessions(Protocol):
         ...
 
 
-class Store(Outbox, Destinations, Sessions, IngestLog, ReadModels, Operations, AdminSessions,
-            Protocol):
+class Store(Outbox, Processes, Destinations, Sessions, IngestLog, ReadModels, Operations,
+            AdminSessions, Protocol):
     """Everything one database holds. Each part above is what one kind of caller needs."""
 
     async def open(self) -> None:

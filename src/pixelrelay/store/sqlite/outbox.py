@@ -3,6 +3,7 @@ fenced by the lease token, leases, expiry, pause state, the delivery log, admin 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import sqlite3
 import uuid
@@ -46,7 +47,7 @@ class _Prepared:
 
 
 class SQLiteOutbox(UsesConnections):
-    """Outbox, Destinations and AdminSessions of SQLiteStore."""
+    """Outbox, Processes, Destinations and AdminSessions of SQLiteStore."""
 
 
     # -- writes --------------------------------------------------------------------------------
@@ -134,6 +135,23 @@ class SQLiteOutbox(UsesConnections):
         await self._db.write(lambda c: c.execute(Q["admin_session_close"], {"id_hash": id_hash}))
 
     # -- reads ---------------------------------------------------------------------------------
+
+    async def wait_for_work(self, destinations: Sequence[str], timeout: float) -> None:
+        # No cross-process signal on SQLite: another process's rows are found by polling.
+        await asyncio.sleep(timeout)
+
+    async def heartbeat(self, process_id: str, role: str, now: float, ttl_s: float) -> int:
+        params = {"id": process_id, "role": role, "now": now, "cutoff": now - ttl_s}
+
+        def run(conn: sqlite3.Connection) -> int:
+            conn.execute(Q["forget_silent"], params)
+            conn.execute(Q["heartbeat"], params)
+            return int(conn.execute(Q["count_alive"], params).fetchone()[0])
+
+        return await self._db.write(run)
+
+    async def leave(self, process_id: str) -> None:
+        await self._db.write(lambda c: c.execute(Q["leave"], {"id": process_id}))
 
     async def _read(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
         return await self._db.read(lambda conn: conn.execute(sql, params).fetchall())

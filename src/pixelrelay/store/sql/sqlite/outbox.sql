@@ -147,3 +147,16 @@ SELECT 1 FROM admin_sessions WHERE id_hash = :id_hash AND expires_at > :now
 
 -- name: admin_session_close
 DELETE FROM admin_sessions WHERE id_hash = :id_hash
+
+-- name: heartbeat
+INSERT INTO processes (process_id, role, seen_at) VALUES (:id, :role, :now)
+ON CONFLICT (process_id) DO UPDATE SET role = excluded.role, seen_at = excluded.seen_at
+
+-- name: forget_silent
+DELETE FROM processes WHERE seen_at < :cutoff
+
+-- name: count_alive
+SELECT count(*) FROM processes WHERE role = :role
+
+-- name: leave
+DELETE FROM processes WHERE process_id = :id
