@@ -35,7 +35,8 @@ CONSENT_KEYS = ("marketing", "ad_user_data", "ad_personalization", "region")
 _CONSENT_MODE = {"ad_storage": "marketing"}
 _CONSENT_IGNORED = frozenset({"analytics_storage", "functionality_storage",
                               "personalization_storage", "security_storage"})
-_CONSENT_SET = frozenset(CONSENT_KEYS) | frozenset(_CONSENT_MODE) | _CONSENT_IGNORED
+_OWN_CONSENT = frozenset(CONSENT_KEYS)
+_CONSENT_SET = _OWN_CONSENT | frozenset(_CONSENT_MODE) | _CONSENT_IGNORED
 _BOOL_STATES = {True: ConsentState.GRANTED, False: ConsentState.DENIED}
 _SOURCES = {s.value: s for s in Source}
 _STATES = {s.value: s for s in ConsentState}
@@ -210,6 +211,14 @@ def _consent(v: object, p: list[Problem], notices: list[Notice]) -> Consent:
         p.append(Problem("consent", f"must be an object, got {json_type(v)}"))
         return _EMPTY_CONSENT
     unknown_keys(v, "consent.", _CONSENT_SET, notices)
+    if v.keys() <= _OWN_CONSENT:  # the common case: our own names, as strings
+        fast = [_STATES.get(x.strip().lower()) if isinstance(x := v.get(k), str) else None
+                for k in CONSENT_KEYS[:3]]
+        if all(s is not None or v.get(k) is None
+               for s, k in zip(fast, CONSENT_KEYS[:3], strict=True)):
+            region = opt_str(v.get("region"), "consent.region", 8, p)
+            return Consent(marketing=fast[0], ad_user_data=fast[1], ad_personalization=fast[2],
+                           region=region.upper() if region else None)
     states: list[ConsentState | None] = []
     for key in CONSENT_KEYS[:3]:
         given = next((k for k, means in _CONSENT_MODE.items() if means == key and k in v), key)

@@ -17,6 +17,7 @@ _EMAIL = re.compile(r"[^\s@/?#&=:;,<>\"']+@[^\s@/?#&=:;,<>\"']+\.[A-Za-z]{2,}")
 # +49 170 1234567, (030) 1234-5678, 0049.170.1234567: eight or more digits in phone dress.
 _PHONE = re.compile(r"(?:\+|00)?\(?\d[\d\s().\-/]{6,22}\d")
 _SEPARATED = re.compile(r"[\s().\-/]")
+_EIGHT_DIGITS = re.compile(r"(?:\D*\d){8}")
 # Dates, times and IPv4 addresses, which have the digits of a phone number but are not one.
 _NOT_PHONE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}|"
                         r"\d{1,3}(?:\.\d{1,3}){3}|\d{1,2}:\d{2}(?::\d{2})?")
@@ -102,8 +103,9 @@ def scrub_values(obj: dict[str, Any], path: str, found: Found,
 def scrub_url(url: str | None, path: str, found: Found, region: str = "") -> str | None:
     """A page URL with every query parameter whose value (or name) is personal data removed;
     the path, the other parameters (ttclid, utm_*) and the fragment stay."""
-    if not url or ("@" not in url and not any(c.isdigit() for c in url)):
-        return url
+    if not url or ("@" not in url and ("?" not in url or _EIGHT_DIGITS.search(url) is None)
+                   and "%40" not in url):
+        return url  # the common case: nothing there could be an email or a phone
     try:
         parts = urlsplit(url)
         pairs = parse_qsl(parts.query, keep_blank_values=True)

@@ -40,15 +40,25 @@ def parse_user(v: object, region: str, p: list[Problem], notices: list[Notice]) 
         p.append(Problem("user", f"must be an object, got {json_type(v)}"))
         return _EMPTY
     unknown_keys(v, "user.", USER_KEYS, notices)
-    phone_why = (f"not a valid phone number for region {region}" if region else
-                 "not a valid phone number (give it as +<country code>..., or set "
-                 "default_phone_region)")
-    ip = opt_str(v.get("ip"), "user.ip", 64, p)
-    if ip is not None:
-        ip = _ip(ip)
-        if ip is None:
-            p.append(Problem("user.ip", "is not a valid IPv4 or IPv6 address"))
+    # Only the keys present are read: an event carries a handful of the 18.
+    fields: dict[str, object] = {}
+    for key, value in v.items():
+        read = _READERS.get(key)
+        if read is None or value is None:
+            continue
+        got = read(value, region, p, notices)
+        if got is not None and got != ():
+            fields[key] = got
+    return User(**fields) if fields else _EMPTY  # type: ignore[arg-type]
 
+
+def _phone_reason(region: str) -> str:
+    return (f"not a valid phone number for region {region}" if region else
+            "not a valid phone number (give it as +<country code>..., or set "
+            "default_phone_region)")
+
+
+def _phones(v: object, region: str, p: list[Problem], notices: list[Notice]) -> object:
     def phone(s: str) -> str | None:
         found = hash_phone(s, region)
         if found is None:
@@ -60,28 +70,63 @@ def parse_user(v: object, region: str, p: list[Problem], notices: list[Notice]) 
                                   NoticeKind.UNVERIFIED))
         return digest
 
-    return User(
-        email=_hashed(v.get("email"), "user.email", hash_email, "not a valid email address",
-                      p, notices),
-        phone=_hashed(v.get("phone"), "user.phone", phone, phone_why, p, notices),
-        external_id=_hashed(v.get("external_id"), "user.external_id", hash_external_id,
-                            "empty", p, notices),
-        ttclid=opt_str(v.get("ttclid"), "user.ttclid", 512, p),
-        ttp=opt_str(v.get("ttp"), "user.ttp", 512, p),
-        ip=ip,
-        user_agent=opt_str(v.get("user_agent"), "user.user_agent", 1024, p, truncate=True),
-        locale=opt_str(v.get("locale"), "user.locale", 35, p),
-        first_name=_one(v, "first_name", hash_name, p, notices),
-        last_name=_one(v, "last_name", hash_name, p, notices),
-        zip_code=_one(v, "zip_code", hash_zip, p, notices),
-        city=_one(v, "city", normalise_place, p, notices),
-        state=_one(v, "state", normalise_place, p, notices),
-        country=_one(v, "country", normalise_place, p, notices),
-        idfa=_one(v, "idfa", hash_idfa, p, notices),
-        idfv=opt_str(v.get("idfv"), "user.idfv", 64, p),
-        gaid=_one(v, "gaid", hash_gaid, p, notices),
-        att_status=_att_status(v.get("att_status"), p),
-    )
+    return _hashed(v, "user.phone", phone, _phone_reason(region), p, notices)
+
+
+def _address(v: object, region: str, p: list[Problem], notices: list[Notice]) -> str | None:
+    ip = opt_str(v, "user.ip", 64, p)
+    if ip is None:
+        return None
+    parsed = _ip(ip)
+    if parsed is None:
+        p.append(Problem("user.ip", "is not a valid IPv4 or IPv6 address"))
+    return parsed
+
+
+Reader = Callable[[object, str, list[Problem], list[Notice]], object]
+
+
+def _many(key: str, fn: Callable[[str], str | None], why: str) -> Reader:
+    path = f"user.{key}"
+    return lambda v, region, p, notices: _hashed(v, path, fn, why, p, notices)
+
+
+def _single(key: str, fn: Callable[[str], str | None]) -> Reader:
+    path = f"user.{key}"
+
+    def read(v: object, region: str, p: list[Problem], notices: list[Notice]) -> object:
+        found = _hashed(v, path, fn, "not usable", p, notices)
+        return found[0] if found else None
+
+    return read
+
+
+def _text(key: str, cap: int, truncate: bool = False) -> Reader:
+    path = f"user.{key}"
+    return lambda v, region, p, notices: opt_str(v, path, cap, p, truncate=truncate)
+
+
+_READERS: dict[str, Reader] = {
+    "email": _many("email", hash_email, "not a valid email address"),
+    "phone": _phones,
+    "external_id": _many("external_id", hash_external_id, "empty"),
+    "ttclid": _text("ttclid", 512),
+    "ttp": _text("ttp", 512),
+    "ip": _address,
+    "user_agent": _text("user_agent", 1024, truncate=True),
+    "locale": _text("locale", 35),
+    "first_name": _single("first_name", hash_name),
+    "last_name": _single("last_name", hash_name),
+    "zip_code": _single("zip_code", hash_zip),
+    "city": _single("city", normalise_place),
+    "state": _single("state", normalise_place),
+    "country": _single("country", normalise_place),
+    "idfa": _single("idfa", hash_idfa),
+    "idfv": _text("idfv", 64),
+    "gaid": _single("gaid", hash_gaid),
+    "att_status": lambda v, region, p, notices: _att_status(v, p),
+}
+assert set(_READERS) == USER_KEYS
 
 
 def with_found(user: User, found: Found, region: str) -> User:
@@ -100,13 +145,6 @@ def _ip(s: str) -> str | None:
         return str(ipaddress.ip_address(s))
     except ValueError:
         return None
-
-
-def _one(v: dict[str, object], key: str, fn: Callable[[str], str | None], p: list[Problem],
-         notices: list[Notice]) -> str | None:
-    """A single-valued key; a list is taken by its first usable value (senders differ)."""
-    found = _hashed(v.get(key), f"user.{key}", fn, "not usable", p, notices)
-    return found[0] if found else None
 
 
 def _hashed(v: object, path: str, fn: Callable[[str], str | None], why: str,
