@@ -34,6 +34,15 @@ def _networks(trusted: tuple[str, ...]) -> tuple[IPNetwork, ...]:
 def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if not text:
         return None
+    # An address is at most 45 characters (IPv6 with IPv4 tail) plus brackets and spaces;
+    # longer text is no address, and must not fill the cache below.
+    return _parse_ip(text) if len(text) <= 64 else None
+
+
+# Every request reads its client address (the credential guard, the tag); ipaddress costs
+# ~8 µs a parse, and the same few peers (a proxy, the shop's backend) recur.
+@lru_cache(maxsize=4096)
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(text.strip().strip("[]"))
     except ValueError:
