@@ -19,8 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pixelrelay import __version__, metrics
 from pixelrelay.clock import Clock, SystemClock
 from pixelrelay.config import Settings
-from pixelrelay.delivery.sender import Sender
-from pixelrelay.delivery.worker import DeliveryWorker
+from pixelrelay.delivery.service import Delivery
 from pixelrelay.destinations import build_destination
 from pixelrelay.diagnostics.endpoints import Diagnostics
 from pixelrelay.ingest import Ingestor
@@ -34,7 +33,7 @@ from pixelrelay.sources.http import json_response
 from pixelrelay.sources.shopify import ShopifyWebhookEndpoint
 from pixelrelay.sources.tiktok_compat import TikTokTrackEndpoint
 from pixelrelay.store import open_store
-from pixelrelay.store.base import Store
+from pixelrelay.store.base import DestinationState, Store
 
 log = logging.getLogger(__name__)
 
@@ -78,54 +77,50 @@ class Gateway:
         self.store = store
         self.clock = clock
         self.destinations = [build_destination(d) for d in settings.destinations]
-        self.sender = Sender(settings.delivery, transport=transport)
-        self.workers = {
-            d.name: DeliveryWorker(store, d, self.sender, settings.delivery, clock,
-                                   token_fingerprint=settings.destination(d.name)
-                                   .access_token.fingerprint())
-            for d in self.destinations
-        }
+        self.delivery: Delivery | None = Delivery(settings, store, self.destinations, clock,
+                                                  transport)
         self.ingestor = Ingestor(settings, store, self.destinations, clock, notify=self._notify)
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
 
     def _notify(self, names: set[str]) -> None:
-        for name in names:
-            self.workers[name].notify()
+        # Without delivery here, the delivery processes find the rows through the store.
+        if self.delivery is not None:
+            self.delivery.notify(names)
 
-    def resume(self, name: str) -> bool:
-        worker = self.workers.get(name)
-        if worker is None:
+    async def resume(self, name: str) -> bool:
+        """Lift a destination's pause for every process: the workers read it from the store
+        (at once in this process, within IDLE_POLL_S in the others). False: no such name."""
+        if name not in {d.name for d in self.destinations}:
             return False
-        worker.resume()
+        await self.store.set_destination(DestinationState(name=name, paused=False,
+                                                          updated_at=self.clock.now()))
+        log.info("destination %s resume requested", name)
+        self._notify({name})
         return True
 
     async def start(self) -> None:
         await self.store.open()
-        self._stop.clear()
-        self._tasks = [asyncio.create_task(w.run(self._stop), name=f"delivery:{n}")
-                       for n, w in self.workers.items()]
+        if self.delivery is None:
+            return
+        try:
+            await self.delivery.start()
+        except BaseException:
+            await self.store.close()  # nothing was delivered; the owner lock goes with it
+            raise
 
     async def stop(self) -> None:
-        self._stop.set()
-        for w in self.workers.values():
-            w.notify()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
-        for t in self._tasks:
-            t.cancel()
-        await self.sender.close()
+        if self.delivery is not None:
+            await self.delivery.stop()
         await self.store.close()
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok", "version": __version__})
 
 
 def create_app(settings: Settings, *, store: Store | None = None, clock: Clock | None = None,
                transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
     clock = clock or SystemClock()
     gateway = Gateway(settings, store or open_store(settings.storage.url), clock, transport)
-
-    async def healthz(request: Request) -> Response:
-        return json_response({"status": "ok", "version": __version__})
-
     diagnostics = Diagnostics(gateway.store, settings, clock)
     events_endpoint = EventsEndpoint(gateway.ingestor, settings.sources).__call__
     routes: list[Route | Mount] = [

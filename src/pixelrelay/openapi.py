@@ -841,10 +841,13 @@ def _paths() -> dict[str, Schema]:
             "security": ADMIN,
             "parameters": [_param("name", "path", "The destination's name.")],
             "responses": {
-                "200": _json(ref("Resumed"), "Its worker resumes delivering."),
+                "200": _json(ref("Resumed"), "Recorded in the store: every delivery process "
+                                              "resumes it."),
                 "401": shared("Unauthorized"), "403": shared("AdminForbidden"),
                 "404": _problem("No destination of that name.", "not_found"),
-                "429": shared("CredentialLimited")}}},
+                "429": shared("CredentialLimited"),
+                "503": _problem("The store could not record the resume; the pause is "
+                                "unchanged, retry.", "unavailable")}}},
         "/v1/diagnostics": {"get": {
             "tags": ["diagnostics"], "operationId": "diagnostics",
             "summary": "The diagnostics page's data as JSON", "security": ADMIN,

@@ -741,7 +741,10 @@ def test_every_operation_answers_as_documented(contract: Contract, emulator: Ser
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TRIGGER openapi_full BEFORE INSERT ON events "
                      "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        conn.execute("CREATE TRIGGER openapi_full_too BEFORE INSERT ON destinations "
+                     "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
     try:
+        c.call("post", "/v1/destinations/tiktok/resume", 503, headers=ADMIN)
         c.call("post", "/v1/events", 503, headers=SERVER, body={"event": "ViewContent"})
         collect(c, 503, {"event": "ViewContent"})
         shopify(c, 503, order(9_400_000_000 + t % 1000))
@@ -752,6 +755,7 @@ def test_every_operation_answers_as_documented(contract: Contract, emulator: Ser
     finally:
         with sqlite3.connect(db) as conn:
             conn.execute("DROP TRIGGER openapi_full")
+            conn.execute("DROP TRIGGER openapi_full_too")
 
     c.seen |= admin_without_a_token(tmp_path, emulator)
     c.seen |= stalled_bodies(tmp_path, emulator)

@@ -21,7 +21,7 @@ from pixelrelay.delivery.sender import Sender
 from pixelrelay.delivery.worker import DeliveryWorker
 from pixelrelay.destinations.base import HttpRequest, HttpResponse, Outcome, OutcomeKind
 from pixelrelay.model import DeliveryState, Event, Route
-from pixelrelay.store.base import NewEvent
+from pixelrelay.store.base import DestinationState, NewEvent
 from pixelrelay.store.sqlite import SQLiteStore
 
 TOKEN = Secret("tt-access-token-secret-0001")
@@ -220,13 +220,17 @@ async def test_setup_error_pauses_keeps_queue_and_resumes_on_new_token(rig: Rig)
     assert resumed is not None and not resumed.paused
 
 
-async def test_resume_lifts_a_pause_with_the_same_token(rig: Rig) -> None:
+async def test_a_resume_written_by_any_process_lifts_a_pause_with_the_same_token(
+        rig: Rig) -> None:
     rig.tiktok.answer = lambda ids: tiktok(40001, "Access token is invalid")
     await rig.add("e1")
     worker = rig.worker()
     await worker.run_once()
+    assert await worker.run_once() == 0  # paused, and the pause is in the database
     rig.tiktok.answer = lambda ids: tiktok()  # e.g. the permission was granted meanwhile
-    worker.resume()
+    # What POST /v1/destinations/tt/resume writes, on whichever process took it.
+    await rig.store.set_destination(DestinationState("tt", paused=False,
+                                                     updated_at=rig.clock.now()))
     assert await worker.run_once() == 1
     assert await rig.state("e1") == (DeliveryState.DELIVERED, 1, None)
 

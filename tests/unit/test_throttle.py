@@ -76,3 +76,22 @@ def test_try_take_charges_a_cost_above_the_burst_as_a_full_bucket() -> None:
     assert bucket.try_take(500) == 0.0  # one large batch passes on a full bucket
     assert bucket.try_take(500) == 1.0  # and the next waits for the bucket to refill
     assert TokenBucket(0).try_take(10**6) == 0.0  # unlimited
+
+
+async def test_a_new_rate_paces_from_then_on_and_the_burst_follows_it() -> None:
+    clock = FakeTime()
+    bucket = TokenBucket(10.0, monotonic=clock.monotonic, sleep=clock.sleep)
+    for _ in range(10):
+        await bucket.acquire()  # the burst of 10
+    bucket.set_rate(5.0)  # another delivery process joined: half each
+    assert bucket.burst == 5.0
+    for _ in range(10):
+        await bucket.acquire()
+    assert abs(clock.t - 2.0) < 1e-9  # 10 at 5/s
+    clock.t += 100.0
+    bucket.set_rate(10.0)  # it left: the full rate, the idle time refilled at the old one
+    for _ in range(5):
+        await bucket.acquire()
+    assert abs(clock.t - 102.0) < 1e-9
+    await bucket.acquire()
+    assert abs(clock.t - 102.1) < 1e-9  # the bucket held 5, the 6th waits at 10/s

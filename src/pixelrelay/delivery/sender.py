@@ -10,22 +10,30 @@ import httpx
 from pixelrelay.config import DeliverySettings
 from pixelrelay.destinations.base import HttpRequest, HttpResponse
 
+# Requests on the wire at once per destination: a bisection's halves go out together, and a
+# backlog keeps PARALLEL_REQUESTS batches in flight.
+MAX_CONNECTIONS = 64
+
 
 class Sender:
-    """POSTs prepared requests over a keep-alive HTTP/1.1 pool.
+    """POSTs prepared requests over a keep-alive HTTP/1.1 pool: one Sender per destination,
+    so a destination that answers slowly holds only its own connections.
 
     Pass `transport` (httpx.MockTransport, httpx.ASGITransport) to send in-process in tests.
     Nothing here logs headers: they carry the Access-Token.
 
-    request_timeout_s bounds every phase (connect, each read, pool wait) and also the whole
-    request: an answer that trickles in, or a peer that never answers, is cut off either way
-    and comes back as a retryable error, holding only its own destination's worker.
+    At most `max_connections` requests are on the wire at once; the others wait for a slot
+    before their clock starts, so a burst (a bisection's halves) never times out in the pool.
+    request_timeout_s bounds every phase (connect, each read) and also the whole request: an
+    answer that trickles in, or a peer that never answers, is cut off either way and comes
+    back as a retryable error.
     """
 
     def __init__(self, settings: DeliverySettings,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 max_connections: int = 64) -> None:
+                 max_connections: int = MAX_CONNECTIONS) -> None:
         self._deadline_s = settings.request_timeout_s
+        self._slots = asyncio.Semaphore(max_connections)
         self._client = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(settings.request_timeout_s),
@@ -36,6 +44,10 @@ class Sender:
         )
 
     async def send(self, req: HttpRequest) -> HttpResponse:
+        async with self._slots:
+            return await self._send(req)
+
+    async def _send(self, req: HttpRequest) -> HttpResponse:
         start = time.perf_counter()
         try:
             async with asyncio.timeout(self._deadline_s):

@@ -25,6 +25,17 @@ class TokenBucket:
         self._last = monotonic()
         self._lock = asyncio.Lock()
 
+    def set_rate(self, rate: float) -> None:
+        """Change the rate (and a burst that followed it) from now on: a delivery process's
+        share of max_qps changes when another one starts or stops."""
+        if rate == self.rate:
+            return
+        self._refill()  # the time until now earns tokens at the old rate
+        if self.burst == max(1.0, self.rate):
+            self.burst = max(1.0, rate)
+        self.rate = rate
+        self._tokens = min(self._tokens, self.burst)
+
     def _refill(self) -> None:
         now = self._monotonic()
         self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)

@@ -44,7 +44,6 @@ class DeliveryWorker:
         self.throttle = throttle or TokenBucket(settings.max_qps)
         self.paused = False
         self._wake = asyncio.Event()
-        self._resume_requested = False
         self._last_expire = float("-inf")
         self._last_reap = float("-inf")
         self._outage = OutageWatch(settings.retry_base_s, settings.retry_cap_s)
@@ -55,14 +54,9 @@ class DeliveryWorker:
         return self.destination.name
 
     def notify(self) -> None:
-        """New pending rows were committed: wake up (the batch gets flush_interval_s to fill)."""
+        """New pending rows were committed, or the pause was lifted: wake up (the batch gets
+        flush_interval_s to fill)."""
         self._wake.set()
-
-    def resume(self) -> None:
-        """Lift a pause (an operator fixed the token or the permission); takes effect at the
-        next cycle, which it triggers."""
-        self._resume_requested = True
-        self.notify()
 
     async def _lift_pause(self) -> None:
         await self.store.set_destination(DestinationState(
@@ -84,14 +78,44 @@ class DeliveryWorker:
                 await _wait_any([stop], IDLE_POLL_S)
 
     async def _idle(self, stop: asyncio.Event) -> None:
+        """Sleep until a retry is due, rows arrive (from this process or another), a stop, or
+        IDLE_POLL_S: the pause, set and lifted in the database, is read again after it."""
         timeout = IDLE_POLL_S
         if not self.paused:
             due = await self.store.next_due(self.name)
             if due is not None:
                 timeout = min(timeout, max(0.0, due - self.clock.now()))
-        if timeout > 0 and await _wait_any([self._wake, stop], timeout) and self._wake.is_set():
+        if timeout <= 0:
+            return
+        if await self._wait_for_rows(stop, timeout):
             self._wake.clear()
             await _wait_any([stop], self.settings.flush_interval_s)  # let the batch fill
+
+    async def _wait_for_rows(self, stop: asyncio.Event, timeout: float) -> bool:
+        """Wait up to `timeout`; True when new rows were signalled before it ran out: by this
+        process's ingest (notify) or by the store for another process's (wait_for_work)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        elsewhere = asyncio.ensure_future(self.store.wait_for_work([self.name], timeout))
+        woken = [asyncio.ensure_future(e.wait()) for e in (self._wake, stop)]
+        signalled = False
+        try:
+            done, _ = await asyncio.wait([elsewhere, *woken], timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if elsewhere in done:
+                if elsewhere.exception() is None:
+                    # It also returns when its timeout ends (SQLite only ever does): only an
+                    # earlier return is a signal; the margin absorbs the timers' granularity.
+                    signalled = loop.time() < deadline - 0.01
+                else:  # no signal this time: poll, and keep the pace of a poll
+                    log.warning("destination %s: waiting for new rows failed (%s); polling",
+                                self.name, elsewhere.exception())
+                    await asyncio.wait(woken, timeout=max(0.0, deadline - loop.time()),
+                                       return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in (elsewhere, *woken):
+                w.cancel()
+        return not stop.is_set() and (self._wake.is_set() or signalled)
 
     async def run_once(self) -> int:
         """One claim -> send -> finish cycle; returns the number of deliveries processed."""
@@ -151,14 +175,16 @@ class DeliveryWorker:
                 log.warning("%d expired delivery leases returned to the queue", reaped)
 
     async def _check_paused(self) -> bool:
+        """The pause as the database has it: set by any delivery process, lifted by a resume
+        on any API process, or here when this process runs with a different token."""
         state = await self.store.get_destination(self.name)
         if state is None or not state.paused:
-            self.paused = self._resume_requested = False
+            if self.paused:
+                log.info("destination %s resumed", self.name)
+            self.paused = False
             return False
-        if self._resume_requested or state.token_fingerprint != self.token_fingerprint:
-            if not self._resume_requested:
-                log.info("destination %s: the access token changed since the pause", self.name)
-            self._resume_requested = False
+        if state.token_fingerprint != self.token_fingerprint:
+            log.info("destination %s: the access token changed since the pause", self.name)
             await self._lift_pause()
             return False
         self.paused = True

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from pixelrelay.config import Secret
 from pixelrelay.destinations.tiktok.mapping import PURCHASE_EVENTS, snake_case
+from pixelrelay.errors import StoreUnavailable
 from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import bearer, json_response, problem_response
 from pixelrelay.store.base import Store
@@ -67,9 +68,13 @@ class DeliveriesEndpoint:
 
 
 class ResumeEndpoint:
-    """POST /v1/destinations/{name}/resume: lift a pause after fixing the token or permission."""
+    """POST /v1/destinations/{name}/resume: lift a pause after fixing the token or permission.
 
-    def __init__(self, resume: Callable[[str], bool], admin_token: Secret) -> None:
+    `resume` writes the lifted pause to the store, so it holds for every delivery process,
+    whichever API process took the request; False when no destination has that name.
+    """
+
+    def __init__(self, resume: Callable[[str], Awaitable[bool]], admin_token: Secret) -> None:
         self.resume = resume
         self.admin_token = admin_token
 
@@ -78,6 +83,11 @@ class ResumeEndpoint:
         if denied is not None:
             return denied
         name = request.path_params["name"]
-        if not self.resume(name):
+        try:
+            known = await self.resume(name)
+        except StoreUnavailable:
+            return problem_response(503, "unavailable",
+                                    "the database is unavailable; the pause is unchanged, retry")
+        if not known:
             return problem_response(404, "not_found", f"no destination named {name!r}")
         return json_response({"destination": name, "resumed": True})

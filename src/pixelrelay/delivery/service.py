@@ -1,0 +1,120 @@
+"""The delivery side of a process: a worker per destination, and its share of each rate limit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Sequence
+
+import httpx
+
+from pixelrelay.clock import Clock
+from pixelrelay.config import Settings
+from pixelrelay.delivery.sender import Sender
+from pixelrelay.delivery.worker import DeliveryWorker
+from pixelrelay.destinations.base import Destination
+from pixelrelay.store.base import Store
+
+log = logging.getLogger("pixelrelay.delivery")
+
+ROLE = "delivery"
+HEARTBEAT_S = 5.0  # how often this process says it is alive and re-reads how many others are
+# A process silent this long is counted out: three missed beats (a kill -9, a lost machine).
+HEARTBEAT_TTL_S = 3 * HEARTBEAT_S
+STOP_WAIT_S = 10.0  # a stopping worker finishes its requests in flight, at most this long
+
+
+def rate_share(max_qps: float, live_processes: int) -> float:
+    """One delivery process's part of a destination's max_qps (<= 0: unlimited stays so)."""
+    if max_qps <= 0:
+        return max_qps
+    return max_qps / max(1, live_processes)
+
+
+class Delivery:
+    """Delivers every destination's queue from this process, beside any other delivery
+    process on the same database.
+
+    Each destination has its own worker task, Sender (HTTP pool) and throttle, so a slow or
+    failing destination holds none of another's. The per-destination max_qps is a budget for
+    all delivery processes together: each takes max_qps / (live delivery processes), counted
+    by a heartbeat in the database every HEARTBEAT_S.
+    """
+
+    def __init__(self, settings: Settings, store: Store, destinations: Sequence[Destination],
+                 clock: Clock, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.max_qps = settings.delivery.max_qps
+        self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.live_processes = 1
+        self.senders = {d.name: Sender(settings.delivery, transport=transport)
+                        for d in destinations}
+        self.workers = {
+            d.name: DeliveryWorker(store, d, self.senders[d.name], settings.delivery, clock,
+                                   token_fingerprint=settings.destination(d.name)
+                                   .access_token.fingerprint())
+            for d in destinations
+        }
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def notify(self, names: Iterable[str]) -> None:
+        """Rows for these destinations were committed by this process: wake their workers."""
+        for name in names:
+            worker = self.workers.get(name)
+            if worker is not None:
+                worker.notify()
+
+    async def beat(self) -> int:
+        """Say this process is alive; set each throttle to its share of max_qps. Returns the
+        live delivery processes counted (this one included)."""
+        live = await self.store.heartbeat(self.process_id, ROLE, self.clock.now(),
+                                          HEARTBEAT_TTL_S)
+        if live != self.live_processes:
+            log.info("%d delivery process(es) share each destination's max_qps", live)
+        self.live_processes = live
+        for worker in self.workers.values():
+            worker.throttle.set_rate(rate_share(self.max_qps, live))
+        return live
+
+    async def start(self) -> None:
+        """Start delivering (the store is open). The first beat comes before any request, so
+        a process joining others never sends at the full rate."""
+        await self.beat()
+        self._stop.clear()
+        self._tasks = [asyncio.create_task(w.run(self._stop), name=f"delivery:{n}")
+                       for n, w in self.workers.items()]
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="delivery-heartbeat"))
+
+    async def _heartbeat(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), HEARTBEAT_S)
+            if self._stop.is_set():
+                return
+            try:
+                await self.beat()
+            except Exception:  # a store hiccup keeps the last share; the next beat retries
+                log.exception("delivery heartbeat failed")
+
+    async def stop(self) -> None:
+        """Finish what is in flight (up to STOP_WAIT_S), hand this share back, close pools."""
+        self._stop.set()
+        for w in self.workers.values():
+            w.notify()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=STOP_WAIT_S)
+        for t in self._tasks:
+            t.cancel()
+        self._tasks = []
+        try:
+            await self.store.leave(self.process_id)
+        except Exception:  # the others count this process out after HEARTBEAT_TTL_S anyway
+            log.warning("could not sign this delivery process out of the database")
+        for sender in self.senders.values():
+            await sender.close()

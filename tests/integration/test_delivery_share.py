@@ -1,0 +1,55 @@
+"""Delivery processes on one database split each destination's max_qps between the live ones,
+counted by their heartbeats in the database (real SQLite)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from pixelrelay.clock import FakeClock
+from pixelrelay.delivery.service import HEARTBEAT_TTL_S, Delivery, rate_share
+from pixelrelay.destinations import build_destination
+from pixelrelay.store.sqlite import SQLiteStore
+from tests.conftest import FAST_DELIVERY, make_settings
+
+
+def test_rate_share_splits_a_limit_and_keeps_unlimited() -> None:
+    assert rate_share(500.0, 1) == 500.0
+    assert rate_share(500.0, 4) == 125.0
+    assert rate_share(500.0, 0) == 500.0  # never more than the whole limit
+    assert rate_share(0.0, 3) == 0.0  # 0 = unlimited, for every process
+
+
+async def test_each_delivery_process_throttles_at_its_share_of_max_qps(tmp_path: Path) -> None:
+    db = tmp_path / "share.db"
+    settings = make_settings(db, "http://127.0.0.1:9",
+                             delivery=dataclasses.replace(FAST_DELIVERY, max_qps=300.0))
+    destinations = [build_destination(d) for d in settings.destinations]
+    clock = FakeClock()
+    # Delivery processes elsewhere reach the same database through their own store.
+    stores = [SQLiteStore(str(db), recover_in_flight=False) for _ in range(3)]
+    for s in stores:
+        await s.open()
+    mine, other, dies = (Delivery(settings, s, destinations, clock) for s in stores)
+
+    def rate(d: Delivery) -> float:
+        return d.workers["tiktok"].throttle.rate
+
+    try:
+        assert await mine.beat() == 1 and rate(mine) == 300.0  # alone: the whole limit
+        assert await other.beat() == 2 and rate(other) == 150.0
+        assert await mine.beat() == 2 and rate(mine) == 150.0  # re-read at its next beat
+
+        await other.stop()  # a clean stop hands its share back at once
+        assert await mine.beat() == 1 and rate(mine) == 300.0
+
+        assert await dies.beat() == 2  # then killed: no leave, no more beats
+        clock.advance(HEARTBEAT_TTL_S / 2)
+        assert await mine.beat() == 2 and rate(mine) == 150.0  # not yet counted out
+        clock.advance(HEARTBEAT_TTL_S)
+        assert await mine.beat() == 1 and rate(mine) == 300.0
+    finally:
+        await mine.stop()
+        await dies.stop()
+        for s in stores:
+            await s.close()
