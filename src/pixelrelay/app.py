@@ -1,4 +1,4 @@
-"""create_app(settings): the gateway's ASGI app with its store, destinations and workers."""
+"""The ASGI apps of each process (serve, serve --no-delivery, deliver --port), wired once."""
 
 from __future__ import annotations
 
@@ -69,16 +69,17 @@ class RequestTiming:
 
 
 class Gateway:
-    """Everything `serve` runs in one process, wired once; the app and tests reach it here."""
+    """Everything one process runs, wired once: ingest for the API, and delivery unless
+    another process does it (`serve --no-delivery`); the app and tests reach it here."""
 
     def __init__(self, settings: Settings, store: Store, clock: Clock,
-                 transport: httpx.AsyncBaseTransport | None) -> None:
+                 transport: httpx.AsyncBaseTransport | None, *, delivers: bool = True) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
         self.destinations = [build_destination(d) for d in settings.destinations]
-        self.delivery: Delivery | None = Delivery(settings, store, self.destinations, clock,
-                                                  transport)
+        self.delivery = (Delivery(settings, store, self.destinations, clock, transport)
+                         if delivers else None)
         self.ingestor = Ingestor(settings, store, self.destinations, clock, notify=self._notify)
 
     def _notify(self, names: set[str]) -> None:
@@ -118,9 +119,16 @@ async def healthz(request: Request) -> Response:
 
 
 def create_app(settings: Settings, *, store: Store | None = None, clock: Clock | None = None,
-               transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+               transport: httpx.AsyncBaseTransport | None = None,
+               delivery: bool = True) -> Starlette:
+    """`serve`: the API, the dashboard and (unless `delivery=False`) the delivery workers.
+
+    Without delivery the process does not own the database: on SQLite it takes no owner lock
+    and returns no in-flight rows to the queue (they are the delivery process's).
+    """
     clock = clock or SystemClock()
-    gateway = Gateway(settings, store or open_store(settings.storage.url), clock, transport)
+    store = store or open_store(settings.storage.url, recover_in_flight=delivery)
+    gateway = Gateway(settings, store, clock, transport, delivers=delivery)
     diagnostics = Diagnostics(gateway.store, settings, clock)
     events_endpoint = EventsEndpoint(gateway.ingestor, settings.sources).__call__
     routes: list[Route | Mount] = [
@@ -186,4 +194,28 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
     app.state.gateway = gateway
     if emulator_app is not None:
         app.state.emulator = emulator_app.state.emulator
+    return app
+
+
+def create_delivery_app(settings: Settings, *, store: Store | None = None,
+                        clock: Clock | None = None,
+                        transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+    """`deliver --port`: delivery as the lifespan, and only the probes over HTTP (/healthz,
+    /metrics with this process's delivery counters and the queue gauges from the store)."""
+    clock = clock or SystemClock()
+    gateway = Gateway(settings, store or open_store(settings.storage.url), clock, transport)
+    diagnostics = Diagnostics(gateway.store, settings, clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    app = Starlette(routes=[Route("/healthz", healthz, methods=["GET"]),
+                            Route("/metrics", diagnostics.metrics_endpoint, methods=["GET"])],
+                    lifespan=lifespan, middleware=[Middleware(RequestTiming)])
+    app.state.gateway = gateway
     return app

@@ -28,6 +28,7 @@ Start here:
   pixelrelay serve                          sandbox: built-in TikTok emulator, SQLite here
   pixelrelay check --config pixelrelay.toml pre-flight a production config
   pixelrelay serve --config pixelrelay.toml
+  pixelrelay serve --no-delivery ... / pixelrelay deliver ...   API and delivery apart
 Each command has its own --help. The README is the manual."""
 CONFIG_HELP = "TOML configuration file (default: $PIXELRELAY_CONFIG)"
 OPS_CONFIG_HELP = (f"{CONFIG_HELP}; without either, the sandbox database in this folder")
@@ -58,15 +59,32 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve", help="run the gateway: HTTP API, browser tag, webhooks, delivery, dashboard",
         description="Run the gateway. Without a config: sandbox mode, delivering to a "
-                    "built-in TikTok emulator. One serve per SQLite database: a second one "
-                    "exits with code 2 naming the first.")
+                    "built-in TikTok emulator. One delivering process (serve or deliver) per "
+                    "SQLite database: a second one exits with code 2 naming the first. "
+                    "--no-delivery runs the API alone, beside a `pixelrelay deliver`.")
     serve.add_argument("--config", metavar="FILE",
                        help=f"{CONFIG_HELP}; without either, sandbox mode")
     serve.add_argument("--host", help="address to listen on (default: server.host, else "
                                       "127.0.0.1; 0.0.0.0 for every interface)")
     serve.add_argument("--port", type=int, help="port to listen on (default: server.port, "
                                                 "else 8080)")
+    serve.add_argument("--no-delivery", action="store_true",
+                       help="API only: queue events for `pixelrelay deliver` processes on the "
+                            "same database, send nothing (several may share a SQLite file)")
     serve.set_defaults(run=_serve)
+
+    deliver = sub.add_parser(
+        "deliver", help="run only the delivery workers (beside `serve --no-delivery`)",
+        description="Deliver the queue of the configured database to its destinations, with "
+                    "no API. On SQLite it owns the database like serve does (one per file); "
+                    "on PostgreSQL several may run, sharing each destination's max_qps. "
+                    "--port serves /healthz and /metrics for probes.")
+    deliver.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    deliver.add_argument("--host", help="with --port: address to listen on (default: "
+                                        "server.host, else 127.0.0.1)")
+    deliver.add_argument("--port", type=int,
+                         help="serve /healthz and /metrics on this port (default: no HTTP)")
+    deliver.set_defaults(run=_deliver)
 
     emulator = sub.add_parser(
         "emulator", help="run a local TikTok Events API emulator (for tests and demos)",
@@ -218,6 +236,10 @@ def _serve(args: argparse.Namespace) -> int:
     from pixelrelay.app import create_app
 
     settings = _settings(args.config)
+    if settings is None and args.no_delivery:
+        print("pixelrelay: --no-delivery needs a config: the sandbox delivers to its built-in "
+              "emulator from its one serve", file=sys.stderr)
+        return 2
     server = settings.server if settings is not None else None
     host = args.host or (server.host if server else "127.0.0.1")
     port = args.port if args.port is not None else (server.port if server else 8080)
@@ -229,13 +251,46 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         settings = dataclasses.replace(settings, server=dataclasses.replace(
             settings.server, host=host, port=port))
-    serving.run(create_app(settings), sock, on_started=lambda: _banner(settings))
+    delivery = not args.no_delivery
+    serving.run(create_app(settings, delivery=delivery), sock,
+                on_started=lambda: _banner(settings, delivery))
     return 0
 
 
-def _banner(settings: Settings) -> None:
+def _deliver(args: argparse.Namespace) -> int:
+    from pixelrelay import serving
+    from pixelrelay.app import Gateway, create_delivery_app
+    from pixelrelay.clock import SystemClock
+    from pixelrelay.store import open_store
+
+    if args.host and args.port is None:
+        print("pixelrelay: --host goes with --port", file=sys.stderr)
+        return 2
+    settings = _settings(args.config)
+    if settings is None:
+        print("pixelrelay: deliver needs a config: pass --config FILE or set PIXELRELAY_CONFIG "
+              "(the sandbox runs as one `pixelrelay serve`)", file=sys.stderr)
+        return 2
+    storage = mask_url(settings.storage.url)
+    names = ", ".join(d.name for d in settings.destinations)
+    if args.port is None:
+        gateway = Gateway(settings, open_store(settings.storage.url), SystemClock(), None)
+        serving.run_until_signalled(gateway.start, gateway.stop, on_started=lambda: print(
+            f"pixelrelay delivering to {names}  (storage: {storage}; no HTTP)", flush=True))
+        return 0
+    host = args.host or settings.server.host
+    sock = serving.bind(host, args.port)  # before the store: a taken port starts nothing
+    base = f"http://{host}:{sock.getsockname()[1]}"
+    serving.run(create_delivery_app(settings), sock, on_started=lambda: print(
+        f"pixelrelay delivering to {names}  (storage: {storage}; probes: {base}/healthz, "
+        f"{base}/metrics)", flush=True))
+    return 0
+
+
+def _banner(settings: Settings, delivery: bool) -> None:
     base = f"http://{settings.server.host}:{settings.server.port}"
-    print(f"pixelrelay listening on {base}  (storage: {mask_url(settings.storage.url)})",
+    role = "" if delivery else "; API only, `pixelrelay deliver` sends"
+    print(f"pixelrelay listening on {base}  (storage: {mask_url(settings.storage.url)}{role})",
           flush=True)
     if settings.sandbox:
         print(f"""

@@ -1,10 +1,13 @@
-"""How `serve` runs the app: the port bound first, then uvicorn on that socket, a clean startup."""
+"""How the commands run: the port bound first, then uvicorn on that socket, a clean startup;
+or, for `deliver` without a port, no HTTP at all until a signal."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import uvicorn
 from starlette.applications import Starlette
@@ -106,3 +109,25 @@ def run(app: Starlette, sock: socket.socket, on_started: Callable[[], None]) -> 
         sock.close()
     if lifespan.error is not None:
         raise lifespan.error
+
+
+def run_until_signalled(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]],
+                        on_started: Callable[[], None]) -> None:
+    """Run `start`, then wait for SIGINT/SIGTERM and run `stop`: a process with no HTTP.
+
+    Raises the PixelrelayError that stopped `start` (which then started nothing).
+    """
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        await start()
+        try:
+            on_started()
+            await stopping.wait()
+        finally:
+            await stop()
+
+    asyncio.run(main())
