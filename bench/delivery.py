@@ -61,7 +61,7 @@ async def run(events: int, batch_size: int, port: int, db: str) -> tuple[float, 
     delivered = 0
     while delivered < events:
         n = await worker.run_once()
-        if n == 0 and (await store.queue_stats("tiktok")).pending == 0:
+        if n == 0 and (await store.queues(["tiktok"]))[0].pending == 0:
             break
         delivered += n
     deliver_s = time.perf_counter() - started

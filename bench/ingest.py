@@ -68,9 +68,11 @@ async def measure(port: int, seconds: float, concurrency: int, batch: int) -> di
     # Alternate the two endpoints so drift (page cache, CPU boost) hits both alike.
     for rnd in range(2):
         for name, path, headers in (("bare", "/bare", {}), ("api", "/v1/events", auth)):
-            r = await run_load(port, lambda n, p=path, h=headers, k=rnd:
-                               request_bytes(p, single_body(n, f"{p}{k}"), h),
-                               seconds=seconds / 2, concurrency=concurrency)
+            def make(n: int, p: str = path, h: dict[str, str] = headers,
+                     k: int = rnd) -> bytes:
+                return request_bytes(p, single_body(n, f"{p}{k}"), h)
+
+            r = await run_load(port, make, seconds=seconds / 2, concurrency=concurrency)
             prev = results.get(name)
             if prev is not None:
                 r.requests += prev.requests

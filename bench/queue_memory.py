@@ -52,7 +52,7 @@ async def run(total: int, db: str) -> None:
         claimed = await store.claim("tiktok", 1000, now + 1, 60)
         await store.finish([Finished(c.delivery_id, c.lease_token, DeliveryState.DELIVERED)
                             for c in claimed], None, now + 1)
-        stats = await store.queue_stats("tiktok")
+        stats = (await store.queues(["tiktok"]))[0]
         print(f"claim+finish #{cycle + 1}: pending {stats.pending:,}, RSS {rss_mib():.1f} MiB")
     await store.close()
 

@@ -83,7 +83,7 @@ class Rig:
             assert result.accepted == end - start, result.rejected[:1]
 
     async def empty(self) -> bool:
-        stats = await self.store.queue_stats(NAME)
+        stats = (await self.store.queues([NAME]))[0]
         return stats.pending == 0 and stats.in_flight == 0
 
     async def close(self) -> None:
@@ -166,7 +166,7 @@ async def outage(emu: Emulator, n: int, batch_size: int, step_s: float, db: str,
             pass
         r.clock.offset += step_s
     failed = int(str(emu.stats()["requests"]))
-    pending = (await r.store.queue_stats(NAME)).pending
+    pending = (await r.store.queues([NAME]))[0].pending
     next_due = await r.store.next_due(NAME)
     first_due = max(0.0, (next_due or r.clock.now()) - r.clock.now())
 

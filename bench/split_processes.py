@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -162,7 +163,8 @@ def main() -> None:
     print(f"\npixelrelay split processes on SQLite ({os.cpu_count()} cores; "
           f"IDLE_POLL_S = {IDLE_POLL_S:g} s; every part its own process)")
     print(f"{'':<44}{'serve':>14}{'--no-delivery + deliver':>26}")
-    rows = [("accepted -> delivered, one event: p50 (s)", lambda w: statistics.median(w)),
+    rows: list[tuple[str, Callable[[list[float]], float]]] = [
+            ("accepted -> delivered, one event: p50 (s)", statistics.median),
             ("                                  p95 (s)",
              lambda w: statistics.quantiles(w, n=20)[-1]),
             ("                                  max (s)", max)]

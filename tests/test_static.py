@@ -29,6 +29,13 @@ def test_mypy_strict_clean() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_benchmarks_type_check() -> None:
+    """Benchmarks are not run by the suite; type-checking them keeps them from rotting when
+    an interface they call changes."""
+    proc = run("mypy", "--strict", "bench")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_layer_contracts_hold() -> None:
     """The import rules of pyproject.toml's [tool.importlinter], checked by import-linter."""
     lint = Path(sys.executable).parent / "lint-imports"

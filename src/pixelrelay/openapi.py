@@ -834,7 +834,8 @@ def _paths() -> dict[str, Schema]:
                                                  "TikTok's last answer."),
                 "400": _problem("Neither event_id nor order_id.", "bad_request"),
                 "401": shared("Unauthorized"), "403": shared("AdminForbidden"),
-                "429": shared("CredentialLimited")}}},
+                "429": shared("CredentialLimited"),
+                "503": _problem("The store could not be read.", "unavailable")}}},
         "/v1/destinations/{name}/resume": {"post": {
             "tags": ["admin"], "operationId": "resume",
             "summary": "Resume a destination paused by a token or permission error",

@@ -722,7 +722,9 @@ def test_every_operation_answers_as_documented(contract: Contract, emulator: Ser
     # The store unable to read or write admin sessions: a signed-in request answers "retry".
     with sqlite3.connect(db) as conn:
         conn.execute("ALTER TABLE admin_sessions RENAME TO admin_sessions_away")
+        conn.execute("ALTER TABLE ingest_rejections RENAME TO ingest_rejections_away")
     try:
+        c.call("get", "/v1/deliveries", 503, headers=ADMIN, params={"event_id": event_id})
         c.call("get", "/v1/diagnostics", 503, cookies=session)
         c.call("get", f"/v1/events/{event_id}/trace", 503, cookies=session)
         c.call("get", "/", 503, cookies=session)
@@ -732,6 +734,7 @@ def test_every_operation_answers_as_documented(contract: Contract, emulator: Ser
     finally:
         with sqlite3.connect(db) as conn:
             conn.execute("ALTER TABLE admin_sessions_away RENAME TO admin_sessions")
+            conn.execute("ALTER TABLE ingest_rejections_away RENAME TO ingest_rejections")
     c.call("post", "/login", 413, raw=b"token=" + b"x" * 5000,
            media="application/x-www-form-urlencoded")
 

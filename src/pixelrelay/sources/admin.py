@@ -58,10 +58,13 @@ class DeliveriesEndpoint:
         # An order's purchase goes by the derived id ord_<order>_<snake TikTok name>.
         ids = [event_id] if event_id else [f"ord_{order_id}_{snake_case(n)}"
                                            for n in sorted(PURCHASE_EVENTS)]
-        views = [v for i in ids for v in await self.store.deliveries(i)]
-        body: dict[str, Any] = {"event_id": event_id or None, "deliveries": [
-            asdict(v) for v in views],
-            "rejected": await self.rejections(event_id or None, order_id or None)}
+        try:
+            views = [v for i in ids for v in await self.store.deliveries(i)]
+            rejected = await self.rejections(event_id or None, order_id or None)
+        except StoreUnavailable as exc:
+            return problem_response(503, "unavailable", f"could not read the log: {exc}")
+        body: dict[str, Any] = {"event_id": event_id or None,
+                                "deliveries": [asdict(v) for v in views], "rejected": rejected}
         if order_id:
             body["order_id"] = order_id
         return json_response(body)

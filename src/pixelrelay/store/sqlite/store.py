@@ -74,13 +74,46 @@ class SQLiteStore(SQLiteOutbox, SQLiteSessions, SQLiteDiagnostics, SQLiteOperati
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Run the migrations the database lacks, each in its own transaction; the version."""
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    (version,) = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-    for m in pending("sqlite", version):
-        conn.executescript(f"BEGIN IMMEDIATE;\n{m.sql}\n"
-                           f"INSERT INTO schema_version (version) VALUES ({m.version});\n"
-                           "COMMIT;")
-        version = m.version
-    return int(version)
+    """Run the migrations the database lacks, each in its own transaction; the version.
 
+    The version is read inside each migration's write transaction, so two processes
+    starting at once on a new file cannot both run the same migration.
+    """
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = conn.execute(
+                "SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+            todo = pending("sqlite", int(version))
+            if not todo:
+                conn.execute("COMMIT")
+                return int(version)
+            m = todo[0]
+            # executescript would commit first; the script's statements run one by one here.
+            for statement in _statements(m.sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (m.version,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+
+
+def _statements(script: str) -> list[str]:
+    """A migration's statements: complete SQL split at semicolons (sqlite3.complete_statement
+    knows about semicolons inside strings and triggers)."""
+    out: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                out.append(current.strip())
+            current = ""
+    if current.strip() and not all(
+            part.strip().startswith("--") or not part.strip()
+            for part in current.splitlines()):
+        out.append(current.strip())
+    return out
