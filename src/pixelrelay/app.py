@@ -129,7 +129,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
     clock = clock or SystemClock()
     store = store or open_store(settings.storage.url, recover_in_flight=delivery)
     gateway = Gateway(settings, store, clock, transport, delivers=delivery)
-    diagnostics = Diagnostics(gateway.store, settings, clock)
+    diagnostics = Diagnostics(gateway.store, settings, clock, resume=gateway.resume)
     events_endpoint = EventsEndpoint(gateway.ingestor, settings.sources).__call__
     routes: list[Route | Mount] = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -159,6 +159,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
         Route("/login", diagnostics.login_form, methods=["GET"]),
         Route("/login", diagnostics.login, methods=["POST"]),
         Route("/logout", diagnostics.logout, methods=["POST"]),
+        Route("/destinations/{name}/resume", diagnostics.resume_form, methods=["POST"]),
         Route("/v1/diagnostics", diagnostics.diagnostics_json, methods=["GET"]),
         Route("/v1/events/{event_id:path}/trace", diagnostics.trace_endpoint, methods=["GET"]),
         Route("/metrics", diagnostics.metrics_endpoint, methods=["GET"]),

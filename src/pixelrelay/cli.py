@@ -304,6 +304,7 @@ Watch it arrive at the emulator:   curl -s {base}/_emulator/events
 Follow its delivery:
   curl -s '{base}/v1/deliveries?event_id=ord_1001_complete_payment' \\
        -H 'Authorization: Bearer {SANDBOX_SOURCE_KEY}'
+Dashboard: open {base}/ and sign in with the admin token {SANDBOX_SOURCE_KEY}
 For production, write a config file (see README) and run: pixelrelay serve --config FILE
 """, flush=True)
 

@@ -507,8 +507,13 @@ def _answer_schemas() -> dict[str, Schema]:
             ["event_id", "event", "deliveries", "copies"]),
         "TraceDelivery": closed({
             "destination": STR, "dest_event": STR,
-            "state": {"enum": [s.value for s in DeliveryState]}, "attempts": INT,
-            "last_code": OPT_INT, "last_message": OPT_STR, "last_request_id": OPT_STR,
+            "state": {"enum": [s.value for s in DeliveryState]},
+            "attempts": {"type": "integer", "description": "Requests that carried this event "
+                         "(a refused batch is split and sent again)."},
+            "destination_paused": {"type": "boolean", "description": "The destination is "
+                                   "paused now: a pending event waits for its resume."},
+            "paused_reason": OPT_STR, "last_code": OPT_INT, "last_message": OPT_STR,
+            "last_request_id": OPT_STR,
             "dead_reason": OPT_STR, "reason": OPT_STR, "accepted_at": NUM,
             "delivered_at": OPT_NUM, "latency_s": OPT_NUM,
             "payload": {"type": ["object", "null"], "additionalProperties": True,
@@ -520,7 +525,8 @@ def _answer_schemas() -> dict[str, Schema]:
                 "batch_size": INT}, ["at", "http_status", "code", "message", "request_id",
                                      "latency_ms", "outcome", "batch_size"]),
                 "Every request that carried this event.")},
-            ["destination", "dest_event", "state", "attempts", "last_code", "last_message",
+            ["destination", "dest_event", "state", "attempts", "destination_paused",
+             "paused_reason", "last_code", "last_message",
              "last_request_id", "dead_reason", "reason", "accepted_at", "delivered_at",
              "latency_s", "payload", "log"]),
         "StoredEvent": _stored_event(),
@@ -588,10 +594,14 @@ def _diagnostics_schemas() -> dict[str, Schema]:
             "destinations": array(closed({
                 "name": STR, "state": {"enum": ["active", "paused"]},
                 "paused_reason": OPT_STR, "paused_at": OPT_NUM, "test_events": {
-                    "type": "boolean"}, "queue_depth": INT, "in_flight": INT,
-                "oldest_pending_age_s": OPT_NUM},
-                ["name", "state", "paused_reason", "paused_at", "test_events", "queue_depth",
-                 "in_flight", "oldest_pending_age_s"])),
+                    "type": "boolean"},
+                "event_source_ids": closed({s.value: STR for s in Source},
+                                           description="The TikTok id each event source goes "
+                                                       "to: pixel code (web), event set ids, "
+                                                       "app id; unset ones are left out."),
+                "queue_depth": INT, "in_flight": INT, "oldest_pending_age_s": OPT_NUM},
+                ["name", "state", "paused_reason", "paused_at", "test_events",
+                 "event_source_ids", "queue_depth", "in_flight", "oldest_pending_age_s"])),
             "totals": closed(dict.fromkeys(totals, INT), totals),
             "events": array(closed({
                 "event": STR, "received": INT, "accepted": INT, "duplicates": INT,
@@ -915,6 +925,28 @@ def _paths() -> dict[str, Schema]:
                                  f"{diagnostics_endpoints.MAX_LOGIN_BYTES} bytes."),
                     "429": shared("CredentialLimited"),
                     "503": _html("The store could not open the session; try again.")}}},
+        "/destinations/{name}/resume": {"post": {
+            "tags": ["diagnostics"], "operationId": "resumeFromPage",
+            "summary": "The page's Resume button (session cookie and its CSRF token)",
+            "description": "For scripts, POST /v1/destinations/{name}/resume with the admin "
+                           "token. This form needs a signed-in session, the `csrf` value the "
+                           "page put in the form, and (when the browser sends one) an Origin "
+                           "of this site.",
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": STR}],
+            "requestBody": {"required": True, "content": {
+                "application/x-www-form-urlencoded": {"schema": {
+                    "type": "object", "required": ["csrf"], "properties": {"csrf": STR}}}}},
+            "responses": {
+                "303": {"description": "Resumed for every process: back to /.",
+                        "headers": {"Location": {"required": True, "schema": STR}}},
+                "403": _html("No open session, a CSRF token that is not this session's, or "
+                             "another site's form."),
+                "404": _html("No destination of that name."),
+                "408": shared("BodyTimeout"),
+                "413": _html(f"The form is larger than "
+                             f"{diagnostics_endpoints.MAX_LOGIN_BYTES} bytes."),
+                "503": _html("The store could not record the resume (or read the session); "
+                             "the pause is unchanged.")}}},
         "/logout": {"post": {
             "tags": ["diagnostics"], "operationId": "logout", "summary": "Sign out",
             "responses": {"303": {"description": "To /, the session ended in the store (for "

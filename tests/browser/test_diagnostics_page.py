@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from pixelrelay.app import create_app
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, PIXEL, SOURCE_KEY, emu_state, make_settings
 from tests.integration.test_diagnostics_http import ADMIN, mix_settings, post_mix
 from tests.support import ServerThread, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+SERVER = {"Authorization": f"Bearer {SOURCE_KEY}"}
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 
@@ -57,5 +60,69 @@ def test_sign_in_read_the_numbers_and_follow_a_trace(tmp_path: Path,
                 text = page.inner_text("main")
                 assert "40002" in text and "rejected by fault" in text
                 assert '"event_id": "c1"' in page.inner_text("[data-payload]")
+                # Its batch was refused and halved until c1 stood alone: every request that
+                # carried it counts, not the one attempt the retry counter saw.
+                requests = page.locator("main table tr").count() - 1
+                assert requests >= 2
+                assert page.inner_text("[data-attempts]") == str(requests)
             finally:
                 browser.close()
+
+
+def test_act_from_the_page_resume_a_paused_destination(tmp_path: Path, emulator: ServerThread,
+                                                        context: Any) -> None:
+    """A token error pauses the destination; the page names its pixel, the trace says the
+    event waits for the pause, a forged form from another origin changes nothing, and the
+    Resume button sends what waited."""
+    httpx.post(f"{emulator.url}/faults", json={"setup_error_code": 40105})
+    with ServerThread(create_app(make_settings(tmp_path / "r.db", emulator.url))) as gw:
+        answer = httpx.post(f"{gw.url}/v1/events", headers=SERVER, json={
+            "event": "Purchase", "user": {"email": "a@example.com"},
+            "properties": {"order_id": "7001", "value": 5, "currency": "EUR"}})
+        assert answer.status_code == 202
+
+        def state() -> str:
+            d = httpx.get(f"{gw.url}/v1/diagnostics", headers=ADMIN).json()["destinations"]
+            return str(d[0]["state"])
+
+        wait_for(lambda: state() == "paused", timeout=10)
+        page = context.new_page()
+        page.goto(f"{gw.url}/")
+        page.fill("input[name=token]", ADMIN_TOKEN)
+        page.click("form[action='/login'] button")
+        assert page.inner_text("code[data-pixel]") == PIXEL
+        assert page.locator("text[data-tick]").count() >= 4  # the trend's time axis
+        assert page.locator("th[data-group]").all_inner_texts() == [
+            "hashed identifiers", "click and browser", "name and address"]
+        assert "same event_id" in page.inner_text("[data-guidance]")
+
+        page.fill("input[name=q]", "7001")
+        page.click("form[action='/'] button")
+        page.click("a[href='/v1/events/ord_7001_complete_payment/trace']")
+        assert page.inner_text("[data-state]") == "pending"
+        assert "tiktok is paused" in page.inner_text("[data-paused]")
+
+        # Same host, another port: the same site for SameSite, so the cookie goes along;
+        # only the Origin check and the CSRF token stop this form.
+        forged = context.new_page()
+        forged.goto(f"{emulator.url}/stats")
+        forged.evaluate("""url => { const f = document.createElement('form');
+            f.method = 'post'; f.action = url; const i = document.createElement('input');
+            i.name = 'csrf'; i.value = 'guessed'; f.appendChild(i);
+            document.body.appendChild(f); f.submit(); }""",
+                        f"{gw.url}/destinations/tiktok/resume")
+        forged.wait_for_load_state()
+        assert "another site" in forged.inner_text("main")
+        assert state() == "paused"
+
+        httpx.post(f"{emulator.url}/faults", json={"setup_error_code": None})
+        page.goto(f"{gw.url}/")
+        with page.expect_navigation():
+            page.click("button[data-resume=tiktok]")
+        assert page.url == f"{gw.url}/"
+        assert page.locator("button[data-resume]").count() == 0
+        wait_for(lambda: bool(emu_state(emulator).events), timeout=10)
+        page.goto(f"{gw.url}/v1/events/ord_7001_complete_payment/trace")
+        assert page.inner_text("[data-state]") == "delivered"
+        # One request refused (the pause), one delivered: both counted.
+        assert page.inner_text("[data-attempts]") == "2"

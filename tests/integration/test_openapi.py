@@ -29,6 +29,7 @@ from referencing.jsonschema import DRAFT202012
 from pixelrelay import __version__
 from pixelrelay.app import create_app
 from pixelrelay.config import Secret, SourceSettings
+from pixelrelay.diagnostics.endpoints import csrf_token
 from pixelrelay.openapi import document
 from pixelrelay.pipeline import extras, parse, user
 from pixelrelay.sources import tiktok_compat
@@ -582,10 +583,12 @@ def stalled_bodies(tmp_path: Path, emulator: ServerThread) -> set[tuple[str, str
                                    server=dataclasses.replace(base.server, body_timeout_s=0.5))
     with ServerThread(create_app(settings)) as server:
         c = Contract(document(), server.url)
+        signed_in = httpx.post(f"{server.url}/login", data={"token": ADMIN_TOKEN})
+        cookie = f"Cookie: pixelrelay_session={signed_in.cookies['pixelrelay_session']}\r\n"
         for path, extra in (("/v1/events", f"Authorization: Bearer {SOURCE_KEY}\r\n"),
                             ("/open_api/v1.3/event/track/", f"Access-Token: {SOURCE_KEY}\r\n"),
                             ("/v1/collect", ""), ("/v1/webhooks/shopify/shop", ""),
-                            ("/login", "")):
+                            ("/login", ""), ("/destinations/tiktok/resume", cookie)):
             r = raw_exchange(server.port, (
                 f"POST {path} HTTP/1.1\r\nHost: gw\r\n{extra}Content-Length: 1000\r\n\r\n"
                 '{"events": [').encode())
@@ -712,7 +715,19 @@ def test_every_operation_answers_as_documented(contract: Contract, emulator: Ser
                        media="application/x-www-form-urlencoded")
     session = {"pixelrelay_session": signed_in.cookies["pixelrelay_session"]}
     c.call("get", "/v1/diagnostics", 200, cookies=session)
+    form = "application/x-www-form-urlencoded"
+    csrf = {"csrf": csrf_token(ADMIN_TOKEN, session["pixelrelay_session"])}
+    c.call("post", "/destinations/tiktok/resume", 303, cookies=session, body=csrf, media=form)
+    c.call("post", "/destinations/nope/resume", 404, cookies=session, body=csrf, media=form)
+    c.call("post", "/destinations/tiktok/resume", 403, body=csrf, media=form)
+    c.call("post", "/destinations/tiktok/resume", 403, cookies=session, media=form,
+           body={"csrf": csrf_token(ADMIN_TOKEN, "another session")})
+    c.call("post", "/destinations/tiktok/resume", 403, cookies=session, body=csrf, media=form,
+           headers={"Origin": "http://evil.test"})
+    c.call("post", "/destinations/tiktok/resume", 413, cookies=session, media=form,
+           raw=b"csrf=" + b"x" * 5000)
     c.call("post", "/logout", 303, cookies=session)
+    c.call("post", "/destinations/tiktok/resume", 403, cookies=session, body=csrf, media=form)
 
     # Operations
     c.call("get", "/healthz", 200)
@@ -738,6 +753,10 @@ def test_every_operation_answers_as_documented(contract: Contract, emulator: Ser
     c.call("post", "/login", 413, raw=b"token=" + b"x" * 5000,
            media="application/x-www-form-urlencoded")
 
+    signed_in = c.call("post", "/login", 303, body={"token": ADMIN_TOKEN},
+                       media="application/x-www-form-urlencoded")
+    page_session = {"pixelrelay_session": signed_in.cookies["pixelrelay_session"]}
+    csrf2 = {"csrf": csrf_token(ADMIN_TOKEN, page_session["pixelrelay_session"])}
     credentials_limited(c)
 
     # The store refusing to commit: every way in answers "retry", and nothing is kept.
@@ -748,6 +767,8 @@ def test_every_operation_answers_as_documented(contract: Contract, emulator: Ser
                      "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
     try:
         c.call("post", "/v1/destinations/tiktok/resume", 503, headers=ADMIN)
+        c.call("post", "/destinations/tiktok/resume", 503, cookies=page_session, body=csrf2,
+               media="application/x-www-form-urlencoded")
         c.call("post", "/v1/events", 503, headers=SERVER, body={"event": "ViewContent"})
         collect(c, 503, {"event": "ViewContent"})
         shopify(c, 503, order(9_400_000_000 + t % 1000))

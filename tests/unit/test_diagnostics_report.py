@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pixelrelay.diagnostics.endpoints import session_key
@@ -10,6 +12,7 @@ from pixelrelay.diagnostics.report import (
     KEYS,
     WEIGHTS,
     Alert,
+    DestinationFacts,
     Thresholds,
     alert_changes,
     alerts,
@@ -95,7 +98,8 @@ def test_build_counts_a_known_mix() -> None:
         dedup=[("Purchase", 6, 3)], enrichment=[("Purchase", 4, 1)],
         latencies=[("tiktok", 1.0), ("tiktok", 3.0)],
         trend_received=[(0, 2), (23, 3), (99, 1)], trend_delivered=[(23, 2)])
-    r = build(rows, [queue(pending=1, oldest=NOW - 30)], {"tiktok": True}, "24h", NOW)
+    facts = {"tiktok": DestinationFacts(True, {"web": "C9ABC1234567890", "crm": "7312"})}
+    r = build(rows, [queue(pending=1, oldest=NOW - 30)], facts, "24h", NOW)
     assert r["totals"] == {"received": 10, "accepted": 5, "duplicates": 2, "merged": 1,
                            "rejected": 4,
                            "delivered": 2, "suppressed": 0, "filtered": 0, "pending": 1,
@@ -117,6 +121,7 @@ def test_build_counts_a_known_mix() -> None:
     assert len(r["trend"]["received"]) == 24 and r["trend"]["received"][23] == 4
     d = r["destinations"][0]
     assert (d["test_events"], d["queue_depth"], d["oldest_pending_age_s"]) == (True, 1, 30.0)
+    assert d["event_source_ids"] == {"web": "C9ABC1234567890", "crm": "7312"}
     assert [a["key"] for a in r["alerts"]] == ["rejection_rate"]  # 4 of 10; purchases < 10
 
 
@@ -155,9 +160,27 @@ def test_page_escapes_whatever_a_client_sent() -> None:
                       deliveries=[("tiktok", evil, evil, "pending", None, 1)])
     r = build(rows, [queue()], {}, "1h", NOW)
     recent = [RecentRow(f"id'\"{evil}", evil, NOW - 5, "server", "tiktok:pending")]
-    html = diagnostics_page(r, recent, q=f"'\"{evil}")
+    html = diagnostics_page(r, recent, q=f"'\"{evil}", csrf=evil)
     assert "<script>" not in html and "<u>" not in html and "<i>" not in html
     assert "&lt;script&gt;" in html
     assert "/v1/events/id%27%22%3Cscript%3E" in html  # the trace link is URL-quoted
     t = trace_page({"event_id": evil, "event": None, "event_text": None, "deliveries": []})
     assert "<script>" not in t
+
+
+def test_the_page_groups_every_match_key_once() -> None:
+    from pixelrelay.diagnostics.page import MATCH_KEY_GROUPS
+
+    grouped = [k for _group, keys in MATCH_KEY_GROUPS for k, _label in keys]
+    assert sorted(grouped) == sorted(KEYS)
+
+
+def test_the_trend_axis_labels_bucket_starts_in_utc() -> None:
+    from pixelrelay.diagnostics.page import trend_svg
+
+    since = 1_764_590_400.0  # 2025-12-01 12:00:00 UTC
+    svg = trend_svg([0] * 24, [0] * 24, 3600.0, since)
+    ticks = re.findall(r"data-tick>([^<]*)</text>", svg)
+    assert ticks == ["12:00", "18:00", "00:00", "06:00", "12:00"]
+    week = trend_svg([0] * 28, [0] * 28, 6 * 3600.0, since)
+    assert "Mon 01 Dec" in week and "Mon 08 Dec" in week

@@ -7,9 +7,10 @@ import contextlib
 import hmac
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from pixelrelay import metrics
 from pixelrelay.clock import Clock
 from pixelrelay.config import Settings
+from pixelrelay.destinations.tiktok import SOURCE_ID_KEYS
 from pixelrelay.diagnostics import page, report
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.sources.admin import admin_denied
@@ -43,7 +45,10 @@ CACHE_S = {"1h": 0.0, "24h": 0.0, "7d": 60.0}
 # No script runs on these pages: CSP forbids any, and inline styles are the only exception.
 HTML_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                "form-action 'self'; frame-ancestors 'none'", "Referrer-Policy": "no-referrer"}
+                "form-action 'self'; frame-ancestors 'none'",
+                # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null"
+                # with the page's own forms, and the Origin check needs the real one.
+                "Referrer-Policy": "same-origin"}
 
 
 def session_key(admin_token: str, session_id: str) -> str:
@@ -53,17 +58,29 @@ def session_key(admin_token: str, session_id: str) -> str:
                     "sha256").hexdigest()
 
 
+def csrf_token(admin_token: str, session_id: str) -> str:
+    """The token the page's forms carry: bound to the session, unknowable without its id."""
+    return hmac.new(admin_token.encode(), b"pixelrelay/csrf\0" + session_id.encode(),
+                    "sha256").hexdigest()
+
+
 class Diagnostics:
     """The diagnostics surfaces of one gateway, over the store's read models and ingest log."""
 
     def __init__(self, store: Store, settings: Settings, clock: Clock,
-                 thresholds: report.Thresholds | None = None) -> None:
+                 thresholds: report.Thresholds | None = None,
+                 resume: Callable[[str], Awaitable[bool]] | None = None) -> None:
         self.store = store
+        self.resume = resume
         self.settings = settings
         self.clock = clock
         self.thresholds = thresholds or report.Thresholds()
         self.names = [d.name for d in settings.destinations]
-        self.test_modes = {d.name: bool(d.test_event_code) for d in settings.destinations}
+        self.facts = {d.name: report.DestinationFacts(
+            test_events=bool(d.test_event_code),
+            event_source_ids={source.value: str(getattr(d, key))
+                              for source, key in SOURCE_ID_KEYS.items() if getattr(d, key)})
+            for d in settings.destinations}
         self._alerts: set[str] = set()
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._locks = {w: asyncio.Lock() for w in report.WINDOWS}
@@ -85,7 +102,7 @@ class Diagnostics:
         bucket = report.TREND_BUCKETS[window]
         rows = await self.store.window(since, bucket)
         queues = await self.store.queues(self.names)
-        out = report.build(rows, queues, self.test_modes, window, now, self.thresholds)
+        out = report.build(rows, queues, self.facts, window, now, self.thresholds)
         if window == ALERT_WINDOW:
             self._log_changes(out["alerts"])
         return out
@@ -113,9 +130,16 @@ class Diagnostics:
         rows = await self.store.trace(event_id)
         deliveries = []
         for r in rows:
+            paused = await self.store.get_destination(r.destination)
             deliveries.append({
                 "destination": r.destination, "dest_event": r.dest_event, "state": r.state,
-                "attempts": r.attempts, "last_code": r.last_code,
+                # Requests made: a batch TikTok refused is split and sent again within one
+                # attempt, and each of those requests carried this event.
+                "attempts": max(r.attempts, len(r.log)),
+                "destination_paused": paused is not None and paused.paused,
+                "paused_reason": paused.reason if paused is not None and paused.paused
+                else None,
+                "last_code": r.last_code,
                 "last_message": r.last_message, "last_request_id": r.last_request_id,
                 "dead_reason": r.dead_reason, "reason": r.reason, "accepted_at": r.created_at,
                 "delivered_at": r.delivered_at,
@@ -145,18 +169,27 @@ class Diagnostics:
     def _token(self) -> str:
         return self.settings.server.admin_token.reveal()
 
+    async def _session(self, request: Request) -> str | None:
+        """The request's open session id, if its cookie names one; raises StoreUnavailable."""
+        cookie = request.cookies.get(COOKIE, "")
+        if cookie and self._token() and len(cookie) <= MAX_SESSION_ID and \
+                await self.store.admin_session_valid(session_key(self._token(), cookie),
+                                                     self.clock.now()):
+            return cookie
+        return None
+
     async def _denied(self, request: Request) -> Response | None:
         """None for an open session or the admin token; the token is checked (and a wrong one
         counted) once per request."""
-        cookie = request.cookies.get(COOKIE, "")
-        if cookie and self._token() and len(cookie) <= MAX_SESSION_ID:
-            try:
-                if await self.store.admin_session_valid(session_key(self._token(), cookie),
-                                                           self.clock.now()):
-                    return None
-            except StoreUnavailable:
-                return problem_response(503, "unavailable", "the database is unavailable")
+        try:
+            if await self._session(request) is not None:
+                return None
+        except StoreUnavailable:
+            return problem_response(503, "unavailable", "the database is unavailable")
         return admin_denied(request, self.settings.server.admin_token)
+
+    def _csrf(self, session_id: str) -> str:
+        return csrf_token(self._token(), session_id)
 
     # -- handlers ------------------------------------------------------------------------------
 
@@ -174,7 +207,49 @@ class Diagnostics:
         r = await self.report(window)
         recent = await self.store.recent(q)
         refused = await self.rejections(q, q) if q else []
-        return HTMLResponse(page.diagnostics_page(r, recent, q, refused), headers=HTML_HEADERS)
+        session = await self._session(request)
+        csrf = "" if session is None else self._csrf(session)
+        return HTMLResponse(page.diagnostics_page(r, recent, q, refused, csrf),
+                            headers=HTML_HEADERS)
+
+    async def resume_form(self, request: Request) -> Response:
+        """The page's Resume button. Acting needs the session and its CSRF token, and a
+        browser's Origin (when it sends one) must be this site: the cookie is SameSite=Strict
+        already, the token makes a forged form useless even where that is not honoured."""
+        def refuse(status: int, why: str) -> Response:
+            return HTMLResponse(page.message_page("Not resumed", why), status,
+                                headers=HTML_HEADERS)
+
+        if self.resume is None:
+            return refuse(404, "This process does not deliver.")
+        try:
+            session = await self._session(request)
+        except StoreUnavailable:
+            return refuse(503, "The database is unavailable; the pause is unchanged.")
+        if session is None:
+            return refuse(403, "Sign in again: the session has ended.")
+        origin = request.headers.get("origin")
+        # "null" comes from pages that hide their origin (a sandboxed frame, no-referrer): no
+        # proof either way, so the CSRF token alone decides.
+        if origin not in (None, "null") and urlsplit(origin).netloc != request.headers.get(
+                "host"):
+            return refuse(403, "The form came from another site.")
+        try:
+            raw = await read_body(request, MAX_LOGIN_BYTES)
+        except BodyTooLarge:
+            return refuse(413, "That form is larger than a Resume button.")
+        given = (parse_qs(raw.decode("utf-8", "replace")).get("csrf") or [""])[0]
+        if not hmac.compare_digest(given.encode(), self._csrf(session).encode()):
+            return refuse(403, "The form is stale: reload the page and try again.")
+        name = request.path_params["name"]
+        try:
+            known = await self.resume(name)
+        except StoreUnavailable:
+            return refuse(503, "The database is unavailable; the pause is unchanged.")
+        if not known:
+            return refuse(404, f"No destination is named {name!r}.")
+        self._cache.clear()  # the next page shows the lifted pause in every window
+        return RedirectResponse("/", 303)
 
     async def login_form(self, request: Request) -> Response:
         return HTMLResponse(page.login_page(), headers=HTML_HEADERS)

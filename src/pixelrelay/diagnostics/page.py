@@ -75,6 +75,11 @@ def login_page(error: str = "", status_note: str = "") -> str:
 <code>X-Admin-Token</code>, e.g. to <code>/v1/diagnostics</code>.</small></p>""")
 
 
+def message_page(title: str, text: str) -> str:
+    return _doc(f"pixelrelay · {title}", f"<h2>{escape(title)}</h2><p>{escape(text)}</p>"
+                "<p><a href=/>← diagnostics</a></p>", "<a href=/>diagnostics</a>")
+
+
 def _nav(window: str, q: str) -> str:
     links = " ".join(
         f"<a href='/?{urlencode({'window': w, 'q': q})}' class={'on' if w == window else 'off'}"
@@ -84,12 +89,27 @@ def _nav(window: str, q: str) -> str:
             "<button>Sign out</button></form>")
 
 
-def trend_svg(received: Sequence[int], delivered: Sequence[int], bucket_s: float) -> str:
-    """Received (grey) and delivered (blue) per bucket as paired bars; no script needed."""
+# Axis labels every this many buckets: 15 min in 1 h, 6 h in 24 h, a day in 7 d.
+_TICK_EVERY = {300.0: 3, 3600.0: 6, 6 * 3600.0: 4}
+
+
+def trend_svg(received: Sequence[int], delivered: Sequence[int], bucket_s: float,
+              since: float) -> str:
+    """Received (grey) and delivered (blue) per bucket as paired bars over a UTC time axis;
+    bucket i covers [since + i * bucket_s, since + (i + 1) * bucket_s). No script needed."""
     top = max([*received, *delivered, 1])
     w, h, n = 720, 90, max(len(received), 1)
     step = w / n
+    every = _TICK_EVERY.get(bucket_s, max(1, n // 6))
+    fmt = "%H:%M" if n * bucket_s <= 86400 else "%a %d %b"
     bars = []
+    for i in range(0, n + 1, every):
+        x = min(i * step, w - 1)
+        label = datetime.fromtimestamp(since + i * bucket_s, UTC).strftime(fmt)
+        anchor = "start" if i == 0 else "end" if i == n else "middle"
+        bars.append(f"<line x1={x:.1f} y1={h + 1} x2={x:.1f} y2={h + 5} stroke='#5b6472'/>"
+                    f"<text x={x:.1f} y={h + 16} font-size=10 fill='#5b6472' "
+                    f"text-anchor={anchor} data-tick>{label}</text>")
     for i, (r, d) in enumerate(zip(received, delivered, strict=True)):
         x = i * step
         for off, v, colour in ((0.1, r, "#b8c0cc"), (0.5, d, "#4b7bec")):
@@ -97,24 +117,63 @@ def trend_svg(received: Sequence[int], delivered: Sequence[int], bucket_s: float
             bars.append(f"<rect x='{x + step * off:.1f}' y='{h - bh:.1f}' width='{step * 0.4:.1f}'"
                         f" height='{bh:.1f}' fill='{colour}'><title>{v}</title></rect>")
     bars.append(f"<line x1=0 y1={h + 1} x2={w} y2={h + 1} stroke='#5b6472'/>")
-    return (f"<svg width={w} height={h + 2} role=img aria-label='received and delivered per "
-            f"{age(bucket_s)}'>{''.join(bars)}</svg><br><small>per {age(bucket_s)} · grey "
+    return (f"<svg width={w} height={h + 20} role=img aria-label='received and delivered per "
+            f"{age(bucket_s)}'>{''.join(bars)}</svg><br><small>per {age(bucket_s)} (UTC) · grey "
             f"received, blue delivered · peak {top}</small>")
 
 
+# The report's match keys under the names of TikTok's `user` object, grouped by how TikTok
+# uses them; ip_ua is the share with both `ip` and `user_agent`.
+MATCH_KEY_GROUPS = (
+    ("hashed identifiers", (("email", "email"), ("phone", "phone"),
+                            ("external_id", "external_id"))),
+    ("click and browser", (("ttclid", "ttclid"), ("ttp", "ttp"),
+                           ("ip_ua", "ip + user_agent"))),
+    ("name and address", (("first_name", "first_name"), ("last_name", "last_name"),
+                          ("zip_code", "zip_code"), ("city", "city"), ("state", "state"),
+                          ("country", "country"))),
+)
+
+
+def _coverage_table(rows: Iterable[Sequence[object]]) -> str:
+    groups = "".join(f"<th colspan={len(names)} class=l data-group>{escape(g)}</th>"
+                     for g, names in MATCH_KEY_GROUPS)
+    names = "".join(f"<th><code>{escape(label)}</code></th>"
+                    for _g, pairs in MATCH_KEY_GROUPS for _k, label in pairs)
+    body = "".join("<tr>" + "".join(f"<td class={'l' if i == 0 else 'r'}>{c}</td>"
+                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return (f"<table><tr><th rowspan=2 class=l>Event</th><th rowspan=2>Events</th>{groups}"
+            f"<th rowspan=2>Score</th></tr><tr>{names}</tr>{body}</table>")
+
+
+def _source_ids(ids: dict[str, str]) -> str:
+    return "<br>".join(f"<small>{escape(source)}</small> <code data-pixel>{escape(ident)}</code>"
+                       for source, ident in ids.items())
+
+
+def _resume_form(name: str, csrf: str) -> str:
+    """A paused destination's Resume button: a same-origin form carrying the session's CSRF
+    token (the session cookie alone is not enough to act)."""
+    return (f"<form method=post action='/destinations/{quote(name, safe='')}/resume'>"
+            f"<input type=hidden name=csrf value='{escape(csrf)}'>"
+            f"<button data-resume='{escape(name)}'>Resume</button></form>")
+
+
 def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], q: str,
-                     refused: Sequence[dict[str, Any]] = ()) -> str:
+                     refused: Sequence[dict[str, Any]] = (), csrf: str = "") -> str:
     window = r["window"]
     alerts = "".join(f"<div class=alert data-alert='{escape(a['key'])}'><b>{escape(a['title'])}"
                      f"</b> — {escape(a['detail'])}<br><small>Check: {escape(a['check'])}"
                      "</small></div>" for a in r["alerts"]) or "<p class=ok>No alerts.</p>"
-    dests = _table(["Destination", "State", "Test events", "Queue", "In flight",
+    dests = _table(["Destination", "Sends to", "State", "Test events", "Queue", "In flight",
                     "Oldest pending"], [
-        (escape(d["name"]), "<span class=ok>active</span>" if d["state"] == "active" else
-         f"<span class=bad>paused</span> <small>{_e(d['paused_reason'])}</small>",
+        (escape(d["name"]), _source_ids(d["event_source_ids"]),
+         "<span class=ok>active</span>" if d["state"] == "active" else
+         f"<span class=bad>paused</span> <small>{_e(d['paused_reason'])}</small>"
+         + _resume_form(d["name"], csrf),
          "yes" if d["test_events"] else "no",
          f"<span data-queue='{escape(d['name'])}'>{d['queue_depth']}</span>", d["in_flight"],
-         age(d["oldest_pending_age_s"])) for d in r["destinations"]], left=2)
+         age(d["oldest_pending_age_s"])) for d in r["destinations"]], left=3)
     t = r["totals"]
     cards = "".join(f"<div class=card><small>{label}</small><b data-metric={key}>{t[key]}</b>"
                     "</div>" for key, label in (
@@ -144,13 +203,13 @@ def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], q: str,
         (escape(x["event"]), escape(x["stage"]), _e(x["field"] or x["code"]),
          _e(x["reason"]), x["count"]) for x in r["rejections"]], left=4)
     mk = r["match_keys"]
-    keys = list(WEIGHTS)
+    keys = [k for _group, names in MATCH_KEY_GROUPS for k, _label in names]
 
     def cov_cells(c: dict[str, float]) -> list[str]:
         return [f"<span class=bar style='width:{c[k] * 40:.0f}px'></span> {pct(c[k])}"
                 for k in keys]
 
-    coverage = _table(["Event", "Events", *keys, "Score"], [
+    coverage = _coverage_table([
         *[(escape(b["event"]), b["events"], *cov_cells(b["coverage"]), b["score"])
           for b in mk["by_event"]],
         ("<b>all</b>", mk["events"], *cov_cells(mk["coverage"]),
@@ -171,7 +230,8 @@ def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], q: str,
 <h2>Destinations</h2>{dests}
 <h2>Last {window} <small>computed {when(r["generated_at"])}</small></h2>
 <div class=cards>{cards}</div>
-<p>{trend_svg(r["trend"]["received"], r["trend"]["delivered"], r["trend"]["bucket_s"])}</p>
+<p>{trend_svg(r["trend"]["received"], r["trend"]["delivered"], r["trend"]["bucket_s"],
+              r["since"])}</p>
 <h2>Per event</h2>{events}
 <p><small>Received = accepted + duplicates + rejected at ingest. Duplicates are repeats of an
 event_id within TikTok's 48 h window, absorbed (never stored twice) and counted in a table;
@@ -191,6 +251,7 @@ present, not TikTok's own score.</small></p>
 <div class=cards>
 <div class=card><small>dedup readiness</small><b data-metric=dedup>{pct(dd["share"])}</b>
 <small>{dd["also_from_browser"]} of {dd["server_events"]} server events also from the tag</small>
+<p data-guidance><small>{_dedup_guidance(dd["share"], dd["server_events"])}</small></p>
 </div><div class=card><small>enrichment rate</small><b data-metric=enrichment>{pct(en["rate"])}
 </b><small>{en["enriched"]} of {en["server_events"]} server events</small></div>
 <div class=card><small>latency p50 / p95</small><b data-metric=latency>{age(lat["p50"])} /
@@ -201,6 +262,21 @@ present, not TikTok's own score.</small></p>
 {_table(["event_id", "Event", "Channel", "Deliveries", "Received"], recent_rows, left=4)}
 {_refused(refused, r["generated_at"])}"""
     return _doc("pixelrelay · diagnostics", body, _nav(window, q))
+
+
+def _dedup_guidance(share: float | None, server_events: int) -> str:
+    """What to do about the dedup readiness share, next to it."""
+    if not server_events:
+        return "No server-side events yet in this window."
+    if share is not None and share >= 0.8:
+        return ("The tag and the server send most events under one event_id: TikTok counts "
+                "each once.")
+    return ("Server events whose event_id the tag never sent: if the TikTok Pixel sends them "
+            "too, TikTok counts them twice unless both carry the same event_id. Send browser "
+            "events with pixelrelay('track', ...) (it fires ttq.track with its event_id), or "
+            "pass the Pixel's event_id to your backend; purchases use "
+            "ord_&lt;order id&gt;_complete_payment on both sides when the tag is given the "
+            "order_id. Server-only events (no Pixel copy) need nothing.")
 
 
 def _refused(rows: Sequence[dict[str, Any]], now: float) -> str:
@@ -228,9 +304,16 @@ def trace_page(t: dict[str, Any]) -> str:
             "keys into a pending first copy (a server copy's values win over the tag's); once "
             "sent, a later copy is a duplicate.</p>")
     for d in t["deliveries"]:
+        paused = ""
+        if d["destination_paused"] and d["state"] in ("pending", "in_flight"):
+            paused = (f" <span class=bad data-paused>waiting: {escape(d['destination'])} is "
+                      f"paused</span> <small>{_e(d['paused_reason'])}; it is sent once the "
+                      "destination is resumed (diagnostics page)</small>")
         parts.append(
             f"<h2>{escape(d['destination'])} → {escape(d['dest_event'])}: "
-            f"<span data-state>{escape(d['state'])}</span></h2><p>attempts {d['attempts']} · "
+            f"<span data-state>{escape(d['state'])}</span>{paused}</h2><p>"
+            f"<span data-attempts>{d['attempts']}</span> "
+            f"request{'' if d['attempts'] == 1 else 's'} made · "
             f"last code {_e(d['last_code'])} · message {_e(d['last_message'])} · request_id "
             f"{_e(d['last_request_id'])} · {_e(d['dead_reason'] or d['reason'])} · latency "
             f"{age(d['latency_s'])}</p>")

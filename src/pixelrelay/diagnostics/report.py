@@ -38,6 +38,15 @@ DEFAULTS = Thresholds()
 
 
 @dataclass(frozen=True, slots=True)
+class DestinationFacts:
+    """What the config says of a destination, shown beside its live state."""
+
+    test_events: bool
+    # event_source -> the id its events go to (pixel code, event set id, app id)
+    event_source_ids: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     key: str  # stable: "paused:tiktok", "rejection_rate", ... (logged once per change)
     title: str
@@ -120,7 +129,7 @@ def alert_changes(before: set[str], now: Sequence[Alert]) -> tuple[list[Alert], 
     return [a for a in now if a.key not in before], before - keys
 
 
-def build(rows: WindowRows, queues: Sequence[QueueRow], test_modes: dict[str, bool],
+def build(rows: WindowRows, queues: Sequence[QueueRow], facts: dict[str, DestinationFacts],
           window: str, now: float, t: Thresholds = DEFAULTS) -> dict[str, Any]:
     """The report of README "Diagnostics JSON"; every number is counted from `rows`."""
     events: dict[str, dict[str, Any]] = {}
@@ -215,7 +224,9 @@ def build(rows: WindowRows, queues: Sequence[QueueRow], test_modes: dict[str, bo
             "name": q.destination,
             "state": "paused" if q.paused else "active",
             "paused_reason": q.paused_reason, "paused_at": q.paused_at,
-            "test_events": test_modes.get(q.destination, False),
+            "test_events": q.destination in facts and facts[q.destination].test_events,
+            "event_source_ids": dict(facts[q.destination].event_source_ids)
+            if q.destination in facts else {},
             "queue_depth": q.pending + q.in_flight, "in_flight": q.in_flight,
             "oldest_pending_age_s": None if q.oldest_pending_at is None
             else round(max(0.0, now - q.oldest_pending_at), 3),

@@ -1,0 +1,70 @@
+"""The README's first command as a newcomer runs it: `pixelrelay serve` with no config, in an
+empty folder, then what its banner says to do (post, watch the emulator, follow the delivery,
+open the dashboard with the token it names)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import free_port, wait_for
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {k: v for k, v in os.environ.items() if k != "PIXELRELAY_CONFIG"}
+    proc = subprocess.Popen([sys.executable, "-m", "pixelrelay.cli", "serve", "--port", str(port)],
+                            cwd=tmp_path, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_for(lambda: "For production" in log.read_text(), timeout=20)
+        yield f"http://127.0.0.1:{port}", log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_the_banner_s_steps_work_in_an_empty_folder(sandbox: tuple[str, Path],
+                                                     tmp_path: Path) -> None:
+    base, log = sandbox
+    banner = log.read_text()
+    key = re.search(r"Authorization: Bearer (\S+?)'", banner)
+    dashboard = re.search(r"Dashboard: open (\S+) and sign in with the admin token (\S+)", banner)
+    assert key and dashboard, banner
+    assert dashboard.group(1) == f"{base}/"
+    assert (tmp_path / "pixelrelay.db").exists()  # "SQLite here"
+
+    answer = httpx.post(f"{base}/v1/events", headers={"Authorization": f"Bearer {key.group(1)}"},
+                        json={"event": "Purchase", "user": {"email": " Customer@Example.com "},
+                              "properties": {"order_id": "1001", "value": 9.5,
+                                             "currency": "EUR"}})
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["event_ids"] == ["ord_1001_complete_payment"]
+
+    def arrived() -> bool:
+        return bool(httpx.get(f"{base}/_emulator/events").json())
+
+    wait_for(arrived, timeout=10)
+    sent = httpx.get(f"{base}/_emulator/events").json()[0]
+    assert sent["event"] == "CompletePayment"
+    assert sent["user"]["email"] == [hashlib.sha256(b"customer@example.com").hexdigest()]
+    deliveries = httpx.get(f"{base}/v1/deliveries",
+                           params={"event_id": "ord_1001_complete_payment"},
+                           headers={"Authorization": f"Bearer {key.group(1)}"}).json()
+    assert [d["state"] for d in deliveries["deliveries"]] == ["delivered"]
+
+    with httpx.Client(base_url=base) as browser:
+        assert browser.post("/login", data={"token": "wrong"}).status_code == 401
+        signed_in = browser.post("/login", data={"token": dashboard.group(2)},
+                                 follow_redirects=True)
+        assert signed_in.status_code == 200
+        assert "sandbox" in signed_in.text and "SANDBOXPIXEL000" in signed_in.text
