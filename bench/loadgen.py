@@ -69,3 +69,53 @@ async def run_load(port: int, make_request: Callable[[int], bytes], *, seconds: 
                            for _ in range(concurrency)))
     result.seconds = time.perf_counter() - start
     return result
+
+
+async def _paced_connection(port: int, make_request: Callable[[int], bytes], counter: list[int],
+                            start: float, interval: float, offset: float, deadline: float,
+                            result: LoadResult, expect: int) -> None:
+    """Requests on a fixed schedule; latency counts from the scheduled send time, so a slow
+    answer that delays the next request is not hidden (no coordinated omission)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        due = start + offset
+        while due < deadline:
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            counter[0] += 1
+            writer.write(make_request(counter[0]))
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            result.latencies_ms.append((time.perf_counter() - due) * 1000)
+            if int(status_line.split()[1]) == expect:
+                result.requests += 1
+            else:
+                result.errors += 1
+            due += interval
+    finally:
+        writer.close()
+
+
+async def run_paced(port: int, make_request: Callable[[int], bytes], *, rate: float,
+                    seconds: float, concurrency: int, expect: int = 202) -> LoadResult:
+    """An open-loop load of `rate` requests/s spread over `concurrency` connections."""
+    result = LoadResult()
+    counter = [0]
+    interval = concurrency / rate
+    start = time.perf_counter() + 0.05
+    deadline = start + seconds
+    await asyncio.gather(*(_paced_connection(port, make_request, counter, start, interval,
+                                             i * interval / concurrency, deadline, result,
+                                             expect)
+                           for i in range(concurrency)))
+    result.seconds = time.perf_counter() - start
+    return result

@@ -40,11 +40,11 @@ async def bare_json(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b'{"accepted":1}'})
 
 
-def build(db: str, port: int) -> Any:
+def build(storage_url: str, port: int) -> Any:
     emulator = Emulator()
     emulator.faults.setup_error_code = 40105
     settings = Settings(
-        storage=StorageSettings(url=f"sqlite:///{db}"),
+        storage=StorageSettings(url=storage_url),
         sources=(SourceSettings(name="bench", kind="server", key=Secret(KEY)),),
         destinations=(DestinationSettings(name="tiktok", pixel_code="BENCHPIXEL00001",
                                           access_token=Secret("bench-token"),
@@ -68,10 +68,11 @@ def build(db: str, port: int) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--db", required=True)
+    parser.add_argument("--url", required=True, help="storage url: sqlite:///... or "
+                        "postgresql://...")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(build(args.db, args.port), host="127.0.0.1", port=args.port,
+    uvicorn.run(build(args.url, args.port), host="127.0.0.1", port=args.port,
                 log_level="warning", access_log=False)
 
 
