@@ -252,6 +252,10 @@ def test_control_endpoints(post: Post, emu: Emulator, client: httpx.Client) -> N
     stats = client.get("/stats").json()
     assert stats["requests"] == 3 and stats["events"] == 2 and stats["duplicates"] == 1
     assert stats["by_code"] == {"0": 2, "40105": 1}
+    requests = client.get("/requests").json()
+    assert [(r["code"], r["n_events"], r["recorded"], r["duplicates"]) for r in requests] == [
+        (0, 2, 2, 0), (0, 1, 0, 1), (40105, 1, 0, 0)]
+    assert requests[0]["request_id"] == client.get("/events").json()[0]["_request_id"]
 
     r = client.post("/faults", json={"code_40100_rate": 0.25, "reject_event": "Lead"})
     assert r.status_code == 200

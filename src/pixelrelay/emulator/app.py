@@ -47,6 +47,12 @@ async def stats(request: Request) -> Response:
     return _json(_emulator(request).stats())
 
 
+async def list_requests(request: Request) -> Response:
+    """Every track request and its answer (request_id, code, events recorded, duplicates),
+    oldest first: what a test compares with the gateway's own delivery log."""
+    return _json([r.to_dict() for r in list(_emulator(request).requests)])
+
+
 async def faults(request: Request) -> Response:
     emu = _emulator(request)
     if request.method == "POST":
@@ -76,6 +82,7 @@ def create_emulator_app(emulator: Emulator | None = None) -> Starlette:
             Route(TRACK_PATH, track, methods=["POST"]),
             Route("/events", list_events, methods=["GET"]),
             Route("/stats", stats, methods=["GET"]),
+            Route("/requests", list_requests, methods=["GET"]),
             Route("/faults", faults, methods=["GET", "POST"]),
             Route("/reset", reset, methods=["POST"]),
         ]
