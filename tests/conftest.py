@@ -1,12 +1,19 @@
-"""Shared fixtures: settings for a gateway that delivers to a real emulator over loopback."""
+"""Shared fixtures: settings for a gateway that delivers to a real emulator over loopback, and
+the storage engines every storage test runs on (`engine`, `storage_url`)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import psycopg
 import pytest
 
 from pixelrelay.config import (
@@ -31,13 +38,82 @@ FAST_DELIVERY = DeliverySettings(flush_interval_s=0.02, retry_base_s=0.05, retry
                                  max_qps=1000.0)
 
 
-def make_settings(db: Path, api_url: str, *, delivery: DeliverySettings = FAST_DELIVERY,
+ENGINES = ("sqlite", "postgres")
+# The test server: trust auth, database `test` (override with PIXELRELAY_TEST_POSTGRES).
+POSTGRES = os.environ.get("PIXELRELAY_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--engines", default=",".join(ENGINES),
+                     help="storage engines the storage tests run on (comma-separated: "
+                          "sqlite,postgres)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # `engine` (and so `storage_url` and the contract suites' `store`) runs each test once
+    # per engine.
+    if "engine" in metafunc.fixturenames:
+        chosen = [e.strip() for e in metafunc.config.getoption("engines").split(",")]
+        unknown = set(chosen) - set(ENGINES)
+        if unknown:
+            raise pytest.UsageError(f"--engines: unknown engine(s) {sorted(unknown)}")
+        metafunc.parametrize("engine", chosen)
+
+
+@functools.cache
+def _postgres_unreachable() -> str | None:
+    try:
+        with psycopg.connect(POSTGRES, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+    return None
+
+
+@contextlib.contextmanager
+def postgres_url() -> Iterator[str]:
+    """A URL on a schema of its own (created here, dropped after), so that runs and tests
+    sharing the server never see each other's rows."""
+    reason = _postgres_unreachable()
+    if reason is not None:
+        message = f"PostgreSQL is not reachable at {POSTGRES} ({reason})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}: CI runs every storage test on both engines")
+        pytest.skip(f"{message}; start it, or pass --engines=sqlite")
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{POSTGRES}?options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@contextlib.contextmanager
+def engine_url(engine: str, tmp_path: Path, name: str = "gw") -> Iterator[str]:
+    """A fresh, empty database of `engine`: a file under tmp_path, or a PostgreSQL schema."""
+    if engine == "sqlite":
+        yield f"sqlite:///{tmp_path / f'{name}.db'}"
+    else:
+        with postgres_url() as url:
+            yield url
+
+
+@pytest.fixture
+def storage_url(engine: str, tmp_path: Path) -> Iterator[str]:
+    with engine_url(engine, tmp_path) as url:
+        yield url
+
+
+def make_settings(db: Path | str, api_url: str, *, delivery: DeliverySettings = FAST_DELIVERY,
                   consent: ConsentSettings | None = None, **dest: Any) -> Settings:
+    """`db`: a SQLite file, or a storage URL (the `storage_url` fixture's)."""
     destination = DestinationSettings(name="tiktok", pixel_code=PIXEL,
                                       access_token=Secret(ACCESS_TOKEN), api_url=api_url)
     return Settings(
         server=ServerSettings(admin_token=Secret(ADMIN_TOKEN)),
-        storage=StorageSettings(url=f"sqlite:///{db}"),
+        storage=StorageSettings(url=db if isinstance(db, str) else f"sqlite:///{db}"),
         sources=(SourceSettings(name="backend", kind="server", key=Secret(SOURCE_KEY)),),
         destinations=(dataclasses.replace(destination, **dest),),
         delivery=delivery,

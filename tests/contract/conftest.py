@@ -1,5 +1,5 @@
-"""The store factories every contract suite runs against: each engine, each test on a
-database of its own."""
+"""The store factories every contract suite runs against: each engine (tests/conftest.py
+`engine`: SQLite and PostgreSQL), each test on a database of its own."""
 
 from __future__ import annotations
 
@@ -10,33 +10,27 @@ import pytest
 
 from pixelrelay.store import open_store
 from pixelrelay.store.base import Store
+from tests.conftest import engine_url
 
 StoreFactory = Callable[[], Awaitable[Store]]
 
 
-def _sqlite(tmp_path: Path) -> Callable[[], Store]:
-    return lambda: open_store(f"sqlite:///{tmp_path / 'outbox.db'}")
+@pytest.fixture
+async def make_store(engine: str, tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    """Opens stores on one database; calling it again is a process restart (SQLite) or
+    another process on the same database (PostgreSQL)."""
+    with engine_url(engine, tmp_path, "outbox") as url:
+        opened: list[Store] = []
 
+        async def factory() -> Store:
+            store = open_store(url)
+            await store.open()
+            opened.append(store)
+            return store
 
-FACTORIES: dict[str, Callable[[Path], Callable[[], Store]]] = {"sqlite": _sqlite}
-
-
-@pytest.fixture(params=sorted(FACTORIES))
-async def make_store(request: pytest.FixtureRequest,
-                     tmp_path: Path) -> AsyncIterator[StoreFactory]:
-    """Opens stores on one database; calling it again is a process restart."""
-    build = FACTORIES[request.param](tmp_path)
-    opened: list[Store] = []
-
-    async def factory() -> Store:
-        store = build()
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield factory
-    for store in opened:
-        await store.close()
+        yield factory
+        for store in opened:
+            await store.close()
 
 
 @pytest.fixture

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pixelrelay.errors import ConfigError
 from pixelrelay.store.base import Store
+from pixelrelay.store.postgres import PostgresStore
 from pixelrelay.store.sqlite import SQLiteStore
 
-__all__ = ["SQLiteStore", "Store", "open_store"]
+__all__ = ["PostgresStore", "SQLiteStore", "Store", "open_store"]
 
 _SQLITE = "sqlite:///"
 
@@ -18,7 +19,9 @@ def open_store(url: str, *, recover_in_flight: bool = True) -> Store:
     rows stay leased (the lease reaper still returns them if that gateway died).
 
     `sqlite:///relative.db` is relative to the working directory, `sqlite:////abs/path.db`
-    absolute.
+    absolute. `postgresql://user@host:5432/db` (or `postgres://`) is a libpq URL: any of its
+    parameters work, e.g. `?options=-csearch_path%3Dpixelrelay` for a schema of its own.
+    On PostgreSQL `recover_in_flight` changes nothing: leases alone bring rows back.
     """
     if url.startswith(_SQLITE):
         path = url[len(_SQLITE):]
@@ -27,6 +30,6 @@ def open_store(url: str, *, recover_in_flight: bool = True) -> Store:
                               "sqlite:/// needs a file path, e.g. sqlite:///pixelrelay.db")
         return SQLiteStore(path, recover_in_flight=recover_in_flight)
     if url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("storage.url", "PostgreSQL support arrives in a later release")
-    raise ConfigError("storage.url",
-                      "unsupported storage URL (expected sqlite:///path.db)")
+        return PostgresStore(url, recover_in_flight=recover_in_flight)
+    raise ConfigError("storage.url", "unsupported storage URL (expected sqlite:///path.db or "
+                                     "postgresql://host/database)")

@@ -1,6 +1,6 @@
 """The storage protocols, split by use: the outbox (ingest and delivery), destinations'
 pause state, browser sessions, the ingest log, the diagnostics read models, the ops
-commands' operations and admin sessions. `Store` is all of them: one database.
+commands' operations, admin sessions and retention. `Store` is all of them: one database.
 
 Every implementation (SQLite, PostgreSQL) passes the same contract suite in tests/contract.
 Times are Unix seconds passed in by the caller; stores never read the clock. No SQL and no
@@ -315,8 +315,36 @@ class AdminSessions(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What one retention pass deleted."""
+
+    deliveries: int = 0
+    events: int = 0
+    attempts: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.deliveries + self.events + self.attempts
+
+
+class Maintenance(Protocol):
+    """Retention: the outbox and the attempts log stay bounded however long the gateway runs."""
+
+    async def prune(self, now: float, retention_s: float, limit: int = 1000) -> Pruned:
+        """Delete up to `limit` finished deliveries (delivered, dead, suppressed, filtered)
+        accepted before `now - retention_s`, with their idempotency keys, then up to `limit`
+        events no delivery refers to any more and `limit` attempts, all older than that.
+
+        One short transaction per table, so neither ingest nor claims wait on it; call it
+        again while it returns `limit` of anything. `retention_s` must exceed the 48 h
+        idempotency window (StorageSettings checks), or a repeat would be accepted again.
+        """
+        ...
+
+
 class Store(Outbox, Processes, Destinations, Sessions, IngestLog, ReadModels, Operations,
-            AdminSessions, Protocol):
+            AdminSessions, Maintenance, Protocol):
     """Everything one database holds. Each part above is what one kind of caller needs."""
 
     async def open(self) -> None:

@@ -1,0 +1,169 @@
+"""The ingest log and the diagnostics read models on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from pixelrelay.store.postgres.writer import Conn, UsesConnections
+from pixelrelay.store.queries import queries
+from pixelrelay.store.rows import (
+    LATENCY_SAMPLE,
+    PRUNE_AFTER_S,
+    AttemptRow,
+    IngestNote,
+    LaterCopy,
+    QueueRow,
+    RecentRow,
+    RejectionRow,
+    TraceRow,
+    WindowRows,
+)
+
+Q = queries("postgres", "diagnostics")
+DEDUP_LOOKBACK_S = 48 * 3600.0  # browser copies usually arrive before the server's
+
+
+class PostgresDiagnostics(UsesConnections):
+    """The IngestLog and ReadModels parts of PostgresStore."""
+
+    # -- the ingest log ----------------------------------------------------------------------
+
+    async def record_ingest(self, now: float, channel: str,
+                            notes: Sequence[IngestNote]) -> None:
+        if notes:
+            async def run(conn: Conn) -> None:
+                await _record_notes(conn, now, channel, notes)
+
+            await self._db.transaction(run)
+
+    async def record_collect_refusal(self, now: float, reason: str,
+                                     origin: str | None) -> None:
+        async def run(conn: Conn) -> None:
+            await conn.execute(Q["insert_refusal"], (now, reason, origin))
+            await conn.execute(Q["prune_refusals"], (now - PRUNE_AFTER_S,))
+
+        await self._db.transaction(run)
+
+    async def rejections(self, event_id: str | None,
+                         order_id: str | None) -> list[RejectionRow]:
+        params = {"event_id": event_id or None, "order_id": order_id or None}
+        rows = await self._db.fetch(Q["rejections"], params)
+        return [RejectionRow(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5])) for r in rows]
+
+    async def later_copies(self, event_id: str) -> list[LaterCopy]:
+        rows = await self._db.fetch(Q["later_copies"], (event_id,))
+        return [LaterCopy(r[0], r[1], bool(r[2])) for r in rows]
+
+    # -- read models -------------------------------------------------------------------------
+
+    async def window(self, since: float, bucket_s: float) -> WindowRows:
+        async def run(conn: Conn) -> WindowRows:
+            # One snapshot for every count of the page, as SQLite's single read gives.
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                return await _window(conn, since, bucket_s)
+
+        return await self._db.read(run)
+
+    async def queues(self, names: Sequence[str]) -> list[QueueRow]:
+        async def run(conn: Conn) -> list[QueueRow]:
+            return [await _queue(conn, n) for n in names]
+
+        return await self._db.read(run)
+
+    async def recent(self, q: str, limit: int = 50) -> list[RecentRow]:
+        async def run(conn: Conn) -> list[RecentRow]:
+            return await _recent(conn, q, limit)
+
+        return await self._db.read(run)
+
+    async def trace(self, event_id: str) -> list[TraceRow]:
+        async def run(conn: Conn) -> list[TraceRow]:
+            return await _trace(conn, event_id)
+
+        return await self._db.read(run)
+
+
+async def _record_notes(conn: Conn, at: float, channel: str,
+                        notes: Sequence[IngestNote]) -> None:
+    rejected = [(at, channel, n.event[:128], n.field[:128], n.reason, n.problems,
+                 n.event_id[:256] or None, n.order_id[:128] or None,
+                 orjson.dumps(n.sample).decode()) for n in notes if n.kind == "rejected"]
+    dupes = [(at, channel, n.event[:128], n.event_id[:256], n.merged) for n in notes
+             if n.kind == "duplicate"]
+    kept = [(at, channel, n.event[:128], n.field[:128], n.kind) for n in notes
+            if n.kind not in ("rejected", "duplicate")]
+    tables = (
+        (rejected, "insert_rejections", "prune_rejections",
+         ("at", "channel", "event", "field", "reason", "problems", "event_id", "order_id",
+          "sample")),
+        (dupes, "insert_duplicates", "prune_duplicates",
+         ("at", "channel", "event", "event_id", "merged")),
+        (kept, "insert_notices", "prune_notices", ("at", "channel", "event", "field", "kind")))
+    for rows, insert, prune, names in tables:
+        if rows:
+            columns = zip(*rows, strict=True)
+            await conn.execute(Q[insert], {n: list(c) for n, c in zip(names, columns,
+                                                                      strict=True)})
+            await conn.execute(Q[prune], (at - PRUNE_AFTER_S,))
+
+
+async def _window(conn: Conn, since: float, bucket_s: float) -> WindowRows:
+    one = (since,)
+    trend = {"since": since, "bucket": bucket_s}
+
+    async def rows(name: str, params: Sequence[Any] | dict[str, Any] = one) -> list[Any]:
+        return await (await conn.execute(Q[name], params)).fetchall()
+
+    return WindowRows(
+        accepted=await rows("window_accepted"),
+        duplicates=await rows("window_duplicates"),
+        ingest_rejections=await rows("window_ingest_rejections"),
+        deliveries=await rows("window_deliveries"),
+        dead=await rows("window_dead"),
+        coverage=await rows("window_coverage"),
+        notices=await rows("window_notices"),
+        collect_refusals=await rows("window_collect_refusals"),
+        dedup=await rows("window_dedup", {"since": since,
+                                          "lookback": since - DEDUP_LOOKBACK_S}),
+        enrichment=await rows("window_enrichment"),
+        latencies=await rows("window_latencies", {"since": since, "sample": LATENCY_SAMPLE}),
+        trend_received=await rows("window_trend_received", trend),
+        trend_delivered=await rows("window_trend_delivered", trend),
+    )
+
+
+async def _queue(conn: Conn, name: str) -> QueueRow:
+    row = await (await conn.execute(Q["queue"], {"d": name})).fetchone()
+    assert row is not None
+    pending, in_flight, oldest, paused, reason, at = row
+    return QueueRow(name, pending, in_flight, oldest, bool(paused),
+                    reason if paused else None, at if paused else None)
+
+
+async def _recent(conn: Conn, q: str, limit: int) -> list[RecentRow]:
+    rows: list[Any] = []
+    # An event_id prefix, else an order id (its purchase is ord_<order id>_...).
+    for prefix in ((q, f"ord_{q}_") if q else ()):
+        cur = await conn.execute(Q["recent_by_id"], {"q": prefix, "hi": prefix + "\U0010ffff",
+                                                     "limit": limit})
+        rows = await cur.fetchall()
+        if rows:
+            break
+    if not rows:
+        rows = await (await conn.execute(Q["recent"], {"name": q, "limit": limit})).fetchall()
+    return [RecentRow(r[0], r[1], r[2], r[3], r[4] or "") for r in rows]
+
+
+async def _trace(conn: Conn, event_id: str) -> list[TraceRow]:
+    out = []
+    for r in await (await conn.execute(Q["trace"], (event_id,))).fetchall():
+        cur = await conn.execute(Q["trace_attempts"], (r[0], r[9] - 1.0, r[13] + 1.0, event_id))
+        log = [AttemptRow(*a) for a in await cur.fetchall()]
+        payload = None if r[11] is None else bytes(r[11])
+        out.append(TraceRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                            payload, r[12].encode(), log))
+    return out

@@ -1,0 +1,298 @@
+"""The outbox on PostgreSQL: insert with idempotency and merging (group-committed, with
+NOTIFY), claim by batch key with SKIP LOCKED, finish fenced by the lease token, leases,
+expiry, retention, pause state, processes, the delivery log and admin sessions."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pixelrelay.model import DeliveryState
+from pixelrelay.store.base import (
+    IDEMPOTENCY_WINDOW_S,
+    AttemptRecord,
+    Claimed,
+    DeliveryView,
+    DestinationState,
+    Finished,
+    InsertOutcome,
+    MergeFn,
+    NewEvent,
+    Pruned,
+)
+from pixelrelay.store.codec import encode_event
+from pixelrelay.store.postgres.writer import Conn, UsesConnections
+from pixelrelay.store.queries import queries
+
+Q = queries("postgres", "outbox")
+_FINISH_PARAMS = ("token", "state", "next_attempt_at", "http_status", "code", "message",
+                  "request_id", "dead_reason")
+_FINAL = {DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.PENDING}
+# destination, dest_event, batch_key, state, payload, reason, not_before
+RouteRow = tuple[str, str, str, str, bytes | None, str | None, float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A NewEvent flattened before it is queued, so the writer only runs SQL."""
+
+    event_row: tuple[Any, ...]  # insert_events columns after id; the body as JSON text
+    event_id: str
+    routes: tuple[RouteRow, ...]
+    merge: MergeFn | None
+
+
+class PostgresOutbox(UsesConnections):
+    """Outbox, Processes, Destinations, Maintenance and AdminSessions of PostgresStore."""
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def insert(self, batch: Sequence[NewEvent], now: float) -> list[InsertOutcome]:
+        prepared = [_prepare(item) for item in batch]
+
+        async def run(conn: Conn) -> list[InsertOutcome]:
+            return await _insert(conn, prepared, now)
+
+        return await self._db.write(run)
+
+    async def claim(self, destination: str, limit: int, now: float, lease_s: float,
+                    retry_before: float | None = None) -> list[Claimed]:
+        token = uuid.uuid4().hex
+        params = {"token": token, "lease_expires_at": now + lease_s, "now": now,
+                  "destination": destination, "limit": limit,
+                  "due_by": now if retry_before is None else math.inf,
+                  "retry_before": now if retry_before is None else retry_before}
+
+        async def run(conn: Conn) -> list[tuple[Any, ...]]:
+            return await (await conn.execute(Q["claim"], params)).fetchall()
+
+        rows = await self._db.transaction(run)
+        # RETURNING does not promise the subquery's order; restore "oldest first".
+        rows.sort(key=lambda r: (r[7], r[0]))
+        return [Claimed(delivery_id=r[0], event_id=r[1], dest_event=r[2], batch_key=r[3],
+                        payload=bytes(r[4]), attempts=r[5], created_at=r[6],
+                        lease_token=token)
+                for r in rows]
+
+    async def finish(self, results: Sequence[Finished], attempt: AttemptRecord | None,
+                     now: float) -> int:
+        """Record outcomes where the lease token still matches (see SQLiteOutbox.finish)."""
+        if not results and attempt is None:
+            return 0
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for r in results:
+            if r.state not in _FINAL:
+                raise ValueError(f"finish cannot set state {r.state}")
+            due = None
+            if r.state is DeliveryState.PENDING:
+                due = now if r.next_attempt_at is None else r.next_attempt_at
+            counted = attempt is not None or r.http_status is not None or r.code is not None
+            key = (counted, r.lease_token, str(r.state), due, r.http_status, r.code, r.message,
+                   r.request_id, r.dead_reason)
+            groups.setdefault(key, []).append(r.delivery_id)
+        log = None if attempt is None else (
+            attempt.destination, list(attempt.event_ids), attempt.http_status, attempt.code,
+            attempt.message, attempt.request_id, attempt.latency_ms, attempt.outcome,
+            attempt.at)
+
+        async def run(conn: Conn) -> int:
+            changed = 0
+            for (counted, *values), ids in groups.items():
+                params = dict(zip(_FINISH_PARAMS, values, strict=True))
+                params.update(ids=ids, now=now)
+                sql = Q["finish_attempt"] if counted else Q["finish_note"]
+                changed += (await conn.execute(sql, params)).rowcount
+            if log is not None:
+                await conn.execute(Q["insert_attempt"], log)
+            return changed
+
+        return await self._db.transaction(run)
+
+    async def reap_leases(self, now: float) -> int:
+        return await self._db.execute(Q["reap_leases"], {"now": now})
+
+    async def expire(self, destination: str, accepted_before: float, now: float) -> int:
+        params = {"destination": destination, "cutoff": accepted_before, "now": now}
+        return await self._db.execute(Q["expire"], params)
+
+    async def prune(self, now: float, retention_s: float, limit: int = 1000) -> Pruned:
+        params = {"cutoff": now - retention_s, "limit": limit}
+
+        async def deliveries(conn: Conn) -> int:
+            row = await (await conn.execute(Q["prune_deliveries"], params)).fetchone()
+            return 0 if row is None else int(row[0])
+
+        # Deliveries first: their events are free to go in the same pass.
+        n_deliveries = await self._db.transaction(deliveries)
+        return Pruned(deliveries=n_deliveries,
+                      events=await self._db.execute(Q["prune_events"], params),
+                      attempts=await self._db.execute(Q["prune_attempts"], params))
+
+    async def set_destination(self, state: DestinationState) -> None:
+        await self._db.execute(Q["set_destination"], (
+            state.name, state.paused, state.reason, state.token_fingerprint, state.updated_at))
+
+    async def open_admin_session(self, id_hash: str, now: float, expires_at: float) -> None:
+        params = {"id_hash": id_hash, "now": now, "expires_at": expires_at}
+
+        async def run(conn: Conn) -> None:
+            await conn.execute(Q["admin_sessions_prune"], params)  # sign-ins are rare
+            await conn.execute(Q["admin_session_open"], params)
+
+        await self._db.transaction(run)
+
+    async def close_admin_session(self, id_hash: str) -> None:
+        await self._db.execute(Q["admin_session_close"], {"id_hash": id_hash})
+
+    async def heartbeat(self, process_id: str, role: str, now: float, ttl_s: float) -> int:
+        params = {"id": process_id, "role": role, "now": now, "cutoff": now - ttl_s}
+
+        async def run(conn: Conn) -> int:
+            await conn.execute(Q["forget_silent"], params)
+            await conn.execute(Q["heartbeat"], params)
+            row = await (await conn.execute(Q["count_alive"], params)).fetchone()
+            return 0 if row is None else int(row[0])
+
+        return await self._db.transaction(run)
+
+    async def leave(self, process_id: str) -> None:
+        await self._db.execute(Q["leave"], {"id": process_id})
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def wait_for_work(self, destinations: Sequence[str], timeout: float) -> None:
+        await self._db.listener.wait(destinations, timeout)
+
+    async def next_due(self, destination: str) -> float | None:
+        rows = await self._db.fetch(Q["next_due"], (destination,))
+        return rows[0][0] if rows else None
+
+    async def admin_session_valid(self, id_hash: str, now: float) -> bool:
+        params = {"id_hash": id_hash, "now": now}
+        return bool(await self._db.fetch(Q["admin_session_valid"], params))
+
+    async def get_destination(self, name: str) -> DestinationState | None:
+        rows = await self._db.fetch(Q["get_destination"], (name,))
+        if not rows:
+            return None
+        n, paused, reason, fingerprint, updated_at = rows[0]
+        return DestinationState(name=n, paused=bool(paused), reason=reason,
+                                token_fingerprint=fingerprint, updated_at=updated_at)
+
+    async def deliveries(self, event_id: str) -> list[DeliveryView]:
+        rows = await self._db.fetch(Q["deliveries_by_event"], (event_id,))
+        return [DeliveryView(destination=r[0], event_id=r[1], dest_event=r[2],
+                             state=DeliveryState(r[3]), attempts=r[4], last_http_status=r[5],
+                             last_code=r[6], last_message=r[7], last_request_id=r[8],
+                             dead_reason=r[9], reason=r[10], created_at=r[11], updated_at=r[12],
+                             next_attempt_at=r[13]) for r in rows]
+
+
+def _prepare(item: NewEvent) -> _Prepared:
+    e = item.event
+    return _Prepared(
+        event_row=(e.event_id, e.name, str(e.source), e.event_time, e.received_at,
+                   e.session_id, e.order_source, encode_event(e).decode()),
+        event_id=e.event_id,
+        routes=tuple((r.destination, r.dest_event, r.batch_key, str(r.state), r.payload, r.reason,
+                      r.not_before) for r in item.routes),
+        merge=item.merge,
+    )
+
+
+async def _insert(conn: Conn, batch: list[_Prepared], now: float) -> list[InsertOutcome]:
+    """Runs in the group writer: idempotency for every route at once, the merges of what was
+    a duplicate, then the new rows with one statement per table."""
+    n_routes = sum(len(item.routes) for item in batch)
+    row = await (await conn.execute(Q["allocate_ids"], {"events": len(batch),
+                                                         "deliveries": n_routes})).fetchone()
+    assert row is not None
+    event_refs: list[int] = row[0]
+    delivery_ids: list[int] = row[1]
+    # A key repeated within the batch is taken by its first route only, as in SQLite.
+    keys: dict[tuple[str, str, str], int] = {}
+    route_ids: list[list[int | None]] = []
+    it = iter(delivery_ids)
+    for item in batch:
+        ids: list[int | None] = []
+        for route in item.routes:
+            key = (item.event_id, route[0], route[1])
+            did = next(it)
+            if key in keys:
+                ids.append(None)
+            else:
+                keys[key] = did
+                ids.append(did)
+        route_ids.append(ids)
+    taken: set[int] = set()
+    if keys:
+        ordered = sorted(keys.items())
+        cur = await conn.execute(Q["claim_idempotency"], {
+            "event_ids": [k[0] for k, _ in ordered], "destinations": [k[1] for k, _ in ordered],
+            "dest_events": [k[2] for k, _ in ordered], "delivery_ids": [d for _, d in ordered],
+            "now": now, "cutoff": now - IDEMPOTENCY_WINDOW_S})
+        taken = {r[0] for r in await cur.fetchall()}
+
+    outcomes: list[InsertOutcome] = []
+    events: list[tuple[Any, ...]] = []
+    deliveries: list[tuple[Any, ...]] = []
+    for item, ref, ids in zip(batch, event_refs, route_ids, strict=True):
+        new = [(did, route) for did, route in zip(ids, item.routes, strict=True)
+               if did is not None and did in taken]
+        if item.routes and not new:
+            merged = item.merge is not None and await _merge(conn, item, now)
+            outcomes.append(InsertOutcome.MERGED if merged else InsertOutcome.DUPLICATE)
+            continue
+        outcomes.append(InsertOutcome.ACCEPTED)
+        events.append((ref, *item.event_row))
+        for did, (dest, dest_event, batch_key, state, payload, reason, hold) in new:
+            due = (hold or now) if state == "pending" else None
+            deliveries.append((did, ref, dest, dest_event, item.event_id, batch_key, state,
+                               payload, reason, due))
+    if events:
+        await conn.execute(Q["insert_events"], _columns(events, (
+            "id", "event_id", "name", "source", "event_time", "received_at", "session_id",
+            "order_source", "body")))
+    if deliveries:
+        params = _columns(deliveries, (
+            "id", "event_ref", "destination", "dest_event", "event_id", "batch_key", "state",
+            "payload", "reason", "next_attempt_at"))
+        params["now"] = now
+        await conn.execute(Q["insert_deliveries"], params)
+        woken = sorted({d[2] for d in deliveries if d[6] == "pending"})
+        if woken:
+            await conn.execute(Q["notify"], {"destinations": woken})
+    return outcomes
+
+
+def _columns(rows: list[tuple[Any, ...]], names: tuple[str, ...]) -> dict[str, Any]:
+    """Rows -> one array per column, for INSERT ... SELECT FROM unnest(...)."""
+    return {name: list(col) for name, col in zip(names, zip(*rows, strict=True), strict=True)}
+
+
+async def _merge(conn: Conn, item: _Prepared, now: float) -> bool:
+    """Fold a duplicate into the first copy while its deliveries are all still pending."""
+    assert item.merge is not None
+    found = []
+    for dest, dest_event, *_ in item.routes:
+        cur = await conn.execute(Q["pending_copy"], (item.event_id, dest, dest_event))
+        row = await cur.fetchone()
+        if row is not None:
+            found.append(row)
+    if not found or len({r[1] for r in found}) != 1:
+        return False  # sent or in flight already (or copies of two events): a duplicate
+    merged = item.merge(found[0][2].encode())
+    if merged is None:
+        return False
+    await conn.execute(Q["update_event_body"], (merged.body.decode(), found[0][1]))
+    for delivery_id, _ref, _body, destination in found:
+        route = merged.routes.get(destination)
+        if route is None:
+            continue
+        await conn.execute(Q["update_pending_copy"], {
+            "id": delivery_id, "state": str(route.state), "payload": route.payload,
+            "reason": route.reason, "due": now if merged.release else None, "now": now})
+    return True

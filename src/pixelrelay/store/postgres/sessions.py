@@ -1,0 +1,107 @@
+"""Browser sessions on PostgreSQL: context and consent by session id, token and identity
+links; merging a hit into its session holds that session's row lock."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pixelrelay.pipeline.enrich import EnrichedFrom, Lookup, SessionContext, merge_context
+from pixelrelay.store.postgres.writer import Conn, UsesConnections
+from pixelrelay.store.queries import queries
+from pixelrelay.store.session_codec import consent_from_text, consent_to_text
+
+Q = queries("postgres", "sessions")
+PRUNE_EVERY = 1000  # browser hits between two prunes of expired sessions and links
+Found = tuple[SessionContext, EnrichedFrom]
+
+
+class PostgresSessions(UsesConnections):
+    """The Sessions part of PostgresStore."""
+
+    _session_hits: int = 0
+
+    async def record_session(self, hit: SessionContext, retention_s: float) -> SessionContext:
+        # The first hit after a start, then every PRUNE_EVERY-th: range deletes on indexes.
+        prune = self._session_hits % PRUNE_EVERY == 0
+        self._session_hits += 1
+        cutoff = {"cutoff": hit.last_seen - retention_s}
+
+        async def run(conn: Conn) -> SessionContext:
+            if prune:
+                for name in ("prune_sessions", "prune_tokens", "prune_identities"):
+                    await conn.execute(Q[name], cutoff)
+            current = await _one(conn, Q["get_for_update"], (hit.session_id,))
+            if current is None:
+                first = merge_context(None, hit)
+                if (await conn.execute(Q["insert_new"], _row(first))).rowcount == 1:
+                    return first
+                # Another process's first hit won the insert: merge into it, locked.
+                current = await _one(conn, Q["get_for_update"], (hit.session_id,))
+            merged = merge_context(current, hit)
+            row = _row(merged)
+            await conn.execute(Q["update"], (*row[1:], row[0]))
+            return merged
+
+        return await self._db.transaction(run)
+
+    async def get_session(self, session_id: str) -> SessionContext | None:
+        async def run(conn: Conn) -> SessionContext | None:
+            return await _one(conn, Q["get"], (session_id,))
+
+        return await self._db.read(run)
+
+    async def link_token(self, kind: str, token: str, session_id: str, now: float) -> None:
+        await self._db.execute(Q["link_token"], (kind, token, session_id, now))
+
+    async def link_identities(self, links: Sequence[tuple[str, Sequence[str]]],
+                              now: float) -> None:
+        # One row per key: ON CONFLICT cannot touch a row twice in one statement.
+        rows = {(ident, sid): now for sid, idents in links for ident in idents}
+        if rows:
+            await self._db.execute(Q["link_identity"], {
+                "identity": [k[0] for k in rows], "session_id": [k[1] for k in rows],
+                "linked_at": list(rows.values())})
+
+    async def find_sessions(self, lookups: Sequence[Lookup],
+                            identities_since: float) -> list[Found | None]:
+        if all(lk.empty for lk in lookups):
+            return [None] * len(lookups)
+
+        async def run(conn: Conn) -> list[Found | None]:
+            return [await _find(conn, lk, identities_since) for lk in lookups]
+
+        return await self._db.read(run)
+
+
+async def _find(conn: Conn, lookup: Lookup, cutoff: float) -> Found | None:
+    if lookup.session_id is not None:
+        ctx = await _one(conn, Q["get"], (lookup.session_id,))
+        if ctx is not None:
+            return ctx, EnrichedFrom.SESSION
+    for kind, token in lookup.tokens:
+        ctx = await _one(conn, Q["by_token"], (kind, token))
+        if ctx is not None:
+            return ctx, EnrichedFrom.LINK
+    best: SessionContext | None = None
+    for identity in lookup.identities:
+        ctx = await _one(conn, Q["by_identity"], (identity, cutoff))
+        if ctx is not None and (best is None or ctx.last_seen > best.last_seen):
+            best = ctx
+    return None if best is None else (best, EnrichedFrom.IDENTITY)
+
+
+async def _one(conn: Conn, sql: str, params: tuple[Any, ...]) -> SessionContext | None:
+    row = await (await conn.execute(sql, params)).fetchone()
+    if row is None:
+        return None
+    consent, at, source = consent_from_text(row[8])
+    return SessionContext(session_id=row[0], ttclid=row[1], ttp=row[2], ip=row[3],
+                          user_agent=row[4], landing_url=row[5], first_seen=row[6],
+                          last_seen=row[7], consent=consent, consent_at=at,
+                          consent_source=source)
+
+
+def _row(c: SessionContext) -> tuple[Any, ...]:
+    return (c.session_id, c.ttclid, c.ttp, c.ip, c.user_agent, c.landing_url, c.first_seen,
+            c.last_seen, consent_to_text(c))

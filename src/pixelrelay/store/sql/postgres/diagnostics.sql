@@ -1,0 +1,188 @@
+-- Named queries of the PostgreSQL ingest log and diagnostics read models
+-- (store/postgres/diagnostics.py): SQLite's queries with the event body read as jsonb.
+-- Every count must equal SQLite's for the same data (tests/contract/test_read_models.py).
+
+-- name: insert_rejections
+INSERT INTO ingest_rejections (at, channel, event, field, reason, problems, event_id,
+                               order_id, sample)
+SELECT * FROM unnest(%(at)s::float8[], %(channel)s::text[], %(event)s::text[],
+                     %(field)s::text[], %(reason)s::text[], %(problems)s::integer[],
+                     %(event_id)s::text[], %(order_id)s::text[], %(sample)s::text[])
+
+-- name: insert_duplicates
+INSERT INTO ingest_duplicates (at, channel, event, event_id, merged)
+SELECT * FROM unnest(%(at)s::float8[], %(channel)s::text[], %(event)s::text[],
+                     %(event_id)s::text[], %(merged)s::boolean[])
+
+-- name: insert_notices
+INSERT INTO ingest_notices (at, channel, event, field, kind)
+SELECT * FROM unnest(%(at)s::float8[], %(channel)s::text[], %(event)s::text[],
+                     %(field)s::text[], %(kind)s::text[])
+
+-- name: prune_rejections
+-- Range deletes on the `at` indexes keep the tables bounded without a separate job.
+DELETE FROM ingest_rejections WHERE at < %s
+
+-- name: prune_duplicates
+DELETE FROM ingest_duplicates WHERE at < %s
+
+-- name: prune_notices
+DELETE FROM ingest_notices WHERE at < %s
+
+-- name: insert_refusal
+INSERT INTO collect_refusals (at, reason, origin) VALUES (%s, %s, %s)
+
+-- name: prune_refusals
+DELETE FROM collect_refusals WHERE at < %s
+
+-- name: rejections
+SELECT at, channel, event, event_id, order_id, coalesce(sample, '[]') FROM ingest_rejections
+ WHERE (%(event_id)s::text IS NOT NULL AND event_id = %(event_id)s)
+    OR (%(order_id)s::text IS NOT NULL AND order_id = %(order_id)s)
+ ORDER BY at DESC LIMIT 20
+
+-- name: later_copies
+SELECT at, channel, merged FROM ingest_duplicates WHERE event_id = %s ORDER BY at LIMIT 50
+
+-- name: window_accepted
+SELECT name, count(*) FROM events WHERE received_at >= %s GROUP BY name
+
+-- name: window_duplicates
+SELECT event, count(*), count(*) FILTER (WHERE merged) FROM ingest_duplicates
+ WHERE at >= %s GROUP BY event
+
+-- name: window_ingest_rejections
+SELECT event, field, reason, count(*) FROM ingest_rejections WHERE at >= %s
+ GROUP BY event, field, reason
+
+-- name: window_deliveries
+SELECT d.destination, e.name, d.dest_event, d.state, d.dead_reason, count(*)
+  FROM deliveries AS d JOIN events AS e ON e.id = d.event_ref
+ WHERE d.created_at >= %s
+ GROUP BY d.destination, e.name, d.dest_event, d.state, d.dead_reason
+
+-- name: window_dead
+SELECT d.destination, e.name, d.dead_reason, d.last_code, d.last_message, count(*)
+  FROM deliveries AS d JOIN events AS e ON e.id = d.event_ref
+ WHERE d.created_at >= %s AND d.state = 'dead'
+ GROUP BY d.destination, e.name, d.dead_reason, d.last_code, d.last_message
+
+-- name: window_coverage
+-- Coverage of what is (or will be) sent: events with a delivered or pending delivery.
+-- A list counts when it is a non-empty array (SQLite's json_array_length is 0 otherwise),
+-- a scalar when it is present, not null and not "".
+SELECT e.name, min(r.dest_event), count(*),
+       count(*) FILTER (WHERE jsonb_typeof(e.body #> '{user,email}') = 'array'
+                          AND jsonb_array_length(e.body #> '{user,email}') > 0),
+       count(*) FILTER (WHERE jsonb_typeof(e.body #> '{user,phone}') = 'array'
+                          AND jsonb_array_length(e.body #> '{user,phone}') > 0),
+       count(*) FILTER (WHERE jsonb_typeof(e.body #> '{user,external_id}') = 'array'
+                          AND jsonb_array_length(e.body #> '{user,external_id}') > 0),
+       count(*) FILTER (WHERE coalesce(e.body #>> '{user,ttclid}', '') <> ''),
+       count(*) FILTER (WHERE coalesce(e.body #>> '{user,ttp}', '') <> ''),
+       count(*) FILTER (WHERE coalesce(e.body #>> '{user,ip}', '') <> ''
+                          AND coalesce(e.body #>> '{user,user_agent}', '') <> ''),
+       count(*) FILTER (WHERE coalesce(e.body #>> '{user,first_name}', '') <> ''),
+       count(*) FILTER (WHERE coalesce(e.body #>> '{user,last_name}', '') <> ''),
+       count(*) FILTER (WHERE coalesce(e.body #>> '{user,zip_code}', '') <> ''),
+       count(*) FILTER (WHERE coalesce(e.body #>> '{user,city}', '') <> ''),
+       count(*) FILTER (WHERE coalesce(e.body #>> '{user,state}', '') <> ''),
+       count(*) FILTER (WHERE coalesce(e.body #>> '{user,country}', '') <> '')
+  FROM (SELECT event_ref, min(dest_event) AS dest_event FROM deliveries
+         WHERE created_at >= %s AND state IN ('delivered', 'pending', 'in_flight')
+         GROUP BY event_ref) AS r
+  JOIN events AS e ON e.id = r.event_ref
+ GROUP BY e.name
+
+-- name: window_notices
+SELECT event, field, kind, count(*) FROM ingest_notices WHERE at >= %s
+ GROUP BY event, field, kind
+
+-- name: window_collect_refusals
+SELECT reason, origin, count(*) FROM collect_refusals WHERE at >= %s GROUP BY reason, origin
+
+-- name: window_dedup
+-- Server-side arrivals (stored or absorbed as duplicates) whose event_id the browser also
+-- sent; browser copies are looked up 48 h before the window too, as they usually come first.
+WITH arrivals AS (
+    SELECT e.name AS name, e.event_id AS event_id,
+           coalesce(e.body ->> 'channel', 'server') AS ch, e.received_at AS at
+      FROM events AS e WHERE e.received_at >= %(lookback)s
+    UNION ALL
+    SELECT event, event_id, channel, at FROM ingest_duplicates WHERE at >= %(lookback)s)
+SELECT name, count(*),
+       count(*) FILTER (WHERE event_id IN (SELECT event_id FROM arrivals WHERE ch = 'browser'))
+  FROM arrivals WHERE ch <> 'browser' AND at >= %(since)s
+ GROUP BY name
+
+-- name: window_enrichment
+SELECT e.name, count(*), count(*) FILTER (WHERE (e.body ->> 'enriched_from') IS NOT NULL)
+  FROM events AS e
+ WHERE e.received_at >= %s AND coalesce(e.body ->> 'channel', 'server') <> 'browser'
+ GROUP BY e.name
+
+-- name: window_latencies
+SELECT destination, delivered_at - created_at FROM deliveries
+ WHERE created_at >= %(since)s AND state = 'delivered' AND delivered_at IS NOT NULL
+ ORDER BY created_at DESC LIMIT %(sample)s
+
+-- name: window_trend_received
+-- trunc: SQLite's CAST AS INTEGER truncates, where PostgreSQL's would round.
+SELECT trunc((received_at - %(since)s) / %(bucket)s)::bigint AS b, count(*) FROM events
+ WHERE received_at >= %(since)s GROUP BY b
+
+-- name: window_trend_delivered
+SELECT trunc((delivered_at - %(since)s) / %(bucket)s)::bigint AS b, count(*) FROM deliveries
+ WHERE created_at >= %(since)s AND state = 'delivered' AND delivered_at >= %(since)s
+ GROUP BY b
+
+-- name: queue
+SELECT (SELECT count(*) FROM deliveries WHERE destination = %(d)s AND state = 'pending'),
+       (SELECT count(*) FROM deliveries WHERE destination = %(d)s AND state = 'in_flight'),
+       (SELECT created_at FROM deliveries WHERE destination = %(d)s AND state = 'pending'
+         ORDER BY created_at LIMIT 1),
+       (SELECT paused FROM destinations WHERE name = %(d)s),
+       (SELECT reason FROM destinations WHERE name = %(d)s),
+       (SELECT updated_at FROM destinations WHERE name = %(d)s)
+
+-- name: recent_by_id
+-- An event_id prefix is found through the idempotency key (indexed on event_id first;
+-- COLLATE "C" makes the range the prefix, as in SQLite).
+SELECT e.event_id, e.name, e.received_at, coalesce(e.body ->> 'channel', 'server'),
+       (SELECT string_agg(d.destination || ':' || d.state, ', '
+                          ORDER BY i.destination, i.dest_event)
+          FROM idempotency AS i JOIN deliveries AS d ON d.id = i.delivery_id
+         WHERE i.event_id = e.event_id AND d.event_ref = e.id)
+  FROM events AS e
+ WHERE e.id IN (SELECT d.event_ref FROM idempotency AS i JOIN deliveries AS d
+                    ON d.id = i.delivery_id
+                 WHERE i.event_id >= %(q)s AND i.event_id < %(hi)s LIMIT 500)
+ ORDER BY e.id DESC LIMIT %(limit)s
+
+-- name: recent
+SELECT e.event_id, e.name, e.received_at, coalesce(e.body ->> 'channel', 'server'),
+       (SELECT string_agg(d.destination || ':' || d.state, ', '
+                          ORDER BY i.destination, i.dest_event)
+          FROM idempotency AS i JOIN deliveries AS d ON d.id = i.delivery_id
+         WHERE i.event_id = e.event_id AND d.event_ref = e.id)
+  FROM events AS e
+ WHERE (%(name)s::text = '' OR e.name = %(name)s) ORDER BY e.id DESC LIMIT %(limit)s
+
+-- name: trace
+SELECT d.destination, d.dest_event, d.state, d.attempts, d.last_code, d.last_message,
+       d.last_request_id, d.dead_reason, d.reason, d.created_at, d.delivered_at, d.payload,
+       e.body::text, d.updated_at
+  FROM idempotency AS i
+  JOIN deliveries AS d ON d.id = i.delivery_id
+  JOIN events AS e ON e.id = d.event_ref
+ WHERE i.event_id = %s
+ ORDER BY d.destination, d.dest_event
+
+-- name: trace_attempts
+-- Requests that carried the event: attempts of its destination between acceptance and
+-- last update.
+SELECT a.at, a.http_status, a.code, a.message, a.request_id, a.latency_ms, a.outcome,
+       cardinality(a.event_ids)
+  FROM attempts AS a
+ WHERE a.destination = %s AND a.at >= %s AND a.at <= %s AND %s = ANY(a.event_ids)
+ ORDER BY a.at, a.id

@@ -1,0 +1,218 @@
+-- Named queries of the PostgreSQL outbox (store/postgres/outbox.py). Each starts with a
+-- "-- name:" line; parameters are psycopg's %(name)s.
+
+-- name: allocate_ids
+-- Ids for one insert call, taken before its rows are written so that idempotency can point
+-- at the delivery it creates and everything goes in with one statement per table. A
+-- duplicate wastes its ids: sequences have gaps anyway.
+SELECT ARRAY(SELECT nextval('events_id_seq') FROM generate_series(1, %(events)s)),
+       ARRAY(SELECT nextval('deliveries_id_seq') FROM generate_series(1, %(deliveries)s))
+
+-- name: claim_idempotency
+-- Inserts each new key, or re-accepts one older than the window; a key not returned is a
+-- duplicate. Another process inserting the same key waits here for this one's commit: the
+-- database decides, across processes. Rows come sorted by key, so two processes lock
+-- overlapping keys in the same order.
+INSERT INTO idempotency AS i (event_id, destination, dest_event, accepted_at, delivery_id)
+SELECT k.event_id, k.destination, k.dest_event, %(now)s, k.delivery_id
+  FROM unnest(%(event_ids)s::text[], %(destinations)s::text[], %(dest_events)s::text[],
+              %(delivery_ids)s::bigint[]) AS k (event_id, destination, dest_event, delivery_id)
+ON CONFLICT (event_id, destination, dest_event) DO UPDATE
+    SET accepted_at = excluded.accepted_at, delivery_id = excluded.delivery_id
+    WHERE i.accepted_at <= %(cutoff)s
+RETURNING delivery_id
+
+-- name: insert_events
+INSERT INTO events (id, event_id, name, source, event_time, received_at, session_id,
+                    order_source, body)
+SELECT * FROM unnest(%(id)s::bigint[], %(event_id)s::text[], %(name)s::text[],
+                     %(source)s::text[], %(event_time)s::bigint[], %(received_at)s::float8[],
+                     %(session_id)s::text[], %(order_source)s::text[], %(body)s::jsonb[])
+
+-- name: insert_deliveries
+INSERT INTO deliveries (id, event_ref, destination, dest_event, event_id, batch_key, state,
+                        payload, reason, next_attempt_at, created_at, updated_at)
+SELECT k.*, %(now)s, %(now)s
+  FROM unnest(%(id)s::bigint[], %(event_ref)s::bigint[], %(destination)s::text[],
+              %(dest_event)s::text[], %(event_id)s::text[], %(batch_key)s::text[],
+              %(state)s::text[], %(payload)s::bytea[], %(reason)s::text[],
+              %(next_attempt_at)s::float8[]) AS k
+
+-- name: notify
+-- Sent inside the insert's transaction: delivered on commit, dropped with a rollback.
+SELECT pg_notify('pixelrelay_work', d) FROM unnest(%(destinations)s::text[]) AS d
+
+-- name: pending_copy
+-- The first copy of an idempotency key, when its delivery is still waiting to be sent. The
+-- row locks keep a claim from taking it half-merged (claims skip locked rows) and make a
+-- concurrent merge of the same event wait and then read the body this one wrote.
+SELECT d.id, d.event_ref, e.body::text, d.destination
+  FROM idempotency AS i
+  JOIN deliveries AS d ON d.id = i.delivery_id
+  JOIN events AS e ON e.id = d.event_ref
+ WHERE i.event_id = %s AND i.destination = %s AND i.dest_event = %s AND d.state = 'pending'
+   FOR UPDATE OF d, e
+
+-- name: update_event_body
+UPDATE events SET body = %s::jsonb WHERE id = %s
+
+-- name: update_pending_copy
+-- A merged copy's new item; a due time (not null) ends a hold. Only while still pending.
+UPDATE deliveries
+   SET state = %(state)s, payload = %(payload)s, reason = %(reason)s, updated_at = %(now)s,
+       next_attempt_at = CASE WHEN %(state)s::text <> 'pending' THEN NULL
+                              ELSE coalesce(%(due)s::float8, next_attempt_at) END
+ WHERE id = %(id)s AND state = 'pending'
+
+-- name: claim
+-- SQLite's claim (store/sql/sqlite/outbox.sql) with row locks: one request's worth of one
+-- batch_key, the key of the oldest due row, topped up with the other due rows of that key.
+-- SKIP LOCKED lets concurrent claimers (other processes) pass each other's rows instead of
+-- waiting, and never hands one row to two of them. The transaction ends with the statement:
+-- the HTTP request goes out afterwards, covered by the lease alone.
+UPDATE deliveries
+   SET state = 'in_flight', lease_token = %(token)s, lease_expires_at = %(lease_expires_at)s,
+       updated_at = %(now)s
+ WHERE id IN (
+       SELECT id FROM deliveries
+        WHERE destination = %(destination)s AND state = 'pending'
+          AND batch_key = (SELECT batch_key FROM deliveries
+                            WHERE destination = %(destination)s AND state = 'pending'
+                              AND next_attempt_at <= %(due_by)s
+                              AND (next_attempt_at <= %(now)s
+                                   OR (attempts > 0 AND updated_at < %(retry_before)s))
+                            ORDER BY next_attempt_at, id
+                            LIMIT 1
+                              FOR UPDATE SKIP LOCKED)
+          AND next_attempt_at <= %(due_by)s
+          AND (next_attempt_at <= %(now)s OR (attempts > 0 AND updated_at < %(retry_before)s))
+        ORDER BY next_attempt_at, id
+        LIMIT %(limit)s
+          FOR UPDATE SKIP LOCKED)
+RETURNING id, event_id, dest_event, batch_key, payload, attempts, created_at, next_attempt_at
+
+-- name: finish_attempt
+-- A result of a request: counts as an attempt and replaces the last_* columns. Fenced by the
+-- lease token: a row whose lease expired (and was claimed again) is not overwritten.
+UPDATE deliveries
+   SET state = %(state)s, attempts = attempts + 1, next_attempt_at = %(next_attempt_at)s,
+       lease_token = NULL, lease_expires_at = NULL, updated_at = %(now)s,
+       delivered_at = CASE WHEN %(state)s::text = 'delivered' THEN %(now)s
+                           ELSE delivered_at END,
+       last_http_status = %(http_status)s, last_code = %(code)s, last_message = %(message)s,
+       last_request_id = %(request_id)s, dead_reason = %(dead_reason)s
+ WHERE id = ANY(%(ids)s::bigint[]) AND lease_token = %(token)s AND state = 'in_flight'
+
+-- name: finish_note
+-- A result without a request (pause, expiry at pickup): keeps attempts and the last answer.
+UPDATE deliveries
+   SET state = %(state)s, next_attempt_at = %(next_attempt_at)s,
+       lease_token = NULL, lease_expires_at = NULL, updated_at = %(now)s,
+       delivered_at = CASE WHEN %(state)s::text = 'delivered' THEN %(now)s
+                           ELSE delivered_at END,
+       last_message = coalesce(%(message)s::text, last_message),
+       dead_reason = %(dead_reason)s
+ WHERE id = ANY(%(ids)s::bigint[]) AND lease_token = %(token)s AND state = 'in_flight'
+
+-- name: insert_attempt
+INSERT INTO attempts (destination, event_ids, http_status, code, message, request_id,
+                      latency_ms, outcome, at)
+VALUES (%s, %s::text[], %s, %s, %s, %s, %s, %s, %s)
+
+-- name: reap_leases
+-- The row alone says its lease is over: no process needs to be asked, or to be alive.
+UPDATE deliveries
+   SET state = 'pending', lease_token = NULL, lease_expires_at = NULL, updated_at = %(now)s
+ WHERE id IN (SELECT id FROM deliveries
+               WHERE state = 'in_flight' AND lease_expires_at < %(now)s
+                 FOR UPDATE SKIP LOCKED)
+
+-- name: expire
+UPDATE deliveries
+   SET state = 'dead', dead_reason = 'expired', next_attempt_at = NULL, updated_at = %(now)s
+ WHERE id IN (SELECT id FROM deliveries
+               WHERE destination = %(destination)s AND state = 'pending'
+                 AND created_at < %(cutoff)s
+                 FOR UPDATE SKIP LOCKED)
+
+-- name: next_due
+SELECT next_attempt_at FROM deliveries
+ WHERE destination = %s AND state = 'pending'
+ ORDER BY next_attempt_at LIMIT 1
+
+-- name: get_destination
+SELECT name, paused, reason, token_fingerprint, updated_at FROM destinations WHERE name = %s
+
+-- name: set_destination
+INSERT INTO destinations (name, paused, reason, token_fingerprint, updated_at)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (name) DO UPDATE
+    SET paused = excluded.paused, reason = excluded.reason,
+        token_fingerprint = excluded.token_fingerprint, updated_at = excluded.updated_at
+
+-- name: deliveries_by_event
+SELECT d.destination, d.event_id, d.dest_event, d.state, d.attempts, d.last_http_status,
+       d.last_code, d.last_message, d.last_request_id, d.dead_reason, d.reason, d.created_at,
+       d.updated_at, d.next_attempt_at
+  FROM idempotency AS i
+  JOIN deliveries AS d ON d.id = i.delivery_id
+ WHERE i.event_id = %s
+ ORDER BY d.created_at, d.id
+
+-- name: admin_session_open
+INSERT INTO admin_sessions (id_hash, created_at, expires_at)
+VALUES (%(id_hash)s, %(now)s, %(expires_at)s)
+
+-- name: admin_sessions_prune
+DELETE FROM admin_sessions WHERE expires_at <= %(now)s
+
+-- name: admin_session_valid
+SELECT 1 FROM admin_sessions WHERE id_hash = %(id_hash)s AND expires_at > %(now)s
+
+-- name: admin_session_close
+DELETE FROM admin_sessions WHERE id_hash = %(id_hash)s
+
+-- name: heartbeat
+INSERT INTO processes (process_id, role, seen_at) VALUES (%(id)s, %(role)s, %(now)s)
+ON CONFLICT (process_id) DO UPDATE SET role = excluded.role, seen_at = excluded.seen_at
+
+-- name: forget_silent
+DELETE FROM processes WHERE seen_at < %(cutoff)s
+
+-- name: count_alive
+SELECT count(*) FROM processes WHERE role = %(role)s
+
+-- name: leave
+DELETE FROM processes WHERE process_id = %(id)s
+
+-- name: prune_deliveries
+-- Retention: finished rows accepted before the cut-off, oldest first, a small batch per
+-- statement (row locks on that batch only; SKIP LOCKED never waits on a worker), with the
+-- idempotency keys that still point at them (long out of their 48 h window).
+WITH gone AS (
+    DELETE FROM deliveries
+     WHERE id IN (SELECT id FROM deliveries
+                   WHERE created_at < %(cutoff)s
+                     AND state IN ('delivered', 'dead', 'suppressed', 'filtered')
+                   ORDER BY created_at LIMIT %(limit)s
+                     FOR UPDATE SKIP LOCKED)
+    RETURNING id, event_id, destination, dest_event),
+keys AS (
+    DELETE FROM idempotency AS i USING gone
+     WHERE i.event_id = gone.event_id AND i.destination = gone.destination
+       AND i.dest_event = gone.dest_event AND i.delivery_id = gone.id
+    RETURNING 1)
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM keys)
+
+-- name: prune_events
+-- Events accepted before the cut-off that no delivery refers to any more.
+DELETE FROM events
+ WHERE id IN (SELECT e.id FROM events AS e
+               WHERE e.received_at < %(cutoff)s
+                 AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.event_ref = e.id)
+               ORDER BY e.received_at LIMIT %(limit)s
+                 FOR UPDATE SKIP LOCKED)
+
+-- name: prune_attempts
+DELETE FROM attempts
+ WHERE id IN (SELECT id FROM attempts WHERE at < %(cutoff)s ORDER BY at LIMIT %(limit)s)

@@ -1,0 +1,58 @@
+-- Named queries of the PostgreSQL session store (store/postgres/sessions.py).
+
+-- name: get
+SELECT session_id, ttclid, ttp, ip, user_agent, landing_url, first_seen, last_seen, consent
+  FROM sessions WHERE session_id = %s
+
+-- name: get_for_update
+-- merge_context reads, merges and writes back: the row lock makes concurrent hits of one
+-- session (two API processes) merge one after the other instead of losing one.
+SELECT session_id, ttclid, ttp, ip, user_agent, landing_url, first_seen, last_seen, consent
+  FROM sessions WHERE session_id = %s
+   FOR UPDATE
+
+-- name: insert_new
+-- The first hit of a session; a concurrent first hit that won leaves nothing inserted here.
+INSERT INTO sessions (session_id, ttclid, ttp, ip, user_agent, landing_url, first_seen,
+                      last_seen, consent)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (session_id) DO NOTHING
+
+-- name: update
+UPDATE sessions
+   SET ttclid = %s, ttp = %s, ip = %s, user_agent = %s, landing_url = %s, first_seen = %s,
+       last_seen = %s, consent = %s
+ WHERE session_id = %s
+
+-- name: by_token
+SELECT session_id, ttclid, ttp, ip, user_agent, landing_url, first_seen, last_seen, consent
+  FROM sessions
+ WHERE session_id = (SELECT session_id FROM session_tokens WHERE kind = %s AND token = %s)
+
+-- name: by_identity
+-- The most recently seen session linked to the identity within the window.
+SELECT s.session_id, s.ttclid, s.ttp, s.ip, s.user_agent, s.landing_url, s.first_seen,
+       s.last_seen, s.consent
+  FROM session_identities AS i JOIN sessions AS s ON s.session_id = i.session_id
+ WHERE i.identity = %s AND i.linked_at >= %s
+ ORDER BY s.last_seen DESC LIMIT 1
+
+-- name: link_token
+-- A cart or checkout token -> the session it was created in; the latest link wins.
+INSERT INTO session_tokens (kind, token, session_id, linked_at) VALUES (%s, %s, %s, %s)
+ON CONFLICT (kind, token) DO UPDATE
+    SET session_id = excluded.session_id, linked_at = excluded.linked_at
+
+-- name: link_identity
+INSERT INTO session_identities (identity, session_id, linked_at)
+SELECT * FROM unnest(%(identity)s::text[], %(session_id)s::text[], %(linked_at)s::float8[])
+ON CONFLICT (identity, session_id) DO UPDATE SET linked_at = excluded.linked_at
+
+-- name: prune_sessions
+DELETE FROM sessions WHERE last_seen < %(cutoff)s
+
+-- name: prune_tokens
+DELETE FROM session_tokens WHERE linked_at < %(cutoff)s
+
+-- name: prune_identities
+DELETE FROM session_identities WHERE linked_at < %(cutoff)s
