@@ -51,12 +51,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # `engine` (and so `storage_url` and the contract suites' `store`) runs each test once
-    # per engine.
+    # per engine; `@pytest.mark.engines("postgres")` narrows a test to the engines named.
     if "engine" in metafunc.fixturenames:
         chosen = [e.strip() for e in metafunc.config.getoption("engines").split(",")]
         unknown = set(chosen) - set(ENGINES)
         if unknown:
             raise pytest.UsageError(f"--engines: unknown engine(s) {sorted(unknown)}")
+        marker = metafunc.definition.get_closest_marker("engines")
+        if marker is not None:
+            chosen = [e for e in chosen if e in marker.args]
         metafunc.parametrize("engine", chosen)
 
 

@@ -67,7 +67,14 @@ class ServerSettings:
 
 @dataclass(frozen=True)
 class StorageSettings:
-    url: str = "sqlite:///pixelrelay.db"
+    url: str = "sqlite:///pixelrelay.db"  # or postgresql://user@host:5432/database
+    # Finished deliveries, their events and the attempts log are deleted after this many
+    # days. At least 3: more than the 48 h idempotency window and the 48 h retry window.
+    retention_days: int = 30
+
+    @property
+    def retention_s(self) -> float:
+        return self.retention_days * 86400.0
 
 
 @dataclass(frozen=True)
@@ -212,8 +219,7 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | os._Environ[str]) 
         if k not in known_top:
             raise ConfigError(k, f"unknown section (expected one of {sorted(known_top)})")
     server = r.server(r.table(raw, "server"))
-    storage = StorageSettings(url=r.string(r.table(raw, "storage"), "storage.url",
-                                           "url", StorageSettings.url))
+    storage = r.storage(r.table(raw, "storage"))
     sources = tuple(r.source(t, f"sources[{i}]") for i, t in enumerate(r.tables(raw, "sources")))
     dests = tuple(r.destination(t, f"destinations[{i}]")
                   for i, t in enumerate(r.tables(raw, "destinations")))
@@ -366,6 +372,14 @@ class _Reader:
         if not isinstance(v, bool):
             raise ConfigError(path, "must be true or false")
         return v
+
+    def storage(self, t: dict[str, Any]) -> StorageSettings:
+        self.reject_unknown(t, "storage", {"url", "retention_days"})
+        d = StorageSettings()
+        return StorageSettings(
+            url=self.string(t, "storage.url", "url", d.url),
+            retention_days=self.integer(t, "storage.retention_days", "retention_days",
+                                        d.retention_days, 3, 36500))
 
     def sessions(self, t: dict[str, Any]) -> SessionSettings:
         self.reject_unknown(t, "sessions", set(SessionSettings.__dataclass_fields__))

@@ -62,6 +62,7 @@ def test_full_spec_config_parses(tmp_path: Path) -> None:
     assert d.access_token.reveal() == "tok-secret-abcdefgh"
     assert d.api_url == "http://127.0.0.1:9000"  # trailing slash trimmed; the path adds its own
     assert (d.batch_size, d.max_age_days, d.default_phone_region) == (500, 3, "DE")
+    assert (s.storage.url, s.storage.retention_days) == ("sqlite:///x.db", 30)  # the default
     assert d.event_map == {"Purchase": "Purchase"}
     assert d.exclude_order_sources == ("tiktok_shop",)
     assert "tok-secret" not in repr(s)
@@ -72,10 +73,14 @@ def test_full_spec_config_parses(tmp_path: Path) -> None:
     ('pixel_code = "C9ABC1234567890"', "destinations[0].pixel_code", "required"),
     ('type = "tiktok"', "destinations[0].type", "unknown destination type"),
     ('max_age_days = 3', "destinations[0].bogus", "unknown key"),
+    ('url = "sqlite:///x.db"', "storage.retention_days", "between 3 and 36500"),
+    ('url = "sqlite:///x.db"', "storage.bogus", "unknown key"),
 ])
 def test_errors_name_the_key(patch: str, key: str, reason: str) -> None:
     import tomllib
-    replacement = {"batch_size = 500": "batch_size = 5000",
+    storage = {"storage.retention_days": 'url = "sqlite:///x.db"\nretention_days = 2',
+               "storage.bogus": 'url = "sqlite:///x.db"\nbogus = 1'}
+    replacement = storage.get(key) or {"batch_size = 500": "batch_size = 5000",
                    'pixel_code = "C9ABC1234567890"': "",
                    'type = "tiktok"': 'type = "meta"',
                    "max_age_days = 3": "max_age_days = 3\nbogus = 1"}[patch]

@@ -11,7 +11,7 @@ from pixelrelay.store.postgres.diagnostics import PostgresDiagnostics
 from pixelrelay.store.postgres.operations import PostgresOperations
 from pixelrelay.store.postgres.outbox import PostgresOutbox
 from pixelrelay.store.postgres.sessions import PostgresSessions
-from pixelrelay.store.postgres.writer import Connections
+from pixelrelay.store.postgres.writer import Conn, Connections
 
 # Migrations of concurrent starters run one after the other (per schema).
 _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('pixelrelay:' || current_schema()))"
@@ -69,7 +69,7 @@ class PostgresStore(PostgresOutbox, PostgresSessions, PostgresDiagnostics, Postg
         return await self._db.listener.listening(timeout)
 
 
-async def migrate(conn: psycopg.AsyncConnection[object]) -> int:
+async def migrate(conn: Conn) -> int:
     """Run the migrations the schema lacks, all in one transaction; returns the version."""
     try:
         async with conn.transaction():
@@ -78,7 +78,7 @@ async def migrate(conn: psycopg.AsyncConnection[object]) -> int:
                 "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
             cur = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_version")
             row = await cur.fetchone()
-            version = 0 if row is None else int(row[0])  # type: ignore[call-overload]
+            version = 0 if row is None else int(row[0])
             for m in pending("postgres", version):
                 await conn.execute(m.sql.encode())
                 await conn.execute("INSERT INTO schema_version (version) VALUES (%s)",

@@ -97,9 +97,9 @@ class Connections:
             try:
                 async with self._connection() as conn, conn.transaction():
                     return await fn(conn)
-            except _RETRYABLE:
+            except _RETRYABLE as exc:
                 if attempt == RETRIES - 1:
-                    raise StoreUnavailable("write failed: lost a lock race three times")
+                    raise StoreUnavailable(f"write failed: {exc}") from exc
             except psycopg.Error as exc:
                 raise StoreUnavailable(f"write failed: {exc}") from exc
         raise AssertionError("unreachable")

@@ -1,5 +1,6 @@
 """The outbox on SQLite: insert with idempotency and merging, claim by batch key, finish
-fenced by the lease token, leases, expiry, pause state, the delivery log, admin sessions."""
+fenced by the lease token, leases, expiry, retention, pause state, the delivery log, admin
+sessions."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from pixelrelay.store.base import (
     InsertOutcome,
     MergeFn,
     NewEvent,
+    Pruned,
 )
 from pixelrelay.store.codec import encode_event
 from pixelrelay.store.queries import queries
@@ -47,7 +49,7 @@ class _Prepared:
 
 
 class SQLiteOutbox(UsesConnections):
-    """Outbox, Processes, Destinations and AdminSessions of SQLiteStore."""
+    """Outbox, Processes, Destinations, Maintenance and AdminSessions of SQLiteStore."""
 
 
     # -- writes --------------------------------------------------------------------------------
@@ -116,6 +118,24 @@ class SQLiteOutbox(UsesConnections):
     async def expire(self, destination: str, accepted_before: float, now: float) -> int:
         params = {"destination": destination, "cutoff": accepted_before, "now": now}
         return await self._db.write(lambda c: c.execute(Q["expire"], params).rowcount)
+
+    async def prune(self, now: float, retention_s: float, limit: int = 1000) -> Pruned:
+        params = {"cutoff": now - retention_s, "limit": limit}
+
+        def deliveries(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(Q["prune_pick_deliveries"], params).fetchall()
+            conn.executemany(Q["prune_key"], [(r[1], r[2], r[3], r[0]) for r in rows])
+            conn.executemany(Q["prune_delivery"], [(r[0],) for r in rows])
+            return len(rows)
+
+        # One writer transaction per table, each a small batch: ingest waits milliseconds.
+        # Deliveries first: their events are free to go in the same pass.
+        n_deliveries = await self._db.write(deliveries)
+        return Pruned(
+            deliveries=n_deliveries,
+            events=await self._db.write(lambda c: c.execute(Q["prune_events"], params).rowcount),
+            attempts=await self._db.write(
+                lambda c: c.execute(Q["prune_attempts"], params).rowcount))
 
     async def set_destination(self, state: DestinationState) -> None:
         params = (state.name, int(state.paused), state.reason, state.token_fingerprint,

@@ -160,3 +160,29 @@ SELECT count(*) FROM processes WHERE role = :role
 
 -- name: leave
 DELETE FROM processes WHERE process_id = :id
+
+-- name: prune_pick_deliveries
+-- Retention: finished rows accepted before the cut-off, oldest first, a small batch a call.
+SELECT id, event_id, destination, dest_event FROM deliveries
+ WHERE created_at < :cutoff AND state IN ('delivered', 'dead', 'suppressed', 'filtered')
+ ORDER BY created_at LIMIT :limit
+
+-- name: prune_key
+-- The idempotency key of a pruned delivery, if it still points at it (long out of its window).
+DELETE FROM idempotency
+ WHERE event_id = ? AND destination = ? AND dest_event = ? AND delivery_id = ?
+
+-- name: prune_delivery
+DELETE FROM deliveries WHERE id = ?
+
+-- name: prune_events
+-- Events accepted before the cut-off that no delivery refers to any more.
+DELETE FROM events
+ WHERE id IN (SELECT e.id FROM events AS e
+               WHERE e.received_at < :cutoff
+                 AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.event_ref = e.id)
+               ORDER BY e.received_at LIMIT :limit)
+
+-- name: prune_attempts
+DELETE FROM attempts
+ WHERE id IN (SELECT id FROM attempts WHERE at < :cutoff ORDER BY at LIMIT :limit)
