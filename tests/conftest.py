@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,6 +108,17 @@ def engine_url(engine: str, tmp_path: Path, name: str = "gw") -> Iterator[str]:
 def storage_url(engine: str, tmp_path: Path) -> Iterator[str]:
     with engine_url(engine, tmp_path) as url:
         yield url
+
+
+def count_rows(url: str, table: str) -> int:
+    """Rows in one table of a storage URL's database (tests look beneath the store)."""
+    query = f"SELECT count(*) FROM {table}"
+    if url.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(url[len("sqlite:///"):])) as conn:
+            return int(conn.execute(query).fetchone()[0])
+    with psycopg.connect(url) as pg:
+        row = pg.execute(query).fetchone()
+        return 0 if row is None else int(row[0])
 
 
 def make_settings(db: Path | str, api_url: str, *, delivery: DeliverySettings = FAST_DELIVERY,

@@ -27,8 +27,8 @@ def now() -> int:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, emulator: ServerThread) -> Iterator[ServerThread]:
-    app = create_app(make_settings(tmp_path / "gw.db", emulator.url,
+def gateway(storage_url: str, emulator: ServerThread) -> Iterator[ServerThread]:
+    app = create_app(make_settings(storage_url, emulator.url,
                                    consent=ConsentSettings(require_in_regions=("EEA",))))
     with ServerThread(app) as server:
         yield server

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import httpx
 import orjson
@@ -13,12 +12,12 @@ from tests.conftest import ADMIN_TOKEN, SOURCE_KEY, emu_state, make_settings
 from tests.support import ServerThread, wait_for
 
 
-def test_thirty_percent_faults_and_a_poisoned_event(tmp_path: Path,
+def test_thirty_percent_faults_and_a_poisoned_event(storage_url: str,
                                                     emulator: ServerThread) -> None:
     emu = emu_state(emulator)
     httpx.post(f"{emulator.url}/faults", json={"http_5xx_rate": 0.1, "code_40100_rate": 0.1,
                                                "code_50000_rate": 0.1, "reject_event": "Search"})
-    app = create_app(make_settings(tmp_path / "f.db", emulator.url, batch_size=50))
+    app = create_app(make_settings(storage_url, emulator.url, batch_size=50))
     now = int(time.time())
     events = [{"event": "ViewContent", "event_id": f"v{i}", "timestamp": now,
                "properties": {"contents": [{"content_id": f"SKU{i}", "price": 1.5}]}}

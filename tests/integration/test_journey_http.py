@@ -7,7 +7,6 @@ import dataclasses
 import hashlib
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,8 +31,8 @@ def sha(s: str) -> str:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, emulator: ServerThread) -> Iterator[ServerThread]:
-    base = make_settings(tmp_path / "journey.db", emulator.url)
+def gateway(storage_url: str, emulator: ServerThread) -> Iterator[ServerThread]:
+    base = make_settings(storage_url, emulator.url)
     browser = (SourceSettings(name="site", kind="browser", key=Secret(SITE_KEY),
                               allowed_origins=(ORIGIN,)),
                SourceSettings(name="strict", kind="browser", key=Secret(STRICT_KEY),

@@ -10,7 +10,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +20,8 @@ from pixelrelay.delivery.sender import Sender
 from pixelrelay.delivery.worker import DeliveryWorker
 from pixelrelay.destinations import build_destination
 from pixelrelay.ingest import Ingestor
-from pixelrelay.store.sqlite import SQLiteStore
+from pixelrelay.store import open_store
+from pixelrelay.store.base import Store
 from tests.conftest import emu_state, make_settings
 from tests.support import ServerThread, await_for
 
@@ -38,9 +38,10 @@ def event(i: int, now: float) -> dict[str, object]:
 
 @dataclass
 class Pipe:
-    """Ingest -> SQLite -> one delivery worker -> the emulator, on a clock of the test's choice."""
+    """Ingest -> the store -> one delivery worker -> the emulator, on a clock of the test's
+    choice."""
 
-    store: SQLiteStore
+    store: Store
     ingestor: Ingestor
     worker: DeliveryWorker
     emu: Any
@@ -68,13 +69,13 @@ PipeFactory = Callable[[DeliverySettings, Clock], Awaitable[Pipe]]
 
 
 @pytest.fixture
-async def make_pipe(tmp_path: Path, emulator: ServerThread) -> AsyncIterator[PipeFactory]:
-    opened: list[tuple[SQLiteStore, Sender]] = []
+async def make_pipe(storage_url: str, emulator: ServerThread) -> AsyncIterator[PipeFactory]:
+    opened: list[tuple[Store, Sender]] = []
 
     async def make(delivery: DeliverySettings, clock: Clock) -> Pipe:
-        settings = make_settings(tmp_path / "r.db", emulator.url, delivery=delivery,
+        settings = make_settings(storage_url, emulator.url, delivery=delivery,
                                  batch_size=BATCH)
-        store = SQLiteStore(str(tmp_path / "r.db"))
+        store = open_store(storage_url)
         await store.open()
         sender = Sender(delivery)
         opened.append((store, sender))

@@ -1,4 +1,5 @@
-"""DeliveryWorker against a real SQLite file and a scripted TikTok behind httpx.MockTransport."""
+"""DeliveryWorker against a real store (each engine) and a scripted TikTok behind
+httpx.MockTransport."""
 
 from __future__ import annotations
 
@@ -6,10 +7,8 @@ import asyncio
 import dataclasses
 import logging
 import random
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import httpx
 import orjson
@@ -21,8 +20,9 @@ from pixelrelay.delivery.sender import Sender
 from pixelrelay.delivery.worker import DeliveryWorker
 from pixelrelay.destinations.base import HttpRequest, HttpResponse, Outcome, OutcomeKind
 from pixelrelay.model import DeliveryState, Event, Route
-from pixelrelay.store.base import DestinationState, NewEvent
-from pixelrelay.store.sqlite import SQLiteStore
+from pixelrelay.store import open_store
+from pixelrelay.store.base import DestinationState, NewEvent, Store
+from tests.conftest import count_rows
 
 TOKEN = Secret("tt-access-token-secret-0001")
 ROTATED = Secret("tt-access-token-secret-0002")
@@ -87,11 +87,11 @@ class ScriptedTikTok:
 
 @dataclass
 class Rig:
-    store: SQLiteStore
+    store: Store
     clock: FakeClock
     tiktok: ScriptedTikTok
     sender: Sender
-    db: Path
+    url: str
 
     def worker(self, settings: DeliverySettings = SETTINGS, batch_size: int = 10,
                token: Secret = TOKEN, rng: random.Random | None = None) -> DeliveryWorker:
@@ -120,17 +120,16 @@ class Rig:
             pass
 
     def attempts_logged(self) -> int:
-        with sqlite3.connect(self.db) as conn:
-            return int(conn.execute("SELECT count(*) FROM attempts").fetchone()[0])
+        return count_rows(self.url, "attempts")
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    store = SQLiteStore(str(tmp_path / "outbox.db"))
+async def rig(storage_url: str) -> AsyncIterator[Rig]:
+    store = open_store(storage_url)
     await store.open()
     script = ScriptedTikTok()
     sender = Sender(SETTINGS, transport=httpx.MockTransport(script))
-    yield Rig(store, FakeClock(), script, sender, tmp_path / "outbox.db")
+    yield Rig(store, FakeClock(), script, sender, storage_url)
     await sender.close()
     await store.close()
 

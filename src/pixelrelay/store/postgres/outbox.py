@@ -39,7 +39,7 @@ RouteRow = tuple[str, str, str, str, bytes | None, str | None, float | None]
 class _Prepared:
     """A NewEvent flattened before it is queued, so the writer only runs SQL."""
 
-    event_row: tuple[Any, ...]  # insert_events columns after id; the body as JSON text
+    event_row: tuple[Any, ...]  # insert_events columns after id
     event_id: str
     routes: tuple[RouteRow, ...]
     merge: MergeFn | None
@@ -195,7 +195,7 @@ def _prepare(item: NewEvent) -> _Prepared:
     e = item.event
     return _Prepared(
         event_row=(e.event_id, e.name, str(e.source), e.event_time, e.received_at,
-                   e.session_id, e.order_source, encode_event(e).decode()),
+                   e.session_id, e.order_source, encode_event(e)),
         event_id=e.event_id,
         routes=tuple((r.destination, r.dest_event, r.batch_key, str(r.state), r.payload, r.reason,
                       r.not_before) for r in item.routes),
@@ -287,7 +287,7 @@ async def _merge(conn: Conn, item: _Prepared, now: float) -> bool:
     merged = item.merge(found[0][2].encode())
     if merged is None:
         return False
-    await conn.execute(Q["update_event_body"], (merged.body.decode(), found[0][1]))
+    await conn.execute(Q["update_event_body"], (merged.body, found[0][1]))
     for delivery_id, _ref, _body, destination in found:
         route = merged.routes.get(destination)
         if route is None:

@@ -23,11 +23,17 @@ ON CONFLICT (event_id, destination, dest_event) DO UPDATE
 RETURNING delivery_id
 
 -- name: insert_events
+-- The body travels as bytea and becomes jsonb here: a text[] of JSON documents costs several
+-- times more to send than the same bytes (docs/postgres.md has the figures).
 INSERT INTO events (id, event_id, name, source, event_time, received_at, session_id,
                     order_source, body)
-SELECT * FROM unnest(%(id)s::bigint[], %(event_id)s::text[], %(name)s::text[],
-                     %(source)s::text[], %(event_time)s::bigint[], %(received_at)s::float8[],
-                     %(session_id)s::text[], %(order_source)s::text[], %(body)s::jsonb[])
+SELECT k.id, k.event_id, k.name, k.source, k.event_time, k.received_at, k.session_id,
+       k.order_source, convert_from(k.body, 'UTF8')::jsonb
+  FROM unnest(%(id)s::bigint[], %(event_id)s::text[], %(name)s::text[], %(source)s::text[],
+              %(event_time)s::bigint[], %(received_at)s::float8[], %(session_id)s::text[],
+              %(order_source)s::text[], %(body)s::bytea[])
+       AS k (id, event_id, name, source, event_time, received_at, session_id, order_source,
+             body)
 
 -- name: insert_deliveries
 INSERT INTO deliveries (id, event_ref, destination, dest_event, event_id, batch_key, state,
@@ -54,7 +60,7 @@ SELECT d.id, d.event_ref, e.body::text, d.destination
    FOR UPDATE OF d, e
 
 -- name: update_event_body
-UPDATE events SET body = %s::jsonb WHERE id = %s
+UPDATE events SET body = convert_from(%s, 'UTF8')::jsonb WHERE id = %s
 
 -- name: update_pending_copy
 -- A merged copy's new item; a due time (not null) ends a hold. Only while still pending.
