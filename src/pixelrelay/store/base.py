@@ -333,8 +333,9 @@ class Maintenance(Protocol):
 
     async def prune(self, now: float, retention_s: float, limit: int = 1000) -> Pruned:
         """Delete up to `limit` finished deliveries (delivered, dead, suppressed, filtered)
-        accepted before `now - retention_s`, with their idempotency keys, then up to `limit`
-        events no delivery refers to any more and `limit` attempts, all older than that.
+        accepted before `now - retention_s`, with their idempotency keys and the events left
+        without deliveries, then up to `limit` events in all and `limit` attempts older than
+        that.
 
         One short transaction per table, so neither ingest nor claims wait on it; call it
         again while it returns `limit` of anything. `retention_s` must exceed the 48 h

@@ -121,14 +121,17 @@ class PostgresOutbox(UsesConnections):
     async def prune(self, now: float, retention_s: float, limit: int = 1000) -> Pruned:
         params = {"cutoff": now - retention_s, "limit": limit}
 
-        async def deliveries(conn: Conn) -> int:
-            row = await (await conn.execute(Q["prune_deliveries"], params)).fetchone()
-            return 0 if row is None else int(row[0])
+        async def deliveries(conn: Conn) -> tuple[int, int]:
+            refs = [r[0] for r in await (await conn.execute(Q["prune_deliveries"],
+                                                            params)).fetchall()]
+            if not refs:
+                return 0, 0
+            freed = await conn.execute(Q["prune_freed_events"], {"refs": sorted(set(refs))})
+            return len(refs), freed.rowcount
 
-        # Deliveries first: their events are free to go in the same pass.
-        n_deliveries = await self._db.transaction(deliveries)
-        return Pruned(deliveries=n_deliveries,
-                      events=await self._db.execute(Q["prune_events"], params),
+        n_deliveries, freed = await self._db.transaction(deliveries)
+        swept = await self._db.execute(Q["prune_events"], {**params, "limit": limit - freed})
+        return Pruned(deliveries=n_deliveries, events=freed + swept,
                       attempts=await self._db.execute(Q["prune_attempts"], params))
 
     async def set_destination(self, state: DestinationState) -> None:

@@ -122,20 +122,21 @@ class SQLiteOutbox(UsesConnections):
     async def prune(self, now: float, retention_s: float, limit: int = 1000) -> Pruned:
         params = {"cutoff": now - retention_s, "limit": limit}
 
-        def deliveries(conn: sqlite3.Connection) -> int:
+        def deliveries(conn: sqlite3.Connection) -> tuple[int, int]:
             rows = conn.execute(Q["prune_pick_deliveries"], params).fetchall()
             conn.executemany(Q["prune_key"], [(r[1], r[2], r[3], r[0]) for r in rows])
             conn.executemany(Q["prune_delivery"], [(r[0],) for r in rows])
-            return len(rows)
+            freed = sum(conn.execute(Q["prune_freed_event"], (ref,)).rowcount
+                        for ref in sorted({r[4] for r in rows}))
+            return len(rows), freed
 
         # One writer transaction per table, each a small batch: ingest waits milliseconds.
-        # Deliveries first: their events are free to go in the same pass.
-        n_deliveries = await self._db.write(deliveries)
-        return Pruned(
-            deliveries=n_deliveries,
-            events=await self._db.write(lambda c: c.execute(Q["prune_events"], params).rowcount),
-            attempts=await self._db.write(
-                lambda c: c.execute(Q["prune_attempts"], params).rowcount))
+        n_deliveries, freed = await self._db.write(deliveries)
+        sweep = {**params, "limit": limit - freed}
+        swept = await self._db.write(lambda c: c.execute(Q["prune_events"], sweep).rowcount)
+        return Pruned(deliveries=n_deliveries, events=freed + swept,
+                      attempts=await self._db.write(
+                          lambda c: c.execute(Q["prune_attempts"], params).rowcount))
 
     async def set_destination(self, state: DestinationState) -> None:
         params = (state.name, int(state.paused), state.reason, state.token_fingerprint,

@@ -75,11 +75,13 @@ UPDATE deliveries
 -- batch_key, the key of the oldest due row, topped up with the other due rows of that key.
 -- SKIP LOCKED lets concurrent claimers (other processes) pass each other's rows instead of
 -- waiting, and never hands one row to two of them. The transaction ends with the statement:
--- the HTTP request goes out afterwards, covered by the lease alone.
+-- the HTTP request goes out afterwards, covered by the lease alone. `id = ANY(ARRAY(...))`
+-- rather than `id IN (...)`: the picked ids are then fetched by primary key, where IN may
+-- plan as a hash join over the whole table (docs/postgres.md shows both plans).
 UPDATE deliveries
    SET state = 'in_flight', lease_token = %(token)s, lease_expires_at = %(lease_expires_at)s,
        updated_at = %(now)s
- WHERE id IN (
+ WHERE id = ANY(ARRAY(
        SELECT id FROM deliveries
         WHERE destination = %(destination)s AND state = 'pending'
           AND batch_key = (SELECT batch_key FROM deliveries
@@ -94,7 +96,7 @@ UPDATE deliveries
           AND (next_attempt_at <= %(now)s OR (attempts > 0 AND updated_at < %(retry_before)s))
         ORDER BY next_attempt_at, id
         LIMIT %(limit)s
-          FOR UPDATE SKIP LOCKED)
+          FOR UPDATE SKIP LOCKED))
 RETURNING id, event_id, dest_event, batch_key, payload, attempts, created_at, next_attempt_at
 
 -- name: finish_attempt
@@ -129,17 +131,17 @@ VALUES (%s, %s::text[], %s, %s, %s, %s, %s, %s, %s)
 -- The row alone says its lease is over: no process needs to be asked, or to be alive.
 UPDATE deliveries
    SET state = 'pending', lease_token = NULL, lease_expires_at = NULL, updated_at = %(now)s
- WHERE id IN (SELECT id FROM deliveries
-               WHERE state = 'in_flight' AND lease_expires_at < %(now)s
-                 FOR UPDATE SKIP LOCKED)
+ WHERE id = ANY(ARRAY(SELECT id FROM deliveries
+                      WHERE state = 'in_flight' AND lease_expires_at < %(now)s
+                        FOR UPDATE SKIP LOCKED))
 
 -- name: expire
 UPDATE deliveries
    SET state = 'dead', dead_reason = 'expired', next_attempt_at = NULL, updated_at = %(now)s
- WHERE id IN (SELECT id FROM deliveries
-               WHERE destination = %(destination)s AND state = 'pending'
-                 AND created_at < %(cutoff)s
-                 FOR UPDATE SKIP LOCKED)
+ WHERE id = ANY(ARRAY(SELECT id FROM deliveries
+                      WHERE destination = %(destination)s AND state = 'pending'
+                        AND created_at < %(cutoff)s
+                        FOR UPDATE SKIP LOCKED))
 
 -- name: next_due
 SELECT next_attempt_at FROM deliveries
@@ -197,28 +199,38 @@ DELETE FROM processes WHERE process_id = %(id)s
 -- idempotency keys that still point at them (long out of their 48 h window).
 WITH gone AS (
     DELETE FROM deliveries
-     WHERE id IN (SELECT id FROM deliveries
-                   WHERE created_at < %(cutoff)s
-                     AND state IN ('delivered', 'dead', 'suppressed', 'filtered')
-                   ORDER BY created_at LIMIT %(limit)s
-                     FOR UPDATE SKIP LOCKED)
-    RETURNING id, event_id, destination, dest_event),
+     WHERE id = ANY(ARRAY(SELECT id FROM deliveries
+                          WHERE created_at < %(cutoff)s
+                            AND state IN ('delivered', 'dead', 'suppressed', 'filtered')
+                          ORDER BY created_at LIMIT %(limit)s
+                            FOR UPDATE SKIP LOCKED))
+    RETURNING id, event_id, destination, dest_event, event_ref),
 keys AS (
     DELETE FROM idempotency AS i USING gone
      WHERE i.event_id = gone.event_id AND i.destination = gone.destination
-       AND i.dest_event = gone.dest_event AND i.delivery_id = gone.id
-    RETURNING 1)
-SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM keys)
+       AND i.dest_event = gone.dest_event AND i.delivery_id = gone.id)
+SELECT event_ref FROM gone
+
+-- name: prune_freed_events
+-- The events of the deliveries just pruned, once none of theirs is left (same transaction).
+DELETE FROM events AS e
+ WHERE e.id = ANY(%(refs)s::bigint[])
+   AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.event_ref = e.id)
 
 -- name: prune_events
--- Events accepted before the cut-off that no delivery refers to any more.
+-- The sweep for the rest (events that never had a delivery): old events no delivery refers
+-- to, looked for only before the oldest delivery, so the scan never walks the events whose
+-- deliveries retention has yet to reach.
 DELETE FROM events
- WHERE id IN (SELECT e.id FROM events AS e
-               WHERE e.received_at < %(cutoff)s
-                 AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.event_ref = e.id)
-               ORDER BY e.received_at LIMIT %(limit)s
-                 FOR UPDATE SKIP LOCKED)
+ WHERE id = ANY(ARRAY(
+       SELECT e.id FROM events AS e
+        WHERE e.received_at < least(%(cutoff)s, coalesce(
+                  (SELECT created_at FROM deliveries ORDER BY created_at LIMIT 1), %(cutoff)s))
+          AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.event_ref = e.id)
+        ORDER BY e.received_at LIMIT %(limit)s
+          FOR UPDATE SKIP LOCKED))
 
 -- name: prune_attempts
 DELETE FROM attempts
- WHERE id IN (SELECT id FROM attempts WHERE at < %(cutoff)s ORDER BY at LIMIT %(limit)s)
+ WHERE id = ANY(ARRAY(SELECT id FROM attempts
+                      WHERE at < %(cutoff)s ORDER BY at LIMIT %(limit)s))

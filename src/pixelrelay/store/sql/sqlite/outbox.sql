@@ -163,7 +163,7 @@ DELETE FROM processes WHERE process_id = :id
 
 -- name: prune_pick_deliveries
 -- Retention: finished rows accepted before the cut-off, oldest first, a small batch a call.
-SELECT id, event_id, destination, dest_event FROM deliveries
+SELECT id, event_id, destination, dest_event, event_ref FROM deliveries
  WHERE created_at < :cutoff AND state IN ('delivered', 'dead', 'suppressed', 'filtered')
  ORDER BY created_at LIMIT :limit
 
@@ -175,11 +175,20 @@ DELETE FROM idempotency
 -- name: prune_delivery
 DELETE FROM deliveries WHERE id = ?
 
+-- name: prune_freed_event
+-- An event of a delivery just pruned, once none of its deliveries is left.
+DELETE FROM events
+ WHERE id = ? AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.event_ref = events.id)
+
 -- name: prune_events
--- Events accepted before the cut-off that no delivery refers to any more.
+-- The sweep for the rest (events that never had a delivery): old events no delivery refers
+-- to, looked for only before the oldest delivery, so the scan never walks the events whose
+-- deliveries retention has yet to reach.
 DELETE FROM events
  WHERE id IN (SELECT e.id FROM events AS e
-               WHERE e.received_at < :cutoff
+               WHERE e.received_at < min(:cutoff, coalesce(
+                         (SELECT created_at FROM deliveries ORDER BY created_at LIMIT 1),
+                         :cutoff))
                  AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.event_ref = e.id)
                ORDER BY e.received_at LIMIT :limit)
 
