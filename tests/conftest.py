@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 import psycopg
 import pytest
 
@@ -108,6 +109,24 @@ def engine_url(engine: str, tmp_path: Path, name: str = "gw") -> Iterator[str]:
 def storage_url(engine: str, tmp_path: Path) -> Iterator[str]:
     with engine_url(engine, tmp_path) as url:
         yield url
+
+
+def stored_bytes(url: str) -> bytes:
+    """Everything a database holds, as bytes to search: a SQLite file with its WAL, or every
+    value of every table of a PostgreSQL schema (bytea as its bytes, jsonb as JSON)."""
+    if url.startswith("sqlite:///"):
+        db = Path(url[len("sqlite:///"):])
+        return b"".join(p.read_bytes() for p in db.parent.iterdir()
+                        if p.name.startswith(db.name))
+    out = []
+    with psycopg.connect(url) as pg:
+        tables = pg.execute("SELECT tablename FROM pg_tables "
+                            "WHERE schemaname = current_schema()").fetchall()
+        for (table,) in tables:
+            for row in pg.execute(f"SELECT * FROM {table}"):
+                out += [v if isinstance(v, bytes) else orjson.dumps(v, default=str)
+                        for v in row]
+    return b"\n".join(out)
 
 
 def count_rows(url: str, table: str) -> int:

@@ -14,7 +14,14 @@ import pytest
 
 from pixelrelay.app import create_app
 from pixelrelay.config import ConsentSettings
-from tests.conftest import ADMIN_TOKEN, PIXEL, SOURCE_KEY, emu_state, make_settings
+from tests.conftest import (
+    ADMIN_TOKEN,
+    PIXEL,
+    SOURCE_KEY,
+    emu_state,
+    make_settings,
+    stored_bytes,
+)
 from tests.support import ServerThread, wait_for
 
 AUTH = {"Authorization": f"Bearer {SOURCE_KEY}"}
@@ -260,19 +267,18 @@ def test_tiktok_compatible_endpoint(gateway: ServerThread, emulator: ServerThrea
     assert not received(emulator, event_id="tt2")
 
 
-def test_no_raw_pii_in_database_or_logs(tmp_path: Path, emulator: ServerThread,
+def test_no_raw_pii_in_database_or_logs(storage_url: str, emulator: ServerThread,
                                         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("DEBUG")
-    db = tmp_path / "privacy.db"
     raw_email, raw_phone = "Private.Person@Example.org", "+49 170 9876543"
-    with ServerThread(create_app(make_settings(db, emulator.url))) as gw:
+    with ServerThread(create_app(make_settings(storage_url, emulator.url))) as gw:
         r = post(gw, {"events": [
             {"event": "Purchase", "event_id": f"p{i}",
              "user": {"email": raw_email, "phone": raw_phone, "external_id": "cust-secret-77"},
              "properties": {"value": 1, "currency": "EUR"}} for i in range(20)]})
         assert r.json()["accepted"] == 20
         wait_for(lambda: len(received(emulator, event="CompletePayment")) == 20)
-    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("privacy"))
+    stored = stored_bytes(storage_url)
     assert hashlib.sha256(raw_email.lower().encode()).hexdigest().encode() in stored
     for needle in (raw_email, raw_email.lower(), "9876543", "cust-secret-77",
                    "test-access-token"):
