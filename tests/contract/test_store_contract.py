@@ -402,3 +402,18 @@ async def test_waiting_for_work_returns_by_the_timeout(store: Store) -> None:
     started = asyncio.get_running_loop().time()
     await store.wait_for_work(["tt"], 0.05)
     assert asyncio.get_running_loop().time() - started < 5
+
+
+async def test_copies_queued_together_merge_as_if_one_after_the_other(store: Store) -> None:
+    """Inserts waiting for the same commit act as if run in their order: a later copy merges
+    into an earlier call's pending first copy, never into a copy of its own call."""
+    def merge(body: bytes) -> Merged:
+        return Merged(body=body, routes={"tt": pending()}, release=True)
+
+    def copy(event_id: str) -> NewEvent:
+        return NewEvent(Event("Purchase", event_id, int(T0)), (pending(),), merge=merge)
+
+    first, later = await asyncio.gather(store.insert([new_event("q1")], T0),
+                                        store.insert([copy("q1")], T0))
+    assert (first, later) == ([ACCEPTED], [MERGED])
+    assert await store.insert([new_event("q2"), copy("q2")], T0) == [ACCEPTED, DUPLICATE]

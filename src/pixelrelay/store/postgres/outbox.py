@@ -53,10 +53,11 @@ class PostgresOutbox(UsesConnections):
     async def insert(self, batch: Sequence[NewEvent], now: float) -> list[InsertOutcome]:
         prepared = [_prepare(item) for item in batch]
 
-        async def run(conn: Conn) -> list[InsertOutcome]:
-            return await _insert(conn, prepared, now)
+        async def alone(conn: Conn) -> list[InsertOutcome]:
+            return (await insert_many(conn, [(prepared, now)]))[0]
 
-        return await self._db.write(run)
+        # Queued inserts run together (insert_many); `alone` is the fallback per call.
+        return await self._db.write(alone, bulk=insert_many, arg=(prepared, now))
 
     async def claim(self, destination: str, limit: int, now: float, lease_s: float,
                     retry_before: float | None = None) -> list[Claimed]:
@@ -206,68 +207,92 @@ def _prepare(item: NewEvent) -> _Prepared:
     )
 
 
-async def _insert(conn: Conn, batch: list[_Prepared], now: float) -> list[InsertOutcome]:
-    """Runs in the group writer: idempotency for every route at once, the merges of what was
-    a duplicate, then the new rows with one statement per table."""
-    n_routes = sum(len(item.routes) for item in batch)
-    row = await (await conn.execute(Q["allocate_ids"], {"events": len(batch),
+Key = tuple[str, str, str]  # event_id, destination, dest_event
+
+
+class NotTogether(Exception):
+    """These calls cannot share statements; the writer runs them one by one instead."""
+
+
+async def insert_many(conn: Conn, calls: list[tuple[list[_Prepared], float]]
+                      ) -> list[list[InsertOutcome]]:
+    """The insert calls of one writer group, with one statement per table for all of them:
+    the outcomes are those of running the calls one after the other, as SQLite's writer does
+    (a key taken by an earlier call is a duplicate of it, a later copy merges into an earlier
+    call's pending first copy, but not into its own call's)."""
+    items = [(c, item, now) for c, (batch, now) in enumerate(calls) for item in batch]
+    n_routes = sum(len(item.routes) for _, item, _ in items)
+    row = await (await conn.execute(Q["allocate_ids"], {"events": len(items),
                                                          "deliveries": n_routes})).fetchone()
     assert row is not None
     event_refs: list[int] = row[0]
-    delivery_ids: list[int] = row[1]
-    # A key repeated within the batch is taken by its first route only, as in SQLite.
-    keys: dict[tuple[str, str, str], int] = {}
+    spare = iter(row[1])
+    # The first route to offer a key is the one that may take it.
+    keys: dict[Key, tuple[int, float, int]] = {}  # -> delivery id, accepted_at, call
     route_ids: list[list[int | None]] = []
-    it = iter(delivery_ids)
-    for item in batch:
+    for c, item, now in items:
         ids: list[int | None] = []
-        for route in item.routes:
-            key = (item.event_id, route[0], route[1])
-            did = next(it)
+        for dest, dest_event, *_ in item.routes:
+            key, did = (item.event_id, dest, dest_event), next(spare)
             if key in keys:
+                if keys[key][1] <= now - IDEMPOTENCY_WINDOW_S:
+                    # The later call re-accepts it: one statement cannot upsert a key twice.
+                    raise NotTogether("a key is accepted twice in one group")
                 ids.append(None)
             else:
-                keys[key] = did
+                keys[key] = (did, now, c)
                 ids.append(did)
         route_ids.append(ids)
     taken: set[int] = set()
     if keys:
-        ordered = sorted(keys.items())
+        ordered = sorted(keys.items())  # one lock order for every process
         cur = await conn.execute(Q["claim_idempotency"], {
             "event_ids": [k[0] for k, _ in ordered], "destinations": [k[1] for k, _ in ordered],
-            "dest_events": [k[2] for k, _ in ordered], "delivery_ids": [d for _, d in ordered],
-            "now": now, "cutoff": now - IDEMPOTENCY_WINDOW_S})
+            "dest_events": [k[2] for k, _ in ordered],
+            "delivery_ids": [v[0] for _, v in ordered], "accepted_at": [v[1] for _, v in ordered],
+            "window": IDEMPOTENCY_WINDOW_S})
         taken = {r[0] for r in await cur.fetchall()}
 
-    outcomes: list[InsertOutcome] = []
+    outcomes: list[list[InsertOutcome]] = [[] for _ in calls]
     events: list[tuple[Any, ...]] = []
     deliveries: list[tuple[Any, ...]] = []
-    for item, ref, ids in zip(batch, event_refs, route_ids, strict=True):
+    merges: list[tuple[int, int, _Prepared, float, set[tuple[str, str]]]] = []
+    for (c, item, now), ref, ids in zip(items, event_refs, route_ids, strict=True):
         new = [(did, route) for did, route in zip(ids, item.routes, strict=True)
                if did is not None and did in taken]
         if item.routes and not new:
-            merged = item.merge is not None and await _merge(conn, item, now)
-            outcomes.append(InsertOutcome.MERGED if merged else InsertOutcome.DUPLICATE)
+            outcomes[c].append(InsertOutcome.DUPLICATE)
+            if item.merge is not None:
+                own = {(k[1], k[2]) for k, (did, _, holder) in keys.items()
+                       if k[0] == item.event_id and holder == c and did in taken}
+                merges.append((c, len(outcomes[c]) - 1, item, now, own))
             continue
-        outcomes.append(InsertOutcome.ACCEPTED)
+        outcomes[c].append(InsertOutcome.ACCEPTED)
         events.append((ref, *item.event_row))
         for did, (dest, dest_event, batch_key, state, payload, reason, hold) in new:
             due = (hold or now) if state == "pending" else None
             deliveries.append((did, ref, dest, dest_event, item.event_id, batch_key, state,
-                               payload, reason, due))
-    if events:
-        await conn.execute(Q["insert_events"], _columns(events, (
-            "id", "event_id", "name", "source", "event_time", "received_at", "session_id",
-            "order_source", "body")))
-    if deliveries:
-        params = _columns(deliveries, (
-            "id", "event_ref", "destination", "dest_event", "event_id", "batch_key", "state",
-            "payload", "reason", "next_attempt_at"))
-        params["now"] = now
-        await conn.execute(Q["insert_deliveries"], params)
-        woken = sorted({d[2] for d in deliveries if d[6] == "pending"})
-        if woken:
-            await conn.execute(Q["notify"], {"destinations": woken})
+                               payload, reason, due, now))
+    woken = {d[2] for d in deliveries if d[6] == "pending"}
+    async with conn.pipeline():  # the rows need no answer: one round trip for both tables
+        if events:
+            await conn.execute(Q["insert_events"], _columns(events, (
+                "id", "event_id", "name", "source", "event_time", "received_at", "session_id",
+                "order_source", "body")))
+        if deliveries:
+            await conn.execute(Q["insert_deliveries"], _columns(deliveries, (
+                "id", "event_ref", "destination", "dest_event", "event_id", "batch_key",
+                "state", "payload", "reason", "next_attempt_at", "now")))
+        if woken and not merges:
+            await conn.execute(Q["notify"], {"destinations": sorted(woken)})
+            woken = set()
+    for c, pos, item, now, own in merges:  # after the inserts: earlier calls' copies exist
+        released = await _merge(conn, item, now, skip=own)
+        if released is not None:
+            outcomes[c][pos] = InsertOutcome.MERGED
+            woken |= released
+    if woken:
+        await conn.execute(Q["notify"], {"destinations": sorted(woken)})
     return outcomes
 
 
@@ -276,21 +301,27 @@ def _columns(rows: list[tuple[Any, ...]], names: tuple[str, ...]) -> dict[str, A
     return {name: list(col) for name, col in zip(names, zip(*rows, strict=True), strict=True)}
 
 
-async def _merge(conn: Conn, item: _Prepared, now: float) -> bool:
-    """Fold a duplicate into the first copy while its deliveries are all still pending."""
+async def _merge(conn: Conn, item: _Prepared, now: float,
+                 skip: set[tuple[str, str]]) -> set[str] | None:
+    """Fold a duplicate into the first copy while its deliveries are all still pending; the
+    destinations it made due now, or None when it stays a duplicate. `skip`: routes whose
+    first copy is in the same insert call (not yet stored there, as in SQLite)."""
     assert item.merge is not None
     found = []
     for dest, dest_event, *_ in item.routes:
+        if (dest, dest_event) in skip:
+            continue
         cur = await conn.execute(Q["pending_copy"], (item.event_id, dest, dest_event))
         row = await cur.fetchone()
         if row is not None:
             found.append(row)
     if not found or len({r[1] for r in found}) != 1:
-        return False  # sent or in flight already (or copies of two events): a duplicate
+        return None  # sent or in flight already (or copies of two events): a duplicate
     merged = item.merge(found[0][2].encode())
     if merged is None:
-        return False
+        return None
     await conn.execute(Q["update_event_body"], (merged.body, found[0][1]))
+    released: set[str] = set()
     for delivery_id, _ref, _body, destination in found:
         route = merged.routes.get(destination)
         if route is None:
@@ -298,4 +329,6 @@ async def _merge(conn: Conn, item: _Prepared, now: float) -> bool:
         await conn.execute(Q["update_pending_copy"], {
             "id": delivery_id, "state": str(route.state), "payload": route.payload,
             "reason": route.reason, "due": now if merged.release else None, "now": now})
-    return True
+        if merged.release and route.state == "pending":
+            released.add(destination)
+    return released

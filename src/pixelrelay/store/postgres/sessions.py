@@ -68,33 +68,44 @@ class PostgresSessions(UsesConnections):
         if all(lk.empty for lk in lookups):
             return [None] * len(lookups)
 
-        async def run(conn: Conn) -> list[Found | None]:
-            return [await _find(conn, lk, identities_since) for lk in lookups]
+        keys: list[tuple[int, int, str, str, str | None]] = []
+        for i, lk in enumerate(lookups):
+            if lk.session_id is not None:
+                keys.append((i, 0, "session", lk.session_id, None))
+            keys += [(i, n, "link", kind, token) for n, (kind, token) in enumerate(lk.tokens)]
+            keys += [(i, n, "identity", ident, None) for n, ident in enumerate(lk.identities)]
+        params: dict[str, Any] = {name: [k[j] for k in keys]
+                                  for j, name in enumerate(("i", "seq", "how", "a", "b"))}
+        params["since"] = identities_since
+        rows = await self._db.fetch(Q["find"], params)
+        return [_pick([r for r in rows if r[0] == i]) for i in range(len(lookups))]
 
-        return await self._db.read(run)
+
+_HOW = {"session": EnrichedFrom.SESSION, "link": EnrichedFrom.LINK,
+        "identity": EnrichedFrom.IDENTITY}
 
 
-async def _find(conn: Conn, lookup: Lookup, cutoff: float) -> Found | None:
-    if lookup.session_id is not None:
-        ctx = await _one(conn, Q["get"], (lookup.session_id,))
-        if ctx is not None:
-            return ctx, EnrichedFrom.SESSION
-    for kind, token in lookup.tokens:
-        ctx = await _one(conn, Q["by_token"], (kind, token))
-        if ctx is not None:
-            return ctx, EnrichedFrom.LINK
-    best: SessionContext | None = None
-    for identity in lookup.identities:
-        ctx = await _one(conn, Q["by_identity"], (identity, cutoff))
-        if ctx is not None and (best is None or ctx.last_seen > best.last_seen):
-            best = ctx
-    return None if best is None else (best, EnrichedFrom.IDENTITY)
+def _pick(rows: list[tuple[Any, ...]]) -> Found | None:
+    """One lookup's candidates -> the session SQLite's order of preference finds: by id, else
+    the first token that links one, else the most recently seen through an identity (the
+    first of equals)."""
+    for how in ("session", "link"):
+        found = sorted((r for r in rows if r[2] == how), key=lambda r: r[1])
+        if found:
+            return _context(found[0][3:]), _HOW[how]
+    best: tuple[Any, ...] | None = None
+    for r in sorted((r for r in rows if r[2] == "identity"), key=lambda r: r[1]):
+        if best is None or r[10] > best[10]:
+            best = r
+    return None if best is None else (_context(best[3:]), EnrichedFrom.IDENTITY)
 
 
 async def _one(conn: Conn, sql: str, params: tuple[Any, ...]) -> SessionContext | None:
     row = await (await conn.execute(sql, params)).fetchone()
-    if row is None:
-        return None
+    return None if row is None else _context(row)
+
+
+def _context(row: Sequence[Any]) -> SessionContext:
     consent, at, source = consent_from_text(row[8])
     return SessionContext(session_id=row[0], ttclid=row[1], ttp=row[2], ip=row[3],
                           user_agent=row[4], landing_url=row[5], first_seen=row[6],

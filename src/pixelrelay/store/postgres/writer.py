@@ -22,6 +22,8 @@ log = logging.getLogger("pixelrelay.store")
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[Any]
 Job = Callable[[Conn], Awaitable[Any]]
+# Runs several queued calls' arguments at once; returns one result per argument.
+BulkJob = Callable[[Conn, list[Any]], Awaitable[list[Any]]]
 MAX_GROUP = 512  # calls per transaction: bounds the latency one commit adds to the first caller
 POOL_MAX = 8  # connections per process beside the writer and the listener
 CONNECT_TIMEOUT_S = 10.0
@@ -40,6 +42,8 @@ def as_store_error(exc: BaseException, what: str) -> BaseException:
 class _Call:
     fn: Job
     future: asyncio.Future[Any]
+    bulk: BulkJob | None = None
+    arg: Any = None
 
 
 class Connections:
@@ -83,12 +87,18 @@ class Connections:
             raise StoreUnavailable("store is not open")
         return self._listener
 
-    async def write(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
-        """Run `fn` in the group writer's next transaction; returns once it is committed."""
+    async def write(self, fn: Callable[[Conn], Awaitable[T]], *, bulk: BulkJob | None = None,
+                    arg: Any = None) -> T:
+        """Run `fn` in the group writer's next transaction; returns once it is committed.
+
+        With `bulk`, calls queued next to each other with the same `bulk` run as one
+        `bulk(conn, [arg, ...])` (a statement per table instead of per call); if that fails,
+        each runs alone as `fn`, so one bad call still sinks no other.
+        """
         if self._writer is None:
             raise StoreUnavailable("store is not open")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._calls.put_nowait(_Call(fn, future))
+        self._calls.put_nowait(_Call(fn, future, bulk, arg))
         return await future
 
     async def transaction(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
@@ -168,15 +178,57 @@ class Connections:
         results: list[tuple[Any, BaseException | None]] = []
         try:
             conn = await self._writer_connection()
+            if len(group) == 1:  # alone: no SAVEPOINT needed, a failure rolls back just it
+                value, error = await _run_alone(conn, group[0].fn)
+                self.commits += error is None
+                _resolve(group[0].future, value, error)
+                return
             async with conn.transaction():
-                for call in group:
-                    results.append(await _run_in_savepoint(conn, call.fn))
+                i = 0
+                while i < len(group):
+                    run = _run_of(group, i)
+                    results += await _run_calls(conn, run)
+                    i += len(run)
             self.commits += 1
         except psycopg.Error as exc:
             failure = StoreUnavailable(f"commit failed: {exc}")
             results = [(None, failure)] * len(group)
         for call, (value, error) in zip(group, results, strict=True):
             _resolve(call.future, value, error)
+
+
+async def _run_alone(conn: Conn, fn: Job) -> tuple[Any, BaseException | None]:
+    """The only call of a group, in a transaction of its own (retried on a lost deadlock)."""
+    for attempt in range(RETRIES):
+        try:
+            async with conn.transaction():
+                return await fn(conn), None
+        except _RETRYABLE as exc:
+            if attempt == RETRIES - 1:
+                return None, StoreUnavailable(f"write failed: {exc}")
+        except Exception as exc:
+            return None, as_store_error(exc, "write")
+    raise AssertionError("unreachable")
+
+
+def _run_of(group: list[_Call], i: int) -> list[_Call]:
+    """The calls from `i` on that share one bulk job (or the one call at `i`)."""
+    bulk, j = group[i].bulk, i + 1
+    while bulk is not None and j < len(group) and group[j].bulk is bulk:
+        j += 1
+    return group[i:j]
+
+
+async def _run_calls(conn: Conn, run: list[_Call]) -> list[tuple[Any, BaseException | None]]:
+    bulk = run[0].bulk
+    if bulk is not None and len(run) > 1:
+        try:
+            async with conn.transaction():  # a SAVEPOINT: a failure leaves nothing behind
+                values = await bulk(conn, [c.arg for c in run])
+            return [(v, None) for v in values]
+        except Exception:  # which call failed? each runs alone below
+            pass
+    return [await _run_in_savepoint(conn, c.fn) for c in run]
 
 
 async def _run_in_savepoint(conn: Conn, fn: Job) -> tuple[Any, BaseException | None]:

@@ -12,14 +12,13 @@ SELECT ARRAY(SELECT nextval('events_id_seq') FROM generate_series(1, %(events)s)
 -- Inserts each new key, or re-accepts one older than the window; a key not returned is a
 -- duplicate. Another process inserting the same key waits here for this one's commit: the
 -- database decides, across processes. Rows come sorted by key, so two processes lock
--- overlapping keys in the same order.
+-- overlapping keys in the same order. Each row carries its own call's time.
 INSERT INTO idempotency AS i (event_id, destination, dest_event, accepted_at, delivery_id)
-SELECT k.event_id, k.destination, k.dest_event, %(now)s, k.delivery_id
-  FROM unnest(%(event_ids)s::text[], %(destinations)s::text[], %(dest_events)s::text[],
-              %(delivery_ids)s::bigint[]) AS k (event_id, destination, dest_event, delivery_id)
+SELECT * FROM unnest(%(event_ids)s::text[], %(destinations)s::text[], %(dest_events)s::text[],
+                     %(accepted_at)s::float8[], %(delivery_ids)s::bigint[])
 ON CONFLICT (event_id, destination, dest_event) DO UPDATE
     SET accepted_at = excluded.accepted_at, delivery_id = excluded.delivery_id
-    WHERE i.accepted_at <= %(cutoff)s
+    WHERE i.accepted_at <= excluded.accepted_at - %(window)s
 RETURNING delivery_id
 
 -- name: insert_events
@@ -38,11 +37,13 @@ SELECT k.id, k.event_id, k.name, k.source, k.event_time, k.received_at, k.sessio
 -- name: insert_deliveries
 INSERT INTO deliveries (id, event_ref, destination, dest_event, event_id, batch_key, state,
                         payload, reason, next_attempt_at, created_at, updated_at)
-SELECT k.*, %(now)s, %(now)s
+SELECT k.*, k.now
   FROM unnest(%(id)s::bigint[], %(event_ref)s::bigint[], %(destination)s::text[],
               %(dest_event)s::text[], %(event_id)s::text[], %(batch_key)s::text[],
               %(state)s::text[], %(payload)s::bytea[], %(reason)s::text[],
-              %(next_attempt_at)s::float8[]) AS k
+              %(next_attempt_at)s::float8[], %(now)s::float8[])
+       AS k (id, event_ref, destination, dest_event, event_id, batch_key, state, payload,
+             reason, next_attempt_at, now)
 
 -- name: notify
 -- Sent inside the insert's transaction: delivered on commit, dropped with a rollback.

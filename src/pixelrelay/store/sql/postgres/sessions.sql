@@ -24,19 +24,6 @@ UPDATE sessions
        last_seen = %s, consent = %s
  WHERE session_id = %s
 
--- name: by_token
-SELECT session_id, ttclid, ttp, ip, user_agent, landing_url, first_seen, last_seen, consent
-  FROM sessions
- WHERE session_id = (SELECT session_id FROM session_tokens WHERE kind = %s AND token = %s)
-
--- name: by_identity
--- The most recently seen session linked to the identity within the window.
-SELECT s.session_id, s.ttclid, s.ttp, s.ip, s.user_agent, s.landing_url, s.first_seen,
-       s.last_seen, s.consent
-  FROM session_identities AS i JOIN sessions AS s ON s.session_id = i.session_id
- WHERE i.identity = %s AND i.linked_at >= %s
- ORDER BY s.last_seen DESC LIMIT 1
-
 -- name: link_token
 -- A cart or checkout token -> the session it was created in; the latest link wins.
 INSERT INTO session_tokens (kind, token, session_id, linked_at) VALUES (%s, %s, %s, %s)
@@ -56,3 +43,25 @@ DELETE FROM session_tokens WHERE linked_at < %(cutoff)s
 
 -- name: prune_identities
 DELETE FROM session_identities WHERE linked_at < %(cutoff)s
+
+-- name: find
+-- Every candidate of every lookup in one round trip (an API process asks on each request):
+-- per key (lookup i, its seq-th key) the session by id, by a linked token, or the most
+-- recently seen one linked to an identity since the cut-off. Python picks by the order of
+-- preference (store/postgres/sessions.py), as SQLite's one query per key does.
+SELECT k.i, k.seq, k.how, s.session_id, s.ttclid, s.ttp, s.ip, s.user_agent, s.landing_url,
+       s.first_seen, s.last_seen, s.consent
+  FROM unnest(%(i)s::integer[], %(seq)s::integer[], %(how)s::text[], %(a)s::text[],
+              %(b)s::text[]) AS k (i, seq, how, a, b)
+  CROSS JOIN LATERAL (
+        SELECT s.* FROM sessions AS s WHERE k.how = 'session' AND s.session_id = k.a
+        UNION ALL
+        SELECT s.* FROM sessions AS s
+         WHERE k.how = 'link'
+           AND s.session_id = (SELECT t.session_id FROM session_tokens AS t
+                                WHERE t.kind = k.a AND t.token = k.b)
+        UNION ALL
+        (SELECT s.* FROM session_identities AS i JOIN sessions AS s
+                ON s.session_id = i.session_id
+          WHERE k.how = 'identity' AND i.identity = k.a AND i.linked_at >= %(since)s
+          ORDER BY s.last_seen DESC LIMIT 1)) AS s
