@@ -7,7 +7,9 @@ part of docs/postgres.md (or prints it).
 Loads `rows` delivered deliveries (with their events and idempotency keys, spread over the
 last 30 days) plus a pending backlog into a schema of its own, then shows EXPLAIN ANALYZE of
 the claim, the reaper, expiry, retention and the diagnostics window queries, the claim's
-latency, and the event body's cost as jsonb and as bytea. The schema is dropped at the end.
+latency, the event body's cost as jsonb and as bytea, and group commit on both engines
+(concurrent inserts into that same table, and into a fresh SQLite file). The schema is
+dropped at the end.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import re
 import statistics
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +27,9 @@ from urllib.parse import quote
 
 import psycopg
 
-from pixelrelay.model import Event, User
+from pixelrelay.model import DeliveryState, Event, Route, User
+from pixelrelay.store import open_store
+from pixelrelay.store.base import NewEvent
 from pixelrelay.store.codec import encode_event
 from pixelrelay.store.postgres import PostgresStore
 from pixelrelay.store.queries import queries
@@ -169,6 +174,30 @@ async def migrate(url: str) -> None:
     await store.close()
 
 
+async def group_commit(url: str, total: int = 3000) -> list[str]:
+    """Concurrent single-event inserts (an API process under load) on each engine."""
+    route = Route("tiktok", "CompletePayment", DeliveryState.PENDING, payload=b"{}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for conc in (1, 10, 100):
+            line = [f"| {conc} |"]
+            for target in (f"sqlite:///{tmp}/g{conc}.db", url):
+                store = open_store(target)
+                await store.open()
+                before = getattr(store, "commits", 0)
+                t = time.perf_counter()
+                for j in range(0, total, conc):
+                    await asyncio.gather(*(store.insert([NewEvent(Event(
+                        "Purchase", f"g{conc}_{i}", int(NOW), received_at=NOW), (route,))], NOW)
+                        for i in range(j, j + conc)))
+                rate = total / (time.perf_counter() - t)
+                per_commit = total / max(1, getattr(store, "commits", 0) - before)
+                line.append(f" {rate:,.0f} ({per_commit:.0f}) |")
+                await store.close()
+            rows.append("".join(line))
+    return rows
+
+
 def run(base: str, rows: int) -> str:
     schema = f"bench_plans_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(base, autocommit=True) as admin:
@@ -201,6 +230,10 @@ def run(base: str, rows: int) -> str:
             out += [f"| {name} | {w:.1f} | {r:.2f} |" for name, w, r in body_costs(conn)]
             out.append("")
             conn.execute("VACUUM deliveries")  # the rolled-back claims left dead index entries
+            out += ["| concurrent inserts of one event | SQLite inserts/s (calls per commit) "
+                    "| PostgreSQL inserts/s (calls per commit) |", "| ---: | ---: | ---: |"]
+            out += asyncio.run(group_commit(url))
+            out.append("")
             for title, sql, p in PLANS:
                 text, ms = plan_of(conn, sql, p)
                 out += [f"#### {title}: {ms:.1f} ms", "", "```", text, "```", ""]
