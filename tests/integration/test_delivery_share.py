@@ -1,16 +1,18 @@
 """Delivery processes on one database split each destination's max_qps between the live ones,
-counted by their heartbeats in the database (real SQLite)."""
+counted by their heartbeats in the database, and keep it within its retention (each engine)."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from pixelrelay.clock import FakeClock
-from pixelrelay.delivery.service import HEARTBEAT_TTL_S, Delivery, rate_share
+from pixelrelay.delivery.service import HEARTBEAT_TTL_S, RETAIN_BATCH, Delivery, rate_share
 from pixelrelay.destinations import build_destination
-from pixelrelay.store.sqlite import SQLiteStore
+from pixelrelay.model import DeliveryState, Event, Route
+from pixelrelay.store import open_store
+from pixelrelay.store.base import NewEvent
 from tests.conftest import FAST_DELIVERY, make_settings
+from tests.support import await_for
 
 
 def test_rate_share_splits_a_limit_and_keeps_unlimited() -> None:
@@ -20,14 +22,13 @@ def test_rate_share_splits_a_limit_and_keeps_unlimited() -> None:
     assert rate_share(0.0, 3) == 0.0  # 0 = unlimited, for every process
 
 
-async def test_each_delivery_process_throttles_at_its_share_of_max_qps(tmp_path: Path) -> None:
-    db = tmp_path / "share.db"
-    settings = make_settings(db, "http://127.0.0.1:9",
+async def test_each_delivery_process_throttles_at_its_share_of_max_qps(storage_url: str) -> None:
+    settings = make_settings(storage_url, "http://127.0.0.1:9",
                              delivery=dataclasses.replace(FAST_DELIVERY, max_qps=300.0))
     destinations = [build_destination(d) for d in settings.destinations]
     clock = FakeClock()
     # Delivery processes elsewhere reach the same database through their own store.
-    stores = [SQLiteStore(str(db), recover_in_flight=False) for _ in range(3)]
+    stores = [open_store(storage_url, recover_in_flight=False) for _ in range(3)]
     for s in stores:
         await s.open()
     mine, other, dies = (Delivery(settings, s, destinations, clock) for s in stores)
@@ -53,3 +54,26 @@ async def test_each_delivery_process_throttles_at_its_share_of_max_qps(tmp_path:
         await dies.stop()
         for s in stores:
             await s.close()
+
+
+async def test_a_delivery_process_deletes_what_is_past_the_retention(storage_url: str) -> None:
+    settings = make_settings(storage_url, "http://127.0.0.1:9")
+    clock = FakeClock()
+    store = open_store(storage_url)
+    await store.open()
+    filtered = Route("tiktok", "CompletePayment", DeliveryState.FILTERED, reason="a rule")
+    await store.insert([NewEvent(Event("Purchase", f"old{i}", int(clock.now()),
+                                       received_at=clock.now()), (filtered,))
+                        for i in range(RETAIN_BATCH + 5)], clock.now())
+    clock.advance(settings.storage.retention_s + 60)
+    await store.insert([NewEvent(Event("Purchase", "new", int(clock.now()),
+                                       received_at=clock.now()), (filtered,))], clock.now())
+    delivery = Delivery(settings, store, [build_destination(settings.destinations[0])], clock)
+    try:
+        await delivery.start()  # retention runs at once, then every RETAIN_EVERY_S
+        await await_for(lambda: delivery.retained >= 2 * (RETAIN_BATCH + 5))
+        assert await store.deliveries("old0") == [] and await store.deliveries("old1004") == []
+        assert [v.state for v in await store.deliveries("new")] == [DeliveryState.FILTERED]
+    finally:
+        await delivery.stop()
+        await store.close()

@@ -28,7 +28,7 @@ ADMIN = {"X-Admin-Token": ADMIN_TOKEN}
 UA = "Mozilla/5.0 (X11; Linux x86_64)"
 
 
-def mix_settings(db: Path, api_url: str) -> Settings:
+def mix_settings(db: Path | str, api_url: str) -> Settings:
     s = make_settings(db, api_url, exclude_events=("AddToWishlist",),
                       consent=ConsentSettings(require_in_regions=("EEA",)))
     site = SourceSettings(name="site", kind="browser", key=Secret(SITE_KEY))
@@ -75,9 +75,9 @@ def scrape(gw: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, emulator: ServerThread) -> Iterator[ServerThread]:
+def gateway(storage_url: str, emulator: ServerThread) -> Iterator[ServerThread]:
     httpx.post(f"{emulator.url}/faults", json={"reject_event": "Contact"})
-    with ServerThread(create_app(mix_settings(tmp_path / "d.db", emulator.url))) as gw:
+    with ServerThread(create_app(mix_settings(storage_url, emulator.url))) as gw:
         yield gw
 
 

@@ -17,7 +17,8 @@ from pixelrelay.delivery import worker as worker_module
 from pixelrelay.delivery.sender import Sender
 from pixelrelay.delivery.worker import DeliveryWorker
 from pixelrelay.model import Event
-from pixelrelay.store.base import DestinationState, NewEvent
+from pixelrelay.store import open_store
+from pixelrelay.store.base import DestinationState, NewEvent, Store
 from pixelrelay.store.sqlite import SQLiteStore
 from tests.integration.test_worker import SETTINGS, TOKEN, FakeTikTok, ScriptedTikTok, tiktok
 from tests.support import await_for
@@ -51,7 +52,7 @@ async def stores(tmp_path: Path) -> AsyncIterator[tuple[SignallingStore, SQLiteS
     await mine.close()
 
 
-async def add(store: SQLiteStore, *event_ids: str) -> None:
+async def add(store: Store, *event_ids: str) -> None:
     dest = FakeTikTok()
     now = SystemClock().now()
     events = [Event("Purchase", e, int(now)) for e in event_ids]
@@ -112,3 +113,35 @@ async def test_a_pause_lifted_in_the_database_resumes_the_running_worker(
             assert state is not None and not state.paused
     finally:
         await sender.close()
+
+
+@pytest.mark.engines("postgres")
+async def test_another_processs_insert_wakes_an_idle_worker_by_notify(
+        storage_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real signal: PostgreSQL's NOTIFY from another store's insert, LISTENed for by this
+    store, with no polling to fall back on."""
+    monkeypatch.setattr(worker_module, "IDLE_POLL_S", 3600.0)
+    mine, other = open_store(storage_url), open_store(storage_url, recover_in_flight=False)
+    await mine.open()
+    await other.open()
+    waits: list[Sequence[str]] = []
+    listen = mine.wait_for_work
+
+    async def spy(destinations: Sequence[str], timeout: float) -> None:
+        waits.append(list(destinations))  # the waiter is registered when this is seen
+        await listen(destinations, timeout)
+
+    monkeypatch.setattr(mine, "wait_for_work", spy)
+    script = ScriptedTikTok()
+    sender = Sender(SETTINGS, transport=httpx.MockTransport(script))
+    worker = DeliveryWorker(mine, FakeTikTok(), sender, SETTINGS, SystemClock(),
+                            TOKEN.fingerprint(), rng=random.Random(1))
+    try:
+        async with running(worker):
+            await await_for(lambda: len(waits) >= 1)  # idle, listening
+            await add(other, "n1", "n2")  # another process: only NOTIFY can tell this one
+            await await_for(lambda: script.requests == [["n1", "n2"]])
+    finally:
+        await sender.close()
+        await other.close()
+        await mine.close()

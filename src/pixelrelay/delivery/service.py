@@ -26,6 +26,9 @@ HEARTBEAT_S = 5.0  # how often this process says it is alive and re-reads how ma
 # A process silent this long is counted out: three missed beats (a kill -9, a lost machine).
 HEARTBEAT_TTL_S = 3 * HEARTBEAT_S
 STOP_WAIT_S = 10.0  # a stopping worker finishes its requests in flight, at most this long
+RETAIN_EVERY_S = 60.0  # retention: how often finished rows past storage.retention_days go
+RETAIN_BATCH = 1000  # rows per table per prune call: short transactions, no long locks
+RETAIN_PASSES = 50  # prune calls per round at most; a backlog shrinks over several rounds
 
 
 def rate_share(max_qps: float, live_processes: int) -> float:
@@ -49,6 +52,8 @@ class Delivery:
                  clock: Clock, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.retention_s = settings.storage.retention_s
+        self.retained = 0  # rows deleted by retention since start (tests, logs)
         self.max_qps = settings.delivery.max_qps
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.live_processes = 1
@@ -90,6 +95,31 @@ class Delivery:
         self._tasks = [asyncio.create_task(w.run(self._stop), name=f"delivery:{n}")
                        for n, w in self.workers.items()]
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="delivery-heartbeat"))
+        self._tasks.append(asyncio.create_task(self._retain(), name="delivery-retention"))
+
+    async def retain(self) -> int:
+        """Delete what is past the retention, a batch at a time; returns the rows deleted.
+        Every delivery process does it: the store's batches skip each other's rows."""
+        total = 0
+        for _ in range(RETAIN_PASSES):
+            pruned = await self.store.prune(self.clock.now(), self.retention_s, RETAIN_BATCH)
+            total += pruned.total
+            if max(pruned.deliveries, pruned.events, pruned.attempts) < RETAIN_BATCH:
+                break
+        if total:
+            log.info("retention: %d rows older than %.0f days deleted", total,
+                     self.retention_s / 86400)
+        self.retained += total
+        return total
+
+    async def _retain(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.retain()
+            except Exception:  # a store hiccup: the next round prunes what this one left
+                log.exception("retention failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), RETAIN_EVERY_S)
 
     async def _heartbeat(self) -> None:
         while not self._stop.is_set():

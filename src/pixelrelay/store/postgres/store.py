@@ -74,8 +74,10 @@ async def migrate(conn: Conn) -> int:
     try:
         async with conn.transaction():
             await conn.execute(_MIGRATION_LOCK)
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+            # Asked first: a user without CREATE can start on a database already migrated.
+            cur = await conn.execute("SELECT to_regclass('schema_version') IS NULL")
+            if (row := await cur.fetchone()) is not None and row[0]:
+                await conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
             cur = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_version")
             row = await cur.fetchone()
             version = 0 if row is None else int(row[0])
