@@ -32,6 +32,7 @@ from pixelrelay.store import open_store
 from pixelrelay.store.base import NewEvent
 from pixelrelay.store.codec import encode_event
 from pixelrelay.store.postgres import PostgresStore
+from pixelrelay.store.postgres.writer import SESSION_SETUP
 from pixelrelay.store.queries import queries
 
 OUTBOX = queries("postgres", "outbox")
@@ -206,6 +207,7 @@ def run(base: str, rows: int) -> str:
     try:
         asyncio.run(migrate(url))
         with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(SESSION_SETUP)  # as the store's own connections run
             t = time.perf_counter()
             params = {"now": NOW, "rows": rows, "step": 30 * DAY / rows, "body": BODY}
             for sql in LOAD:

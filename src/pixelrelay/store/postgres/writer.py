@@ -30,6 +30,21 @@ CONNECT_TIMEOUT_S = 10.0
 RETRIES = 3  # a call that lost a deadlock (or a serialization race) runs again this often
 CHANNEL = "pixelrelay_work"  # NOTIFY channel; the payload is the destination
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+# Every query here is short: JIT compiling one costs more than it saves (120 ms against
+# 0.1 ms for retention's sweep at a million events; docs/postgres.md).
+SESSION_SETUP = "SET jit = off"
+
+
+async def configure(conn: Conn) -> None:
+    """Session settings of every connection the store opens."""
+    await conn.execute(SESSION_SETUP)
+
+
+async def connect(conninfo: str) -> Conn:
+    conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True,
+                                                 connect_timeout=int(CONNECT_TIMEOUT_S))
+    await configure(conn)
+    return conn
 
 
 def as_store_error(exc: BaseException, what: str) -> BaseException:
@@ -54,7 +69,7 @@ class Connections:
         self.conninfo = conninfo
         self.commits = 0  # group transactions committed (group commit is observable)
         self.pool = AsyncConnectionPool(conninfo, min_size=1, max_size=POOL_MAX, open=False,
-                                        kwargs={"autocommit": True},
+                                        kwargs={"autocommit": True}, configure=configure,
                                         timeout=CONNECT_TIMEOUT_S, name="pixelrelay")
         self._calls: asyncio.Queue[_Call | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -170,8 +185,7 @@ class Connections:
         if self._wconn is None or self._wconn.closed or self._wconn.broken:
             if self._wconn is not None:
                 await self._wconn.close()
-            self._wconn = await psycopg.AsyncConnection.connect(
-                self.conninfo, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_S))
+            self._wconn = await connect(self.conninfo)
         return self._wconn
 
     async def _commit_group(self, group: list[_Call]) -> None:
@@ -297,9 +311,7 @@ class Listener:
 
     async def _listen(self) -> None:
         try:
-            async with await psycopg.AsyncConnection.connect(
-                    self.conninfo, autocommit=True,
-                    connect_timeout=int(CONNECT_TIMEOUT_S)) as conn:
+            async with await connect(self.conninfo) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 self._ready.set()
                 async for note in conn.notifies():
