@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pixelrelay.errors import ConfigError
 from pixelrelay.store.base import Store
-from pixelrelay.store.postgres import PostgresStore
 from pixelrelay.store.sqlite import SQLiteStore
 
-__all__ = ["PostgresStore", "SQLiteStore", "Store", "open_store"]
+__all__ = ["SQLiteStore", "Store", "open_store"]
 
 _SQLITE = "sqlite:///"
 
@@ -30,6 +29,9 @@ def open_store(url: str, *, recover_in_flight: bool = True) -> Store:
                               "sqlite:/// needs a file path, e.g. sqlite:///pixelrelay.db")
         return SQLiteStore(path, recover_in_flight=recover_in_flight)
     if url.startswith(("postgresql://", "postgres://")):
+        # Imported here: psycopg takes about 0.25 s to import, which SQLite users never need.
+        from pixelrelay.store.postgres import PostgresStore
+
         return PostgresStore(url, recover_in_flight=recover_in_flight)
     raise ConfigError("storage.url", "unsupported storage URL (expected sqlite:///path.db or "
                                      "postgresql://host/database)")
