@@ -22,7 +22,15 @@ from hypothesis.control import currently_in_test_context
 from pixelrelay.app import create_app
 from pixelrelay.config import Secret, SourceSettings
 from pixelrelay.emulator import Emulator, create_emulator_app
-from tests.conftest import ACCESS_TOKEN, ADMIN_TOKEN, PIXEL, SOURCE_KEY, make_settings
+from tests.conftest import (
+    ACCESS_TOKEN,
+    ADMIN_TOKEN,
+    ENGINES,
+    PIXEL,
+    SOURCE_KEY,
+    engine_url,
+    make_settings,
+)
 from tests.fuzz.strategies import (
     FUZZ,
     dumps,
@@ -80,23 +88,35 @@ class Stack:
         return r
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    db: Path = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
+@pytest.fixture(scope="module", params=ENGINES)
+def stack(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One gateway per engine: PostgreSQL refuses some strings SQLite stores (NUL), so the
+    same hostile input runs against both."""
+    engine: str = request.param
+    if engine not in request.config.getoption("engines").split(","):
+        pytest.skip(f"--engines excludes {engine}")
+    tmp: Path = tmp_path_factory.mktemp("fuzz")
+    with engine_url(engine, tmp, "fuzz") as url, captured_logs() as logs:
+        yield from _stack(url, tmp, logs)
+    assert logs.tracebacks() == []
+
+
+def _stack(url: str, tmp: Path, logs: Records) -> Iterator[Stack]:
     emulator = ServerThread(create_emulator_app(
         Emulator(access_tokens=[ACCESS_TOKEN], pixel_codes=[PIXEL])))
-    base = make_settings(db, emulator.url)
-    settings = dataclasses.replace(base, sources=(
+    base = make_settings(tmp / "unused.db", emulator.url)
+    settings = dataclasses.replace(base, storage=dataclasses.replace(base.storage, url=url),
+                                   sources=(
         *base.sources, SourceSettings(name="site", kind="browser", key=Secret(SITE_KEY)),
         SourceSettings(name="shop", kind="shopify", key=Secret(""), secret=Secret(SHOP_SECRET))))
     gateway = ServerThread(create_app(settings))
-    with captured_logs() as logs, emulator, gateway:
+    with emulator, gateway:
         s = Stack(gateway, logs)
         login = s.send("POST", "/login", content=f"token={ADMIN_TOKEN}".encode(),
                        content_type="application/x-www-form-urlencoded")
         s.cookie = login.cookies["pixelrelay_session"]
         yield s
-    assert logs.tracebacks() == []
 
 
 # -- ingest endpoints ----------------------------------------------------------------------------

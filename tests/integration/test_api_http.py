@@ -315,3 +315,38 @@ def test_no_raw_pii_from_free_form_fields_in_database_wal_or_logs(
     for needle in (email, email.lower(), note_email, "5550123", "Hidden.Person"):
         assert needle.encode() not in stored, needle
         assert needle not in caplog.text, needle
+
+
+def test_a_nul_character_refuses_its_event_by_name_on_every_engine(
+        gateway: ServerThread, emulator: ServerThread) -> None:
+    """PostgreSQL cannot store U+0000: an event holding one is refused naming the field (a
+    commit failing with 503 would make the sender retry it for ever), the rest of the batch
+    is kept, and a lookup by such an id finds nothing instead of failing."""
+    t = now()
+    r = post(gateway, {"events": [
+        {"event": "Purchase", "event_id": "n1", "timestamp": t,
+         "properties": {"note": "a\x00b", "value": 1, "currency": "EUR"}},
+        {"event": "ViewContent", "event_id": "n2", "timestamp": t, "user": {"x\x00y": "1"}},
+        {"event": "Search\x00", "event_id": "n3", "timestamp": t},
+        {"event": "ViewContent", "event_id": "n4", "timestamp": t}]})
+    assert r.status_code == 202, r.text
+    answer = r.json()
+    assert answer["accepted"] == 1 and answer["event_ids"][3] == "n4"
+    assert [(x["index"], x["errors"][0]["field"]) for x in answer["rejected"]] == [
+        (0, "properties.note"), (1, "user.x\\u0000y"), (2, "event")]
+    assert "NUL" in answer["rejected"][0]["errors"][0]["reason"]
+    wait_for(lambda: bool(received(emulator, event_id="n4")))
+
+    answer = tiktok_post(gateway, {"event_source": "web", "event_source_id": PIXEL, "data": [
+        {"event": "ViewContent", "event_time": t, "event_id": "n\x005"}]})
+    assert answer["code"] == 40002 and "data.0.event_id" in answer["message"]
+
+    admin = {"X-Admin-Token": ADMIN_TOKEN}
+    for path, params in (("/v1/deliveries", {"event_id": "n\x004"}),
+                         ("/v1/deliveries", {"order_id": "1\x002"}),
+                         ("/", {"q": "n\x004"})):
+        r = httpx.get(f"{gateway.url}{path}", params=params, headers=admin)
+        assert r.status_code == 200, (path, r.text)
+    assert httpx.get(f"{gateway.url}/v1/events/n%004/trace", headers=admin).status_code == 404
+    diagnostics = httpx.get(f"{gateway.url}/v1/diagnostics", headers=admin).json()
+    assert diagnostics["totals"]["rejected"] == 4  # the three above and the drop-in's

@@ -12,6 +12,7 @@ from pixelrelay.destinations.tiktok.mapping import default_tiktok_name, snake_ca
 from pixelrelay.diagnostics.masking import mask_field, mask_reason
 from pixelrelay.errors import PixelrelayError, Problem
 from pixelrelay.model import DeliveryState, Event
+from pixelrelay.pipeline.readers import NUL
 from pixelrelay.store.base import IngestLog, InsertOutcome, NewEvent
 from pixelrelay.store.rows import IngestNote
 
@@ -30,7 +31,8 @@ def rejected_note(raw: object, event: Event | None, problems: Sequence[Problem],
     doc = raw if isinstance(raw, dict) else {}
     given = doc.get("event")
     name = event.name if event is not None else (
-        given.strip()[:128] if isinstance(given, str) and given.strip() else "(none)")
+        given.strip()[:128] if isinstance(given, str) and given.strip() and NUL not in given
+        else "(none)")
     props = doc.get("properties")
     order = props.get("order_id") if isinstance(props, dict) else None
     order_id = _plain_id(order)
@@ -50,7 +52,7 @@ def _plain_id(v: object) -> str | None:
     """An id as a string, unless it is long or looks like an email (a value, not an id)."""
     if isinstance(v, int) and not isinstance(v, bool):
         v = str(v)
-    if not isinstance(v, str) or not v.strip() or len(v) > 128 or "@" in v:
+    if not isinstance(v, str) or not v.strip() or len(v) > 128 or "@" in v or NUL in v:
         return None
     return v.strip()
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+import orjson
+
 from pixelrelay.destinations.tiktok import mapping
 from pixelrelay.errors import Notice, Problem
 from pixelrelay.model import Consent, ConsentState, Event, Page, Source
@@ -19,7 +21,15 @@ from pixelrelay.pipeline.clickid import ttclid_from_url
 from pixelrelay.pipeline.extras import parse_ad, parse_app, parse_device, parse_lead
 from pixelrelay.pipeline.pii import Found, scrub_properties, scrub_url, scrub_values
 from pixelrelay.pipeline.properties import parse_properties
-from pixelrelay.pipeline.readers import boolean, is_blank, json_type, opt_str, unknown_keys
+from pixelrelay.pipeline.readers import (
+    NUL_REASON,
+    boolean,
+    is_blank,
+    json_type,
+    nul_path,
+    opt_str,
+    unknown_keys,
+)
 from pixelrelay.pipeline.user import parse_user, with_found
 
 MAX_FUTURE_S = 300  # tolerated clock skew of the sender
@@ -60,6 +70,9 @@ def parse_event(raw: object, *, now: float, phone_region: str = "",
     """Check every field (collecting all problems), hash the match keys, fill the defaults."""
     if not isinstance(raw, dict):
         return ParseResult(None, (Problem("", "event must be a JSON object"),))
+    nul = _nul_field(raw)
+    if nul is not None:
+        return ParseResult(None, (Problem(nul, NUL_REASON),))
     p: list[Problem] = []
     notices: list[Notice] = []
     unknown_keys(raw, "", TOP_KEYS, notices)
@@ -122,6 +135,18 @@ def too_old(event_time: int, now: float, max_age_days: int) -> Problem | None:
         return Problem("timestamp", f"is older than the {max_age_days}-day window "
                                     "(max_age_days)", f"{age / 86400:.1f} days old")
     return None
+
+
+def _nul_field(raw: dict[str, object]) -> str | None:
+    """Where the event holds U+0000, if anywhere. orjson writes it as this escape, so one
+    C-speed encode and search stands in for a walk of every event; a value orjson cannot
+    encode (an integer past 64 bits, from a caller that built the dict) takes the walk."""
+    try:
+        if b"\\u0000" not in orjson.dumps(raw):
+            return None
+    except orjson.JSONEncodeError:
+        pass
+    return nul_path(raw)
 
 
 def _event_name(v: object, p: list[Problem]) -> str:

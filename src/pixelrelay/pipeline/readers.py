@@ -30,6 +30,32 @@ def json_type(v: object) -> str:
     return "object" if isinstance(v, dict) else type(v).__name__
 
 
+NUL = "\x00"
+NUL_REASON = "contains a NUL character (U+0000), which cannot be stored"
+
+
+def nul_path(v: object, path: str = "") -> str | None:
+    """The path of the first key or string holding U+0000, else None. PostgreSQL text and
+    jsonb cannot hold it, so such an event is refused by name instead of failing its commit
+    (which a sender would retry for ever)."""
+    if isinstance(v, str):
+        return path if NUL in v else None
+    if isinstance(v, dict):
+        for key, item in v.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if NUL in sub:
+                return sub.replace(NUL, "\\u0000")
+            found = nul_path(item, sub)
+            if found is not None:
+                return found
+    elif isinstance(v, list):
+        for i, item in enumerate(v):
+            found = nul_path(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
 def is_blank(v: object) -> bool:
     """null, a blank string, an empty array or object: the same as an absent field."""
     if v is None:

@@ -16,6 +16,7 @@ from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel, Consent, ConsentState, Event
 from pixelrelay.pipeline.clickid import MAX_TTCLID
 from pixelrelay.pipeline.enrich import TOKEN_KINDS, SessionContext, identity_keys
+from pixelrelay.pipeline.readers import NUL
 from pixelrelay.pipeline.user import parse_user
 from pixelrelay.sources import browser_rules as rules
 from pixelrelay.sources.credential_guard import credential_failed
@@ -275,7 +276,8 @@ def _tokens(link: object) -> list[tuple[str, str]] | str:
         return f"link must be an object with {' and/or '.join(TOKEN_KINDS)}"
     out = []
     for kind, token in link.items():
-        if not isinstance(token, str) or not 0 < len(token.strip()) <= 256:
-            return f"link.{kind} must be a non-empty string of at most 256 characters"
+        if not isinstance(token, str) or not 0 < len(token.strip()) <= 256 or NUL in token:
+            return (f"link.{kind} must be a non-empty string of at most 256 characters "
+                    "without NUL")
         out.append((kind, token.strip()))
     return out

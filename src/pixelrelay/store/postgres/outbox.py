@@ -24,7 +24,7 @@ from pixelrelay.store.base import (
     Pruned,
 )
 from pixelrelay.store.codec import encode_event
-from pixelrelay.store.postgres.writer import Conn, UsesConnections
+from pixelrelay.store.postgres.writer import Conn, UsesConnections, unstorable
 from pixelrelay.store.queries import queries
 
 Q = queries("postgres", "outbox")
@@ -187,6 +187,8 @@ class PostgresOutbox(UsesConnections):
                                 token_fingerprint=fingerprint, updated_at=updated_at)
 
     async def deliveries(self, event_id: str) -> list[DeliveryView]:
+        if unstorable(event_id):
+            return []
         rows = await self._db.fetch(Q["deliveries_by_event"], (event_id,))
         return [DeliveryView(destination=r[0], event_id=r[1], dest_event=r[2],
                              state=DeliveryState(r[3]), attempts=r[4], last_http_status=r[5],

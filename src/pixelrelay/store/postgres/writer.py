@@ -47,6 +47,12 @@ async def connect(conninfo: str) -> Conn:
     return conn
 
 
+def unstorable(*values: str | None) -> bool:
+    """PostgreSQL text cannot hold U+0000, so nothing stored equals a value with one: a
+    lookup by it finds nothing (as on SQLite) instead of failing the query."""
+    return any(v is not None and "\x00" in v for v in values)
+
+
 def as_store_error(exc: BaseException, what: str) -> BaseException:
     if isinstance(exc, psycopg.Error):
         return StoreUnavailable(f"{what} failed: {exc}")
