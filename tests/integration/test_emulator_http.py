@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import socket
 import threading
@@ -16,6 +17,7 @@ import uvicorn
 
 from pixelrelay.clock import FakeClock
 from pixelrelay.emulator import Emulator, create_emulator_app
+from tests.support import wait_for
 
 TRACK = "/open_api/v1.3/event/track/"
 TOKEN = "tok-123"
@@ -235,6 +237,12 @@ def test_latency_fault(post: Post, emu: Emulator, client: httpx.Client) -> None:
     # asyncio.sleep measures on the loop's clock; allow its resolution (seen: 0.29998 s).
     assert slow >= 0.29 and emu.requests[-1].latency >= 0.29
     assert emu.requests[0].latency < 0.3 and fast < slow
+    # While a slow request is being answered, /stats counts it in flight.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(post, body(event(event_id="slower")))
+        wait_for(lambda: emu.in_flight == 1, timeout=5)
+        pending.result()
+    assert client.get("/stats").json()["in_flight"] == 0
 
 
 def test_control_endpoints(post: Post, emu: Emulator, client: httpx.Client) -> None:
@@ -284,3 +292,18 @@ def test_full_size_batch_is_accepted_and_1001_refused(post: Post, emu: Emulator)
     reply = post(body(*[event(event_id=f"x{i}") for i in range(1001)]))
     assert reply == reply | {"code": 40002, "message": "data: at most 1000 events"}
     assert len(emu.events) == 1000
+
+
+def test_a_sender_killed_mid_body_is_not_a_traceback(client: httpx.Client, emu: Emulator,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """A delivery process killed while uploading leaves half a body: the emulator records
+    nothing and logs no error (the reliability suite does this on purpose, dozens of times)."""
+    url = httpx.URL(str(client.base_url))
+    with socket.create_connection((url.host, url.port)) as raw:
+        raw.sendall(f"POST {TRACK} HTTP/1.1\r\nHost: x\r\nAccess-Token: {TOKEN}\r\n"
+                    "Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"data\":"
+                    .encode())
+    wait_for(lambda: emu.in_flight == 0, timeout=5)
+    time.sleep(0.2)
+    assert emu.requests == [] and client.get("/stats").json()["requests"] == 0
+    assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")] == []

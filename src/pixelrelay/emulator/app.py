@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -25,7 +25,10 @@ def _emulator(request: Request) -> Emulator:
 
 
 async def track(request: Request) -> Response:
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect:  # the sender went away mid-body (killed): nothing to answer
+        return Response(status_code=400)
     reply = await _emulator(request).handle_track(
         request.headers.get("access-token"), request.headers.get("content-type"), raw
     )

@@ -80,6 +80,7 @@ class Emulator:
         # Survives reset() so request ids never repeat within one process.
         self._seq = 0
         self.hanging = 0  # requests held unanswered right now (the hang fault)
+        self.in_flight = 0  # requests read and not yet answered (latency, hang)
         self.requests: list[RequestLog] = []
         self.duplicates = 0
         self._events: list[dict[str, Any]] = []
@@ -149,6 +150,7 @@ class Emulator:
             "events": self._n_events,
             "duplicates": self.duplicates,
             "hanging": self.hanging,
+            "in_flight": self.in_flight,
             "by_code": dict(by_code),
             "by_http_status": dict(by_status),
         }
@@ -159,6 +161,15 @@ class Emulator:
         self, access_token: str | None, content_type: str | None, raw: bytes
     ) -> TrackReply:
         """Answer one POST /open_api/v1.3/event/track/ the way TikTok would."""
+        self.in_flight += 1
+        try:
+            return await self._handle_track(access_token, content_type, raw)
+        finally:
+            self.in_flight -= 1
+
+    async def _handle_track(
+        self, access_token: str | None, content_type: str | None, raw: bytes
+    ) -> TrackReply:
         started = time.perf_counter()
         received_at = self.clock.now()
         request_id = self._next_request_id(received_at)
