@@ -65,8 +65,26 @@ def test_sign_in_read_the_numbers_and_follow_a_trace(tmp_path: Path,
                 requests = page.locator("main table tr").count() - 1
                 assert requests >= 2
                 assert page.inner_text("[data-attempts]") == str(requests)
+
+                # Search by state and channel; the window links keep the search.
+                page.goto(f"{gw.url}/?window=1h")
+                page.select_option("select[name=state]", "dead")
+                page.click("form[data-search] button")
+                assert listed(page) == ["c1"]
+                page.select_option("select[name=state]", "")
+                page.select_option("select[name=channel]", "browser")
+                page.click("form[data-search] button")
+                assert listed(page) == ["b1"]
+                page.click("a[data-window='24h']")
+                assert "channel=browser" in page.url and listed(page) == ["b1"]
+                assert page.input_value("select[name=channel]") == "browser"
             finally:
                 browser.close()
+
+
+def listed(page: Any) -> list[str]:
+    """The event_ids in the recent-events table, newest first."""
+    return list(page.locator("form[data-search] + table a").all_inner_texts())
 
 
 def test_act_from_the_page_resume_a_paused_destination(tmp_path: Path, emulator: ServerThread,

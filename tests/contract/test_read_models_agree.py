@@ -18,7 +18,7 @@ from pixelrelay.model import Channel, DeliveryState, Event, Route, User
 from pixelrelay.store import open_store
 from pixelrelay.store.base import AttemptRecord, Finished, NewEvent, Store
 from pixelrelay.store.codec import decode_event
-from pixelrelay.store.rows import IngestNote, ReplayFilter
+from pixelrelay.store.rows import IngestNote, RecentSearch, ReplayFilter
 from tests.conftest import postgres_url
 
 NOW = 1_776_943_380.0
@@ -128,7 +128,22 @@ async def test_every_window_and_its_report_are_the_same(engines: tuple[Store, St
 async def test_lookups_traces_and_ops_reads_are_the_same(engines: tuple[Store, Store]) -> None:
     sqlite, postgres = engines
     for q in ("", "id1", "id29", "Purchase", "7", "nothing"):
-        assert await sqlite.recent(q, 20) == await postgres.recent(q, 20), q
+        assert await sqlite.recent(RecentSearch(q), 20) == await postgres.recent(
+            RecentSearch(q), 20), q
+    searches = [RecentSearch(q, state, dest, channel)
+                for q in ("", "Purchase", "id2") for state in ("", "dead", "suppressed")
+                for dest in ("", "tt2") for channel in ("", "shopify")]
+    for search in searches:
+        found = await sqlite.recent(search, 500)
+        assert found == await postgres.recent(search, 500), search
+        for row in found:  # each filter holds on what came back
+            states = [s.split(":") for s in row.states.split(", ")]
+            assert not search.channel or row.channel == search.channel
+            assert not (search.state or search.destination) or any(
+                (not search.state or st == search.state)
+                and (not search.destination or d == search.destination) for d, st in states)
+    dead_tt2 = await sqlite.recent(RecentSearch(state="dead", destination="tt2"), 500)
+    assert dead_tt2 and len(dead_tt2) < len(await sqlite.recent(RecentSearch(), 500))
     for event_id in ("id1", "id2", "id150"):
         assert await sqlite.deliveries(event_id) == await postgres.deliveries(event_id)
         a, b = await sqlite.trace(event_id), await postgres.trace(event_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pixelrelay.model import DeliveryState, Event, Route
 from pixelrelay.store.base import AttemptRecord, Finished, InsertOutcome, NewEvent, Store
+from pixelrelay.store.rows import RecentSearch
 
 DAY = 86400.0
 T0 = 1_776_943_380.0
@@ -74,4 +75,4 @@ async def test_an_event_without_deliveries_goes_after_the_retention(store: Store
     await store.insert([bare("no-routes")], T0)
     assert (await store.prune(T0 + RETENTION - 1, RETENTION)).events == 0
     assert (await store.prune(T0 + RETENTION + 1, RETENTION)).events == 1
-    assert [r.event_id for r in await store.recent("")] == []
+    assert [r.event_id for r in await store.recent(RecentSearch())] == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -190,6 +191,16 @@ def test_page_trace_and_login(gateway: ServerThread) -> None:
         assert "Many events are rejected" in page.text and ADMIN_TOKEN not in page.text
         found = browser.get("/", params={"q": "ord_"}).text
         assert "/v1/events/ord_1/trace" in found and "/v1/events/v1/trace" not in found
+        for search, ids in (({"state": "dead"}, ["c1"]), ({"state": "suppressed"}, ["s1"]),
+                            ({"state": "filtered", "destination": "tiktok"}, ["w1"]),
+                            ({"channel": "browser"}, ["b1"]),
+                            ({"q": "ord_", "state": "delivered"}, ["ord_3", "ord_2", "ord_1"]),
+                            ({"q": "Purchase", "channel": "browser"}, [])):
+            listed = re.findall(r"<a href='/v1/events/([^/']+)/trace'>",
+                                browser.get("/", params=search).text)
+            assert listed == ids, search
+        bad = browser.get("/", params={"state": "lost", "channel": "fax"})
+        assert bad.status_code == 400 and "state: &#x27;lost&#x27; is not one of" in bad.text
         assert browser.get("/v1/diagnostics").status_code == 200  # the cookie opens JSON too
         browser.post("/logout")
         assert browser.get("/").status_code == 401

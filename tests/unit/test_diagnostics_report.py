@@ -21,7 +21,7 @@ from pixelrelay.diagnostics.report import (
     percentile,
 )
 from pixelrelay.metrics import code_label, path_label
-from pixelrelay.store.rows import QueueRow, RecentRow, WindowRows
+from pixelrelay.store.rows import QueueRow, RecentRow, RecentSearch, WindowRows
 
 NOW = 1_776_943_380.0
 
@@ -160,7 +160,8 @@ def test_page_escapes_whatever_a_client_sent() -> None:
                       deliveries=[("tiktok", evil, evil, "pending", None, 1)])
     r = build(rows, [queue()], {}, "1h", NOW)
     recent = [RecentRow(f"id'\"{evil}", evil, NOW - 5, "server", "tiktok:pending")]
-    html = diagnostics_page(r, recent, q=f"'\"{evil}", csrf=evil)
+    html = diagnostics_page(r, recent, RecentSearch(q=f"'\"{evil}", destination=evil),
+                            csrf=evil)
     assert "<script>" not in html and "<u>" not in html and "<i>" not in html
     assert "&lt;script&gt;" in html
     assert "/v1/events/id%27%22%3Cscript%3E" in html  # the trace link is URL-quoted

@@ -22,6 +22,7 @@ from pixelrelay.config import Settings
 from pixelrelay.destinations.tiktok import SOURCE_ID_KEYS
 from pixelrelay.diagnostics import page, report
 from pixelrelay.errors import StoreUnavailable
+from pixelrelay.model import Channel, DeliveryState
 from pixelrelay.sources.admin import admin_denied
 from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import (
@@ -32,6 +33,7 @@ from pixelrelay.sources.http import (
     read_body,
 )
 from pixelrelay.store.base import Store
+from pixelrelay.store.rows import RecentSearch
 
 log = logging.getLogger("pixelrelay.diagnostics")
 COOKIE = "pixelrelay_session"
@@ -203,14 +205,29 @@ class Diagnostics:
         window = request.query_params.get("window", "24h")
         if window not in report.WINDOWS:
             window = "24h"
-        q = request.query_params.get("q", "").strip()[:256]
+        search = self._search(request)
+        if isinstance(search, str):
+            return HTMLResponse(page.message_page("Search not run", search), 400,
+                                headers=HTML_HEADERS)
+        q = search.q
         r = await self.report(window)
-        recent = await self.store.recent(q)
+        recent = await self.store.recent(search)
         refused = await self.rejections(q, q) if q else []
         session = await self._session(request)
         csrf = "" if session is None else self._csrf(session)
-        return HTMLResponse(page.diagnostics_page(r, recent, q, refused, csrf),
+        return HTMLResponse(page.diagnostics_page(r, recent, search, refused, csrf),
                             headers=HTML_HEADERS)
+
+    def _search(self, request: Request) -> RecentSearch | str:
+        """The page's search from its query string, or what is wrong with it."""
+        params = request.query_params
+        chosen = {k: params.get(k, "").strip() for k in ("state", "destination", "channel")}
+        allowed = {"state": [s.value for s in DeliveryState], "destination": self.names,
+                   "channel": [c.value for c in Channel]}
+        for key, value in chosen.items():
+            if value and value not in allowed[key]:
+                return f"{key}: {value[:64]!r} is not one of {', '.join(allowed[key])}"
+        return RecentSearch(q=params.get("q", "").strip()[:256], **chosen)
 
     async def resume_form(self, request: Request) -> Response:
         """The page's Resume button. Acting needs the session and its CSRF token, and a

@@ -9,7 +9,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from pixelrelay.diagnostics.report import WEIGHTS, WINDOWS
-from pixelrelay.store.rows import RecentRow
+from pixelrelay.model import Channel, DeliveryState
+from pixelrelay.store.rows import RecentRow, RecentSearch
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -80,9 +81,10 @@ def message_page(title: str, text: str) -> str:
                 "<p><a href=/>← diagnostics</a></p>", "<a href=/>diagnostics</a>")
 
 
-def _nav(window: str, q: str) -> str:
+def _nav(window: str, search: RecentSearch) -> str:
     links = " ".join(
-        f"<a href='/?{urlencode({'window': w, 'q': q})}' class={'on' if w == window else 'off'}"
+        f"<a href='/?{escape(urlencode({'window': w, **search_params(search)}))}' "
+        f"class={'on' if w == window else 'off'}"
         f" data-window={w}>{w}</a>" for w in WINDOWS)
     return (f"<span>Window: {links}</span><a href='/v1/diagnostics?window={window}'>JSON</a>"
             "<a href=/metrics>metrics</a><form method=post action=/logout>"
@@ -159,7 +161,31 @@ def _resume_form(name: str, csrf: str) -> str:
             f"<button data-resume='{escape(name)}'>Resume</button></form>")
 
 
-def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], q: str,
+def search_params(search: RecentSearch) -> dict[str, str]:
+    """The search as query parameters, the empty ones left out."""
+    return {k: v for k, v in (("q", search.q), ("state", search.state),
+                              ("destination", search.destination),
+                              ("channel", search.channel)) if v}
+
+
+def _choice(name: str, label: str, options: Iterable[str], chosen: str) -> str:
+    opts = "".join(f"<option{' selected' if o == chosen else ''}>{escape(o)}</option>"
+                   for o in options)
+    return (f"<label>{label} <select name={name}><option value=''>any</option>{opts}"
+            "</select></label>")
+
+
+def _search_form(window: str, search: RecentSearch, destinations: Sequence[str]) -> str:
+    return (f"<form method=get action=/ data-search><input type=hidden name=window "
+            f"value={window}><input name=q value=\"{escape(search.q)}\" "
+            "placeholder='event_id prefix, order id or event name'> "
+            + _choice("state", "state", [s.value for s in DeliveryState], search.state) + " "
+            + _choice("destination", "destination", destinations, search.destination) + " "
+            + _choice("channel", "channel", [c.value for c in Channel], search.channel)
+            + " <button>Search</button></form>")
+
+
+def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], search: RecentSearch,
                      refused: Sequence[dict[str, Any]] = (), csrf: str = "") -> str:
     window = r["window"]
     alerts = "".join(f"<div class=alert data-alert='{escape(a['key'])}'><b>{escape(a['title'])}"
@@ -256,12 +282,10 @@ present, not TikTok's own score.</small></p>
 </b><small>{en["enriched"]} of {en["server_events"]} server events</small></div>
 <div class=card><small>latency p50 / p95</small><b data-metric=latency>{age(lat["p50"])} /
 {age(lat["p95"])}</b><small>accepted → delivered, {lat["delivered"]} events</small></div></div>
-<h2>Recent events</h2><form method=get action=/><input type=hidden name=window value={window}>
-<input name=q value="{escape(q)}" placeholder="event_id prefix, order id or event name">
-<button>Search</button></form>
+<h2>Recent events</h2>{_search_form(window, search, [d["name"] for d in r["destinations"]])}
 {_table(["event_id", "Event", "Channel", "Deliveries", "Received"], recent_rows, left=4)}
 {_refused(refused, r["generated_at"])}"""
-    return _doc("pixelrelay · diagnostics", body, _nav(window, q))
+    return _doc("pixelrelay · diagnostics", body, _nav(window, search))
 
 
 def _dedup_guidance(share: float | None, server_events: int) -> str:

@@ -23,6 +23,7 @@ from pixelrelay.store.rows import (
     PurchaseRecord,
     QueueRow,
     RecentRow,
+    RecentSearch,
     RejectedOrder,
     RejectionRow,
     ReplayFilter,
@@ -263,9 +264,9 @@ class ReadModels(Protocol):
 
     async def queues(self, names: Sequence[str]) -> list[QueueRow]: ...
 
-    async def recent(self, q: str, limit: int = 50) -> list[RecentRow]:
+    async def recent(self, search: RecentSearch, limit: int = 50) -> list[RecentRow]:
         """Newest events, or those whose event_id starts with q (an order id: ord_<q>_...),
-        else of that name."""
+        else of that name; narrowed by the search's state, destination and channel."""
         ...
 
     async def trace(self, event_id: str) -> list[TraceRow]: ...

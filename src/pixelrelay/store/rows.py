@@ -88,6 +88,24 @@ class QueueRow:
 
 
 @dataclass(frozen=True, slots=True)
+class RecentSearch:
+    """The page's search: q is an event_id prefix, an order id or an event name; the rest,
+    when set, keep only events with a delivery in that state / to that destination (both on
+    the same delivery) or that came in by that channel."""
+
+    q: str = ""
+    state: str = ""
+    destination: str = ""
+    channel: str = ""
+
+
+def recent_filters(search: RecentSearch, limit: int) -> dict[str, object]:
+    """The named parameters of the recent-events queries, on both engines."""
+    return {"channel": search.channel, "dest": search.destination, "state": search.state,
+            "limit": limit}
+
+
+@dataclass(frozen=True, slots=True)
 class RecentRow:
     event_id: str
     name: str

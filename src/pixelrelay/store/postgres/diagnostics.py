@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from pixelrelay.store.postgres.writer import Conn, UsesConnections
+from pixelrelay.store.postgres.writer import Conn, UsesConnections, unstorable
 from pixelrelay.store.queries import queries
 from pixelrelay.store.rows import (
     LATENCY_SAMPLE,
@@ -17,9 +17,11 @@ from pixelrelay.store.rows import (
     LaterCopy,
     QueueRow,
     RecentRow,
+    RecentSearch,
     RejectionRow,
     TraceRow,
     WindowRows,
+    recent_filters,
 )
 
 Q = queries("postgres", "diagnostics")
@@ -49,11 +51,15 @@ class PostgresDiagnostics(UsesConnections):
 
     async def rejections(self, event_id: str | None,
                          order_id: str | None) -> list[RejectionRow]:
+        if unstorable(event_id, order_id):
+            return []
         params = {"event_id": event_id or None, "order_id": order_id or None}
         rows = await self._db.fetch(Q["rejections"], params)
         return [RejectionRow(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5])) for r in rows]
 
     async def later_copies(self, event_id: str) -> list[LaterCopy]:
+        if unstorable(event_id):
+            return []
         rows = await self._db.fetch(Q["later_copies"], (event_id,))
         return [LaterCopy(r[0], r[1], bool(r[2])) for r in rows]
 
@@ -74,13 +80,19 @@ class PostgresDiagnostics(UsesConnections):
 
         return await self._db.read(run)
 
-    async def recent(self, q: str, limit: int = 50) -> list[RecentRow]:
+    async def recent(self, search: RecentSearch, limit: int = 50) -> list[RecentRow]:
+        if unstorable(search.q, search.state, search.destination, search.channel):
+            return []
+
         async def run(conn: Conn) -> list[RecentRow]:
-            return await _recent(conn, q, limit)
+            return await _recent(conn, search, limit)
 
         return await self._db.read(run)
 
     async def trace(self, event_id: str) -> list[TraceRow]:
+        if unstorable(event_id):
+            return []
+
         async def run(conn: Conn) -> list[TraceRow]:
             return await _trace(conn, event_id)
 
@@ -144,17 +156,18 @@ async def _queue(conn: Conn, name: str) -> QueueRow:
                     reason if paused else None, at if paused else None)
 
 
-async def _recent(conn: Conn, q: str, limit: int) -> list[RecentRow]:
+async def _recent(conn: Conn, search: RecentSearch, limit: int) -> list[RecentRow]:
     rows: list[Any] = []
+    q, narrow = search.q, recent_filters(search, limit)
     # An event_id prefix, else an order id (its purchase is ord_<order id>_...).
     for prefix in ((q, f"ord_{q}_") if q else ()):
         cur = await conn.execute(Q["recent_by_id"], {"q": prefix, "hi": prefix + "\U0010ffff",
-                                                     "limit": limit})
+                                                     **narrow})
         rows = await cur.fetchall()
         if rows:
             break
     if not rows:
-        rows = await (await conn.execute(Q["recent"], {"name": q, "limit": limit})).fetchall()
+        rows = await (await conn.execute(Q["recent"], {"name": q, **narrow})).fetchall()
     return [RecentRow(r[0], r[1], r[2], r[3], r[4] or "") for r in rows]
 
 

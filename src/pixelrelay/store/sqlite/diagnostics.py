@@ -17,9 +17,11 @@ from pixelrelay.store.rows import (
     LaterCopy,
     QueueRow,
     RecentRow,
+    RecentSearch,
     RejectionRow,
     TraceRow,
     WindowRows,
+    recent_filters,
 )
 from pixelrelay.store.sqlite.writer import UsesConnections
 
@@ -65,8 +67,8 @@ class SQLiteDiagnostics(UsesConnections):
     async def queues(self, names: Sequence[str]) -> list[QueueRow]:
         return await self._db.read(lambda conn: [_queue(conn, n) for n in names])
 
-    async def recent(self, q: str, limit: int = 50) -> list[RecentRow]:
-        return await self._db.read(lambda conn: _recent(conn, q, limit))
+    async def recent(self, search: RecentSearch, limit: int = 50) -> list[RecentRow]:
+        return await self._db.read(lambda conn: _recent(conn, search, limit))
 
     async def trace(self, event_id: str) -> list[TraceRow]:
         return await self._db.read(lambda conn: _trace(conn, event_id))
@@ -120,16 +122,17 @@ def _queue(conn: sqlite3.Connection, name: str) -> QueueRow:
                     reason if paused else None, at if paused else None)
 
 
-def _recent(conn: sqlite3.Connection, q: str, limit: int) -> list[RecentRow]:
+def _recent(conn: sqlite3.Connection, search: RecentSearch, limit: int) -> list[RecentRow]:
     rows = []
+    q, narrow = search.q, recent_filters(search, limit)
     # An event_id prefix, else an order id (its purchase is ord_<order id>_...).
     for prefix in ((q, f"ord_{q}_") if q else ()):
         rows = conn.execute(Q["recent_by_id"], {"q": prefix, "hi": prefix + "\U0010ffff",
-                                                "limit": limit}).fetchall()
+                                                **narrow}).fetchall()
         if rows:
             break
     if not rows:
-        rows = conn.execute(Q["recent"], {"name": q, "limit": limit}).fetchall()
+        rows = conn.execute(Q["recent"], {"name": q, **narrow}).fetchall()
     return [RecentRow(r[0], r[1], r[2], r[3], r[4] or "") for r in rows]
 
 

@@ -152,23 +152,33 @@ SELECT (SELECT count(*) FROM deliveries WHERE destination = %(d)s AND state = 'p
 -- COLLATE "C" makes the range the prefix, as in SQLite).
 SELECT e.event_id, e.name, e.received_at, coalesce(e.body ->> 'channel', 'server'),
        (SELECT string_agg(d.destination || ':' || d.state, ', '
-                          ORDER BY i.destination, i.dest_event)
-          FROM idempotency AS i JOIN deliveries AS d ON d.id = i.delivery_id
-         WHERE i.event_id = e.event_id AND d.event_ref = e.id)
+                          ORDER BY d.destination, d.dest_event COLLATE "C")
+          FROM deliveries AS d WHERE d.event_ref = e.id)
   FROM events AS e
  WHERE e.id IN (SELECT d.event_ref FROM idempotency AS i JOIN deliveries AS d
                     ON d.id = i.delivery_id
                  WHERE i.event_id >= %(q)s AND i.event_id < %(hi)s LIMIT 500)
+   AND (%(channel)s::text = '' OR coalesce(e.body ->> 'channel', 'server') = %(channel)s)
+   AND (%(dest)s::text = '' AND %(state)s::text = ''
+        OR EXISTS (SELECT 1 FROM deliveries AS f WHERE f.event_ref = e.id
+                      AND (%(dest)s::text = '' OR f.destination = %(dest)s)
+                      AND (%(state)s::text = '' OR f.state = %(state)s)))
  ORDER BY e.id DESC LIMIT %(limit)s
 
 -- name: recent
+-- Newest first; a state or destination filter holds on one delivery of the event.
 SELECT e.event_id, e.name, e.received_at, coalesce(e.body ->> 'channel', 'server'),
        (SELECT string_agg(d.destination || ':' || d.state, ', '
-                          ORDER BY i.destination, i.dest_event)
-          FROM idempotency AS i JOIN deliveries AS d ON d.id = i.delivery_id
-         WHERE i.event_id = e.event_id AND d.event_ref = e.id)
+                          ORDER BY d.destination, d.dest_event COLLATE "C")
+          FROM deliveries AS d WHERE d.event_ref = e.id)
   FROM events AS e
- WHERE (%(name)s::text = '' OR e.name = %(name)s) ORDER BY e.id DESC LIMIT %(limit)s
+ WHERE (%(name)s::text = '' OR e.name = %(name)s)
+   AND (%(channel)s::text = '' OR coalesce(e.body ->> 'channel', 'server') = %(channel)s)
+   AND (%(dest)s::text = '' AND %(state)s::text = ''
+        OR EXISTS (SELECT 1 FROM deliveries AS f WHERE f.event_ref = e.id
+                      AND (%(dest)s::text = '' OR f.destination = %(dest)s)
+                      AND (%(state)s::text = '' OR f.state = %(state)s)))
+ ORDER BY e.id DESC LIMIT %(limit)s
 
 -- name: trace
 SELECT d.destination, d.dest_event, d.state, d.attempts, d.last_code, d.last_message,

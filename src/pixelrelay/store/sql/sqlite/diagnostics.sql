@@ -123,22 +123,34 @@ SELECT (SELECT count(*) FROM deliveries WHERE destination = :d AND state = 'pend
 -- name: recent_by_id
 -- An event_id prefix is found through the idempotency key (indexed on event_id first).
 SELECT e.event_id, e.name, e.received_at, coalesce(json_extract(CAST(e.body AS TEXT), '$.channel'), 'server'),
-       (SELECT group_concat(d.destination || ':' || d.state, ', ')
-          FROM idempotency AS i JOIN deliveries AS d ON d.id = i.delivery_id
-         WHERE i.event_id = e.event_id AND d.event_ref = e.id)
+       (SELECT group_concat(x, ', ') FROM (
+            SELECT d.destination || ':' || d.state AS x FROM deliveries AS d
+             WHERE d.event_ref = e.id ORDER BY d.destination, d.dest_event))
   FROM events AS e
  WHERE e.id IN (SELECT d.event_ref FROM idempotency AS i JOIN deliveries AS d
                     ON d.id = i.delivery_id
                  WHERE i.event_id >= :q AND i.event_id < :hi LIMIT 500)
+   AND (:channel = '' OR coalesce(json_extract(CAST(e.body AS TEXT), '$.channel'), 'server') = :channel)
+   AND (:dest = '' AND :state = ''
+        OR EXISTS (SELECT 1 FROM deliveries AS f WHERE f.event_ref = e.id
+                      AND (:dest = '' OR f.destination = :dest)
+                      AND (:state = '' OR f.state = :state)))
  ORDER BY e.id DESC LIMIT :limit
 
 -- name: recent
+-- Newest first; a state or destination filter holds on one delivery of the event.
 SELECT e.event_id, e.name, e.received_at, coalesce(json_extract(CAST(e.body AS TEXT), '$.channel'), 'server'),
-       (SELECT group_concat(d.destination || ':' || d.state, ', ')
-          FROM idempotency AS i JOIN deliveries AS d ON d.id = i.delivery_id
-         WHERE i.event_id = e.event_id AND d.event_ref = e.id)
+       (SELECT group_concat(x, ', ') FROM (
+            SELECT d.destination || ':' || d.state AS x FROM deliveries AS d
+             WHERE d.event_ref = e.id ORDER BY d.destination, d.dest_event))
   FROM events AS e
- WHERE (:name = '' OR e.name = :name) ORDER BY e.id DESC LIMIT :limit
+ WHERE (:name = '' OR e.name = :name)
+   AND (:channel = '' OR coalesce(json_extract(CAST(e.body AS TEXT), '$.channel'), 'server') = :channel)
+   AND (:dest = '' AND :state = ''
+        OR EXISTS (SELECT 1 FROM deliveries AS f WHERE f.event_ref = e.id
+                      AND (:dest = '' OR f.destination = :dest)
+                      AND (:state = '' OR f.state = :state)))
+ ORDER BY e.id DESC LIMIT :limit
 
 -- name: trace
 SELECT d.destination, d.dest_event, d.state, d.attempts, d.last_code, d.last_message,
