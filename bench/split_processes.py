@@ -51,13 +51,15 @@ def wait_up(url: str) -> None:
             time.sleep(0.05)
 
 
-def config(tmp: Path, port: int, emulator: str) -> str:
+def config(tmp: Path, port: int, emulator: str, url: str | None = None) -> str:
+    """A config for every process of a run: one destination at the emulator, 1,000 per
+    request, no rate limit; SQLite in `tmp` unless `url` names another database."""
     path = tmp / "bench.toml"
     path.write_text(f"""
 [server]
 port = {port}
 [storage]
-url = "sqlite:///{tmp / 'bench.db'}"
+url = "{url or f'sqlite:///{tmp / "bench.db"}'}"
 [[sources]]
 name = "backend"
 key = "{KEY}"

@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +76,25 @@ def _postgres_unreachable() -> str | None:
     return None
 
 
+ABANDONED_AFTER_S = 6 * 3600  # no test runs this long: its schema is a killed run's leftover
+_swept = False
+
+
+def _drop_abandoned_schemas(conn: psycopg.Connection[Any]) -> None:
+    """Once per test process: drop test schemas created (per their name) long ago, which only
+    a run killed from outside leaves behind."""
+    global _swept
+    if _swept:
+        return
+    _swept = True
+    names = [r[0] for r in conn.execute(
+        r"SELECT nspname FROM pg_namespace WHERE nspname ~ '^test_[0-9]{10}_[0-9a-f]{12}$'")]
+    cutoff = time.time() - ABANDONED_AFTER_S
+    for name in names:
+        if int(name.split("_")[1]) < cutoff:
+            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
 @contextlib.contextmanager
 def postgres_url() -> Iterator[str]:
     """A URL on a schema of its own (created here, dropped after), so that runs and tests
@@ -85,8 +105,9 @@ def postgres_url() -> Iterator[str]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{message}: CI runs every storage test on both engines")
         pytest.skip(f"{message}; start it, or pass --engines=sqlite")
-    schema = f"test_{uuid.uuid4().hex[:16]}"
+    schema = f"test_{int(time.time())}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        _drop_abandoned_schemas(conn)
         conn.execute(f"CREATE SCHEMA {schema}")
     try:
         yield f"{POSTGRES}?options={quote(f'-csearch_path={schema}')}"
