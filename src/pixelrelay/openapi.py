@@ -898,9 +898,19 @@ def _paths() -> dict[str, Schema]:
         "/": {"get": {
             "tags": ["diagnostics"], "operationId": "page", "summary": "The diagnostics page",
             "security": ADMIN,
-            "parameters": [_param("window", "query", "The time window.", window),
-                           _param("q", "query", "Search: event_id, order id...")],
+            "parameters": [
+                _param("window", "query", "The time window.", window),
+                _param("q", "query", "Search: an event_id prefix, an order id or an event "
+                                     "name."),
+                _param("state", "query", "Only events with a delivery in this state.",
+                       {"type": "string", "enum": [s.value for s in DeliveryState]}),
+                _param("destination", "query", "Only events with a delivery to this "
+                                               "destination (with state: the same one)."),
+                _param("channel", "query", "Only events that came in by this channel.",
+                       {"type": "string", "enum": [c.value for c in Channel]})],
             "responses": {"200": _html("The page."),
+                          "400": _html("A search value that is not one of its choices, "
+                                       "named."),
                           "401": _html("The sign-in form."),
                           "429": shared("CredentialLimited"),
                           "503": shared("SessionUnavailable")}}},

@@ -707,6 +707,9 @@ def test_every_operation_answers_as_documented(contract: Contract, emulator: Ser
     c.call("get", f"/v1/events/{event_id}/trace", 401)
     c.call("get", f"/v1/events/{event_id}/trace", 401, headers={"Accept": "text/html"})
     c.call("get", "/", 200, headers=ADMIN, params={"window": "7d", "q": event_id})
+    c.call("get", "/", 200, headers=ADMIN, params={"state": "pending", "channel": "server",
+                                                   "destination": "tiktok"})
+    c.call("get", "/", 400, headers=ADMIN, params={"state": "lost"})
     c.call("get", "/", 401)
     c.call("get", "/login", 200)
     c.call("post", "/login", 401, body={"token": "wrong"},
