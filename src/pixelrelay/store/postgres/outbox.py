@@ -23,7 +23,7 @@ from pixelrelay.store.base import (
     NewEvent,
     Pruned,
 )
-from pixelrelay.store.codec import encode_event
+from pixelrelay.store.codec import encode_event, event_facets
 from pixelrelay.store.postgres.writer import Conn, UsesConnections, unstorable
 from pixelrelay.store.queries import queries
 
@@ -201,7 +201,7 @@ def _prepare(item: NewEvent) -> _Prepared:
     e = item.event
     return _Prepared(
         event_row=(e.event_id, e.name, str(e.source), e.event_time, e.received_at,
-                   e.session_id, e.order_source, encode_event(e)),
+                   e.session_id, e.order_source, encode_event(e), *event_facets(e)),
         event_id=e.event_id,
         routes=tuple((r.destination, r.dest_event, r.batch_key, str(r.state), r.payload, r.reason,
                       r.not_before) for r in item.routes),
@@ -280,7 +280,7 @@ async def insert_many(conn: Conn, calls: list[tuple[list[_Prepared], float]]
         if events:
             await conn.execute(Q["insert_events"], _columns(events, (
                 "id", "event_id", "name", "source", "event_time", "received_at", "session_id",
-                "order_source", "body")))
+                "order_source", "body", "channel", "enriched", "match_keys")))
         if deliveries:
             await conn.execute(Q["insert_deliveries"], _columns(deliveries, (
                 "id", "event_ref", "destination", "dest_event", "event_id", "batch_key",

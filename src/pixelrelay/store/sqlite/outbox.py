@@ -27,7 +27,7 @@ from pixelrelay.store.base import (
     NewEvent,
     Pruned,
 )
-from pixelrelay.store.codec import encode_event
+from pixelrelay.store.codec import encode_event, event_facets
 from pixelrelay.store.queries import queries
 from pixelrelay.store.sqlite.writer import UsesConnections
 
@@ -206,7 +206,7 @@ def _prepare(item: NewEvent) -> _Prepared:
     e = item.event
     return _Prepared(
         event_row=(e.event_id, e.name, str(e.source), e.event_time, e.received_at,
-                   e.session_id, e.order_source, encode_event(e)),
+                   e.session_id, e.order_source, encode_event(e), *event_facets(e)),
         event_id=e.event_id,
         routes=tuple((r.destination, r.dest_event, r.batch_key, str(r.state), r.payload, r.reason,
                       r.not_before) for r in item.routes),

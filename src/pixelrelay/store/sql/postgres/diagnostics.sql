@@ -69,31 +69,41 @@ SELECT d.destination, e.name, d.dead_reason, d.last_code, d.last_message, count(
 
 -- name: window_coverage
 -- Coverage of what is (or will be) sent: events with a delivered or pending delivery.
--- A list counts when it is a non-empty array (SQLite's json_array_length is 0 otherwise),
+-- Each key from events.match_keys (bit i = store.codec.MATCH_KEY_BITS[i]), else the body:
+-- a list counts when it is a non-empty array (SQLite's json_array_length is 0 otherwise),
 -- a scalar when it is present, not null and not empty.
 SELECT e.name, min(r.dest_event), count(*),
-       count(*) FILTER (WHERE jsonb_typeof(e.body #> '{user,email}') = 'array'
-                          AND jsonb_array_length(e.body #> '{user,email}') > 0),
-       count(*) FILTER (WHERE jsonb_typeof(e.body #> '{user,phone}') = 'array'
-                          AND jsonb_array_length(e.body #> '{user,phone}') > 0),
-       count(*) FILTER (WHERE jsonb_typeof(e.body #> '{user,external_id}') = 'array'
-                          AND jsonb_array_length(e.body #> '{user,external_id}') > 0),
-       count(*) FILTER (WHERE coalesce(e.body #>> '{user,ttclid}', '') <> ''),
-       count(*) FILTER (WHERE coalesce(e.body #>> '{user,ttp}', '') <> ''),
-       count(*) FILTER (WHERE coalesce(e.body #>> '{user,ip}', '') <> ''
-                          AND coalesce(e.body #>> '{user,user_agent}', '') <> ''),
-       count(*) FILTER (WHERE coalesce(e.body #>> '{user,first_name}', '') <> ''),
-       count(*) FILTER (WHERE coalesce(e.body #>> '{user,last_name}', '') <> ''),
-       count(*) FILTER (WHERE coalesce(e.body #>> '{user,zip_code}', '') <> ''),
-       count(*) FILTER (WHERE coalesce(e.body #>> '{user,city}', '') <> ''),
-       count(*) FILTER (WHERE coalesce(e.body #>> '{user,state}', '') <> ''),
-       count(*) FILTER (WHERE coalesce(e.body #>> '{user,country}', '') <> '')
+       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN jsonb_typeof(e.body #> '{user,email}') = 'array' AND jsonb_array_length(e.body #> '{user,email}') > 0
+                              ELSE (e.match_keys & 1) <> 0 END),
+       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN jsonb_typeof(e.body #> '{user,phone}') = 'array' AND jsonb_array_length(e.body #> '{user,phone}') > 0
+                              ELSE (e.match_keys & 2) <> 0 END),
+       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN jsonb_typeof(e.body #> '{user,external_id}') = 'array' AND jsonb_array_length(e.body #> '{user,external_id}') > 0
+                              ELSE (e.match_keys & 4) <> 0 END),
+       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body #>> '{user,ttclid}', '') <> ''
+                              ELSE (e.match_keys & 8) <> 0 END),
+       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body #>> '{user,ttp}', '') <> ''
+                              ELSE (e.match_keys & 16) <> 0 END),
+       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body #>> '{user,ip}', '') <> '' AND coalesce(e.body #>> '{user,user_agent}', '') <> ''
+                              ELSE (e.match_keys & 32) <> 0 END),
+       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body #>> '{user,first_name}', '') <> ''
+                              ELSE (e.match_keys & 64) <> 0 END),
+       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body #>> '{user,last_name}', '') <> ''
+                              ELSE (e.match_keys & 128) <> 0 END),
+       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body #>> '{user,zip_code}', '') <> ''
+                              ELSE (e.match_keys & 256) <> 0 END),
+       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body #>> '{user,city}', '') <> ''
+                              ELSE (e.match_keys & 512) <> 0 END),
+       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body #>> '{user,state}', '') <> ''
+                              ELSE (e.match_keys & 1024) <> 0 END),
+       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body #>> '{user,country}', '') <> ''
+                              ELSE (e.match_keys & 2048) <> 0 END)
   FROM (SELECT event_ref, min(dest_event) AS dest_event FROM deliveries
          WHERE created_at >= %s AND state IN ('delivered', 'pending', 'in_flight')
          GROUP BY event_ref) AS r
   -- The window's events by primary key, so the work grows with the window, not the table:
   -- OFFSET 0 keeps the planner from a hash join over every event (docs/postgres.md).
-  CROSS JOIN LATERAL (SELECT name, body FROM events WHERE id = r.event_ref OFFSET 0) AS e
+  CROSS JOIN LATERAL (SELECT name, body, match_keys FROM events WHERE id = r.event_ref
+                       OFFSET 0) AS e
  GROUP BY e.name
 
 -- name: window_notices
@@ -108,7 +118,7 @@ SELECT reason, origin, count(*) FROM collect_refusals WHERE at >= %s GROUP BY re
 -- sent; browser copies are looked up 48 h before the window too, as they usually come first.
 WITH arrivals AS (
     SELECT e.name AS name, e.event_id AS event_id,
-           coalesce(e.body ->> 'channel', 'server') AS ch, e.received_at AS at
+           coalesce(e.channel, e.body ->> 'channel', 'server') AS ch, e.received_at AS at
       FROM events AS e WHERE e.received_at >= %(lookback)s
     UNION ALL
     SELECT event, event_id, channel, at FROM ingest_duplicates WHERE at >= %(lookback)s)
@@ -118,9 +128,12 @@ SELECT name, count(*),
  GROUP BY name
 
 -- name: window_enrichment
-SELECT e.name, count(*), count(*) FILTER (WHERE (e.body ->> 'enriched_from') IS NOT NULL)
+SELECT e.name, count(*),
+       count(*) FILTER (WHERE CASE WHEN e.enriched IS NULL
+                                   THEN (e.body ->> 'enriched_from') IS NOT NULL
+                                   ELSE e.enriched = 1 END)
   FROM events AS e
- WHERE e.received_at >= %s AND coalesce(e.body ->> 'channel', 'server') <> 'browser'
+ WHERE e.received_at >= %s AND coalesce(e.channel, e.body ->> 'channel', 'server') <> 'browser'
  GROUP BY e.name
 
 -- name: window_latencies
@@ -150,7 +163,7 @@ SELECT (SELECT count(*) FROM deliveries WHERE destination = %(d)s AND state = 'p
 -- name: recent_by_id
 -- An event_id prefix is found through the idempotency key (indexed on event_id first;
 -- COLLATE "C" makes the range the prefix, as in SQLite).
-SELECT e.event_id, e.name, e.received_at, coalesce(e.body ->> 'channel', 'server'),
+SELECT e.event_id, e.name, e.received_at, coalesce(e.channel, e.body ->> 'channel', 'server'),
        (SELECT string_agg(d.destination || ':' || d.state, ', '
                           ORDER BY d.destination, d.dest_event COLLATE "C")
           FROM deliveries AS d WHERE d.event_ref = e.id)
@@ -158,7 +171,7 @@ SELECT e.event_id, e.name, e.received_at, coalesce(e.body ->> 'channel', 'server
  WHERE e.id IN (SELECT d.event_ref FROM idempotency AS i JOIN deliveries AS d
                     ON d.id = i.delivery_id
                  WHERE i.event_id >= %(q)s AND i.event_id < %(hi)s LIMIT 500)
-   AND (%(channel)s::text = '' OR coalesce(e.body ->> 'channel', 'server') = %(channel)s)
+   AND (%(channel)s::text = '' OR coalesce(e.channel, e.body ->> 'channel', 'server') = %(channel)s)
    AND (%(dest)s::text = '' AND %(state)s::text = ''
         OR EXISTS (SELECT 1 FROM deliveries AS f WHERE f.event_ref = e.id
                       AND (%(dest)s::text = '' OR f.destination = %(dest)s)
@@ -167,13 +180,13 @@ SELECT e.event_id, e.name, e.received_at, coalesce(e.body ->> 'channel', 'server
 
 -- name: recent
 -- Newest first; a state or destination filter holds on one delivery of the event.
-SELECT e.event_id, e.name, e.received_at, coalesce(e.body ->> 'channel', 'server'),
+SELECT e.event_id, e.name, e.received_at, coalesce(e.channel, e.body ->> 'channel', 'server'),
        (SELECT string_agg(d.destination || ':' || d.state, ', '
                           ORDER BY d.destination, d.dest_event COLLATE "C")
           FROM deliveries AS d WHERE d.event_ref = e.id)
   FROM events AS e
  WHERE (%(name)s::text = '' OR e.name = %(name)s)
-   AND (%(channel)s::text = '' OR coalesce(e.body ->> 'channel', 'server') = %(channel)s)
+   AND (%(channel)s::text = '' OR coalesce(e.channel, e.body ->> 'channel', 'server') = %(channel)s)
    AND (%(dest)s::text = '' AND %(state)s::text = ''
         OR EXISTS (SELECT 1 FROM deliveries AS f WHERE f.event_ref = e.id
                       AND (%(dest)s::text = '' OR f.destination = %(dest)s)

@@ -25,14 +25,16 @@ RETURNING delivery_id
 -- The body travels as bytea and becomes jsonb here: a text[] of JSON documents costs several
 -- times more to send than the same bytes (docs/postgres.md has the figures).
 INSERT INTO events (id, event_id, name, source, event_time, received_at, session_id,
-                    order_source, body)
+                    order_source, body, channel, enriched, match_keys)
 SELECT k.id, k.event_id, k.name, k.source, k.event_time, k.received_at, k.session_id,
-       k.order_source, convert_from(k.body, 'UTF8')::jsonb
+       k.order_source, convert_from(k.body, 'UTF8')::jsonb, k.channel, k.enriched,
+       k.match_keys
   FROM unnest(%(id)s::bigint[], %(event_id)s::text[], %(name)s::text[], %(source)s::text[],
               %(event_time)s::bigint[], %(received_at)s::float8[], %(session_id)s::text[],
-              %(order_source)s::text[], %(body)s::bytea[])
+              %(order_source)s::text[], %(body)s::bytea[], %(channel)s::text[],
+              %(enriched)s::integer[], %(match_keys)s::integer[])
        AS k (id, event_id, name, source, event_time, received_at, session_id, order_source,
-             body)
+             body, channel, enriched, match_keys)
 
 -- name: insert_deliveries
 INSERT INTO deliveries (id, event_ref, destination, dest_event, event_id, batch_key, state,
@@ -61,7 +63,10 @@ SELECT d.id, d.event_ref, e.body::text, d.destination
    FOR UPDATE OF d, e
 
 -- name: update_event_body
-UPDATE events SET body = convert_from(%s, 'UTF8')::jsonb WHERE id = %s
+-- The merged body may hold more keys: its facets are read from it again.
+UPDATE events SET body = convert_from(%s, 'UTF8')::jsonb, channel = NULL, enriched = NULL,
+                  match_keys = NULL
+ WHERE id = %s
 
 -- name: update_pending_copy
 -- A merged copy's new item; a due time (not null) ends a hold. Only while still pending.

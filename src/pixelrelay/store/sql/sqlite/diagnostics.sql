@@ -61,11 +61,32 @@ SELECT d.destination, e.name, d.dead_reason, d.last_code, d.last_message, count(
 
 -- name: window_coverage
 -- Coverage of what is (or will be) sent: events with a delivered or pending delivery.
+-- Each key from events.match_keys (bit i = store.codec.MATCH_KEY_BITS[i]), else the body.
 SELECT e.name, min(r.dest_event), count(*),
-       sum(coalesce(json_array_length(CAST(e.body AS TEXT), '$.user.email'), 0) > 0), sum(coalesce(json_array_length(CAST(e.body AS TEXT), '$.user.phone'), 0) > 0),
-       sum(coalesce(json_array_length(CAST(e.body AS TEXT), '$.user.external_id'), 0) > 0), sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.ttclid'), '') != ''),
-       sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.ttp'), '') != ''), sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.ip'), '') != '' AND coalesce(json_extract(CAST(e.body AS TEXT), '$.user.user_agent'), '') != ''),
-       sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.first_name'), '') != ''), sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.last_name'), '') != ''), sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.zip_code'), '') != ''), sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.city'), '') != ''), sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.state'), '') != ''), sum(coalesce(json_extract(CAST(e.body AS TEXT), '$.user.country'), '') != '')
+       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_array_length(CAST(e.body AS TEXT), '$.user.email'), 0) > 0
+                ELSE (e.match_keys & 1) != 0 END),
+       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_array_length(CAST(e.body AS TEXT), '$.user.phone'), 0) > 0
+                ELSE (e.match_keys & 2) != 0 END),
+       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_array_length(CAST(e.body AS TEXT), '$.user.external_id'), 0) > 0
+                ELSE (e.match_keys & 4) != 0 END),
+       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.ttclid'), '') != ''
+                ELSE (e.match_keys & 8) != 0 END),
+       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.ttp'), '') != ''
+                ELSE (e.match_keys & 16) != 0 END),
+       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.ip'), '') != '' AND coalesce(json_extract(CAST(e.body AS TEXT), '$.user.user_agent'), '') != ''
+                ELSE (e.match_keys & 32) != 0 END),
+       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.first_name'), '') != ''
+                ELSE (e.match_keys & 64) != 0 END),
+       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.last_name'), '') != ''
+                ELSE (e.match_keys & 128) != 0 END),
+       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.zip_code'), '') != ''
+                ELSE (e.match_keys & 256) != 0 END),
+       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.city'), '') != ''
+                ELSE (e.match_keys & 512) != 0 END),
+       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.state'), '') != ''
+                ELSE (e.match_keys & 1024) != 0 END),
+       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.country'), '') != ''
+                ELSE (e.match_keys & 2048) != 0 END)
   FROM (SELECT event_ref, min(dest_event) AS dest_event FROM deliveries
          WHERE created_at >= ? AND state IN ('delivered', 'pending', 'in_flight')
          GROUP BY event_ref) AS r
@@ -83,7 +104,7 @@ SELECT reason, origin, count(*) FROM collect_refusals WHERE at >= ? GROUP BY rea
 -- Server-side arrivals (stored or absorbed as duplicates) whose event_id the browser also
 -- sent; browser copies are looked up 48 h before the window too, as they usually come first.
 WITH arrivals AS (
-    SELECT e.name AS name, e.event_id AS event_id, coalesce(json_extract(CAST(e.body AS TEXT), '$.channel'), 'server') AS ch, e.received_at AS at
+    SELECT e.name AS name, e.event_id AS event_id, coalesce(e.channel, json_extract(CAST(e.body AS TEXT), '$.channel'), 'server') AS ch, e.received_at AS at
       FROM events AS e WHERE e.received_at >= :lookback
     UNION ALL
     SELECT event, event_id, channel, at FROM ingest_duplicates WHERE at >= :lookback)
@@ -94,8 +115,10 @@ SELECT name, count(*),
 
 -- name: window_enrichment
 SELECT e.name, count(*),
-       sum(json_extract(CAST(e.body AS TEXT), '$.enriched_from') IS NOT NULL)
-  FROM events AS e WHERE e.received_at >= ? AND coalesce(json_extract(CAST(e.body AS TEXT), '$.channel'), 'server') != 'browser'
+       sum(CASE WHEN e.enriched IS NULL
+                THEN json_extract(CAST(e.body AS TEXT), '$.enriched_from') IS NOT NULL
+                ELSE e.enriched END)
+  FROM events AS e WHERE e.received_at >= ? AND coalesce(e.channel, json_extract(CAST(e.body AS TEXT), '$.channel'), 'server') != 'browser'
  GROUP BY e.name
 
 -- name: window_latencies
@@ -122,7 +145,7 @@ SELECT (SELECT count(*) FROM deliveries WHERE destination = :d AND state = 'pend
 
 -- name: recent_by_id
 -- An event_id prefix is found through the idempotency key (indexed on event_id first).
-SELECT e.event_id, e.name, e.received_at, coalesce(json_extract(CAST(e.body AS TEXT), '$.channel'), 'server'),
+SELECT e.event_id, e.name, e.received_at, coalesce(e.channel, json_extract(CAST(e.body AS TEXT), '$.channel'), 'server'),
        (SELECT group_concat(x, ', ') FROM (
             SELECT d.destination || ':' || d.state AS x FROM deliveries AS d
              WHERE d.event_ref = e.id ORDER BY d.destination, d.dest_event))
@@ -130,7 +153,7 @@ SELECT e.event_id, e.name, e.received_at, coalesce(json_extract(CAST(e.body AS T
  WHERE e.id IN (SELECT d.event_ref FROM idempotency AS i JOIN deliveries AS d
                     ON d.id = i.delivery_id
                  WHERE i.event_id >= :q AND i.event_id < :hi LIMIT 500)
-   AND (:channel = '' OR coalesce(json_extract(CAST(e.body AS TEXT), '$.channel'), 'server') = :channel)
+   AND (:channel = '' OR coalesce(e.channel, json_extract(CAST(e.body AS TEXT), '$.channel'), 'server') = :channel)
    AND (:dest = '' AND :state = ''
         OR EXISTS (SELECT 1 FROM deliveries AS f WHERE f.event_ref = e.id
                       AND (:dest = '' OR f.destination = :dest)
@@ -139,13 +162,13 @@ SELECT e.event_id, e.name, e.received_at, coalesce(json_extract(CAST(e.body AS T
 
 -- name: recent
 -- Newest first; a state or destination filter holds on one delivery of the event.
-SELECT e.event_id, e.name, e.received_at, coalesce(json_extract(CAST(e.body AS TEXT), '$.channel'), 'server'),
+SELECT e.event_id, e.name, e.received_at, coalesce(e.channel, json_extract(CAST(e.body AS TEXT), '$.channel'), 'server'),
        (SELECT group_concat(x, ', ') FROM (
             SELECT d.destination || ':' || d.state AS x FROM deliveries AS d
              WHERE d.event_ref = e.id ORDER BY d.destination, d.dest_event))
   FROM events AS e
  WHERE (:name = '' OR e.name = :name)
-   AND (:channel = '' OR coalesce(json_extract(CAST(e.body AS TEXT), '$.channel'), 'server') = :channel)
+   AND (:channel = '' OR coalesce(e.channel, json_extract(CAST(e.body AS TEXT), '$.channel'), 'server') = :channel)
    AND (:dest = '' AND :state = ''
         OR EXISTS (SELECT 1 FROM deliveries AS f WHERE f.event_ref = e.id
                       AND (:dest = '' OR f.destination = :dest)

@@ -16,8 +16,8 @@ SELECT coalesce(max(id), 0) FROM deliveries
 
 -- name: insert_event
 INSERT INTO events (id, event_id, name, source, event_time, received_at, session_id,
-                    order_source, body)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    order_source, body, channel, enriched, match_keys)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: insert_delivery
 INSERT INTO deliveries (id, event_ref, destination, dest_event, event_id, batch_key, state,
@@ -33,7 +33,8 @@ SELECT d.id, d.event_ref, e.body, d.destination
  WHERE i.event_id = ? AND i.destination = ? AND i.dest_event = ? AND d.state = 'pending'
 
 -- name: update_event_body
-UPDATE events SET body = ? WHERE id = ?
+-- The merged body may hold more keys: its facets are read from it again.
+UPDATE events SET body = ?, channel = NULL, enriched = NULL, match_keys = NULL WHERE id = ?
 
 -- name: update_pending_copy
 -- A merged copy's new item; :due (not null) ends a hold. Only while still pending.
