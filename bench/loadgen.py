@@ -32,6 +32,21 @@ def request_bytes(path: str, body: bytes, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    """One HTTP/1.1 response read off the connection (by Content-Length); its status."""
+    status_line = await reader.readline()
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return int(status_line.split()[1])
+
+
 async def _connection(port: int, make_request: Callable[[int], bytes], counter: list[int],
                       deadline: float, result: LoadResult, expect: int) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -40,18 +55,9 @@ async def _connection(port: int, make_request: Callable[[int], bytes], counter: 
             counter[0] += 1
             started = time.perf_counter()
             writer.write(make_request(counter[0]))
-            status_line = await reader.readline()
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            await reader.readexactly(length)
+            status = await _read_response(reader)
             result.latencies_ms.append((time.perf_counter() - started) * 1000)
-            if int(status_line.split()[1]) == expect:
+            if status == expect:
                 result.requests += 1
             else:
                 result.errors += 1
@@ -85,18 +91,9 @@ async def _paced_connection(port: int, make_request: Callable[[int], bytes], cou
                 await asyncio.sleep(wait)
             counter[0] += 1
             writer.write(make_request(counter[0]))
-            status_line = await reader.readline()
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            await reader.readexactly(length)
+            status = await _read_response(reader)
             result.latencies_ms.append((time.perf_counter() - due) * 1000)
-            if int(status_line.split()[1]) == expect:
+            if status == expect:
                 result.requests += 1
             else:
                 result.errors += 1

@@ -99,6 +99,12 @@ class RecentSearch:
     channel: str = ""
 
 
+def recent_prefixes(q: str) -> list[dict[str, str]]:
+    """The id ranges a search tries in turn, on both engines: an event_id prefix, else an
+    order id (its purchase is ord_<order id>_...)."""
+    return [{"q": p, "hi": p + "\U0010ffff"} for p in ((q, f"ord_{q}_") if q else ())]
+
+
 def recent_filters(search: RecentSearch, limit: int) -> dict[str, object]:
     """The named parameters of the recent-events queries, on both engines."""
     return {"channel": search.channel, "dest": search.destination, "state": search.state,

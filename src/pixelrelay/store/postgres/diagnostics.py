@@ -22,6 +22,7 @@ from pixelrelay.store.rows import (
     TraceRow,
     WindowRows,
     recent_filters,
+    recent_prefixes,
 )
 
 Q = queries("postgres", "diagnostics")
@@ -159,10 +160,8 @@ async def _queue(conn: Conn, name: str) -> QueueRow:
 async def _recent(conn: Conn, search: RecentSearch, limit: int) -> list[RecentRow]:
     rows: list[Any] = []
     q, narrow = search.q, recent_filters(search, limit)
-    # An event_id prefix, else an order id (its purchase is ord_<order id>_...).
-    for prefix in ((q, f"ord_{q}_") if q else ()):
-        cur = await conn.execute(Q["recent_by_id"], {"q": prefix, "hi": prefix + "\U0010ffff",
-                                                     **narrow})
+    for prefix in recent_prefixes(q):
+        cur = await conn.execute(Q["recent_by_id"], {**prefix, **narrow})
         rows = await cur.fetchall()
         if rows:
             break

@@ -22,6 +22,7 @@ from pixelrelay.store.rows import (
     TraceRow,
     WindowRows,
     recent_filters,
+    recent_prefixes,
 )
 from pixelrelay.store.sqlite.writer import UsesConnections
 
@@ -125,10 +126,8 @@ def _queue(conn: sqlite3.Connection, name: str) -> QueueRow:
 def _recent(conn: sqlite3.Connection, search: RecentSearch, limit: int) -> list[RecentRow]:
     rows = []
     q, narrow = search.q, recent_filters(search, limit)
-    # An event_id prefix, else an order id (its purchase is ord_<order id>_...).
-    for prefix in ((q, f"ord_{q}_") if q else ()):
-        rows = conn.execute(Q["recent_by_id"], {"q": prefix, "hi": prefix + "\U0010ffff",
-                                                **narrow}).fetchall()
+    for prefix in recent_prefixes(q):
+        rows = conn.execute(Q["recent_by_id"], {**prefix, **narrow}).fetchall()
         if rows:
             break
     if not rows:
