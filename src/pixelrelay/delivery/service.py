@@ -18,6 +18,7 @@ from pixelrelay.delivery.sender import Sender
 from pixelrelay.delivery.worker import DeliveryWorker
 from pixelrelay.destinations.base import Destination
 from pixelrelay.store.base import Store
+from pixelrelay.store.rollup import ROLL_UP_BATCH
 
 log = logging.getLogger("pixelrelay.delivery")
 
@@ -28,6 +29,7 @@ HEARTBEAT_TTL_S = 3 * HEARTBEAT_S
 STOP_WAIT_S = 10.0  # a stopping worker finishes its requests in flight, at most this long
 RETAIN_EVERY_S = 60.0  # retention: how often finished rows past storage.retention_days go
 RETAIN_BATCH = 1000  # rows per table per prune call: short transactions, no long locks
+ROLL_UP_EVERY_S = 30.0  # the page scans at most this much more than the unsettled tail
 RETAIN_PASSES = 50  # prune calls per round at most; a backlog shrinks over several rounds
 
 
@@ -96,6 +98,7 @@ class Delivery:
                        for n, w in self.workers.items()]
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="delivery-heartbeat"))
         self._tasks.append(asyncio.create_task(self._retain(), name="delivery-retention"))
+        self._tasks.append(asyncio.create_task(self._roll_up(), name="diagnostics-roll-up"))
 
     async def retain(self) -> int:
         """Delete what is past the retention, a batch at a time; returns the rows deleted.
@@ -120,6 +123,25 @@ class Delivery:
                 log.exception("retention failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), RETAIN_EVERY_S)
+
+    async def roll_up(self) -> int:
+        """Store the diagnostics' settled minutes that are missing or dirty (store.roll_up),
+        so the page sums them instead of scanning its window; returns the minutes computed."""
+        total = 0
+        while (n := await self.store.roll_up(self.clock.now(), ROLL_UP_BATCH)) > 0:
+            total += n
+            if n < ROLL_UP_BATCH:
+                break
+        return total
+
+    async def _roll_up(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.roll_up()
+            except Exception:  # a store hiccup: the page scans what is not stored meanwhile
+                log.exception("diagnostics roll-up failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), ROLL_UP_EVERY_S)
 
     async def _heartbeat(self) -> None:
         while not self._stop.is_set():

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from pixelrelay.model import DeliveryState, Event, Route
 from pixelrelay.pipeline.enrich import EnrichedFrom, Lookup, SessionContext
+from pixelrelay.store.rollup import ROLL_UP_BATCH
 from pixelrelay.store.rows import (
     Candidate,
     IngestNote,
@@ -260,7 +261,21 @@ class IngestLog(Protocol):
 class ReadModels(Protocol):
     """What the diagnostics page, its JSON and /metrics read."""
 
-    async def window(self, since: float, bucket_s: float) -> WindowRows: ...
+    async def window(self, since: float, bucket_s: float) -> WindowRows:
+        """The counts of [since, now): the stored minutes (see roll_up) that are clean, and
+        an exact scan of the rest; the same numbers as one scan of the whole window."""
+        ...
+
+    async def roll_up(self, now: float, limit: int = ROLL_UP_BATCH) -> int:
+        """Compute and store up to `limit` settled minutes of the last 7 d that are missing
+        or dirty, oldest first, and forget older ones; returns how many it computed. Call it
+        again while it returns `limit`. Any process may; they never count a minute twice."""
+        ...
+
+    async def forget_rollups(self) -> None:
+        """Drop every stored minute (they are computed again): after a change of what the
+        window counts, or to compare against an exact scan."""
+        ...
 
     async def queues(self, names: Sequence[str]) -> list[QueueRow]: ...
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from pixelrelay.store import rollup
 from pixelrelay.store.postgres.writer import Conn, UsesConnections, unstorable
 from pixelrelay.store.queries import queries
 from pixelrelay.store.rows import (
@@ -26,7 +27,6 @@ from pixelrelay.store.rows import (
 )
 
 Q = queries("postgres", "diagnostics")
-DEDUP_LOOKBACK_S = 48 * 3600.0  # browser copies usually arrive before the server's
 
 
 class PostgresDiagnostics(UsesConnections):
@@ -74,6 +74,19 @@ class PostgresDiagnostics(UsesConnections):
                 return await _window(conn, since, bucket_s)
 
         return await self._db.read(run)
+
+    async def roll_up(self, now: float, limit: int = rollup.ROLL_UP_BATCH) -> int:
+        async def run(conn: Conn) -> int:
+            return await _roll_up(conn, now, limit)
+
+        return await self._db.transaction(run)
+
+    async def forget_rollups(self) -> None:
+        async def run(conn: Conn) -> None:
+            await conn.execute(Q["rollup_drop"])
+            await conn.execute(Q["rollup_drop_hours"])
+
+        await self._db.transaction(run)
 
     async def queues(self, names: Sequence[str]) -> list[QueueRow]:
         async def run(conn: Conn) -> list[QueueRow]:
@@ -125,28 +138,53 @@ async def _record_notes(conn: Conn, at: float, channel: str,
 
 
 async def _window(conn: Conn, since: float, bucket_s: float) -> WindowRows:
-    one = (since,)
-    trend = {"since": since, "bucket": bucket_s}
+    first = {"first": rollup.first_whole_minute(since),
+             "first_hour": rollup.first_whole_hour(since)}
+    hours = await (await conn.execute(Q["window_hours"], first)).fetchall()
+    minutes = await (await conn.execute(Q["window_minutes"], first)).fetchall()
+    parts = [rollup.decode(blob) for _t, blob in hours + minutes]
+    covered = rollup.minutes_of_hours(h for h, _b in hours) + [m for m, _b in minutes]
+    parts += [await _range(conn, lo, hi) for lo, hi in rollup.uncovered(since, covered)]
+    latencies = await (await conn.execute(Q["window_latencies"], {
+        "since": since, "sample": LATENCY_SAMPLE})).fetchall()
+    return rollup.window_rows(parts, since, bucket_s, latencies)
 
-    async def rows(name: str, params: Sequence[Any] | dict[str, Any] = one) -> list[Any]:
-        return await (await conn.execute(Q[name], params)).fetchall()
 
-    return WindowRows(
-        accepted=await rows("window_accepted"),
-        duplicates=await rows("window_duplicates"),
-        ingest_rejections=await rows("window_ingest_rejections"),
-        deliveries=await rows("window_deliveries"),
-        dead=await rows("window_dead"),
-        coverage=await rows("window_coverage"),
-        notices=await rows("window_notices"),
-        collect_refusals=await rows("window_collect_refusals"),
-        dedup=await rows("window_dedup", {"since": since,
-                                          "lookback": since - DEDUP_LOOKBACK_S}),
-        enrichment=await rows("window_enrichment"),
-        latencies=await rows("window_latencies", {"since": since, "sample": LATENCY_SAMPLE}),
-        trend_received=await rows("window_trend_received", trend),
-        trend_delivered=await rows("window_trend_delivered", trend),
-    )
+async def _range(conn: Conn, lo: float, hi: float) -> WindowRows:
+    """The window queries over [lo, hi): one minute to store, or a part scanned exactly."""
+    params = {"lo": lo, "hi": hi}
+    out = WindowRows()
+    for name in rollup.RANGE_FIELDS:
+        setattr(out, name, await (await conn.execute(Q[f"window_{name}"], params)).fetchall())
+    return out
+
+
+async def _roll_up(conn: Conn, now: float, limit: int) -> int:
+    row = await (await conn.execute(Q["rollup_lock"])).fetchone()
+    if row is None or not row[0]:
+        return 0  # another process is at it
+    stored = [m for (m,) in await (await conn.execute(Q["rollup_stored"])).fetchall()]
+    marks: dict[int, list[int]] = {}
+    for mark, minute in await (await conn.execute(Q["rollup_dirty"])).fetchall():
+        marks.setdefault(minute, []).append(mark)
+    todo, oldest = rollup.to_compute(now, stored, marks, limit)
+    await conn.execute(Q["rollup_forget"], {"oldest": oldest})
+    await conn.execute(Q["rollup_forget_dirty"], {"oldest": oldest})
+    busy = {m for (m,) in await (await conn.execute(Q["rollup_busy"], rollup.span(todo))
+                                 ).fetchall()}
+    stored_rows = [{"minute": m, "now": now,
+                    "rows": rollup.encode(await _range(conn, *rollup.bounds(m)))
+                    if m in busy else None} for m in todo]
+    async with conn.cursor() as cur:
+        await cur.executemany(Q["rollup_store"], stored_rows)
+    await conn.execute(Q["rollup_clean"], {"ids": [i for m in todo for i in marks.get(m, ())]})
+    await conn.execute(Q["rollup_forget_hours"], {"oldest": oldest // rollup.HOUR_MINUTES})
+    for hour in rollup.hours_of(todo):
+        found = await (await conn.execute(Q["rollup_hour"], rollup.hour_bounds(hour))).fetchall()
+        whole, blob = rollup.whole_hour(found)
+        await conn.execute(Q["rollup_store_hour"] if whole else Q["rollup_drop_hour"],
+                           {"hour": hour, "now": now, "rows": blob} if whole else {"hour": hour})
+    return len(todo)
 
 
 async def _queue(conn: Conn, name: str) -> QueueRow:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 import orjson
 
+from pixelrelay.store import rollup
 from pixelrelay.store.queries import queries
 from pixelrelay.store.rows import (
     LATENCY_SAMPLE,
@@ -27,7 +27,6 @@ from pixelrelay.store.rows import (
 from pixelrelay.store.sqlite.writer import UsesConnections
 
 Q = queries("sqlite", "diagnostics")
-DEDUP_LOOKBACK_S = 48 * 3600.0  # browser copies usually arrive before the server's
 
 
 class SQLiteDiagnostics(UsesConnections):
@@ -46,6 +45,7 @@ class SQLiteDiagnostics(UsesConnections):
         def run(conn: sqlite3.Connection) -> None:
             conn.execute(Q["insert_refusal"], (now, reason, origin))
             conn.execute(Q["prune_refusals"], (now - PRUNE_AFTER_S,))
+            mark_inserted(conn, (now,), ())
 
         await self._db.write(run)
 
@@ -65,6 +65,16 @@ class SQLiteDiagnostics(UsesConnections):
     async def window(self, since: float, bucket_s: float) -> WindowRows:
         return await self._db.read(lambda conn: _window(conn, since, bucket_s))
 
+    async def roll_up(self, now: float, limit: int = rollup.ROLL_UP_BATCH) -> int:
+        return await self._db.write(lambda conn: _roll_up(conn, now, limit))
+
+    async def forget_rollups(self) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(Q["rollup_drop"])
+            conn.execute(Q["rollup_drop_hours"])
+
+        await self._db.write(run)
+
     async def queues(self, names: Sequence[str]) -> list[QueueRow]:
         return await self._db.read(lambda conn: [_queue(conn, n) for n in names])
 
@@ -73,6 +83,16 @@ class SQLiteDiagnostics(UsesConnections):
 
     async def trace(self, event_id: str) -> list[TraceRow]:
         return await self._db.read(lambda conn: _trace(conn, event_id))
+
+
+def mark_inserted(conn: sqlite3.Connection, times: Iterable[float],
+                  browser_ids: Sequence[str]) -> None:
+    """Mark the stored minutes that rows just inserted change: those the rows' times fall
+    in, and for browser copies those of every arrival of their event_ids (SQLite writes one
+    transaction at a time, so a minute not stored yet will be computed with these rows)."""
+    minutes = sorted({rollup.minute_of(t) for t in times})
+    conn.execute(Q["mark_inserted"], {"minutes": orjson.dumps(minutes).decode(),
+                                      "browser": orjson.dumps(list(browser_ids)).decode()})
 
 
 def _record_notes(conn: sqlite3.Connection, at: float, channel: str,
@@ -90,30 +110,54 @@ def _record_notes(conn: sqlite3.Connection, at: float, channel: str,
         if rows:
             conn.executemany(Q[insert], rows)
             conn.execute(Q[prune], (at - PRUNE_AFTER_S,))
+    browser = [row[3] for row in dupes] if channel == "browser" else []
+    mark_inserted(conn, (at,), browser)
 
 
 def _window(conn: sqlite3.Connection, since: float, bucket_s: float) -> WindowRows:
-    one = (since,)
-    trend = {"since": since, "bucket": bucket_s}
+    conn.execute("BEGIN")  # one snapshot for every count of the page
+    try:
+        first = {"first": rollup.first_whole_minute(since),
+                 "first_hour": rollup.first_whole_hour(since)}
+        hours = conn.execute(Q["window_hours"], first).fetchall()
+        minutes = conn.execute(Q["window_minutes"], first).fetchall()
+        parts = [rollup.decode(blob) for _t, blob in hours + minutes]
+        covered = rollup.minutes_of_hours(h for h, _b in hours) + [m for m, _b in minutes]
+        parts += [_range(conn, lo, hi) for lo, hi in rollup.uncovered(since, covered)]
+        latencies = conn.execute(Q["window_latencies"],
+                                 {"since": since, "sample": LATENCY_SAMPLE}).fetchall()
+    finally:
+        conn.execute("COMMIT")
+    return rollup.window_rows(parts, since, bucket_s, latencies)
 
-    def rows(name: str, params: Sequence[Any] | dict[str, Any] = one) -> list[Any]:
-        return conn.execute(Q[name], params).fetchall()
 
-    return WindowRows(
-        accepted=rows("window_accepted"),
-        duplicates=rows("window_duplicates"),
-        ingest_rejections=rows("window_ingest_rejections"),
-        deliveries=rows("window_deliveries"),
-        dead=rows("window_dead"),
-        coverage=rows("window_coverage"),
-        notices=rows("window_notices"),
-        collect_refusals=rows("window_collect_refusals"),
-        dedup=rows("window_dedup", {"since": since, "lookback": since - DEDUP_LOOKBACK_S}),
-        enrichment=rows("window_enrichment"),
-        latencies=rows("window_latencies", {"since": since, "sample": LATENCY_SAMPLE}),
-        trend_received=rows("window_trend_received", trend),
-        trend_delivered=rows("window_trend_delivered", trend),
-    )
+def _range(conn: sqlite3.Connection, lo: float, hi: float) -> WindowRows:
+    """The window queries over [lo, hi): one minute to store, or a part scanned exactly."""
+    params = {"lo": lo, "hi": hi}
+    out = WindowRows()
+    for name in rollup.RANGE_FIELDS:
+        setattr(out, name, conn.execute(Q[f"window_{name}"], params).fetchall())
+    return out
+
+
+def _roll_up(conn: sqlite3.Connection, now: float, limit: int) -> int:
+    stored = [m for (m,) in conn.execute(Q["rollup_stored"]).fetchall()]
+    dirty = [m for (m,) in conn.execute(Q["rollup_dirty"]).fetchall()]
+    todo, oldest = rollup.to_compute(now, stored, dirty, limit)
+    conn.execute(Q["rollup_forget"], {"oldest": oldest})
+    conn.execute(Q["rollup_forget_dirty"], {"oldest": oldest})
+    busy = {m for (m,) in conn.execute(Q["rollup_busy"], rollup.span(todo)).fetchall()}
+    conn.executemany(Q["rollup_store"], [
+        {"minute": m, "now": now, "rows": rollup.encode(_range(conn, *rollup.bounds(m)))
+         if m in busy else None} for m in todo])
+    conn.executemany(Q["rollup_clean"], [{"minute": m} for m in todo])
+    conn.execute(Q["rollup_forget_hours"], {"oldest": oldest // rollup.HOUR_MINUTES})
+    for hour in rollup.hours_of(todo):
+        whole, blob = rollup.whole_hour(
+            conn.execute(Q["rollup_hour"], rollup.hour_bounds(hour)).fetchall())
+        conn.execute(Q["rollup_store_hour"] if whole else Q["rollup_drop_hour"],
+                     {"hour": hour, "now": now, "rows": blob} if whole else {"hour": hour})
+    return len(todo)
 
 
 def _queue(conn: sqlite3.Connection, name: str) -> QueueRow:

@@ -29,6 +29,7 @@ from pixelrelay.store.base import (
 )
 from pixelrelay.store.codec import encode_event, event_facets
 from pixelrelay.store.queries import queries
+from pixelrelay.store.sqlite.diagnostics import mark_inserted
 from pixelrelay.store.sqlite.writer import UsesConnections
 
 Q = queries("sqlite", "outbox")
@@ -249,6 +250,9 @@ def _insert(conn: sqlite3.Connection, batch: list[_Prepared],
         cur.executemany(Q["insert_event"], events)
     if deliveries:
         cur.executemany(Q["insert_delivery"], deliveries)
+    if events:  # received_at is the 6th column, channel the third from last
+        mark_inserted(conn, [now, *(row[5] for row in events)],
+                      [row[1] for row in events if row[-3] == "browser"])
     return outcomes
 
 

@@ -44,31 +44,40 @@ SELECT at, channel, event, event_id, order_id, coalesce(sample, '[]') FROM inges
 -- name: later_copies
 SELECT at, channel, merged FROM ingest_duplicates WHERE event_id = %s ORDER BY at LIMIT 50
 
+-- The window_* queries count one time range [lo, hi) each: a settled minute (stored in
+-- window_minutes, store/rollup.py) or a part of the window no clean minute covers. Summed
+-- over the ranges of a window they give the counts of one scan of the whole window.
+
 -- name: window_accepted
-SELECT name, count(*) FROM events WHERE received_at >= %s GROUP BY name
+SELECT name, count(*) FROM events WHERE received_at >= %(lo)s AND received_at < %(hi)s
+ GROUP BY name
 
 -- name: window_duplicates
 SELECT event, count(*), count(*) FILTER (WHERE merged) FROM ingest_duplicates
- WHERE at >= %s GROUP BY event
+ WHERE at >= %(lo)s AND at < %(hi)s GROUP BY event
 
 -- name: window_ingest_rejections
-SELECT event, field, reason, count(*) FROM ingest_rejections WHERE at >= %s
- GROUP BY event, field, reason
+SELECT event, field, reason, count(*) FROM ingest_rejections
+ WHERE at >= %(lo)s AND at < %(hi)s GROUP BY event, field, reason
 
 -- name: window_deliveries
-SELECT d.destination, e.name, d.dest_event, d.state, d.dead_reason, count(*)
+-- In flight counts as pending: a claim changes no count (nor a stored minute).
+SELECT d.destination, e.name, d.dest_event,
+       CASE d.state WHEN 'in_flight' THEN 'pending' ELSE d.state END AS st, d.dead_reason,
+       count(*)
   FROM deliveries AS d JOIN events AS e ON e.id = d.event_ref
- WHERE d.created_at >= %s
- GROUP BY d.destination, e.name, d.dest_event, d.state, d.dead_reason
+ WHERE d.created_at >= %(lo)s AND d.created_at < %(hi)s
+ GROUP BY d.destination, e.name, d.dest_event, st, d.dead_reason
 
 -- name: window_dead
 SELECT d.destination, e.name, d.dead_reason, d.last_code, d.last_message, count(*)
   FROM deliveries AS d JOIN events AS e ON e.id = d.event_ref
- WHERE d.created_at >= %s AND d.state = 'dead'
+ WHERE d.created_at >= %(lo)s AND d.created_at < %(hi)s AND d.state = 'dead'
  GROUP BY d.destination, e.name, d.dead_reason, d.last_code, d.last_message
 
 -- name: window_coverage
--- Coverage of what is (or will be) sent: events with a delivered or pending delivery.
+-- Coverage of what is (or will be) sent: events with a delivered or pending delivery, each
+-- counted in the range of its newest such delivery (a replayed one restarts created_at).
 -- Each key from events.match_keys (bit i = store.codec.MATCH_KEY_BITS[i]), else the body:
 -- a list counts when it is a non-empty array (SQLite's json_array_length is 0 otherwise),
 -- a scalar when it is present, not null and not empty.
@@ -97,35 +106,47 @@ SELECT e.name, min(r.dest_event), count(*),
                               ELSE (e.match_keys & 1024) <> 0 END),
        count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body #>> '{user,country}', '') <> ''
                               ELSE (e.match_keys & 2048) <> 0 END)
-  FROM (SELECT event_ref, min(dest_event) AS dest_event FROM deliveries
-         WHERE created_at >= %s AND state IN ('delivered', 'pending', 'in_flight')
-         GROUP BY event_ref) AS r
-  -- The window's events by primary key, so the work grows with the window, not the table:
+  FROM (SELECT d.event_ref, min(d.dest_event) AS dest_event FROM deliveries AS d
+         WHERE d.created_at >= %(lo)s AND d.created_at < %(hi)s
+           AND d.state IN ('delivered', 'pending', 'in_flight')
+           AND NOT EXISTS (SELECT 1 FROM deliveries AS l
+                            WHERE l.event_ref = d.event_ref AND l.created_at >= %(hi)s
+                              AND l.state IN ('delivered', 'pending', 'in_flight'))
+         GROUP BY d.event_ref) AS r
+  -- The range's events by primary key, so the work grows with the range, not the table:
   -- OFFSET 0 keeps the planner from a hash join over every event (docs/postgres.md).
   CROSS JOIN LATERAL (SELECT name, body, match_keys FROM events WHERE id = r.event_ref
                        OFFSET 0) AS e
  GROUP BY e.name
 
 -- name: window_notices
-SELECT event, field, kind, count(*) FROM ingest_notices WHERE at >= %s
+SELECT event, field, kind, count(*) FROM ingest_notices WHERE at >= %(lo)s AND at < %(hi)s
  GROUP BY event, field, kind
 
 -- name: window_collect_refusals
-SELECT reason, origin, count(*) FROM collect_refusals WHERE at >= %s GROUP BY reason, origin
+SELECT reason, origin, count(*) FROM collect_refusals WHERE at >= %(lo)s AND at < %(hi)s
+ GROUP BY reason, origin
 
 -- name: window_dedup
 -- Server-side arrivals (stored or absorbed as duplicates) whose event_id the browser also
--- sent; browser copies are looked up 48 h before the window too, as they usually come first.
+-- sent, at most 48 h (172,800 s) before the arrival's minute or any time after: browser
+-- copies usually come first. Per arrival, so any split of the window counts the same.
 WITH arrivals AS (
-    SELECT e.name AS name, e.event_id AS event_id,
-           coalesce(e.channel, e.body ->> 'channel', 'server') AS ch, e.received_at AS at
-      FROM events AS e WHERE e.received_at >= %(lookback)s
+    SELECT e.name AS name, e.event_id AS event_id, e.received_at AS at FROM events AS e
+     WHERE e.received_at >= %(lo)s AND e.received_at < %(hi)s AND coalesce(e.channel, e.body ->> 'channel', 'server') <> 'browser'
     UNION ALL
-    SELECT event, event_id, channel, at FROM ingest_duplicates WHERE at >= %(lookback)s)
-SELECT name, count(*),
-       count(*) FILTER (WHERE event_id IN (SELECT event_id FROM arrivals WHERE ch = 'browser'))
-  FROM arrivals WHERE ch <> 'browser' AND at >= %(since)s
- GROUP BY name
+    SELECT event, event_id, at FROM ingest_duplicates
+     WHERE at >= %(lo)s AND at < %(hi)s AND channel <> 'browser')
+SELECT a.name, count(*),
+       count(*) FILTER (WHERE EXISTS (
+                    SELECT 1 FROM events AS e
+                     WHERE e.event_id = a.event_id AND e.received_at >= floor(a.at / 60) * 60 - 172800
+                       AND coalesce(e.channel, e.body ->> 'channel', 'server') = 'browser')
+                 OR EXISTS (
+                    SELECT 1 FROM ingest_duplicates AS x
+                     WHERE x.event_id = a.event_id AND x.at >= floor(a.at / 60) * 60 - 172800
+                       AND x.channel = 'browser'))
+  FROM arrivals AS a GROUP BY a.name
 
 -- name: window_enrichment
 SELECT e.name, count(*),
@@ -133,23 +154,94 @@ SELECT e.name, count(*),
                                    THEN (e.body ->> 'enriched_from') IS NOT NULL
                                    ELSE e.enriched = 1 END)
   FROM events AS e
- WHERE e.received_at >= %s AND coalesce(e.channel, e.body ->> 'channel', 'server') <> 'browser'
+ WHERE e.received_at >= %(lo)s AND e.received_at < %(hi)s AND coalesce(e.channel, e.body ->> 'channel', 'server') <> 'browser'
  GROUP BY e.name
 
+-- name: window_trend_received
+SELECT floor(received_at / 60)::bigint AS m, count(*) FROM events
+ WHERE received_at >= %(lo)s AND received_at < %(hi)s GROUP BY m
+
+-- name: window_trend_delivered
+-- By the minute of delivery, for the deliveries accepted in the range.
+SELECT floor(delivered_at / 60)::bigint AS m, count(*) FROM deliveries
+ WHERE created_at >= %(lo)s AND created_at < %(hi)s AND state = 'delivered'
+   AND delivered_at IS NOT NULL GROUP BY m
+
 -- name: window_latencies
+-- Read exactly, not per range: the newest deliveries of the window are a sample.
 SELECT destination, delivered_at - created_at FROM deliveries
  WHERE created_at >= %(since)s AND state = 'delivered' AND delivered_at IS NOT NULL
  ORDER BY created_at DESC LIMIT %(sample)s
 
--- name: window_trend_received
--- trunc: SQLite's CAST AS INTEGER truncates, where PostgreSQL's would round.
-SELECT trunc((received_at - %(since)s) / %(bucket)s)::bigint AS b, count(*) FROM events
- WHERE received_at >= %(since)s GROUP BY b
+-- name: window_hours
+-- Stored hours wholly in the window with no dirty minute.
+SELECT hour, rows FROM window_hours
+ WHERE hour >= %(first_hour)s AND hour NOT IN (SELECT minute / 60 FROM window_dirty)
 
--- name: window_trend_delivered
-SELECT trunc((delivered_at - %(since)s) / %(bucket)s)::bigint AS b, count(*) FROM deliveries
- WHERE created_at >= %(since)s AND state = 'delivered' AND delivered_at >= %(since)s
- GROUP BY b
+-- name: window_minutes
+-- Clean stored minutes of the window outside the hours above.
+SELECT minute, rows FROM window_minutes
+ WHERE minute >= %(first)s AND minute NOT IN (SELECT minute FROM window_dirty)
+   AND minute / 60 NOT IN (
+       SELECT hour FROM window_hours
+        WHERE hour >= %(first_hour)s AND hour NOT IN (SELECT minute / 60 FROM window_dirty))
+
+-- name: rollup_lock
+-- One process computes minutes at a time; the others skip their turn.
+SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.window_minutes'))
+
+-- name: rollup_busy
+-- The minutes of [lo, hi) that hold any row a window query counts; the rest are empty.
+SELECT DISTINCT floor(t / 60)::bigint FROM (
+    SELECT received_at AS t FROM events WHERE received_at >= %(lo)s AND received_at < %(hi)s
+    UNION ALL SELECT created_at FROM deliveries WHERE created_at >= %(lo)s AND created_at < %(hi)s
+    UNION ALL SELECT at FROM ingest_duplicates WHERE at >= %(lo)s AND at < %(hi)s
+    UNION ALL SELECT at FROM ingest_rejections WHERE at >= %(lo)s AND at < %(hi)s
+    UNION ALL SELECT at FROM ingest_notices WHERE at >= %(lo)s AND at < %(hi)s
+    UNION ALL SELECT at FROM collect_refusals WHERE at >= %(lo)s AND at < %(hi)s) AS x
+
+-- name: rollup_stored
+SELECT minute FROM window_minutes
+
+-- name: rollup_dirty
+SELECT id, minute FROM window_dirty
+
+-- name: rollup_forget
+DELETE FROM window_minutes WHERE minute < %(oldest)s
+
+-- name: rollup_forget_dirty
+DELETE FROM window_dirty WHERE minute < %(oldest)s
+
+-- name: rollup_store
+INSERT INTO window_minutes (minute, computed_at, rows)
+VALUES (%(minute)s, %(now)s, %(rows)s)
+ON CONFLICT (minute) DO UPDATE SET computed_at = excluded.computed_at, rows = excluded.rows
+
+-- name: rollup_clean
+-- Only the marks read before the minute was computed: one committed since stays.
+DELETE FROM window_dirty WHERE id = ANY(%(ids)s)
+
+-- name: rollup_hour
+-- An hour's stored minutes, and whether any of them is dirty.
+SELECT (SELECT count(*) FROM window_dirty WHERE minute >= %(lo)s AND minute < %(hi)s),
+       rows
+  FROM window_minutes WHERE minute >= %(lo)s AND minute < %(hi)s
+
+-- name: rollup_store_hour
+INSERT INTO window_hours (hour, computed_at, rows) VALUES (%(hour)s, %(now)s, %(rows)s)
+ON CONFLICT (hour) DO UPDATE SET computed_at = excluded.computed_at, rows = excluded.rows
+
+-- name: rollup_drop_hour
+DELETE FROM window_hours WHERE hour = %(hour)s
+
+-- name: rollup_forget_hours
+DELETE FROM window_hours WHERE hour < %(oldest)s
+
+-- name: rollup_drop
+DELETE FROM window_minutes
+
+-- name: rollup_drop_hours
+DELETE FROM window_hours
 
 -- name: queue
 SELECT (SELECT count(*) FROM deliveries WHERE destination = %(d)s AND state = 'pending'),

@@ -37,30 +37,39 @@ SELECT at, channel, event, event_id, order_id, coalesce(sample, '[]') FROM inges
 -- name: later_copies
 SELECT at, channel, merged FROM ingest_duplicates WHERE event_id = ? ORDER BY at LIMIT 50
 
+-- The window_* queries count one time range [:lo, :hi) each: a settled minute (stored in
+-- window_minutes, store/rollup.py) or a part of the window no clean minute covers. Summed
+-- over the ranges of a window they give the counts of one scan of the whole window.
+
 -- name: window_accepted
-SELECT name, count(*) FROM events WHERE received_at >= ? GROUP BY name
+SELECT name, count(*) FROM events WHERE received_at >= :lo AND received_at < :hi GROUP BY name
 
 -- name: window_duplicates
-SELECT event, count(*), sum(merged) FROM ingest_duplicates WHERE at >= ? GROUP BY event
+SELECT event, count(*), sum(merged) FROM ingest_duplicates WHERE at >= :lo AND at < :hi
+ GROUP BY event
 
 -- name: window_ingest_rejections
-SELECT event, field, reason, count(*) FROM ingest_rejections WHERE at >= ?
+SELECT event, field, reason, count(*) FROM ingest_rejections WHERE at >= :lo AND at < :hi
  GROUP BY event, field, reason
 
 -- name: window_deliveries
-SELECT d.destination, e.name, d.dest_event, d.state, d.dead_reason, count(*)
+-- In flight counts as pending: a claim changes no count (nor a stored minute).
+SELECT d.destination, e.name, d.dest_event,
+       CASE d.state WHEN 'in_flight' THEN 'pending' ELSE d.state END AS st, d.dead_reason,
+       count(*)
   FROM deliveries AS d JOIN events AS e ON e.id = d.event_ref
- WHERE d.created_at >= ?
- GROUP BY d.destination, e.name, d.dest_event, d.state, d.dead_reason
+ WHERE d.created_at >= :lo AND d.created_at < :hi
+ GROUP BY d.destination, e.name, d.dest_event, st, d.dead_reason
 
 -- name: window_dead
 SELECT d.destination, e.name, d.dead_reason, d.last_code, d.last_message, count(*)
   FROM deliveries AS d JOIN events AS e ON e.id = d.event_ref
- WHERE d.created_at >= ? AND d.state = 'dead'
+ WHERE d.created_at >= :lo AND d.created_at < :hi AND d.state = 'dead'
  GROUP BY d.destination, e.name, d.dead_reason, d.last_code, d.last_message
 
 -- name: window_coverage
--- Coverage of what is (or will be) sent: events with a delivered or pending delivery.
+-- Coverage of what is (or will be) sent: events with a delivered or pending delivery, each
+-- counted in the range of its newest such delivery (a replayed one restarts created_at).
 -- Each key from events.match_keys (bit i = store.codec.MATCH_KEY_BITS[i]), else the body.
 SELECT e.name, min(r.dest_event), count(*),
        sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_array_length(CAST(e.body AS TEXT), '$.user.email'), 0) > 0
@@ -87,52 +96,142 @@ SELECT e.name, min(r.dest_event), count(*),
                 ELSE (e.match_keys & 1024) != 0 END),
        sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.country'), '') != ''
                 ELSE (e.match_keys & 2048) != 0 END)
-  FROM (SELECT event_ref, min(dest_event) AS dest_event FROM deliveries
-         WHERE created_at >= ? AND state IN ('delivered', 'pending', 'in_flight')
-         GROUP BY event_ref) AS r
+  FROM (SELECT d.event_ref, min(d.dest_event) AS dest_event FROM deliveries AS d
+         WHERE d.created_at >= :lo AND d.created_at < :hi
+           AND d.state IN ('delivered', 'pending', 'in_flight')
+           AND NOT EXISTS (SELECT 1 FROM deliveries AS l
+                            WHERE l.event_ref = d.event_ref AND l.created_at >= :hi
+                              AND l.state IN ('delivered', 'pending', 'in_flight'))
+         GROUP BY d.event_ref) AS r
   JOIN events AS e ON e.id = r.event_ref
  GROUP BY e.name
 
 -- name: window_notices
-SELECT event, field, kind, count(*) FROM ingest_notices WHERE at >= ?
+SELECT event, field, kind, count(*) FROM ingest_notices WHERE at >= :lo AND at < :hi
  GROUP BY event, field, kind
 
 -- name: window_collect_refusals
-SELECT reason, origin, count(*) FROM collect_refusals WHERE at >= ? GROUP BY reason, origin
+SELECT reason, origin, count(*) FROM collect_refusals WHERE at >= :lo AND at < :hi
+ GROUP BY reason, origin
 
 -- name: window_dedup
 -- Server-side arrivals (stored or absorbed as duplicates) whose event_id the browser also
--- sent; browser copies are looked up 48 h before the window too, as they usually come first.
+-- sent, at most 48 h (172,800 s) before the arrival's minute or any time after: browser
+-- copies usually come first. Per arrival, so any split of the window counts the same.
 WITH arrivals AS (
-    SELECT e.name AS name, e.event_id AS event_id, coalesce(e.channel, json_extract(CAST(e.body AS TEXT), '$.channel'), 'server') AS ch, e.received_at AS at
-      FROM events AS e WHERE e.received_at >= :lookback
+    SELECT e.name AS name, e.event_id AS event_id, e.received_at AS at FROM events AS e
+     WHERE e.received_at >= :lo AND e.received_at < :hi AND coalesce(e.channel, json_extract(CAST(e.body AS TEXT), '$.channel'), 'server') != 'browser'
     UNION ALL
-    SELECT event, event_id, channel, at FROM ingest_duplicates WHERE at >= :lookback)
-SELECT name, count(*),
-       sum(event_id IN (SELECT event_id FROM arrivals WHERE ch = 'browser'))
-  FROM arrivals WHERE ch != 'browser' AND at >= :since
- GROUP BY name
+    SELECT event, event_id, at FROM ingest_duplicates
+     WHERE at >= :lo AND at < :hi AND channel != 'browser')
+SELECT a.name, count(*),
+       sum(EXISTS (SELECT 1 FROM events AS e
+                    WHERE e.event_id = a.event_id AND e.received_at >= CAST(a.at / 60 AS INTEGER) * 60 - 172800
+                      AND coalesce(e.channel, json_extract(CAST(e.body AS TEXT), '$.channel'), 'server') = 'browser')
+           OR EXISTS (SELECT 1 FROM ingest_duplicates AS x
+                       WHERE x.event_id = a.event_id AND x.at >= CAST(a.at / 60 AS INTEGER) * 60 - 172800
+                         AND x.channel = 'browser'))
+  FROM arrivals AS a GROUP BY a.name
 
 -- name: window_enrichment
 SELECT e.name, count(*),
        sum(CASE WHEN e.enriched IS NULL
                 THEN json_extract(CAST(e.body AS TEXT), '$.enriched_from') IS NOT NULL
                 ELSE e.enriched END)
-  FROM events AS e WHERE e.received_at >= ? AND coalesce(e.channel, json_extract(CAST(e.body AS TEXT), '$.channel'), 'server') != 'browser'
+  FROM events AS e WHERE e.received_at >= :lo AND e.received_at < :hi AND coalesce(e.channel, json_extract(CAST(e.body AS TEXT), '$.channel'), 'server') != 'browser'
  GROUP BY e.name
 
+-- name: window_trend_received
+SELECT CAST(received_at / 60 AS INTEGER) AS m, count(*) FROM events
+ WHERE received_at >= :lo AND received_at < :hi GROUP BY m
+
+-- name: window_trend_delivered
+-- By the minute of delivery, for the deliveries accepted in the range.
+SELECT CAST(delivered_at / 60 AS INTEGER) AS m, count(*) FROM deliveries
+ WHERE created_at >= :lo AND created_at < :hi AND state = 'delivered'
+   AND delivered_at IS NOT NULL GROUP BY m
+
 -- name: window_latencies
+-- Read exactly, not per range: the newest deliveries of the window are a sample.
 SELECT destination, delivered_at - created_at FROM deliveries
  WHERE created_at >= :since AND state = 'delivered' AND delivered_at IS NOT NULL
  ORDER BY created_at DESC LIMIT :sample
 
--- name: window_trend_received
-SELECT CAST((received_at - :since) / :bucket AS INTEGER) AS b, count(*) FROM events
- WHERE received_at >= :since GROUP BY b
+-- name: window_hours
+-- Stored hours wholly in the window with no dirty minute.
+SELECT hour, rows FROM window_hours
+ WHERE hour >= :first_hour AND hour NOT IN (SELECT minute / 60 FROM window_dirty)
 
--- name: window_trend_delivered
-SELECT CAST((delivered_at - :since) / :bucket AS INTEGER) AS b, count(*) FROM deliveries
- WHERE created_at >= :since AND state = 'delivered' AND delivered_at >= :since GROUP BY b
+-- name: window_minutes
+-- Clean stored minutes of the window outside the hours above.
+SELECT minute, rows FROM window_minutes
+ WHERE minute >= :first AND minute NOT IN (SELECT minute FROM window_dirty)
+   AND minute / 60 NOT IN (
+       SELECT hour FROM window_hours
+        WHERE hour >= :first_hour AND hour NOT IN (SELECT minute / 60 FROM window_dirty))
+
+-- name: mark_inserted
+-- After inserts (the migration 012 says why not a trigger): stored minutes that new rows
+-- land in (:minutes), and those of every arrival of a browser copy's event_id (:browser).
+INSERT OR IGNORE INTO window_dirty (minute)
+SELECT m FROM (
+    SELECT value AS m FROM json_each(:minutes)
+    UNION SELECT CAST(received_at / 60 AS INTEGER) FROM events
+           WHERE event_id IN (SELECT value FROM json_each(:browser))
+    UNION SELECT CAST(at / 60 AS INTEGER) FROM ingest_duplicates
+           WHERE event_id IN (SELECT value FROM json_each(:browser)))
+ WHERE m IN (SELECT minute FROM window_minutes)
+
+-- name: rollup_busy
+-- The minutes of [lo, hi) that hold any row a window query counts; the rest are empty.
+SELECT DISTINCT CAST(t / 60 AS INTEGER) FROM (
+    SELECT received_at AS t FROM events WHERE received_at >= :lo AND received_at < :hi
+    UNION ALL SELECT created_at FROM deliveries WHERE created_at >= :lo AND created_at < :hi
+    UNION ALL SELECT at FROM ingest_duplicates WHERE at >= :lo AND at < :hi
+    UNION ALL SELECT at FROM ingest_rejections WHERE at >= :lo AND at < :hi
+    UNION ALL SELECT at FROM ingest_notices WHERE at >= :lo AND at < :hi
+    UNION ALL SELECT at FROM collect_refusals WHERE at >= :lo AND at < :hi) AS x
+
+-- name: rollup_stored
+SELECT minute FROM window_minutes
+
+-- name: rollup_dirty
+SELECT minute FROM window_dirty
+
+-- name: rollup_forget
+DELETE FROM window_minutes WHERE minute < :oldest
+
+-- name: rollup_forget_dirty
+DELETE FROM window_dirty WHERE minute < :oldest
+
+-- name: rollup_store
+INSERT INTO window_minutes (minute, computed_at, rows) VALUES (:minute, :now, :rows)
+ON CONFLICT (minute) DO UPDATE SET computed_at = excluded.computed_at, rows = excluded.rows
+
+-- name: rollup_clean
+DELETE FROM window_dirty WHERE minute = :minute
+
+-- name: rollup_hour
+-- An hour's stored minutes, and whether any of them is dirty.
+SELECT (SELECT count(*) FROM window_dirty WHERE minute >= :lo AND minute < :hi),
+       rows
+  FROM window_minutes WHERE minute >= :lo AND minute < :hi
+
+-- name: rollup_store_hour
+INSERT INTO window_hours (hour, computed_at, rows) VALUES (:hour, :now, :rows)
+ON CONFLICT (hour) DO UPDATE SET computed_at = excluded.computed_at, rows = excluded.rows
+
+-- name: rollup_drop_hour
+DELETE FROM window_hours WHERE hour = :hour
+
+-- name: rollup_forget_hours
+DELETE FROM window_hours WHERE hour < :oldest
+
+-- name: rollup_drop
+DELETE FROM window_minutes
+
+-- name: rollup_drop_hours
+DELETE FROM window_hours
 
 -- name: queue
 SELECT (SELECT count(*) FROM deliveries WHERE destination = :d AND state = 'pending'),
