@@ -77,3 +77,29 @@ async def test_a_delivery_process_deletes_what_is_past_the_retention(storage_url
     finally:
         await delivery.stop()
         await store.close()
+
+
+async def test_a_delivery_process_stores_the_diagnostics_minutes(storage_url: str) -> None:
+    """The page reads stored minutes only if a delivery process computes them: at start and
+    every ROLL_UP_EVERY_S, for the last 7 days; what the window says is unchanged."""
+    settings = make_settings(storage_url, "http://127.0.0.1:9")
+    clock = FakeClock()
+    store = open_store(storage_url)
+    await store.open()
+    filtered = Route("tiktok", "CompletePayment", DeliveryState.FILTERED, reason="a rule")
+    await store.insert([NewEvent(Event("Purchase", f"p{i}", int(clock.now()),
+                                       received_at=clock.now()), (filtered,))
+                        for i in range(3)], clock.now())
+    clock.advance(3600)
+    since = clock.now() - 86400
+    scanned = await store.window(since, 3600)
+    delivery = Delivery(settings, store, [build_destination(settings.destinations[0])], clock)
+    try:
+        await delivery.start()
+        await await_for(lambda: delivery.rolled_up >= 7 * 1440)
+        assert await store.roll_up(clock.now()) == 0  # nothing left to compute
+        assert await store.window(since, 3600) == scanned
+        assert scanned.accepted == [("Purchase", 3)]
+    finally:
+        await delivery.stop()
+        await store.close()

@@ -56,6 +56,7 @@ class Delivery:
         self.clock = clock
         self.retention_s = settings.storage.retention_s
         self.retained = 0  # rows deleted by retention since start (tests, logs)
+        self.rolled_up = 0  # diagnostics minutes stored since start (tests)
         self.max_qps = settings.delivery.max_qps
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.live_processes = 1
@@ -132,6 +133,7 @@ class Delivery:
             total += n
             if n < ROLL_UP_BATCH:
                 break
+        self.rolled_up += total
         return total
 
     async def _roll_up(self) -> None:
