@@ -18,6 +18,10 @@ CREATE TABLE window_dirty (minute INTEGER PRIMARY KEY) WITHOUT ROWID;
 
 -- Dedup readiness looks up the browser copies of each server arrival's event_id.
 CREATE INDEX events_event_id ON events (event_id);
+-- The latency percentiles read the window's newest delivered rows: from this index alone,
+-- instead of stepping over every pending row newer than them (0.2 s at 500k pending).
+CREATE INDEX deliveries_delivered ON deliveries (created_at, destination, delivered_at)
+    WHERE state = 'delivered';
 
 -- A delivery's counts live in the minute of its created_at (replay moves it to a new one).
 -- The window counts in_flight as pending and a code only on dead rows, so a claim or a retry
