@@ -2,10 +2,11 @@
 
 A window report is a sum over time: each window query groups the rows of a time range and
 counts them, so the report of [since, now) is the report of its minutes added together. The
-store keeps each settled minute's result (`window_minutes`), marks a minute dirty when any
-of its rows changes later (triggers in the migrations), and answers a window from the clean
-minutes plus an exact scan of the rest: the part-minute at the start, dirty minutes, and the
-unsettled tail. The numbers are those of one exact scan of the whole window.
+store keeps each settled minute's result (`window_minutes`) and each whole clean hour's sum
+(`window_hours`), marks a minute dirty when a row it counted changes later (triggers in the
+migrations; SQLite's inserts mark in the insert code), and answers a window from the clean
+hours and minutes plus an exact scan of the rest: the part-minute at the start, dirty or
+missing minutes, and the unsettled tail. The numbers are those of one scan of the window.
 """
 
 from __future__ import annotations
