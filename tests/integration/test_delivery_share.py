@@ -10,7 +10,7 @@ from pixelrelay.delivery.service import HEARTBEAT_TTL_S, RETAIN_BATCH, Delivery,
 from pixelrelay.destinations import build_destination
 from pixelrelay.model import DeliveryState, Event, Route
 from pixelrelay.store import open_store
-from pixelrelay.store.base import NewEvent
+from pixelrelay.store.base import NewEvent, Store
 from tests.conftest import FAST_DELIVERY, make_settings
 from tests.support import await_for
 
@@ -56,18 +56,21 @@ async def test_each_delivery_process_throttles_at_its_share_of_max_qps(storage_u
             await s.close()
 
 
+async def insert_filtered(store: Store, clock: FakeClock, event_ids: list[str]) -> None:
+    """Purchases accepted now whose only route a filter excluded: finished, never sent."""
+    filtered = Route("tiktok", "CompletePayment", DeliveryState.FILTERED, reason="a rule")
+    await store.insert([NewEvent(Event("Purchase", i, int(clock.now()), received_at=clock.now()),
+                                 (filtered,)) for i in event_ids], clock.now())
+
+
 async def test_a_delivery_process_deletes_what_is_past_the_retention(storage_url: str) -> None:
     settings = make_settings(storage_url, "http://127.0.0.1:9")
     clock = FakeClock()
     store = open_store(storage_url)
     await store.open()
-    filtered = Route("tiktok", "CompletePayment", DeliveryState.FILTERED, reason="a rule")
-    await store.insert([NewEvent(Event("Purchase", f"old{i}", int(clock.now()),
-                                       received_at=clock.now()), (filtered,))
-                        for i in range(RETAIN_BATCH + 5)], clock.now())
+    await insert_filtered(store, clock, [f"old{i}" for i in range(RETAIN_BATCH + 5)])
     clock.advance(settings.storage.retention_s + 60)
-    await store.insert([NewEvent(Event("Purchase", "new", int(clock.now()),
-                                       received_at=clock.now()), (filtered,))], clock.now())
+    await insert_filtered(store, clock, ["new"])
     delivery = Delivery(settings, store, [build_destination(settings.destinations[0])], clock)
     try:
         await delivery.start()  # retention runs at once, then every RETAIN_EVERY_S
@@ -86,10 +89,7 @@ async def test_a_delivery_process_stores_the_diagnostics_minutes(storage_url: st
     clock = FakeClock()
     store = open_store(storage_url)
     await store.open()
-    filtered = Route("tiktok", "CompletePayment", DeliveryState.FILTERED, reason="a rule")
-    await store.insert([NewEvent(Event("Purchase", f"p{i}", int(clock.now()),
-                                       received_at=clock.now()), (filtered,))
-                        for i in range(3)], clock.now())
+    await insert_filtered(store, clock, ["p0", "p1", "p2"])
     clock.advance(3600)
     since = clock.now() - 86400
     scanned = await store.window(since, 3600)

@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import httpx
 
@@ -98,8 +98,13 @@ class Delivery:
         self._tasks = [asyncio.create_task(w.run(self._stop), name=f"delivery:{n}")
                        for n, w in self.workers.items()]
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="delivery-heartbeat"))
-        self._tasks.append(asyncio.create_task(self._retain(), name="delivery-retention"))
-        self._tasks.append(asyncio.create_task(self._roll_up(), name="diagnostics-roll-up"))
+        # A store hiccup in either: the next round does what this one left (meanwhile the
+        # page scans what is not stored).
+        self._tasks.append(asyncio.create_task(
+            self._every(RETAIN_EVERY_S, self.retain, "retention"), name="delivery-retention"))
+        self._tasks.append(asyncio.create_task(
+            self._every(ROLL_UP_EVERY_S, self.roll_up, "diagnostics roll-up"),
+            name="diagnostics-roll-up"))
 
     async def retain(self) -> int:
         """Delete what is past the retention, a batch at a time; returns the rows deleted.
@@ -116,15 +121,6 @@ class Delivery:
         self.retained += total
         return total
 
-    async def _retain(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await self.retain()
-            except Exception:  # a store hiccup: the next round prunes what this one left
-                log.exception("retention failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), RETAIN_EVERY_S)
-
     async def roll_up(self) -> int:
         """Store the diagnostics' settled minutes that are missing or dirty (store.roll_up),
         so the page sums them instead of scanning its window; returns the minutes computed."""
@@ -136,14 +132,16 @@ class Delivery:
         self.rolled_up += total
         return total
 
-    async def _roll_up(self) -> None:
+    async def _every(self, seconds: float, job: Callable[[], Awaitable[int]],
+                     what: str) -> None:
+        """Run `job` now and then every `seconds` until stop, logging a failure and going on."""
         while not self._stop.is_set():
             try:
-                await self.roll_up()
-            except Exception:  # a store hiccup: the page scans what is not stored meanwhile
-                log.exception("diagnostics roll-up failed")
+                await job()
+            except Exception:
+                log.exception("%s failed", what)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), ROLL_UP_EVERY_S)
+                await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def _heartbeat(self) -> None:
         while not self._stop.is_set():
