@@ -43,8 +43,10 @@ class BodyGuard:
             nonlocal body_done
             if body_done or answered:
                 return await receive()
+            # timeout_at arms a timer on this task; wait_for would start a task per chunk.
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
             except TimeoutError:
                 raise BodyTimeout from None
             if message["type"] == "http.request" and not message.get("more_body", False):
