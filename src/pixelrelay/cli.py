@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-delivery", action="store_true",
                        help="API only: queue events for `pixelrelay deliver` processes on the "
                             "same database, send nothing (several may share a SQLite file)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="N processes on the one port (SO_REUSEPORT; needs a config): the "
+                            "first delivers unless --no-delivery, the others are API only "
+                            "(default 1)")
+    # A worker of `serve --workers`: the socket it inherits and the supervisor it outlives not.
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(run=_serve)
 
     deliver = sub.add_parser(
@@ -208,11 +215,16 @@ def _gap(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    settings = _ops_settings(args.config)
+    print(f"schema at version {_migrate_once(settings)} ({_masked_url(settings.storage.url)})")
+    return 0
+
+
+def _migrate_once(settings: Settings) -> int:
+    """Bring the schema up to date; the version it is at."""
     import asyncio
 
     from pixelrelay.ops.attach import attach
-
-    settings = _ops_settings(args.config)
 
     async def run() -> int:
         store = await attach(settings)  # opening migrates
@@ -221,8 +233,7 @@ def _migrate(args: argparse.Namespace) -> int:
         finally:
             await store.close()
 
-    print(f"schema at version {asyncio.run(run())} ({_masked_url(settings.storage.url)})")
-    return 0
+    return asyncio.run(run())
 
 
 def _masked_url(url: str) -> str:
@@ -232,7 +243,9 @@ def _masked_url(url: str) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from pixelrelay import serving
+    import socket
+
+    from pixelrelay import serving, workers
     from pixelrelay.app import create_app
 
     settings = _settings(args.config)
@@ -240,11 +253,30 @@ def _serve(args: argparse.Namespace) -> int:
         print("pixelrelay: --no-delivery needs a config: the sandbox delivers to its built-in "
               "emulator from its one serve", file=sys.stderr)
         return 2
+    if not 1 <= args.workers <= workers.MAX_WORKERS:
+        print(f"pixelrelay: --workers must be between 1 and {workers.MAX_WORKERS}",
+              file=sys.stderr)
+        return 2
+    if settings is None and args.workers > 1:
+        print("pixelrelay: --workers needs a config: the sandbox's built-in emulator lives in "
+              "one process", file=sys.stderr)
+        return 2
     server = settings.server if settings is not None else None
     host = args.host or (server.host if server else "127.0.0.1")
     port = args.port if args.port is not None else (server.port if server else 8080)
-    # The port first: a serve that cannot listen must start nothing (no store, no workers).
-    sock = serving.bind(host, port)
+    if settings is not None and args.workers > 1:
+        # The port first: a serve that cannot listen must start nothing (no store, no workers).
+        socks = workers.bind_shared(host, port, args.workers)
+        _migrate_once(settings)  # before the workers, which would otherwise race to do it
+        return workers.supervise(args.config or os.environ["PIXELRELAY_CONFIG"], socks, host,
+                                 delivery=not args.no_delivery)
+    if args.listen_fd is not None:
+        sock = socket.socket(fileno=args.listen_fd)
+        if args.supervisor_pid is not None:
+            serving.exit_with(args.supervisor_pid)
+    else:
+        # The port first: a serve that cannot listen must start nothing (no store, no workers).
+        sock = serving.bind(host, port)
     port = sock.getsockname()[1]  # the real one when 0 asked for any free port
     if settings is None:
         settings = sandbox_settings(host, port)
@@ -252,8 +284,10 @@ def _serve(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, server=dataclasses.replace(
             settings.server, host=host, port=port))
     delivery = not args.no_delivery
+    role = "" if delivery else (
+        "; API only" if args.supervisor_pid else "; API only, `pixelrelay deliver` sends")
     serving.run(create_app(settings, delivery=delivery), sock,
-                on_started=lambda: _banner(settings, delivery))
+                on_started=lambda: _banner(settings, role))
     return 0
 
 
@@ -287,9 +321,8 @@ def _deliver(args: argparse.Namespace) -> int:
     return 0
 
 
-def _banner(settings: Settings, delivery: bool) -> None:
+def _banner(settings: Settings, role: str) -> None:
     base = f"http://{settings.server.host}:{settings.server.port}"
-    role = "" if delivery else "; API only, `pixelrelay deliver` sends"
     print(f"pixelrelay listening on {base}  (storage: {mask_url(settings.storage.url)}{role})",
           flush=True)
     if settings.sandbox:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
+import threading
+import time
 from collections.abc import Awaitable, Callable
 
 import uvicorn
@@ -37,6 +40,18 @@ def bind(host: str, port: int) -> socket.socket:
         raise OpsError(f"{host}:{port}", f"cannot listen ({reason}); is another server running "
                                          "there? choose another --port or server.port") from None
     return sock
+
+
+def exit_with(supervisor_pid: int, every_s: float = 1.0) -> None:
+    """SIGTERM this process once its supervisor is gone (a `serve --workers` supervisor
+    killed with -9 cannot stop its workers itself): they stop as on any signal."""
+
+    def watch() -> None:
+        while os.getppid() == supervisor_pid:
+            time.sleep(every_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="pixelrelay-supervisor-watch", daemon=True).start()
 
 
 class _Lifespan:
