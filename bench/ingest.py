@@ -1,8 +1,11 @@
 """Ingest benchmark: single-event req/s of POST /v1/events next to a bare JSON-parsing endpoint
 on the same server in the same run, the p99 latency at half that rate, then batch ingest
-events/s; on SQLite and, with --postgres URL, on PostgreSQL, side by side. Prints a table.
+events/s; on SQLite and, with --postgres URL, on PostgreSQL, side by side. Then the same
+single-event and batch loads on `pixelrelay serve --no-delivery --workers N` (real processes
+on one port) for each N of --workers. Prints a table.
 
-    python -m bench.ingest [--seconds 6] [--concurrency 32] [--postgres postgresql://...]
+    python -m bench.ingest [--seconds 6] [--concurrency 32] [--workers 1,2]
+                           [--postgres postgresql://...]
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import httpx
 import orjson
@@ -21,6 +25,9 @@ import orjson
 from bench.loadgen import LoadResult, request_bytes, run_load, run_paced
 from bench.pg import scratch_schema
 from bench.server import KEY
+from bench.split_processes import KEY as SPLIT_KEY
+from bench.split_processes import config as split_config
+from bench.split_processes import wait_up
 
 SINGLE = {"event": "Purchase", "event_id": "", "source": "web",
           "user": {"email": "Customer@Example.com", "phone": "+49 170 1234567",
@@ -105,22 +112,66 @@ def run_engine(url: str, args: argparse.Namespace) -> dict[str, LoadResult]:
         proc.wait()
 
 
+def measure_workers(url: str, n: int, args: argparse.Namespace) -> dict[str, LoadResult]:
+    """Single events and batches on `serve --no-delivery --workers n`, its own processes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = split_config(Path(tmp), args.port, "http://127.0.0.1:9", url)
+        log = (Path(tmp) / "serve.log").open("ab")
+        proc = subprocess.Popen([sys.executable, "-m", "pixelrelay.cli", "serve", "--config", cfg,
+                                 "--no-delivery", "--workers", str(n)], stdout=log,
+                                stderr=subprocess.STDOUT,
+                                env={**os.environ, "PIXELRELAY_LOG_LEVEL": "WARNING"})
+        try:
+            wait_up(f"http://127.0.0.1:{args.port}/healthz")
+            return asyncio.run(_load_workers(args, n))
+        finally:
+            proc.terminate()
+            proc.wait()
+
+
+async def _load_workers(args: argparse.Namespace, n: int) -> dict[str, LoadResult]:
+    auth = {"Authorization": f"Bearer {SPLIT_KEY}"}
+    await run_load(args.port, lambda i: request_bytes("/v1/events", single_body(i, "w"), auth),
+                   seconds=1, concurrency=args.concurrency)  # warm-up
+    single = await run_load(
+        args.port, lambda i: request_bytes("/v1/events", single_body(i, "s"), auth),
+        seconds=args.seconds, concurrency=args.concurrency)
+    bodies = [batch_body(i, args.batch) for i in range(400)]
+    batch = await run_load(
+        args.port, lambda i: request_bytes("/v1/events", bodies[i % len(bodies)]
+                                           if i < len(bodies) else batch_body(i, args.batch),
+                                           auth),
+        seconds=args.seconds, concurrency=4 * n)
+    return {"single": single, "batch": batch}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--workers", default="1,2",
+                        help="process counts for `serve --workers` (comma-separated; "
+                             "empty: skip)")
     parser.add_argument("--postgres", metavar="URL",
                         help="also run on this PostgreSQL server (in a scratch schema, "
                              "dropped afterwards), e.g. postgresql://127.0.0.1:5432/test")
     args = parser.parse_args()
+    counts = [int(n) for n in args.workers.split(",") if n.strip()]
     runs: dict[str, dict[str, LoadResult]] = {}
+    scaled: dict[str, dict[int, dict[str, LoadResult]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         runs["SQLite"] = run_engine(f"sqlite:///{os.path.join(tmp, 'bench.db')}", args)
+        scaled["SQLite"] = {n: measure_workers(
+            f"sqlite:///{os.path.join(tmp, f'workers{n}.db')}", n, args) for n in counts}
     if args.postgres:
         with scratch_schema(args.postgres) as url:
             runs["PostgreSQL"] = run_engine(url, args)
+        scaled["PostgreSQL"] = {}
+        for n in counts:
+            with scratch_schema(args.postgres) as url:
+                scaled["PostgreSQL"][n] = measure_workers(url, n, args)
     engines = list(runs)
     print(f"\npixelrelay ingest benchmark ({os.cpu_count()} cores, server and client share "
           f"them; {args.concurrency} connections, {args.seconds:g} s per measure)")
@@ -148,6 +199,13 @@ def main() -> None:
     row("  p50 / p99 ms per request", [
         f"{runs[e]['batch'].percentile(50):.0f} / {runs[e]['batch'].percentile(99):.0f}"
         for e in engines])
+
+    for n in counts:
+        row(f"serve --workers {n}: 1 event/request (ratio)", [
+            f"{rate(scaled[e][n]['single'])} ({scaled[e][n]['single'].rate / bare:.2f})"
+            for e in engines if (bare := runs[e]["bare"].rate)], ">= 0.5 x bare")
+        row(f"serve --workers {n}: {args.batch} events/request",
+            [rate(scaled[e][n]["batch"], "ev/s", args.batch) for e in engines])
 
 
 if __name__ == "__main__":
