@@ -88,6 +88,10 @@ def supervise(config: str, socks: Sequence[socket.socket], host: str, delivery: 
         print(f"pixelrelay: {len(procs)} workers on http://{host}:{port}, {who} "
               f"(pids {', '.join(str(p.pid) for p in procs)})", flush=True)
         return _wait(procs, stopping)
+    except BaseException:
+        stop(signal.SIGTERM, None)  # a worker that could not start: none may outlive us
+        _reap(procs)
+        raise
     finally:
         for sock in socks:
             sock.close()
