@@ -53,9 +53,9 @@ def batch_body(n: int, size: int) -> bytes:
         for i in range(size)]})
 
 
-def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, *extra: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen([sys.executable, "-m", "bench.server", "--url", url,
-                             "--port", str(port)])
+                             "--port", str(port), *extra])
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -112,6 +112,25 @@ def run_engine(url: str, args: argparse.Namespace) -> dict[str, LoadResult]:
         proc.wait()
 
 
+def measure_without(url: str, part: str, args: argparse.Namespace) -> LoadResult:
+    """Single events on the bench server with `part` left out (bench.server --without)."""
+    proc = start_server(url, args.port, "--without", part)
+    auth = {"Authorization": f"Bearer {KEY}"}
+    try:
+        async def load() -> LoadResult:
+            await run_load(args.port, lambda n: request_bytes("/v1/events", single_body(n, "w"),
+                                                              auth),
+                           seconds=1, concurrency=args.concurrency)  # warm-up
+            return await run_load(
+                args.port, lambda n: request_bytes("/v1/events", single_body(n, part), auth),
+                seconds=args.seconds / 2, concurrency=args.concurrency)
+
+        return asyncio.run(load())
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 def measure_workers(url: str, n: int, args: argparse.Namespace) -> dict[str, LoadResult]:
     """Single events and batches on `serve --no-delivery --workers n`, its own processes."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,6 +182,8 @@ def main() -> None:
     scaled: dict[str, dict[int, dict[str, LoadResult]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         runs["SQLite"] = run_engine(f"sqlite:///{os.path.join(tmp, 'bench.db')}", args)
+        floors = {part: measure_without(f"sqlite:///{os.path.join(tmp, f'{part}.db')}", part,
+                                        args) for part in ("store", "ingest")}
         scaled["SQLite"] = {n: measure_workers(
             f"sqlite:///{os.path.join(tmp, f'workers{n}.db')}", n, args) for n in counts}
     if args.postgres:
@@ -194,6 +215,13 @@ def main() -> None:
     row("  p50 / p99 ms at half that rate", [
         f"{runs[e]['half'].percentile(50):.1f} / {runs[e]['half'].percentile(99):.1f}"
         for e in engines], "p99 <= 20 ms")
+    # Where a single event's time goes: the same server with a part left out (SQLite's run).
+    full = runs["SQLite"]["api"].rate
+    for part, label in (("store", "  without the store's writes (SQLite)"),
+                        ("ingest", "  HTTP layer alone, ingest left out")):
+        r = floors[part]
+        row(label, [f"{rate(r)} ({r.rate / runs['SQLite']['bare'].rate:.2f}; "
+                    f"{1e6 / r.rate:.0f} vs {1e6 / full:.0f} us)"] + [""] * (len(engines) - 1))
     row(f"POST /v1/events, {args.batch} events/request, 4 clients",
         [rate(runs[e]["batch"], "ev/s", args.batch) for e in engines], ">= 20,000 ev/s")
     row("  p50 / p99 ms per request", [

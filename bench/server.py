@@ -22,6 +22,8 @@ from pixelrelay.config import (
     StorageSettings,
 )
 from pixelrelay.emulator import Emulator, create_emulator_app
+from pixelrelay.ingest import IngestResult
+from pixelrelay.store.base import InsertOutcome
 
 KEY = "bench-key"
 
@@ -40,7 +42,7 @@ async def bare_json(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b'{"accepted":1}'})
 
 
-def build(storage_url: str, port: int) -> Any:
+def build(storage_url: str, port: int, without: str = "") -> Any:
     emulator = Emulator()
     emulator.faults.setup_error_code = 40105
     settings = Settings(
@@ -51,6 +53,8 @@ def build(storage_url: str, port: int) -> Any:
                                           api_url=f"http://127.0.0.1:{port}/_emu"),),
     )
     gateway = create_app(dataclasses.replace(settings))
+    if without:
+        _leave_out(gateway.state.gateway, without)
     emulator_app = create_emulator_app(emulator)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -66,13 +70,33 @@ def build(storage_url: str, port: int) -> Any:
     return app
 
 
+def _leave_out(gateway: Any, part: str) -> None:
+    """For bench.ingest's "where the time goes": the same server with a part replaced by an
+    answer it would give, so the difference is that part's cost per request."""
+    if part == "ingest":  # the HTTP layer alone: auth, body, JSON, envelope, the answer
+        async def accept(raw_events: Any, **_: Any) -> IngestResult:
+            return IngestResult(accepted=len(raw_events),
+                                event_ids=[str(e.get("event_id")) for e in raw_events])
+
+        gateway.ingestor.accept = accept
+    elif part == "store":  # everything but the writes (and their wait for the writer)
+        async def insert(batch: Any, now: float) -> list[InsertOutcome]:
+            return [InsertOutcome.ACCEPTED] * len(batch)
+
+        gateway.store.insert = insert
+    else:
+        raise SystemExit(f"--without: ingest or store, not {part!r}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True, help="storage url: sqlite:///... or "
                         "postgresql://...")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--without", choices=("ingest", "store"),
+                        help="replace ingest, or only the store's writes, by their answer")
     args = parser.parse_args()
-    uvicorn.run(build(args.url, args.port), host="127.0.0.1", port=args.port,
+    uvicorn.run(build(args.url, args.port, args.without or ""), host="127.0.0.1", port=args.port,
                 log_level="warning", access_log=False)
 
 
