@@ -20,12 +20,20 @@ from tests.contract.conftest import StoreFactory
 from tests.contract.test_read_models_agree import NOW, canonical, fill
 
 
+DESTINATIONS = ("tt", "tt2", "none")  # "none" has no rows at all
+
+
 async def windows(store: Store) -> dict[str, Any]:
+    """Every window and its report; and that each one's queues, read from the window's
+    counts, are those that counting every waiting row gives."""
     out = {}
+    counted = await store.queues(DESTINATIONS)
+    assert counted[0].pending and counted[1].pending  # the data has queues to count
     for window, span in report.WINDOWS.items():
         since, bucket = NOW - span + 17.5, report.TREND_BUCKETS[window]  # a part-minute first
-        rows = await store.window(since, bucket)
-        out[window] = (canonical(rows), report.build(rows, [], {}, window, NOW))
+        rows = await store.window(since, bucket, DESTINATIONS)
+        assert rows.queues == counted, window
+        out[window] = (canonical(rows), report.build(rows, rows.queues, {}, window, NOW))
     return out
 
 
@@ -117,6 +125,9 @@ async def test_minutes_whose_rows_change_are_counted_again(make_store: StoreFact
     # Retention deletes finished rows older than 2.5 days: minutes inside the 7 d window.
     pruned = await store.prune(NOW + 740, 2.5 * 86400)
     assert pruned.total
+
+    # Some rows claimed and left in flight: still queued, no longer pending.
+    assert await store.claim("tt", 5, NOW + 750, 600)
 
     changed = await windows(store)  # stored minutes, the dirty ones scanned again
     truth = await exact(store)

@@ -9,13 +9,30 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pixelrelay.store import rollup
-from pixelrelay.store.rows import WindowRows
+from pixelrelay.store.rows import QueueRow, WindowRows
 
 T = 1_776_943_380.0  # a whole minute
 
 
 def test_every_window_field_is_summed_or_read_exactly() -> None:
-    assert set(rollup.RANGE_FIELDS) | {"latencies"} == {f.name for f in fields(WindowRows)}
+    # latencies are a sample read exactly; queues are derived from the summed deliveries.
+    assert set(rollup.RANGE_FIELDS) | {"latencies", "queues"} == {
+        f.name for f in fields(WindowRows)}
+
+
+def test_a_queue_is_the_window_s_waiting_rows_and_those_from_before_it() -> None:
+    window = WindowRows(deliveries=[
+        ("tt", "Purchase", "CompletePayment", "pending", None, 7),  # in flight included
+        ("tt", "Lead", "SubmitForm", "pending", None, 3),
+        ("tt", "Lead", "SubmitForm", "delivered", None, 50),
+        ("tt2", "Lead", "SubmitForm", "dead", "rejected", 4)])
+    heads = [("tt", 5, 2, T - 3600.0, True, "40105 token", T - 60.0),
+             ("tt2", 0, 0, None, False, "stale", T),
+             ("gone", 1, 1, T - 7200.0, False, None, None)]
+    assert rollup.queues(window, heads) == [
+        QueueRow("tt", 5 + 7 + 3 - 2, 2, T - 3600.0, True, "40105 token", T - 60.0),
+        QueueRow("tt2", 0, 0, None, False, None, None),
+        QueueRow("gone", 0, 1, T - 7200.0, False, None, None)]
 
 
 def test_uncovered_is_the_part_minute_the_gaps_and_the_tail() -> None:

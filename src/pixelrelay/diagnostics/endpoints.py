@@ -102,9 +102,8 @@ class Diagnostics:
         now = self.clock.now()
         since = now - report.WINDOWS[window]
         bucket = report.TREND_BUCKETS[window]
-        rows = await self.store.window(since, bucket)
-        queues = await self.store.queues(self.names)
-        out = report.build(rows, queues, self.facts, window, now, self.thresholds)
+        rows = await self.store.window(since, bucket, self.names)
+        out = report.build(rows, rows.queues, self.facts, window, now, self.thresholds)
         if window == ALERT_WINDOW:
             self._log_changes(out["alerts"])
         return out

@@ -261,9 +261,13 @@ class IngestLog(Protocol):
 class ReadModels(Protocol):
     """What the diagnostics page, its JSON and /metrics read."""
 
-    async def window(self, since: float, bucket_s: float) -> WindowRows:
+    async def window(self, since: float, bucket_s: float,
+                     destinations: Sequence[str] = ()) -> WindowRows:
         """The counts of [since, now): the stored minutes (see roll_up) that are clean, and
-        an exact scan of the rest; the same numbers as one scan of the whole window."""
+        an exact scan of the rest; the same numbers as one scan of the whole window. With
+        `destinations`, also their queues as queues() counts them, in the same snapshot,
+        from the window's own counts and the rows older than it (no count of every pending
+        row)."""
         ...
 
     async def roll_up(self, now: float, limit: int = ROLL_UP_BATCH) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from pixelrelay.store.rows import WindowRows
+from pixelrelay.store.rows import QueueRow, WindowRows
 
 MINUTE_S = 60
 HOUR_MINUTES = 60
@@ -175,12 +175,33 @@ def span(minutes: Sequence[int]) -> dict[str, float]:
     return {"lo": float(minutes[0] * MINUTE_S), "hi": float((minutes[-1] + 1) * MINUTE_S)}
 
 
+# destination, waiting (pending or in flight) created before the window, in flight,
+# the oldest pending row's created_at, paused, its reason, since when
+QueueHead = tuple[str, int, int, float | None, bool, str | None, float | None]
+
+
 def window_rows(ranges: Sequence[WindowRows], since: float, bucket_s: float,
-                latencies: list[tuple[str, float]]) -> WindowRows:
-    """What the report reads: the ranges added up, trends in the report's buckets."""
+                latencies: list[tuple[str, float]],
+                heads: Sequence[QueueHead] = ()) -> WindowRows:
+    """What the report reads: the ranges added up, trends in the report's buckets, and the
+    queues of the destinations whose heads were read."""
     out = merge(ranges)
     out.trend_received = buckets(out.trend_received, since, bucket_s)
     out.trend_delivered = buckets(out.trend_delivered, since, bucket_s)
     out.latencies = latencies
+    out.queues = queues(out, heads)
     return out
+
+
+def queues(window: WindowRows, heads: Sequence[QueueHead]) -> list[QueueRow]:
+    """Each destination's queue without counting it row by row: the window already counts
+    its deliveries waiting (in flight as pending), so what waits is those plus the ones
+    created before the window, and pending is that less what is in flight."""
+    waiting: dict[str, int] = {}
+    for destination, _name, _dest_event, state, _reason, n in window.deliveries:
+        if state == "pending":
+            waiting[destination] = waiting.get(destination, 0) + n
+    return [QueueRow(d, before + waiting.get(d, 0) - in_flight, in_flight, oldest,
+                     bool(paused), reason if paused else None, at if paused else None)
+            for d, before, in_flight, oldest, paused, reason, at in heads]
 

@@ -72,6 +72,8 @@ class WindowRows:
     latencies: list[tuple[str, float]] = field(default_factory=list)  # destination, seconds
     trend_received: list[tuple[int, int]] = field(default_factory=list)  # bucket, n
     trend_delivered: list[tuple[int, int]] = field(default_factory=list)
+    # The destinations asked for, in the same snapshot; what queues() counts (see window()).
+    queues: list[QueueRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,12 +66,13 @@ class PostgresDiagnostics(UsesConnections):
 
     # -- read models -------------------------------------------------------------------------
 
-    async def window(self, since: float, bucket_s: float) -> WindowRows:
+    async def window(self, since: float, bucket_s: float,
+                     destinations: Sequence[str] = ()) -> WindowRows:
         async def run(conn: Conn) -> WindowRows:
             # One snapshot for every count of the page, as SQLite's single read gives.
             async with conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                return await _window(conn, since, bucket_s)
+                return await _window(conn, since, bucket_s, destinations)
 
         return await self._db.read(run)
 
@@ -137,7 +138,8 @@ async def _record_notes(conn: Conn, at: float, channel: str,
             await conn.execute(Q[prune], (at - PRUNE_AFTER_S,))
 
 
-async def _window(conn: Conn, since: float, bucket_s: float) -> WindowRows:
+async def _window(conn: Conn, since: float, bucket_s: float,
+                  destinations: Sequence[str]) -> WindowRows:
     first = {"first": rollup.first_whole_minute(since),
              "first_hour": rollup.first_whole_hour(since)}
     hours = await (await conn.execute(Q["window_hours"], first)).fetchall()
@@ -147,7 +149,13 @@ async def _window(conn: Conn, since: float, bucket_s: float) -> WindowRows:
     parts += [await _range(conn, lo, hi) for lo, hi in rollup.uncovered(since, covered)]
     latencies = await (await conn.execute(Q["window_latencies"], {
         "since": since, "sample": LATENCY_SAMPLE})).fetchall()
-    return rollup.window_rows(parts, since, bucket_s, latencies)
+    heads: list[rollup.QueueHead] = []
+    for d in destinations:
+        row = await (await conn.execute(Q["window_queue_head"], {"d": d, "since": since})
+                     ).fetchone()
+        assert row is not None
+        heads.append((d, *row))
+    return rollup.window_rows(parts, since, bucket_s, latencies, heads)
 
 
 async def _range(conn: Conn, lo: float, hi: float) -> WindowRows:

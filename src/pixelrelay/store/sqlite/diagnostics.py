@@ -62,8 +62,9 @@ class SQLiteDiagnostics(UsesConnections):
 
     # -- read models -------------------------------------------------------------------------
 
-    async def window(self, since: float, bucket_s: float) -> WindowRows:
-        return await self._db.read(lambda conn: _window(conn, since, bucket_s))
+    async def window(self, since: float, bucket_s: float,
+                     destinations: Sequence[str] = ()) -> WindowRows:
+        return await self._db.read(lambda conn: _window(conn, since, bucket_s, destinations))
 
     async def roll_up(self, now: float, limit: int = rollup.ROLL_UP_BATCH) -> int:
         return await self._db.write(lambda conn: _roll_up(conn, now, limit))
@@ -114,7 +115,8 @@ def _record_notes(conn: sqlite3.Connection, at: float, channel: str,
     mark_inserted(conn, (at,), browser)
 
 
-def _window(conn: sqlite3.Connection, since: float, bucket_s: float) -> WindowRows:
+def _window(conn: sqlite3.Connection, since: float, bucket_s: float,
+            destinations: Sequence[str]) -> WindowRows:
     conn.execute("BEGIN")  # one snapshot for every count of the page
     try:
         first = {"first": rollup.first_whole_minute(since),
@@ -126,9 +128,11 @@ def _window(conn: sqlite3.Connection, since: float, bucket_s: float) -> WindowRo
         parts += [_range(conn, lo, hi) for lo, hi in rollup.uncovered(since, covered)]
         latencies = conn.execute(Q["window_latencies"],
                                  {"since": since, "sample": LATENCY_SAMPLE}).fetchall()
+        heads = [(d, *conn.execute(Q["window_queue_head"], {"d": d, "since": since}).fetchone())
+                 for d in destinations]
     finally:
         conn.execute("COMMIT")
-    return rollup.window_rows(parts, since, bucket_s, latencies)
+    return rollup.window_rows(parts, since, bucket_s, latencies, heads)
 
 
 def _range(conn: sqlite3.Connection, lo: float, hi: float) -> WindowRows:

@@ -252,6 +252,21 @@ SELECT (SELECT count(*) FROM deliveries WHERE destination = %(d)s AND state = 'p
        (SELECT reason FROM destinations WHERE name = %(d)s),
        (SELECT updated_at FROM destinations WHERE name = %(d)s)
 
+-- name: window_queue_head
+-- A destination's queue beside a window from since (rollup.queues): what waits from before
+-- it (the window counts its own), what is in flight, the oldest pending row, the pause. Each
+-- count reads a partial index of waiting rows, and only rows older than the window.
+SELECT (SELECT count(*) FROM deliveries
+         WHERE destination = %(d)s AND state = 'pending' AND created_at < %(since)s)
+     + (SELECT count(*) FROM deliveries
+         WHERE destination = %(d)s AND state = 'in_flight' AND created_at < %(since)s),
+       (SELECT count(*) FROM deliveries WHERE destination = %(d)s AND state = 'in_flight'),
+       (SELECT created_at FROM deliveries WHERE destination = %(d)s AND state = 'pending'
+         ORDER BY created_at LIMIT 1),
+       (SELECT paused FROM destinations WHERE name = %(d)s),
+       (SELECT reason FROM destinations WHERE name = %(d)s),
+       (SELECT updated_at FROM destinations WHERE name = %(d)s)
+
 -- name: recent_by_id
 -- An event_id prefix is found through the idempotency key (indexed on event_id first;
 -- COLLATE "C" makes the range the prefix, as in SQLite).
