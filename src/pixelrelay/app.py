@@ -120,8 +120,9 @@ async def healthz(request: Request) -> Response:
 
 def create_app(settings: Settings, *, store: Store | None = None, clock: Clock | None = None,
                transport: httpx.AsyncBaseTransport | None = None,
-               delivery: bool = True) -> Starlette:
-    """`serve`: the API, the dashboard and (unless `delivery=False`) the delivery workers.
+               delivery: bool = True, alerts: bool = True) -> Starlette:
+    """`serve`: the API, the dashboard and (unless `delivery=False`) the delivery workers;
+    `alerts=False` leaves logging the alerts to another process (`serve --workers`).
 
     Without delivery the process does not own the database: on SQLite it takes no owner lock
     and returns no in-flight rows to the queue (they are the delivery process's).
@@ -179,12 +180,14 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.start()
         stop_watch = asyncio.Event()
-        watch = asyncio.create_task(diagnostics.watch(stop_watch), name="diagnostics-alerts")
+        watch = asyncio.create_task(diagnostics.watch(stop_watch), name="diagnostics-alerts"
+                                    ) if alerts else None
         try:
             yield
         finally:
             stop_watch.set()
-            await watch
+            if watch is not None:
+                await watch
             await gateway.stop()
 
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[

@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     # A worker of `serve --workers`: the socket it inherits and the supervisor it outlives not.
     serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     serve.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--no-alerts", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(run=_serve)
 
     deliver = sub.add_parser(
@@ -286,7 +287,7 @@ def _serve(args: argparse.Namespace) -> int:
     delivery = not args.no_delivery
     role = "" if delivery else (
         "; API only" if args.supervisor_pid else "; API only, `pixelrelay deliver` sends")
-    serving.run(create_app(settings, delivery=delivery), sock,
+    serving.run(create_app(settings, delivery=delivery, alerts=not args.no_alerts), sock,
                 on_started=lambda: _banner(settings, role))
     return 0
 

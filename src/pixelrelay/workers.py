@@ -52,11 +52,15 @@ def bind_shared(host: str, port: int, n: int) -> list[socket.socket]:
     return socks
 
 
-def worker_argv(config: str, host: str, port: int, fd: int, delivers: bool) -> list[str]:
-    """The command line of one worker: a `serve` on an inherited socket."""
+def worker_argv(config: str, host: str, port: int, fd: int, first: bool,
+                delivery: bool) -> list[str]:
+    """The command line of one worker: a `serve` on an inherited socket. The first one
+    delivers (unless none does) and logs the alerts, which would otherwise come N times."""
     return [sys.executable, "-m", "pixelrelay.cli", "serve", "--config", config,
             "--host", host, "--port", str(port), "--listen-fd", str(fd),
-            "--supervisor-pid", str(os.getpid()), *([] if delivers else ["--no-delivery"])]
+            "--supervisor-pid", str(os.getpid()),
+            *([] if first and delivery else ["--no-delivery"]),
+            *([] if first else ["--no-alerts"])]
 
 
 def supervise(config: str, socks: Sequence[socket.socket], host: str, delivery: bool) -> int:
@@ -81,7 +85,7 @@ def supervise(config: str, socks: Sequence[socket.socket], host: str, delivery: 
             # A session of its own: a terminal's Ctrl-C reaches the supervisor only, which
             # forwards one SIGTERM (a second signal would make uvicorn drop open requests).
             procs.append(subprocess.Popen(
-                worker_argv(config, host, port, fd, delivery and i == 0), pass_fds=(fd,),
+                worker_argv(config, host, port, fd, i == 0, delivery), pass_fds=(fd,),
                 start_new_session=True))
             sock.close()  # the worker holds it now; a dead worker's socket leaves with it
         who = "the first delivers" if delivery else "API only"

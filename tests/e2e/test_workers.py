@@ -88,7 +88,9 @@ def test_workers_share_the_port_and_one_of_them_delivers_everything_they_accept(
     accepted: set[str] = set()
     try:
         for i, client in enumerate(clients):
-            body = {"events": [{"event": "AddToCart", "event_id": f"w{i}-{k}",
+            # Purchases without a ttclid: enough for the purchase_ttclid alert.
+            body = {"events": [{"event": "Purchase" if k == 0 else "AddToCart",
+                                "event_id": f"w{i}-{k}",
                                 "user": {"email": f"w{i}.{k}@example.com"}} for k in range(5)]}
             r = client.post("/v1/events", content=orjson.dumps(body),
                             headers={"Authorization": f"Bearer {SOURCE_KEY}"})
@@ -110,6 +112,15 @@ def test_workers_share_the_port_and_one_of_them_delivers_everything_they_accept(
     said = procs.log("serve").read_text()
     assert "Traceback" not in said
     assert said.count("API only") == 2  # the two workers that do not deliver say so
+
+    # Started again on those purchases: the first worker logs the alert, the others do not.
+    again = procs.start("again", "serve", "--config", config, "--workers", "3")
+    worker_pids(again, procs.log("again"), 3)
+    wait_http(f"{api}/healthz")
+    wait_for(lambda: "alert purchase_ttclid" in procs.log("again").read_text(), timeout=30)
+    again.send_signal(signal.SIGTERM)
+    assert again.wait(timeout=60) == 0
+    assert procs.log("again").read_text().count("alert purchase_ttclid") == 1
 
 
 def test_a_worker_that_dies_stops_the_group_with_an_error(
