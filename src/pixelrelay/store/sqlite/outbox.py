@@ -57,7 +57,9 @@ class SQLiteOutbox(UsesConnections):
 
     async def insert(self, batch: Sequence[NewEvent], now: float) -> list[InsertOutcome]:
         prepared = [_prepare(item) for item in batch]
-        return await self._db.write(lambda conn: _insert(conn, prepared, now))
+        # Queued inserts run together (insert_many); the lambda is the fallback per call.
+        return await self._db.write(lambda conn: insert_many(conn, [(prepared, now)])[0],
+                                    bulk=insert_many, arg=(prepared, now))
 
     async def claim(self, destination: str, limit: int, now: float, lease_s: float,
                     retry_before: float | None = None) -> list[Claimed]:
@@ -215,45 +217,76 @@ def _prepare(item: NewEvent) -> _Prepared:
     )
 
 
-def _insert(conn: sqlite3.Connection, batch: list[_Prepared],
-            now: float) -> list[InsertOutcome]:
-    """Runs in the writer: idempotency per route, then the rows of what is new, in bulk."""
-    cutoff = now - IDEMPOTENCY_WINDOW_S
+class _Rows:
+    """The event and delivery rows of a group's insert calls, written a table at a time."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+        self.deliveries: list[tuple[Any, ...]] = []
+        self.times: list[float] = []  # what mark_inserted marks
+        self.browser: list[str] = []
+
+    def write(self, cur: sqlite3.Cursor) -> None:
+        if self.events:
+            cur.executemany(Q["insert_event"], self.events)
+        if self.deliveries:
+            cur.executemany(Q["insert_delivery"], self.deliveries)
+        self.events, self.deliveries = [], []
+
+
+def insert_many(conn: sqlite3.Connection, calls: list[tuple[list[_Prepared], float]]
+                ) -> list[list[InsertOutcome]]:
+    """Runs in the writer: the insert calls of a group, with the outcomes of running them one
+    after the other (a key taken by an earlier call is a duplicate of it, and a later copy
+    merges into an earlier call's pending first copy, but not into its own call's).
+    Idempotency per route, then the rows of what is new, in bulk."""
     cur = conn.cursor()
     claim_key = Q["claim_idempotency"]
     # The writer holds the write lock, so ids past max(id) are ours to assign; knowing them
     # lets both tables be written with executemany and idempotency point at its delivery.
     event_ref = cur.execute(Q["last_event_ref"]).fetchone()[0]
     delivery_id = cur.execute(Q["last_delivery_id"]).fetchone()[0]
-    outcomes: list[InsertOutcome] = []
-    events: list[tuple[Any, ...]] = []
-    deliveries: list[tuple[Any, ...]] = []
-    for item in batch:
-        new = []
-        for route in item.routes:
-            params = (item.event_id, route[0], route[1], now, delivery_id + 1, cutoff)
-            if cur.execute(claim_key, params).rowcount == 1:
-                delivery_id += 1
-                new.append((delivery_id, route))
-        if item.routes and not new:
-            merged = item.merge is not None and _merge(cur, item, now)
-            outcomes.append(InsertOutcome.MERGED if merged else InsertOutcome.DUPLICATE)
-            continue
-        outcomes.append(InsertOutcome.ACCEPTED)
-        event_ref += 1
-        events.append((event_ref, *item.event_row))
-        for did, (dest, dest_event, batch_key, state, payload, reason, hold) in new:
-            due = (hold or now) if state == "pending" else None
-            deliveries.append((did, event_ref, dest, dest_event, item.event_id, batch_key,
-                               state, payload, reason, due, now, now))
-    if events:
-        cur.executemany(Q["insert_event"], events)
-    if deliveries:
-        cur.executemany(Q["insert_delivery"], deliveries)
-    if events:  # received_at is the 6th column, channel the third from last
-        mark_inserted(conn, [now, *(row[5] for row in events)],
-                      [row[1] for row in events if row[-3] == "browser"])
-    return outcomes
+    rows, earlier = _Rows(), _Rows()  # this call's rows; those of calls before it
+    out: list[list[InsertOutcome]] = []
+    for batch, now in calls:
+        cutoff = now - IDEMPOTENCY_WINDOW_S
+        outcomes: list[InsertOutcome] = []
+        for item in batch:
+            new = []
+            for route in item.routes:
+                params = (item.event_id, route[0], route[1], now, delivery_id + 1, cutoff)
+                if cur.execute(claim_key, params).rowcount == 1:
+                    delivery_id += 1
+                    new.append((delivery_id, route))
+            if item.routes and not new:
+                if item.merge is not None:
+                    earlier.write(cur)  # an earlier call's first copy must be there to merge
+                merged = item.merge is not None and _merge(cur, item, now)
+                outcomes.append(InsertOutcome.MERGED if merged else InsertOutcome.DUPLICATE)
+                continue
+            outcomes.append(InsertOutcome.ACCEPTED)
+            event_ref += 1
+            rows.events.append((event_ref, *item.event_row))
+            # received_at is the 6th column, channel the third from last
+            rows.times.append(item.event_row[4])
+            if item.event_row[-3] == "browser":
+                rows.browser.append(item.event_id)
+            for did, (dest, dest_event, batch_key, state, payload, reason, hold) in new:
+                due = (hold or now) if state == "pending" else None
+                rows.deliveries.append((did, event_ref, dest, dest_event, item.event_id,
+                                        batch_key, state, payload, reason, due, now, now))
+        if rows.events:
+            earlier.times.append(now)
+        earlier.events += rows.events
+        earlier.deliveries += rows.deliveries
+        earlier.times += rows.times
+        earlier.browser += rows.browser
+        rows = _Rows()
+        out.append(outcomes)
+    earlier.write(cur)
+    if earlier.times:
+        mark_inserted(conn, earlier.times, earlier.browser)
+    return out
 
 
 def _merge(cur: sqlite3.Cursor, item: _Prepared, now: float) -> bool:

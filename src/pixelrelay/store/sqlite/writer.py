@@ -16,6 +16,7 @@ from pixelrelay.errors import StoreUnavailable
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
+BulkJob = Callable[[sqlite3.Connection, list[Any]], list[Any]]
 MAX_GROUP = 512  # calls per transaction: bounds the latency one commit adds to the first caller
 
 
@@ -31,6 +32,8 @@ class _Call:
     fn: Job
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
+    bulk: BulkJob | None = None
+    arg: Any = None
 
 
 class Connections:
@@ -47,12 +50,19 @@ class Connections:
             target=self._write_loop, name="pixelrelay-sqlite-writer", daemon=True)
         self._writer.start()
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, fn: Callable[[sqlite3.Connection], T], *, bulk: BulkJob | None = None,
+                    arg: Any = None) -> T:
+        """Run `fn` in the writer's next group transaction; returns once it is committed.
+
+        With `bulk`, calls queued next to each other with the same `bulk` run as one
+        `bulk(conn, [arg, ...])` (one savepoint and one statement per table instead of per
+        call); if that fails, each runs alone as `fn`, so one bad call still sinks no other.
+        """
         if self._writer is None:
             raise StoreUnavailable("store is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._calls.put(_Call(fn, loop, future))
+        self._calls.put(_Call(fn, loop, future, bulk, arg))
         return await future
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -108,16 +118,11 @@ class Connections:
         results: list[tuple[Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for call in group:
-                conn.execute("SAVEPOINT call")
-                try:
-                    value = call.fn(conn)
-                    conn.execute("RELEASE call")
-                    results.append((value, None))
-                except Exception as exc:  # one failing call must not sink the others
-                    conn.execute("ROLLBACK TO call")
-                    conn.execute("RELEASE call")
-                    results.append((None, _as_store_error(exc)))
+            i = 0
+            while i < len(group):
+                run = _run_of(group, i)
+                results += _run_calls(conn, run)
+                i += len(run)
             conn.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as exc:
@@ -129,6 +134,42 @@ class Connections:
             # RuntimeError: the caller's loop has closed, so nobody is waiting.
             with contextlib.suppress(RuntimeError):
                 call.loop.call_soon_threadsafe(_resolve, call.future, value, error)
+
+
+def _run_of(group: list[_Call], i: int) -> list[_Call]:
+    """The calls from `i` on that share one bulk job (or the one call at `i`)."""
+    bulk, j = group[i].bulk, i + 1
+    while bulk is not None and j < len(group) and group[j].bulk is bulk:
+        j += 1
+    return group[i:j]
+
+
+def _run_calls(conn: sqlite3.Connection,
+               run: list[_Call]) -> list[tuple[Any, BaseException | None]]:
+    bulk = run[0].bulk
+    if bulk is not None and len(run) > 1:
+        conn.execute("SAVEPOINT call")
+        try:
+            values = bulk(conn, [c.arg for c in run])
+            conn.execute("RELEASE call")
+            return [(v, None) for v in values]
+        except Exception:  # which call failed? each runs alone below
+            conn.execute("ROLLBACK TO call")
+            conn.execute("RELEASE call")
+    return [_run_in_savepoint(conn, c.fn) for c in run]
+
+
+def _run_in_savepoint(conn: sqlite3.Connection, fn: Job) -> tuple[Any, BaseException | None]:
+    """One call of a group: its failure rolls back to its savepoint and sinks no other."""
+    conn.execute("SAVEPOINT call")
+    try:
+        value = fn(conn)
+        conn.execute("RELEASE call")
+        return value, None
+    except Exception as exc:
+        conn.execute("ROLLBACK TO call")
+        conn.execute("RELEASE call")
+        return None, _as_store_error(exc)
 
 
 def _as_store_error(exc: Exception) -> Exception:
