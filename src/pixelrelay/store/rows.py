@@ -3,8 +3,11 @@ models, and what the ops commands (replay, gap report) select. No SQL here."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from pixelrelay.model import DeliveryState
 
@@ -27,6 +30,40 @@ class IngestNote:
     order_id: str = ""  # rejected: properties.order_id
     sample: tuple[dict[str, str], ...] = ()  # rejected: every problem, field and reason
     merged: bool = False  # duplicate: folded into its pending first copy
+
+
+NotesCall = tuple[float, str, Sequence[IngestNote]]  # one record_ingest: at, channel, notes
+
+
+@dataclass(slots=True)
+class IngestLogRows:
+    """The rows record_ingest calls add to the ingest log's three tables."""
+
+    # at, channel, event, field, reason, problems, event_id, order_id, sample (JSON)
+    rejected: list[tuple[Any, ...]] = field(default_factory=list)
+    # at, channel, event, event_id, merged
+    duplicates: list[tuple[Any, ...]] = field(default_factory=list)
+    notices: list[tuple[Any, ...]] = field(default_factory=list)  # at, channel, event, field, kind
+    browser_duplicates: list[str] = field(default_factory=list)  # their event_ids
+    latest: float = 0.0  # the newest call's time: what is older than a prune's reach goes
+
+
+def ingest_log_rows(calls: Sequence[NotesCall]) -> IngestLogRows:
+    out = IngestLogRows()
+    for at, channel, notes in calls:
+        out.latest = max(out.latest, at)
+        for n in notes:
+            if n.kind == "rejected":
+                out.rejected.append((at, channel, n.event[:128], n.field[:128], n.reason,
+                                     n.problems, n.event_id[:256] or None,
+                                     n.order_id[:128] or None, orjson.dumps(n.sample).decode()))
+            elif n.kind == "duplicate":
+                out.duplicates.append((at, channel, n.event[:128], n.event_id[:256], n.merged))
+                if channel == "browser":
+                    out.browser_duplicates.append(n.event_id[:256])
+            else:
+                out.notices.append((at, channel, n.event[:128], n.field[:128], n.kind))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

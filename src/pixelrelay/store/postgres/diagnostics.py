@@ -16,12 +16,14 @@ from pixelrelay.store.rows import (
     AttemptRow,
     IngestNote,
     LaterCopy,
+    NotesCall,
     QueueRow,
     RecentRow,
     RecentSearch,
     RejectionRow,
     TraceRow,
     WindowRows,
+    ingest_log_rows,
     recent_filters,
     recent_prefixes,
 )
@@ -37,10 +39,15 @@ class PostgresDiagnostics(UsesConnections):
     async def record_ingest(self, now: float, channel: str,
                             notes: Sequence[IngestNote]) -> None:
         if notes:
-            async def run(conn: Conn) -> None:
-                await _record_notes(conn, now, channel, notes)
+            call = (now, channel, notes)
 
-            await self._db.transaction(run)
+            async def alone(conn: Conn) -> list[None]:
+                return await record_notes(conn, [call])
+
+            # In the group writer, so a request's log shares its events' commit rhythm (a
+            # transaction of its own per request cost one commit each); queued logs run
+            # together (record_notes), `alone` is the fallback per call.
+            await self._db.write(alone, bulk=record_notes, arg=call)
 
     async def record_collect_refusal(self, now: float, reason: str,
                                      origin: str | None) -> None:
@@ -114,28 +121,24 @@ class PostgresDiagnostics(UsesConnections):
         return await self._db.read(run)
 
 
-async def _record_notes(conn: Conn, at: float, channel: str,
-                        notes: Sequence[IngestNote]) -> None:
-    rejected = [(at, channel, n.event[:128], n.field[:128], n.reason, n.problems,
-                 n.event_id[:256] or None, n.order_id[:128] or None,
-                 orjson.dumps(n.sample).decode()) for n in notes if n.kind == "rejected"]
-    dupes = [(at, channel, n.event[:128], n.event_id[:256], n.merged) for n in notes
-             if n.kind == "duplicate"]
-    kept = [(at, channel, n.event[:128], n.field[:128], n.kind) for n in notes
-            if n.kind not in ("rejected", "duplicate")]
+async def record_notes(conn: Conn, calls: list[NotesCall]) -> list[None]:
+    """The ingest log of one or more record_ingest calls, a statement per table."""
+    rows = ingest_log_rows(calls)
     tables = (
-        (rejected, "insert_rejections", "prune_rejections",
+        (rows.rejected, "insert_rejections", "prune_rejections",
          ("at", "channel", "event", "field", "reason", "problems", "event_id", "order_id",
           "sample")),
-        (dupes, "insert_duplicates", "prune_duplicates",
+        (rows.duplicates, "insert_duplicates", "prune_duplicates",
          ("at", "channel", "event", "event_id", "merged")),
-        (kept, "insert_notices", "prune_notices", ("at", "channel", "event", "field", "kind")))
-    for rows, insert, prune, names in tables:
-        if rows:
-            columns = zip(*rows, strict=True)
+        (rows.notices, "insert_notices", "prune_notices",
+         ("at", "channel", "event", "field", "kind")))
+    for table, insert, prune, names in tables:
+        if table:
+            columns = zip(*table, strict=True)
             await conn.execute(Q[insert], {n: list(c) for n, c in zip(names, columns,
                                                                       strict=True)})
-            await conn.execute(Q[prune], (at - PRUNE_AFTER_S,))
+            await conn.execute(Q[prune], (rows.latest - PRUNE_AFTER_S,))
+    return [None] * len(calls)
 
 
 async def _window(conn: Conn, since: float, bucket_s: float,

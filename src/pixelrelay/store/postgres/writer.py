@@ -16,6 +16,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
 from pixelrelay.errors import StoreUnavailable
+from pixelrelay.store import write_groups
 
 log = logging.getLogger("pixelrelay.store")
 
@@ -203,12 +204,11 @@ class Connections:
                 self.commits += error is None
                 _resolve(group[0].future, value, error)
                 return
+            ordered = write_groups.runs(group)
+            group = [call for run in ordered for call in run]  # the results' order
             async with conn.transaction():
-                i = 0
-                while i < len(group):
-                    run = _run_of(group, i)
+                for run in ordered:
                     results += await _run_calls(conn, run)
-                    i += len(run)
             self.commits += 1
         except psycopg.Error as exc:
             failure = StoreUnavailable(f"commit failed: {exc}")
@@ -229,14 +229,6 @@ async def _run_alone(conn: Conn, fn: Job) -> tuple[Any, BaseException | None]:
         except Exception as exc:
             return None, as_store_error(exc, "write")
     raise AssertionError("unreachable")
-
-
-def _run_of(group: list[_Call], i: int) -> list[_Call]:
-    """The calls from `i` on that share one bulk job (or the one call at `i`)."""
-    bulk, j = group[i].bulk, i + 1
-    while bulk is not None and j < len(group) and group[j].bulk is bulk:
-        j += 1
-    return group[i:j]
 
 
 async def _run_calls(conn: Conn, run: list[_Call]) -> list[tuple[Any, BaseException | None]]:

@@ -15,12 +15,14 @@ from pixelrelay.store.rows import (
     AttemptRow,
     IngestNote,
     LaterCopy,
+    NotesCall,
     QueueRow,
     RecentRow,
     RecentSearch,
     RejectionRow,
     TraceRow,
     WindowRows,
+    ingest_log_rows,
     recent_filters,
     recent_prefixes,
 )
@@ -38,7 +40,10 @@ class SQLiteDiagnostics(UsesConnections):
     async def record_ingest(self, now: float, channel: str,
                             notes: Sequence[IngestNote]) -> None:
         if notes:
-            await self._db.write(lambda conn: _record_notes(conn, now, channel, notes))
+            # Queued logs run together (record_notes); the lambda is the fallback per call.
+            call = (now, channel, notes)
+            await self._db.write(lambda conn: record_notes(conn, [call]), bulk=record_notes,
+                                 arg=call)
 
     async def record_collect_refusal(self, now: float, reason: str,
                                      origin: str | None) -> None:
@@ -96,23 +101,17 @@ def mark_inserted(conn: sqlite3.Connection, times: Iterable[float],
                                       "browser": orjson.dumps(list(browser_ids)).decode()})
 
 
-def _record_notes(conn: sqlite3.Connection, at: float, channel: str,
-                  notes: Sequence[IngestNote]) -> None:
-    rejected = [(at, channel, n.event[:128], n.field[:128], n.reason, n.problems,
-                 n.event_id[:256] or None, n.order_id[:128] or None,
-                 orjson.dumps(n.sample).decode()) for n in notes if n.kind == "rejected"]
-    dupes = [(at, channel, n.event[:128], n.event_id[:256], int(n.merged)) for n in notes
-             if n.kind == "duplicate"]
-    kept = [(at, channel, n.event[:128], n.field[:128], n.kind) for n in notes
-            if n.kind not in ("rejected", "duplicate")]
-    for rows, insert, prune in ((rejected, "insert_rejection", "prune_rejections"),
-                                (dupes, "insert_duplicate", "prune_duplicates"),
-                                (kept, "insert_notice", "prune_notices")):
-        if rows:
-            conn.executemany(Q[insert], rows)
-            conn.execute(Q[prune], (at - PRUNE_AFTER_S,))
-    browser = [row[3] for row in dupes] if channel == "browser" else []
-    mark_inserted(conn, (at,), browser)
+def record_notes(conn: sqlite3.Connection, calls: list[NotesCall]) -> list[None]:
+    """The ingest log of one or more record_ingest calls, a statement per table."""
+    rows = ingest_log_rows(calls)
+    for table, insert, prune in ((rows.rejected, "insert_rejection", "prune_rejections"),
+                                 (rows.duplicates, "insert_duplicate", "prune_duplicates"),
+                                 (rows.notices, "insert_notice", "prune_notices")):
+        if table:
+            conn.executemany(Q[insert], table)
+            conn.execute(Q[prune], (rows.latest - PRUNE_AFTER_S,))
+    mark_inserted(conn, [at for at, _channel, _notes in calls], rows.browser_duplicates)
+    return [None] * len(calls)
 
 
 def _window(conn: sqlite3.Connection, since: float, bucket_s: float,

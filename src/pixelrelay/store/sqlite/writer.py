@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pixelrelay.errors import StoreUnavailable
+from pixelrelay.store import write_groups
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -118,11 +119,10 @@ class Connections:
         results: list[tuple[Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            i = 0
-            while i < len(group):
-                run = _run_of(group, i)
+            ordered = write_groups.runs(group)
+            group = [call for run in ordered for call in run]  # the results' order
+            for run in ordered:
                 results += _run_calls(conn, run)
-                i += len(run)
             conn.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as exc:
@@ -134,14 +134,6 @@ class Connections:
             # RuntimeError: the caller's loop has closed, so nobody is waiting.
             with contextlib.suppress(RuntimeError):
                 call.loop.call_soon_threadsafe(_resolve, call.future, value, error)
-
-
-def _run_of(group: list[_Call], i: int) -> list[_Call]:
-    """The calls from `i` on that share one bulk job (or the one call at `i`)."""
-    bulk, j = group[i].bulk, i + 1
-    while bulk is not None and j < len(group) and group[j].bulk is bulk:
-        j += 1
-    return group[i:j]
 
 
 def _run_calls(conn: sqlite3.Connection,
