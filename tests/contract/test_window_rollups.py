@@ -19,7 +19,6 @@ from pixelrelay.store.rows import IngestNote, RecentSearch, ReplayFilter
 from tests.contract.conftest import StoreFactory
 from tests.contract.test_read_models_agree import NOW, canonical, fill
 
-
 DESTINATIONS = ("tt", "tt2", "none")  # "none" has no rows at all
 
 
