@@ -73,6 +73,25 @@ def serving_pids(port: int, pids: list[int]) -> set[int]:
     return held
 
 
+def post_over_connections(api: str, port: int, pids: list[int],
+                          bodies: list[dict[str, object]]) -> set[str]:
+    """Each body on a connection of its own, all held open until every worker holds one;
+    the event_ids accepted."""
+    clients = [httpx.Client(base_url=api, timeout=10) for _ in bodies]
+    accepted: set[str] = set()
+    try:
+        for client, body in zip(clients, bodies, strict=True):
+            r = client.post("/v1/events", content=orjson.dumps(body),
+                            headers={"Authorization": f"Bearer {SOURCE_KEY}"})
+            assert r.status_code == 202, r.text
+            accepted |= set(r.json()["event_ids"])
+        wait_for(lambda: serving_pids(port, pids) == set(pids), timeout=10)
+    finally:
+        for client in clients:
+            client.close()
+    return accepted
+
+
 def test_workers_share_the_port_and_one_of_them_delivers_everything_they_accept(
         tmp_path: Path, emulator: ServerThread, procs: Processes) -> None:
     db = tmp_path / "queue.db"
@@ -84,22 +103,11 @@ def test_workers_share_the_port_and_one_of_them_delivers_everything_they_accept(
     wait_http(f"{api}/healthz")
 
     # 24 connections held open at once: the kernel hands them to every worker's socket.
-    clients = [httpx.Client(base_url=api, timeout=10) for _ in range(24)]
-    accepted: set[str] = set()
-    try:
-        for i, client in enumerate(clients):
-            # Purchases without a ttclid: enough for the purchase_ttclid alert.
-            body = {"events": [{"event": "Purchase" if k == 0 else "AddToCart",
-                                "event_id": f"w{i}-{k}",
-                                "user": {"email": f"w{i}.{k}@example.com"}} for k in range(5)]}
-            r = client.post("/v1/events", content=orjson.dumps(body),
-                            headers={"Authorization": f"Bearer {SOURCE_KEY}"})
-            assert r.status_code == 202, r.text
-            accepted |= set(r.json()["event_ids"])
-        wait_for(lambda: serving_pids(port, pids) == set(pids), timeout=10)
-    finally:
-        for client in clients:
-            client.close()
+    # Purchases without a ttclid: enough for the purchase_ttclid alert.
+    accepted = post_over_connections(api, port, pids, [
+        {"events": [{"event": "Purchase" if k == 0 else "AddToCart", "event_id": f"w{i}-{k}",
+                     "user": {"email": f"w{i}.{k}@example.com"}} for k in range(5)]}
+        for i in range(24)])
 
     wait_for(lambda: delivered_ids(emulator) >= accepted, timeout=30, interval=0.1)
     assert delivered_ids(emulator) == accepted and len(accepted) == 120
@@ -187,19 +195,9 @@ def test_workers_on_postgresql_accept_and_deliver_once(
         pids = worker_pids(sup, procs.log("serve"), 2)
         api = f"http://127.0.0.1:{port}"
         wait_http(f"{api}/healthz")
-        clients = [httpx.Client(base_url=api, timeout=10) for _ in range(16)]
-        accepted: set[str] = set()
-        try:
-            for i, client in enumerate(clients):
-                r = client.post("/v1/events", headers={"Authorization": f"Bearer {SOURCE_KEY}"},
-                                content=orjson.dumps({"event": "ViewContent", "event_id": f"p{i}",
-                                                      "user": {"external_id": f"u{i}"}}))
-                assert r.status_code == 202, r.text
-                accepted |= set(r.json()["event_ids"])
-            wait_for(lambda: serving_pids(port, pids) == set(pids), timeout=10)
-        finally:
-            for client in clients:
-                client.close()
+        accepted = post_over_connections(api, port, pids, [
+            {"event": "ViewContent", "event_id": f"p{i}", "user": {"external_id": f"u{i}"}}
+            for i in range(16)])
         wait_for(lambda: delivered_ids(emulator) >= accepted, timeout=30, interval=0.1)
         assert delivered_ids(emulator) == accepted
         assert emu_state(emulator).stats()["duplicates"] == 0
