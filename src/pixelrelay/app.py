@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -14,9 +13,8 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pixelrelay import __version__, metrics
+from pixelrelay import __version__
 from pixelrelay.clock import Clock, SystemClock
 from pixelrelay.config import Settings
 from pixelrelay.delivery.service import Delivery
@@ -26,9 +24,9 @@ from pixelrelay.ingest import Ingestor
 from pixelrelay.openapi import openapi_json
 from pixelrelay.sources.admin import DeliveriesEndpoint, ResumeEndpoint
 from pixelrelay.sources.api import EventsEndpoint
-from pixelrelay.sources.body_guard import BodyGuard
 from pixelrelay.sources.browser import CollectEndpoint, TagEndpoint
-from pixelrelay.sources.credential_guard import CredentialGuard, FailedCredentials
+from pixelrelay.sources.credential_guard import FailedCredentials
+from pixelrelay.sources.edge import Edge
 from pixelrelay.sources.http import json_response
 from pixelrelay.sources.shopify import ShopifyWebhookEndpoint
 from pixelrelay.sources.tiktok_compat import TikTokTrackEndpoint
@@ -36,36 +34,6 @@ from pixelrelay.store import open_store
 from pixelrelay.store.base import DestinationState, Store
 
 log = logging.getLogger(__name__)
-
-
-class RequestTiming:
-    """ASGI middleware observing every HTTP request's duration and status in the histogram."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = "none"  # no response started: the client went away first
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = str(message["status"])
-            await send(message)
-
-        started = time.perf_counter()  # a duration, not a timestamp: no Clock needed
-        try:
-            await self.app(scope, receive, send_status)
-        except BaseException:
-            if status == "none":
-                status = "500"  # what the error middleware outside this one answers
-            raise
-        finally:
-            metrics.REQUEST_LATENCY.labels(scope["method"], metrics.path_label(scope["path"]),
-                                           status).observe(time.perf_counter() - started)
 
 
 class Gateway:
@@ -112,6 +80,12 @@ class Gateway:
         if self.delivery is not None:
             await self.delivery.stop()
         await self.store.close()
+
+
+def _edge(settings: Settings) -> Middleware:
+    return Middleware(Edge, body_timeout_s=settings.server.body_timeout_s,
+                      trusted_proxies=settings.server.trusted_proxies,
+                      limiter=FailedCredentials())
 
 
 async def healthz(request: Request) -> Response:
@@ -191,10 +165,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
             await gateway.stop()
 
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[
-        Middleware(RequestTiming),
-        Middleware(BodyGuard, body_timeout_s=settings.server.body_timeout_s),
-        Middleware(CredentialGuard, trusted_proxies=settings.server.trusted_proxies,
-                   limiter=FailedCredentials())])
+        _edge(settings)])
     app.state.gateway = gateway
     if emulator_app is not None:
         app.state.emulator = emulator_app.state.emulator
@@ -220,6 +191,6 @@ def create_delivery_app(settings: Settings, *, store: Store | None = None,
 
     app = Starlette(routes=[Route("/healthz", healthz, methods=["GET"]),
                             Route("/metrics", diagnostics.metrics_endpoint, methods=["GET"])],
-                    lifespan=lifespan, middleware=[Middleware(RequestTiming)])
+                    lifespan=lifespan, middleware=[_edge(settings)])
     app.state.gateway = gateway
     return app

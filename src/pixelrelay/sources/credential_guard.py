@@ -16,10 +16,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pixelrelay.sources.browser_rules import client_ip
 from pixelrelay.sources.http import json_response, problem_response
@@ -28,7 +26,7 @@ log = logging.getLogger(__name__)
 BURST = 10  # failures an address may make in a row (a typo or a stale key is a few)
 REFILL_S = 6.0  # after that, one more try every 6 s
 MAX_ADDRESSES = 10_000  # least recently failing addresses are forgotten beyond this
-_SCOPE_KEY = "pixelrelay.credential_attempt"
+SCOPE_KEY = "pixelrelay.credential_attempt"
 
 ADMIN = "admin token"
 SOURCE = "source key"
@@ -101,6 +99,11 @@ class FailedCredentials:
             return None
         return budget
 
+    @property
+    def clear(self) -> bool:
+        """No address has failures left to refill: nobody can be out of budget."""
+        return not self._budgets
+
     def retry_after(self, kind: str, address: str) -> float:
         """0 when the address may present a credential of `kind` now, else seconds to wait."""
         budget = self._refilled((kind, limit_key(address)))
@@ -126,16 +129,32 @@ class FailedCredentials:
         return True
 
 
-@dataclass(frozen=True, slots=True)
-class _Attempt:
-    limiter: FailedCredentials
-    kind: str
-    address: str
+class Attempt:
+    """A request presenting a credential of `kind`; its client address is worked out only
+    when a failure is counted or some address is out of budget (most requests need neither)."""
+
+    __slots__ = ("_address", "_forwarded_for", "_peer", "_trusted", "kind", "limiter")
+
+    def __init__(self, limiter: FailedCredentials, kind: str, peer: str | None,
+                 forwarded_for: str | None, trusted_proxies: tuple[str, ...]) -> None:
+        self.limiter = limiter
+        self.kind = kind
+        self._peer = peer
+        self._forwarded_for = forwarded_for
+        self._trusted = trusted_proxies
+        self._address: str | None = None
+
+    @property
+    def address(self) -> str:
+        if self._address is None:
+            self._address = client_ip(self._peer, self._forwarded_for,
+                                      self._trusted) or "unknown"
+        return self._address
 
 
 def credential_failed(request: Request) -> None:
     """Report that `request` presented a wrong credential (call it where the 401 is made)."""
-    attempt: _Attempt | None = request.scope.get(_SCOPE_KEY)
+    attempt: Attempt | None = request.scope.get(SCOPE_KEY)
     if attempt is None:  # an endpoint used without the guard in front of it
         return
     if attempt.limiter.failed(attempt.kind, attempt.address):
@@ -152,29 +171,3 @@ def refusal(kind: str, path: str, wait_s: float) -> Response:
         return json_response({"code": 40100, "message": reason,
                               "request_id": uuid.uuid4().hex, "data": {}}, 429, headers)
     return problem_response(429, "rate_limited", reason, headers=headers)
-
-
-class CredentialGuard:
-    """ASGI middleware: refuses addresses out of budget, and lets endpoints report failures."""
-
-    def __init__(self, app: ASGIApp, trusted_proxies: tuple[str, ...],
-                 limiter: FailedCredentials) -> None:
-        self.app = app
-        self.trusted = trusted_proxies
-        self.limiter = limiter
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = None if scope["type"] != "http" else credential_kind(scope["method"],
-                                                                     scope["path"])
-        if kind is None:
-            await self.app(scope, receive, send)
-            return
-        peer = scope["client"][0] if scope.get("client") else None
-        address = client_ip(peer, Headers(scope=scope).get("x-forwarded-for"),
-                            self.trusted) or "unknown"
-        wait = self.limiter.retry_after(kind, address)
-        if wait > 0:
-            await refusal(kind, scope["path"], wait)(scope, receive, send)
-            return
-        scope[_SCOPE_KEY] = _Attempt(self.limiter, kind, address)
-        await self.app(scope, receive, send)
