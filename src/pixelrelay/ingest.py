@@ -11,7 +11,12 @@ from pixelrelay.clock import Clock
 from pixelrelay.config import Settings
 from pixelrelay.destinations.base import Destination
 from pixelrelay.destinations.tiktok.mapping import PURCHASE_EVENTS, EventNames
-from pixelrelay.diagnostics.recorder import record_ingest, rejected_note
+from pixelrelay.diagnostics.recorder import (
+    count_ingest,
+    ingest_notes,
+    record_rejections,
+    rejected_note,
+)
 from pixelrelay.errors import ConfigError, Problem
 from pixelrelay.model import Channel, Consent, DeliveryState, Event, Route
 from pixelrelay.pipeline.consent import apply_consent, with_region
@@ -122,30 +127,33 @@ class Ingestor:
             result.warnings.extend(f"events[{index}] {w.text()}" for w in event.warnings)
             accepted.append((index, event))
         if all_or_nothing and result.rejected:
-            await record_ingest(self.store, now, channel, refused, (), ())
+            await record_rejections(self.store, now, channel, refused)
             return result
         events = [e for _, e in accepted]
         links: list[tuple[str, tuple[str, ...]]] = []  # (session, identities) seen together
         if self.use_sessions and events:
             events, links = await self._with_sessions(events, context, now)
         batch = [self._new_event(e, dests, now, assume) for e in events]
-        outcomes: list[InsertOutcome] = []
-        if batch:
-            outcomes = await self.store.insert(batch, now)
-            for outcome in outcomes:
-                if outcome is InsertOutcome.ACCEPTED:
-                    result.accepted += 1
-                else:
-                    result.duplicates += 1
-            woken = {r.destination for n, o in zip(batch, outcomes, strict=True)
-                     if o is not InsertOutcome.DUPLICATE
-                     for r in n.routes if r.state is DeliveryState.PENDING}
-            if woken:
-                self.notify(woken)
+        if not batch:
+            await record_rejections(self.store, now, channel, refused)
+            return result
+        # The ingest log goes in the events' transaction (the notes depend on the outcomes).
+        outcomes = await self.store.insert(
+            batch, now, log=functools.partial(ingest_notes, now, channel, refused, batch))
+        count_ingest(refused, batch, outcomes)
+        for outcome in outcomes:
+            if outcome is InsertOutcome.ACCEPTED:
+                result.accepted += 1
+            else:
+                result.duplicates += 1
+        woken = {r.destination for n, o in zip(batch, outcomes, strict=True)
+                 if o is not InsertOutcome.DUPLICATE
+                 for r in n.routes if r.state is DeliveryState.PENDING}
+        if woken:
+            self.notify(woken)
         if links:
             # After the events' commit: a failure here loses a link, never an event.
             await self.store.link_identities(links, now)
-        await record_ingest(self.store, now, channel, refused, batch, outcomes)
         return result
 
     async def _with_sessions(self, events: list[Event], context: SessionContext | None,

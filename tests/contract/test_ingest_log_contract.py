@@ -3,8 +3,14 @@ again by event_id or order id, counted in the window, and pruned after the longe
 
 from __future__ import annotations
 
-from pixelrelay.store.base import Store
-from pixelrelay.store.rows import PRUNE_AFTER_S, IngestNote, LaterCopy, RejectionRow
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from pixelrelay.store.base import IngestLogFor, InsertOutcome, Store
+from pixelrelay.store.rows import PRUNE_AFTER_S, IngestNote, LaterCopy, NotesCall, RejectionRow
+from tests.contract.test_store_contract import new_event
 
 NOW = 1_776_943_400.0
 
@@ -40,3 +46,35 @@ async def test_refused_tag_hits_are_counted_by_reason_and_origin(store: Store) -
     rows = await store.window(NOW - 60, 60)
     assert sorted(rows.collect_refusals, key=str) == sorted(
         [("origin_not_allowed", "https://a.example", 2), ("unknown_key", None, 1)], key=str)
+
+
+async def test_an_insert_writes_its_log_with_its_events_and_a_failing_log_loses_only_itself(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    def log_of(name: str) -> IngestLogFor:
+        def notes(outcomes: Sequence[InsertOutcome]) -> NotesCall:
+            return (NOW, "server", [IngestNote("duplicate", name, event_id=name)
+                                    if o is InsertOutcome.DUPLICATE else
+                                    IngestNote("unknown_field", name, "user.shoe_size")
+                                    for o in outcomes])
+        return notes
+
+    def broken(outcomes: Sequence[InsertOutcome]) -> NotesCall:
+        raise RuntimeError("a bug in the log")
+
+    await store.insert([new_event("first")], NOW)
+    # Queued together, so on both engines they share one group (the bulk path).
+    results = await asyncio.gather(
+        store.insert([new_event("first")], NOW, log=log_of("Again")),
+        store.insert([new_event("second")], NOW, log=broken),
+        store.insert([new_event("third")], NOW, log=log_of("Lead")))
+    assert results == [[InsertOutcome.DUPLICATE], [InsertOutcome.ACCEPTED],
+                       [InsertOutcome.ACCEPTED]]
+    assert {r.event_id for r in await store.claim("tt", 10, NOW, 30.0)} == {
+        "first", "second", "third"}
+    rows = await store.window(NOW - 3600, 300)
+    assert rows.duplicates == [("Again", 1, 0)]
+    assert rows.notices == [("Lead", "user.shoe_size", "unknown_field", 1)]
+    assert "could not record the ingest log" in caplog.text
+    # Alone (no group to share), a failing log still loses no event.
+    assert await store.insert([new_event("fourth")], NOW, log=broken) == [
+        InsertOutcome.ACCEPTED]

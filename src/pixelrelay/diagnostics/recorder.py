@@ -14,7 +14,7 @@ from pixelrelay.errors import PixelrelayError, Problem
 from pixelrelay.model import DeliveryState, Event
 from pixelrelay.pipeline.readers import NUL
 from pixelrelay.store.base import IngestLog, InsertOutcome, NewEvent
-from pixelrelay.store.rows import IngestNote
+from pixelrelay.store.rows import IngestNote, NotesCall
 
 MAX_SAMPLE = 10  # problems kept per refused event
 
@@ -57,10 +57,26 @@ def _plain_id(v: object) -> str | None:
     return v.strip()
 
 
-async def record_ingest(store: IngestLog, now: float, channel: str, rejected: list[IngestNote],
-                        batch: Sequence[NewEvent], outcomes: Sequence[InsertOutcome]) -> None:
-    """Called once per request after the commit; never fails the request it counts."""
+def ingest_notes(now: float, channel: str, rejected: Sequence[IngestNote],
+                 batch: Sequence[NewEvent], outcomes: Sequence[InsertOutcome]) -> NotesCall | None:
+    """The ingest log of one request: its refusals, its duplicates and the notices of what it
+    accepted. The store calls it with the outcomes inside the insert's transaction, so the
+    log costs no commit of its own."""
     notes = list(rejected)
+    for item, outcome in zip(batch, outcomes, strict=True):
+        name = item.event.name
+        if outcome is not InsertOutcome.ACCEPTED:
+            notes.append(IngestNote("duplicate", name, event_id=item.event.event_id,
+                                    merged=outcome is InsertOutcome.MERGED))
+        else:
+            notes += [IngestNote(str(w.kind), name, mask_field(w.field))
+                      for w in item.event.warnings]
+    return (now, channel, notes) if notes else None
+
+
+def count_ingest(rejected: Sequence[IngestNote], batch: Sequence[NewEvent],
+                 outcomes: Sequence[InsertOutcome]) -> None:
+    """The event counters of one request, after the commit."""
     # Tallied per label set first: resolving a labelled child per event is the costly part.
     tally: Tally[tuple[str, ...]] = Tally()
     # No destination yet: the metric label is the incoming name through the default mapping,
@@ -68,14 +84,9 @@ async def record_ingest(store: IngestLog, now: float, channel: str, rejected: li
     for note in rejected:
         tally["rejected", default_tiktok_name(note.event)] += 1
     for item, outcome in zip(batch, outcomes, strict=True):
-        name = item.event.name
         if outcome is not InsertOutcome.ACCEPTED:
-            tally["duplicate", default_tiktok_name(name)] += 1
-            notes.append(IngestNote("duplicate", name, event_id=item.event.event_id,
-                                    merged=outcome is InsertOutcome.MERGED))
+            tally["duplicate", default_tiktok_name(item.event.name)] += 1
             continue
-        notes += [IngestNote(str(w.kind), name, mask_field(w.field))
-                  for w in item.event.warnings]
         for r in item.routes:
             tally["received", r.destination, r.dest_event] += 1
             if r.state is DeliveryState.SUPPRESSED:
@@ -90,12 +101,19 @@ async def record_ingest(store: IngestLog, now: float, channel: str, rejected: li
         else:
             {"received": metrics.RECEIVED, "suppressed": metrics.SUPPRESSED,
              "filtered": metrics.FILTERED}[kind].labels(*labels).inc(n)
-    if not notes:
+
+
+async def record_rejections(store: IngestLog, now: float, channel: str,
+                            rejected: Sequence[IngestNote]) -> None:
+    """The log and counters of a request that stored nothing (its insert carries them
+    otherwise); never fails the request it counts."""
+    count_ingest(rejected, (), ())
+    if not rejected:
         return
     try:
-        await store.record_ingest(now, channel, notes)
-    except PixelrelayError as exc:  # the events are committed; only the tally is lost
-        log.warning("could not record %d ingest rejections/duplicates: %s", len(notes), exc)
+        await store.record_ingest(now, channel, rejected)
+    except PixelrelayError as exc:  # only the log is lost
+        log.warning("could not record %d ingest rejections: %s", len(rejected), exc)
 
 
 async def record_collect_refusal(store: IngestLog, now: float, reason: str,

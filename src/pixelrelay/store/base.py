@@ -21,6 +21,7 @@ from pixelrelay.store.rows import (
     Candidate,
     IngestNote,
     LaterCopy,
+    NotesCall,
     PurchaseRecord,
     QueueRow,
     RecentRow,
@@ -42,6 +43,10 @@ class InsertOutcome(StrEnum):
     ACCEPTED = "accepted"  # stored, with a delivery per new route
     DUPLICATE = "duplicate"  # every route's key was taken within the window; nothing changed
     MERGED = "merged"  # a duplicate whose copy was folded into the pending first copy
+
+
+# What the ingest log keeps of an insert, given its outcomes (None: nothing to keep).
+IngestLogFor = Callable[[Sequence[InsertOutcome]], NotesCall | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +154,12 @@ class DestinationState:
 class Outbox(Protocol):
     """Ingest writes events and their deliveries; delivery workers lease and finish them."""
 
-    async def insert(self, batch: Sequence[NewEvent], now: float) -> list[InsertOutcome]:
+    async def insert(self, batch: Sequence[NewEvent], now: float,
+                     log: IngestLogFor | None = None) -> list[InsertOutcome]:
         """Commit every event and its routes in ONE transaction.
+
+        `log(outcomes)`: the ingest log's notes of the batch, written in the same
+        transaction; a failure there loses the notes (with a warning), never the events.
 
         DUPLICATE: every route's (destination, dest_event, event_id) was already accepted
         within IDEMPOTENCY_WINDOW_S; routes seen before are not stored again. MERGED: such a

@@ -3,9 +3,10 @@ models, and what the ops commands (replay, gap report) select. No SQL here."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -32,6 +33,8 @@ class IngestNote:
     merged: bool = False  # duplicate: folded into its pending first copy
 
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 NotesCall = tuple[float, str, Sequence[IngestNote]]  # one record_ingest: at, channel, notes
 
 
@@ -46,6 +49,22 @@ class IngestLogRows:
     notices: list[tuple[Any, ...]] = field(default_factory=list)  # at, channel, event, field, kind
     browser_duplicates: list[str] = field(default_factory=list)  # their event_ids
     latest: float = 0.0  # the newest call's time: what is older than a prune's reach goes
+
+
+def notes_of(calls: Sequence[tuple[object, float, Callable[[T], NotesCall | None] | None]],
+             outcomes: Sequence[T]) -> list[NotesCall]:
+    """The ingest log of a group's insert calls (prepared rows, time, log), given each
+    call's outcomes; a call whose log fails loses only its own notes."""
+    found: list[NotesCall] = []
+    for (_rows, _now, log_for), out in zip(calls, outcomes, strict=True):
+        try:
+            notes = log_for(out) if log_for is not None else None
+        except Exception as exc:  # the events are in; only this request's log is lost
+            log.warning("could not record the ingest log of a request: %r", exc)
+            continue
+        if notes is not None:
+            found.append(notes)
+    return found
 
 
 def ingest_log_rows(calls: Sequence[NotesCall]) -> IngestLogRows:

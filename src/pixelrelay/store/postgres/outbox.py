@@ -4,6 +4,7 @@ expiry, retention, pause state, processes, the delivery log and admin sessions."
 
 from __future__ import annotations
 
+import logging
 import math
 import uuid
 from collections.abc import Sequence
@@ -18,16 +19,20 @@ from pixelrelay.store.base import (
     DeliveryView,
     DestinationState,
     Finished,
+    IngestLogFor,
     InsertOutcome,
     MergeFn,
     NewEvent,
     Pruned,
 )
 from pixelrelay.store.codec import encode_event, event_facets
+from pixelrelay.store.postgres.diagnostics import record_notes
 from pixelrelay.store.postgres.writer import Conn, UsesConnections, unstorable
 from pixelrelay.store.queries import queries
+from pixelrelay.store.rows import notes_of
 
 Q = queries("postgres", "outbox")
+log = logging.getLogger(__name__)
 _FINISH_PARAMS = ("token", "state", "next_attempt_at", "http_status", "code", "message",
                   "request_id", "dead_reason")
 _FINAL = {DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.PENDING}
@@ -50,14 +55,15 @@ class PostgresOutbox(UsesConnections):
 
     # -- writes --------------------------------------------------------------------------------
 
-    async def insert(self, batch: Sequence[NewEvent], now: float) -> list[InsertOutcome]:
-        prepared = [_prepare(item) for item in batch]
+    async def insert(self, batch: Sequence[NewEvent], now: float,
+                     log: IngestLogFor | None = None) -> list[InsertOutcome]:
+        call = ([_prepare(item) for item in batch], now, log)
 
         async def alone(conn: Conn) -> list[InsertOutcome]:
-            return (await insert_many(conn, [(prepared, now)]))[0]
+            return (await insert_and_log(conn, [call]))[0]
 
-        # Queued inserts run together (insert_many); `alone` is the fallback per call.
-        return await self._db.write(alone, bulk=insert_many, arg=(prepared, now))
+        # Queued inserts run together (insert_and_log); `alone` is the fallback per call.
+        return await self._db.write(alone, bulk=insert_and_log, arg=call)
 
     async def claim(self, destination: str, limit: int, now: float, lease_s: float,
                     retry_before: float | None = None) -> list[Claimed]:
@@ -214,6 +220,21 @@ Key = tuple[str, str, str]  # event_id, destination, dest_event
 
 class NotTogether(Exception):
     """These calls cannot share statements; the writer runs them one by one instead."""
+
+
+async def insert_and_log(conn: Conn, calls: list[tuple[list[_Prepared], float, IngestLogFor | None]]
+                         ) -> list[list[InsertOutcome]]:
+    """insert_many, then the ingest log of the calls that bring one, in a savepoint of its
+    own: a failure there loses the log, never the events."""
+    out = await insert_many(conn, [(prepared, now) for prepared, now, _log in calls])
+    try:
+        notes = notes_of(calls, out)
+        if notes:
+            async with conn.transaction():  # a savepoint inside the group's transaction
+                await record_notes(conn, notes)
+    except Exception as exc:
+        log.warning("could not record the ingest log of %d requests: %s", len(calls), exc)
+    return out
 
 
 async def insert_many(conn: Conn, calls: list[tuple[list[_Prepared], float]]

@@ -5,6 +5,7 @@ sessions."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import sqlite3
 import uuid
@@ -22,6 +23,7 @@ from pixelrelay.store.base import (
     DeliveryView,
     DestinationState,
     Finished,
+    IngestLogFor,
     InsertOutcome,
     MergeFn,
     NewEvent,
@@ -29,10 +31,12 @@ from pixelrelay.store.base import (
 )
 from pixelrelay.store.codec import encode_event, event_facets
 from pixelrelay.store.queries import queries
-from pixelrelay.store.sqlite.diagnostics import mark_inserted
+from pixelrelay.store.rows import notes_of
+from pixelrelay.store.sqlite.diagnostics import mark_inserted, record_notes
 from pixelrelay.store.sqlite.writer import UsesConnections
 
 Q = queries("sqlite", "outbox")
+log = logging.getLogger(__name__)
 _FINISH_PARAMS = ("token", "state", "next_attempt_at", "http_status", "code", "message",
                   "request_id", "dead_reason")
 _FINAL = {DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.PENDING}
@@ -55,11 +59,12 @@ class SQLiteOutbox(UsesConnections):
 
     # -- writes --------------------------------------------------------------------------------
 
-    async def insert(self, batch: Sequence[NewEvent], now: float) -> list[InsertOutcome]:
-        prepared = [_prepare(item) for item in batch]
-        # Queued inserts run together (insert_many); the lambda is the fallback per call.
-        return await self._db.write(lambda conn: insert_many(conn, [(prepared, now)])[0],
-                                    bulk=insert_many, arg=(prepared, now))
+    async def insert(self, batch: Sequence[NewEvent], now: float,
+                     log: IngestLogFor | None = None) -> list[InsertOutcome]:
+        call = ([_prepare(item) for item in batch], now, log)
+        # Queued inserts run together (insert_and_log); the lambda is the fallback per call.
+        return await self._db.write(lambda conn: insert_and_log(conn, [call])[0],
+                                    bulk=insert_and_log, arg=call)
 
     async def claim(self, destination: str, limit: int, now: float, lease_s: float,
                     retry_before: float | None = None) -> list[Claimed]:
@@ -232,6 +237,28 @@ class _Rows:
         if self.deliveries:
             cur.executemany(Q["insert_delivery"], self.deliveries)
         self.events, self.deliveries = [], []
+
+
+def insert_and_log(conn: sqlite3.Connection,
+                   calls: list[tuple[list[_Prepared], float, IngestLogFor | None]]
+                   ) -> list[list[InsertOutcome]]:
+    """insert_many, then the ingest log of the calls that bring one, in a savepoint of its
+    own: a failure there loses the log, never the events."""
+    out = insert_many(conn, [(prepared, now) for prepared, now, _log in calls])
+    try:
+        notes = notes_of(calls, out)
+        if notes:
+            conn.execute("SAVEPOINT ingest_log")
+            try:
+                record_notes(conn, notes)
+            except BaseException:
+                conn.execute("ROLLBACK TO ingest_log")
+                raise
+            finally:
+                conn.execute("RELEASE ingest_log")
+    except Exception as exc:
+        log.warning("could not record the ingest log of %d requests: %s", len(calls), exc)
+    return out
 
 
 def insert_many(conn: sqlite3.Connection, calls: list[tuple[list[_Prepared], float]]
