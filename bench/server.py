@@ -80,7 +80,7 @@ def _leave_out(gateway: Any, part: str) -> None:
 
         gateway.ingestor.accept = accept
     elif part == "store":  # everything but the writes (and their wait for the writer)
-        async def insert(batch: Any, now: float, log: Any = None) -> list[InsertOutcome]:
+        async def insert(batch: Any, now: float, ingest_log: Any = None) -> list[InsertOutcome]:
             return [InsertOutcome.ACCEPTED] * len(batch)
 
         gateway.store.insert = insert

@@ -139,7 +139,7 @@ class Ingestor:
             return result
         # The ingest log goes in the events' transaction (the notes depend on the outcomes).
         outcomes = await self.store.insert(
-            batch, now, log=functools.partial(ingest_notes, now, channel, refused, batch))
+            batch, now, ingest_log=functools.partial(ingest_notes, now, channel, refused, batch))
         count_ingest(refused, batch, outcomes)
         for outcome in outcomes:
             if outcome is InsertOutcome.ACCEPTED:

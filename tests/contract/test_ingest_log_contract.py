@@ -64,9 +64,9 @@ async def test_an_insert_writes_its_log_with_its_events_and_a_failing_log_loses_
     await store.insert([new_event("first")], NOW)
     # Queued together, so on both engines they share one group (the bulk path).
     results = await asyncio.gather(
-        store.insert([new_event("first")], NOW, log=log_of("Again")),
-        store.insert([new_event("second")], NOW, log=broken),
-        store.insert([new_event("third")], NOW, log=log_of("Lead")))
+        store.insert([new_event("first")], NOW, ingest_log=log_of("Again")),
+        store.insert([new_event("second")], NOW, ingest_log=broken),
+        store.insert([new_event("third")], NOW, ingest_log=log_of("Lead")))
     assert results == [[InsertOutcome.DUPLICATE], [InsertOutcome.ACCEPTED],
                        [InsertOutcome.ACCEPTED]]
     assert {r.event_id for r in await store.claim("tt", 10, NOW, 30.0)} == {
@@ -76,5 +76,5 @@ async def test_an_insert_writes_its_log_with_its_events_and_a_failing_log_loses_
     assert rows.notices == [("Lead", "user.shoe_size", "unknown_field", 1)]
     assert "could not record the ingest log" in caplog.text
     # Alone (no group to share), a failing log still loses no event.
-    assert await store.insert([new_event("fourth")], NOW, log=broken) == [
+    assert await store.insert([new_event("fourth")], NOW, ingest_log=broken) == [
         InsertOutcome.ACCEPTED]

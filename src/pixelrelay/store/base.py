@@ -155,10 +155,10 @@ class Outbox(Protocol):
     """Ingest writes events and their deliveries; delivery workers lease and finish them."""
 
     async def insert(self, batch: Sequence[NewEvent], now: float,
-                     log: IngestLogFor | None = None) -> list[InsertOutcome]:
+                     ingest_log: IngestLogFor | None = None) -> list[InsertOutcome]:
         """Commit every event and its routes in ONE transaction.
 
-        `log(outcomes)`: the ingest log's notes of the batch, written in the same
+        `ingest_log(outcomes)`: the ingest log's notes of the batch, written in the same
         transaction; a failure there loses the notes (with a warning), never the events.
 
         DUPLICATE: every route's (destination, dest_event, event_id) was already accepted

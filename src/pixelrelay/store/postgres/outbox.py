@@ -56,8 +56,8 @@ class PostgresOutbox(UsesConnections):
     # -- writes --------------------------------------------------------------------------------
 
     async def insert(self, batch: Sequence[NewEvent], now: float,
-                     log: IngestLogFor | None = None) -> list[InsertOutcome]:
-        call = ([_prepare(item) for item in batch], now, log)
+                     ingest_log: IngestLogFor | None = None) -> list[InsertOutcome]:
+        call = ([_prepare(item) for item in batch], now, ingest_log)
 
         async def alone(conn: Conn) -> list[InsertOutcome]:
             return (await insert_and_log(conn, [call]))[0]

@@ -60,8 +60,8 @@ class SQLiteOutbox(UsesConnections):
     # -- writes --------------------------------------------------------------------------------
 
     async def insert(self, batch: Sequence[NewEvent], now: float,
-                     log: IngestLogFor | None = None) -> list[InsertOutcome]:
-        call = ([_prepare(item) for item in batch], now, log)
+                     ingest_log: IngestLogFor | None = None) -> list[InsertOutcome]:
+        call = ([_prepare(item) for item in batch], now, ingest_log)
         # Queued inserts run together (insert_and_log); the lambda is the fallback per call.
         return await self._db.write(lambda conn: insert_and_log(conn, [call])[0],
                                     bulk=insert_and_log, arg=call)
