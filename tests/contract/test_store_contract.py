@@ -90,6 +90,19 @@ async def test_repeat_after_48h_is_accepted_again(store: Store) -> None:
     assert len(await store.claim("tt", 10, later, 60)) == 2  # both are delivered
 
 
+async def test_inserts_queued_together_accept_again_after_48h_as_if_one_after_the_other(
+        store: Store) -> None:
+    """Calls sharing a commit keep their order's outcomes even when their times are two
+    days apart (an import): the later one re-accepts the key the earlier one just took."""
+    later = T0 + IDEMPOTENCY_WINDOW_S
+    outcomes = await asyncio.gather(store.insert([new_event("e1")], T0),
+                                    store.insert([new_event("e1")], later),
+                                    store.insert([new_event("e1")], later + 1))
+    assert outcomes == [[ACCEPTED], [ACCEPTED], [DUPLICATE]]
+    assert len(await store.claim("tt", 10, later + 1, 60)) == 2
+    assert (await store.deliveries("e1"))[0].created_at == later
+
+
 async def test_only_new_routes_are_stored(store: Store) -> None:
     await store.insert([new_event("e1", pending("a"))], T0)
     assert await store.insert([new_event("e1", pending("a"), pending("b"))], T0 + 1) == [ACCEPTED]

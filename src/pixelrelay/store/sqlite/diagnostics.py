@@ -72,14 +72,14 @@ class SQLiteDiagnostics(UsesConnections):
         return await self._db.read(lambda conn: _window(conn, since, bucket_s, destinations))
 
     async def roll_up(self, now: float, limit: int = rollup.ROLL_UP_BATCH) -> int:
-        return await self._db.write(lambda conn: _roll_up(conn, now, limit))
+        return await self._db.write(lambda conn: _roll_up(conn, now, limit), slow=True)
 
     async def forget_rollups(self) -> None:
         def run(conn: sqlite3.Connection) -> None:
             conn.execute(Q["rollup_drop"])
             conn.execute(Q["rollup_drop_hours"])
 
-        await self._db.write(run)
+        await self._db.write(run, slow=True)
 
     async def queues(self, names: Sequence[str]) -> list[QueueRow]:
         return await self._db.read(lambda conn: [_queue(conn, n) for n in names])

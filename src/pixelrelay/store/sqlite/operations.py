@@ -49,7 +49,7 @@ class SQLiteOperations(UsesConnections):
 
     async def requeue(self, destination: str, items: Sequence[Requeue],
                       now: float) -> tuple[int, int]:
-        return await self._db.write(lambda c: _requeue(c, destination, items, now))
+        return await self._db.write(lambda c: _requeue(c, destination, items, now), slow=True)
 
     async def purchase_records(self, destination: str,
                                names: Sequence[str]) -> list[PurchaseRecord]:

@@ -125,7 +125,8 @@ class SQLiteOutbox(UsesConnections):
 
     async def expire(self, destination: str, accepted_before: float, now: float) -> int:
         params = {"destination": destination, "cutoff": accepted_before, "now": now}
-        return await self._db.write(lambda c: c.execute(Q["expire"], params).rowcount)
+        return await self._db.write(lambda c: c.execute(Q["expire"], params).rowcount,
+                                    slow=True)
 
     async def prune(self, now: float, retention_s: float, limit: int = 1000) -> Pruned:
         params = {"cutoff": now - retention_s, "limit": limit}
@@ -139,12 +140,13 @@ class SQLiteOutbox(UsesConnections):
             return len(rows), freed
 
         # One writer transaction per table, each a small batch: ingest waits milliseconds.
-        n_deliveries, freed = await self._db.write(deliveries)
+        n_deliveries, freed = await self._db.write(deliveries, slow=True)
         sweep = {**params, "limit": limit - freed}
-        swept = await self._db.write(lambda c: c.execute(Q["prune_events"], sweep).rowcount)
+        swept = await self._db.write(lambda c: c.execute(Q["prune_events"], sweep).rowcount,
+                                     slow=True)
         return Pruned(deliveries=n_deliveries, events=freed + swept,
                       attempts=await self._db.write(
-                          lambda c: c.execute(Q["prune_attempts"], params).rowcount))
+                          lambda c: c.execute(Q["prune_attempts"], params).rowcount, slow=True))
 
     async def set_destination(self, state: DestinationState) -> None:
         params = (state.name, int(state.paused), state.reason, state.token_fingerprint,

@@ -1,0 +1,52 @@
+"""The SQLite writer runs a group's statements on the event loop: it must never block the
+loop on another process's write lock, and it serves callers on other loops (threads)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+from pixelrelay.store import open_store
+from pixelrelay.store.base import InsertOutcome
+from tests.contract.test_store_contract import T0, new_event
+
+
+async def test_another_process_holding_the_write_lock_does_not_stall_the_loop(
+        tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'w.db'}")
+    await store.open()
+    other = sqlite3.connect(tmp_path / "w.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process is in the middle of its write
+    insert = asyncio.create_task(store.insert([new_event("e1")], T0))
+    ticks = 0
+    for _ in range(20):  # the loop keeps serving while the insert waits for the lock
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert ticks == 20 and not insert.done()
+    other.execute("COMMIT")
+    assert await insert == [InsertOutcome.ACCEPTED]
+    other.close()
+    await store.close()
+
+
+async def test_writes_from_another_loop_share_the_writer(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'w.db'}")
+    await store.open()
+    elsewhere: list[list[InsertOutcome]] = []
+
+    def other_loop() -> None:
+        async def run() -> None:
+            elsewhere.extend(await asyncio.gather(
+                *(store.insert([new_event(f"t{i}")], T0) for i in range(50))))
+
+        asyncio.run(run())
+
+    thread = threading.Thread(target=other_loop)
+    thread.start()
+    here = await asyncio.gather(*(store.insert([new_event(f"m{i}")], T0) for i in range(50)))
+    await asyncio.to_thread(thread.join)
+    assert here + elsewhere == [[InsertOutcome.ACCEPTED]] * 100
+    assert len(await store.claim("tt", 1000, T0, 60)) == 100
+    await store.close()
