@@ -23,6 +23,7 @@ from pixelrelay.config import (
 )
 from pixelrelay.emulator import Emulator, create_emulator_app
 from pixelrelay.ingest import IngestResult
+from pixelrelay.serving import collect_garbage_less_often
 from pixelrelay.store.base import InsertOutcome
 
 KEY = "bench-key"
@@ -96,6 +97,7 @@ def main() -> None:
     parser.add_argument("--without", choices=("ingest", "store"),
                         help="replace ingest, or only the store's writes, by their answer")
     args = parser.parse_args()
+    collect_garbage_less_often()  # as `pixelrelay serve` does
     uvicorn.run(build(args.url, args.port, args.without or ""), host="127.0.0.1", port=args.port,
                 log_level="warning", access_log=False)
 

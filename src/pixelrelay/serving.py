@@ -4,6 +4,7 @@ or, for `deliver` without a port, no HTTP at all until a signal."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -94,11 +95,24 @@ class _Server(uvicorn.Server):
             self.on_started()
 
 
+def collect_garbage_less_often() -> None:
+    """The cyclic collector's young generation at 50,000 allocations instead of 700.
+
+    One 500-event request parses into some 30,000 dicts and lists that live until its answer:
+    at 700 the collector ran dozens of times per request, walking that data and every older
+    object each time it reached the older generations, about a sixth of ingest's CPU
+    (bench.ingest: batch and single events 13-18 % faster). Request data frees itself by
+    reference counting; cycles, which are rare here, are still collected, only later.
+    """
+    gc.set_threshold(50_000, 20, 20)
+
+
 def run(app: Starlette, sock: socket.socket, on_started: Callable[[], None]) -> None:
     """Serve `app` on `sock` until SIGINT/SIGTERM; `on_started` once startup succeeded.
 
     Raises the PixelrelayError that stopped the startup (nothing was served then).
     """
+    collect_garbage_less_often()
     lifespan = _Lifespan(app)
     # proxy_headers off: the client address is read by pixelrelay itself, from
     # X-Forwarded-For only when the peer is in server.trusted_proxies (uvicorn would trust
@@ -132,6 +146,7 @@ def run_until_signalled(start: Callable[[], Awaitable[None]], stop: Callable[[],
 
     Raises the PixelrelayError that stopped `start` (which then started nothing).
     """
+    collect_garbage_less_often()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
