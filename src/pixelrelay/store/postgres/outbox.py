@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from pixelrelay.model import DeliveryState
 from pixelrelay.store.base import (
     IDEMPOTENCY_WINDOW_S,
@@ -36,15 +38,15 @@ log = logging.getLogger(__name__)
 _FINISH_PARAMS = ("token", "state", "next_attempt_at", "http_status", "code", "message",
                   "request_id", "dead_reason")
 _FINAL = {DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.PENDING}
-# destination, dest_event, batch_key, state, payload, reason, not_before
-RouteRow = tuple[str, str, str, str, bytes | None, str | None, float | None]
+# destination, dest_event, batch_key, state, payload (its JSON text), reason, not_before
+RouteRow = tuple[str, str, str, str, str | None, str | None, float | None]
 
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     """A NewEvent flattened before it is queued, so the writer only runs SQL."""
 
-    event_row: tuple[Any, ...]  # insert_events columns after id
+    event_row: tuple[Any, ...]  # insert_events columns after id; the body an orjson.Fragment
     event_id: str
     routes: tuple[RouteRow, ...]
     merge: MergeFn | None
@@ -207,10 +209,12 @@ def _prepare(item: NewEvent) -> _Prepared:
     e = item.event
     return _Prepared(
         event_row=(e.event_id, e.name, str(e.source), e.event_time, e.received_at,
-                   e.session_id, e.order_source, encode_event(e), *event_facets(e)),
+                   e.session_id, e.order_source, orjson.Fragment(encode_event(e)),
+                   *event_facets(e)),
         event_id=e.event_id,
-        routes=tuple((r.destination, r.dest_event, r.batch_key, str(r.state), r.payload, r.reason,
-                      r.not_before) for r in item.routes),
+        routes=tuple((r.destination, r.dest_event, r.batch_key, str(r.state),
+                      None if r.payload is None else r.payload.decode(), r.reason, r.not_before)
+                     for r in item.routes),
         merge=item.merge,
     )
 
@@ -270,9 +274,7 @@ async def insert_many(conn: Conn, calls: list[tuple[list[_Prepared], float]]
     if keys:
         ordered = sorted(keys.items())  # one lock order for every process
         cur = await conn.execute(Q["claim_idempotency"], {
-            "event_ids": [k[0] for k, _ in ordered], "destinations": [k[1] for k, _ in ordered],
-            "dest_events": [k[2] for k, _ in ordered],
-            "delivery_ids": [v[0] for _, v in ordered], "accepted_at": [v[1] for _, v in ordered],
+            "keys": _json([(*key, at, did) for key, (did, at, _call) in ordered]),
             "window": IDEMPOTENCY_WINDOW_S})
         taken = {r[0] for r in await cur.fetchall()}
 
@@ -299,13 +301,9 @@ async def insert_many(conn: Conn, calls: list[tuple[list[_Prepared], float]]
     woken = {d[2] for d in deliveries if d[6] == "pending"}
     async with conn.pipeline():  # the rows need no answer: one round trip for both tables
         if events:
-            await conn.execute(Q["insert_events"], _columns(events, (
-                "id", "event_id", "name", "source", "event_time", "received_at", "session_id",
-                "order_source", "body", "channel", "enriched", "match_keys")))
+            await conn.execute(Q["insert_events"], {"rows": _json(events)})
         if deliveries:
-            await conn.execute(Q["insert_deliveries"], _columns(deliveries, (
-                "id", "event_ref", "destination", "dest_event", "event_id", "batch_key",
-                "state", "payload", "reason", "next_attempt_at", "now")))
+            await conn.execute(Q["insert_deliveries"], {"rows": _json(deliveries)})
         if woken and not merges:
             await conn.execute(Q["notify"], {"destinations": sorted(woken)})
             woken = set()
@@ -319,9 +317,9 @@ async def insert_many(conn: Conn, calls: list[tuple[list[_Prepared], float]]
     return outcomes
 
 
-def _columns(rows: list[tuple[Any, ...]], names: tuple[str, ...]) -> dict[str, Any]:
-    """Rows -> one array per column, for INSERT ... SELECT FROM unnest(...)."""
-    return {name: list(col) for name, col in zip(names, zip(*rows, strict=True), strict=True)}
+def _json(rows: list[tuple[Any, ...]]) -> str:
+    """Rows as one JSON array of arrays, for INSERT ... SELECT FROM jsonb_array_elements."""
+    return orjson.dumps(rows).decode()
 
 
 async def _merge(conn: Conn, item: _Prepared, now: float,

@@ -13,39 +13,32 @@ SELECT ARRAY(SELECT nextval('events_id_seq') FROM generate_series(1, %(events)s)
 -- duplicate. Another process inserting the same key waits here for this one's commit: the
 -- database decides, across processes. Rows come sorted by key, so two processes lock
 -- overlapping keys in the same order. Each row carries its own call's time.
+-- The rows of this and the inserts below arrive as one JSON array each: psycopg dumps array
+-- parameters element by element in Python, which cost more than the rest of a batch's writes.
 INSERT INTO idempotency AS i (event_id, destination, dest_event, accepted_at, delivery_id)
-SELECT * FROM unnest(%(event_ids)s::text[], %(destinations)s::text[], %(dest_events)s::text[],
-                     %(accepted_at)s::float8[], %(delivery_ids)s::bigint[])
+SELECT r ->> 0, r ->> 1, r ->> 2, (r ->> 3)::float8, (r ->> 4)::bigint
+  FROM jsonb_array_elements(%(keys)s::jsonb) AS r
 ON CONFLICT (event_id, destination, dest_event) DO UPDATE
     SET accepted_at = excluded.accepted_at, delivery_id = excluded.delivery_id
     WHERE i.accepted_at <= excluded.accepted_at - %(window)s
 RETURNING delivery_id
 
 -- name: insert_events
--- The body travels as bytea and becomes jsonb here: a text[] of JSON documents costs several
--- times more to send than the same bytes (docs/postgres.md has the figures).
+-- Each row's body is embedded as the JSON document it is and stored as that jsonb.
 INSERT INTO events (id, event_id, name, source, event_time, received_at, session_id,
                     order_source, body, channel, enriched, match_keys)
-SELECT k.id, k.event_id, k.name, k.source, k.event_time, k.received_at, k.session_id,
-       k.order_source, convert_from(k.body, 'UTF8')::jsonb, k.channel, k.enriched,
-       k.match_keys
-  FROM unnest(%(id)s::bigint[], %(event_id)s::text[], %(name)s::text[], %(source)s::text[],
-              %(event_time)s::bigint[], %(received_at)s::float8[], %(session_id)s::text[],
-              %(order_source)s::text[], %(body)s::bytea[], %(channel)s::text[],
-              %(enriched)s::integer[], %(match_keys)s::integer[])
-       AS k (id, event_id, name, source, event_time, received_at, session_id, order_source,
-             body, channel, enriched, match_keys)
+SELECT (r ->> 0)::bigint, r ->> 1, r ->> 2, r ->> 3, (r ->> 4)::bigint, (r ->> 5)::float8,
+       r ->> 6, r ->> 7, r -> 8, r ->> 9, (r ->> 10)::integer, (r ->> 11)::integer
+  FROM jsonb_array_elements(%(rows)s::jsonb) AS r
 
 -- name: insert_deliveries
+-- The payload arrives as a JSON string and is stored as its UTF-8 bytes, unchanged.
 INSERT INTO deliveries (id, event_ref, destination, dest_event, event_id, batch_key, state,
                         payload, reason, next_attempt_at, created_at, updated_at)
-SELECT k.*, k.now
-  FROM unnest(%(id)s::bigint[], %(event_ref)s::bigint[], %(destination)s::text[],
-              %(dest_event)s::text[], %(event_id)s::text[], %(batch_key)s::text[],
-              %(state)s::text[], %(payload)s::bytea[], %(reason)s::text[],
-              %(next_attempt_at)s::float8[], %(now)s::float8[])
-       AS k (id, event_ref, destination, dest_event, event_id, batch_key, state, payload,
-             reason, next_attempt_at, now)
+SELECT (r ->> 0)::bigint, (r ->> 1)::bigint, r ->> 2, r ->> 3, r ->> 4, r ->> 5, r ->> 6,
+       convert_to(r ->> 7, 'UTF8'), r ->> 8, (r ->> 9)::float8, (r ->> 10)::float8,
+       (r ->> 10)::float8
+  FROM jsonb_array_elements(%(rows)s::jsonb) AS r
 
 -- name: notify
 -- Sent inside the insert's transaction: delivered on commit, dropped with a rollback.
