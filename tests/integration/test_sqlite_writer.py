@@ -50,3 +50,17 @@ async def test_writes_from_another_loop_share_the_writer(tmp_path: Path) -> None
     assert here + elsewhere == [[InsertOutcome.ACCEPTED]] * 100
     assert len(await store.claim("tt", 1000, T0, 60)) == 100
     await store.close()
+
+
+async def test_a_burst_of_batches_commits_in_bounded_groups(tmp_path: Path) -> None:
+    """A group's statements hold the event loop: ten 500-event batches queued at once are
+    several transactions of at most 2,000 rows, not one of 5,000."""
+    store = open_store(f"sqlite:///{tmp_path / 'w.db'}")
+    await store.open()
+    before = store.commits  # type: ignore[attr-defined]
+    batches = [[new_event(f"b{j}-{i}") for i in range(500)] for j in range(10)]
+    outcomes = await asyncio.gather(*(store.insert(batch, T0) for batch in batches))
+    assert outcomes == [[InsertOutcome.ACCEPTED] * 500] * 10
+    assert store.commits - before >= 3  # type: ignore[attr-defined]
+    assert len(await store.claim("tt", 10_000, T0, 60)) == 5000
+    await store.close()

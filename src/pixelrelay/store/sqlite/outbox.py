@@ -64,7 +64,7 @@ class SQLiteOutbox(UsesConnections):
         call = ([_prepare(item) for item in batch], now, ingest_log)
         # Queued inserts run together (insert_and_log); the lambda is the fallback per call.
         return await self._db.write(lambda conn: insert_and_log(conn, [call])[0],
-                                    bulk=insert_and_log, arg=call)
+                                    bulk=insert_and_log, arg=call, rows=len(batch))
 
     async def claim(self, destination: str, limit: int, now: float, lease_s: float,
                     retry_before: float | None = None) -> list[Claimed]:

@@ -21,6 +21,9 @@ T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 BulkJob = Callable[[sqlite3.Connection, list[Any]], list[Any]]
 MAX_GROUP = 512  # calls per transaction: bounds the latency one commit adds to the first caller
+# Rows per transaction, as the calls declare them: a group's statements hold the event loop
+# (some 10-20 ms per thousand events), so a burst of batch imports becomes several groups.
+MAX_GROUP_ROWS = 2000
 BUSY_TIMEOUT_MS = 10_000
 
 
@@ -39,6 +42,7 @@ class _Call:
     bulk: BulkJob | None = None
     arg: Any = None
     slow: bool = False
+    rows: int = 1
 
     def resolve(self, value: Any, error: BaseException | None) -> None:
         try:
@@ -78,20 +82,21 @@ class Connections:
         self._disk = ThreadPoolExecutor(1, thread_name_prefix="pixelrelay-sqlite-commit")
 
     async def write(self, fn: Callable[[sqlite3.Connection], T], *, bulk: BulkJob | None = None,
-                    arg: Any = None, slow: bool = False) -> T:
+                    arg: Any = None, slow: bool = False, rows: int = 1) -> T:
         """Run `fn` in the next group transaction; returns once it is committed.
 
         With `bulk`, calls queued next to each other with the same `bulk` run as one
         `bulk(conn, [arg, ...])` (one savepoint and one statement per table instead of per
         call); if that fails, each runs alone as `fn`, so one bad call still sinks no other.
         `slow`: maintenance that may scan many rows; its group runs off the event loop.
+        `rows`: about how many rows the call writes (MAX_GROUP_ROWS).
         """
         if not self._open:
             raise StoreUnavailable("store is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._qlock:
-            self._queued.append(_Call(fn, loop, future, bulk, arg, slow))
+            self._queued.append(_Call(fn, loop, future, bulk, arg, slow, rows))
         self._start_writer()
         return await future
 
@@ -134,7 +139,8 @@ class Connections:
         try:
             while True:
                 with self._qlock:
-                    group, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
+                    group = _next_group(self._queued)
+                    self._queued = self._queued[len(group):]
                     if not group:
                         self._writer = None
                         return
@@ -198,6 +204,17 @@ class Connections:
 
 
 Outcome = tuple[Any, BaseException | None]
+
+
+def _next_group(queued: list[_Call]) -> list[_Call]:
+    """The calls at the head of the queue that make one transaction: at least one, then up
+    to MAX_GROUP calls and MAX_GROUP_ROWS rows."""
+    rows = 0
+    for n, call in enumerate(queued[:MAX_GROUP]):
+        rows += call.rows
+        if n and rows > MAX_GROUP_ROWS:
+            return queued[:n]
+    return queued[:MAX_GROUP]
 
 
 def _commit(conn: sqlite3.Connection, results: list[Outcome]) -> list[Outcome]:
