@@ -44,7 +44,7 @@ _FINAL = {DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.PENDING}
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """A NewEvent flattened in the caller's thread, so the writer only runs SQL."""
+    """A NewEvent flattened before it is queued, so the group's transaction only runs SQL."""
 
     event_row: tuple[Any, ...]  # insert_event columns after id
     event_id: str
