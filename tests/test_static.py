@@ -42,3 +42,15 @@ def test_layer_contracts_hold() -> None:
     proc = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 broken" in proc.stdout
+
+
+def test_records_are_frozen_to_the_type_checker(tmp_path: Path) -> None:
+    """`pixelrelay.records.record` gives up frozen's run-time guard for speed; mypy must
+    still refuse an assignment to an Event's field, or the guard is gone altogether."""
+    probe = tmp_path / "probe.py"
+    probe.write_text("from pixelrelay.model import Event\n"
+                     "def f(e: Event) -> None:\n"
+                     "    e.name = 'Purchase'\n")
+    proc = run("mypy", "--strict", "--no-incremental", str(probe))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert 'Property "name" defined in "Event" is read-only' in proc.stdout

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
+from pixelrelay.records import record
 
-@dataclass(frozen=True, slots=True)
+
+@record
 class Problem:
     """Why one field of one input was refused: `field` is a dotted path such as `user.email`.
 
@@ -31,7 +32,7 @@ class NoticeKind(StrEnum):
     UNVERIFIED = "unverified"  # kept, but could not be fully checked (a new phone range)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Notice:
     """Something ingest changed about an event it kept. Names the field, never the value."""
 

@@ -6,11 +6,12 @@ digests by the time an Event exists (the parser hashes them while building it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from typing import Any
 
 from pixelrelay.errors import Notice
+from pixelrelay.records import record
 
 JSON = dict[str, Any]
 
@@ -36,7 +37,7 @@ class ConsentState(StrEnum):
     DENIED = "denied"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Consent:
     marketing: ConsentState | None = None
     ad_user_data: ConsentState | None = None
@@ -50,7 +51,7 @@ class Consent:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class User:
     """Match keys. email, phone, external_id, first_name, last_name, zip_code, idfa and gaid
     are lowercase SHA-256 hex digests; city, state and country are normalised, not hashed
@@ -86,13 +87,13 @@ class User:
         return self != self.without_personal_data()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Page:
     url: str | None = None
     referrer: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class App:
     """`app` of an app event: the store id (or package name) of the app, name, version."""
 
@@ -101,7 +102,7 @@ class App:
     app_version: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Ad:
     """`ad` of an app event: attribution details, passed to TikTok as given."""
 
@@ -115,7 +116,7 @@ class Ad:
     attribution_provider: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Lead:
     """`lead` of a CRM event: TikTok's lead id and the CRM it came from."""
 
@@ -123,7 +124,7 @@ class Lead:
     lead_event_source: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Event:
     """One validated, normalised, hashed event as pixelrelay keeps it."""
 
@@ -159,7 +160,7 @@ class DeliveryState(StrEnum):
     FILTERED = "filtered"  # a destination filter excluded it; never sent
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Route:
     """What one destination will do with one event, decided at ingest.
 

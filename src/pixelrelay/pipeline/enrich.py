@@ -3,10 +3,11 @@ events that lack them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import StrEnum
 
 from pixelrelay.model import Consent, Event
+from pixelrelay.records import record
 
 TOKEN_KINDS = ("cart_token", "checkout_token")
 MAX_TOKEN_LEN = 256
@@ -20,7 +21,7 @@ class EnrichedFrom(StrEnum):
     IDENTITY = "identity"  # a hashed email/external_id seen with a session recently
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SessionContext:
     """What a browser session told us about the visitor. Never holds raw personal data."""
 
@@ -39,7 +40,7 @@ class SessionContext:
     consent_source: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Lookup:
     """The keys an event offers for finding its session, strongest first."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import orjson
@@ -31,6 +31,7 @@ from pixelrelay.pipeline.readers import (
     unknown_keys,
 )
 from pixelrelay.pipeline.user import parse_user, with_found
+from pixelrelay.records import record
 
 MAX_FUTURE_S = 300  # tolerated clock skew of the sender
 TOP_KEYS = frozenset({
@@ -56,7 +57,7 @@ NameMap = Callable[[str, str], str]  # (incoming name, source) -> TikTok name
 _DEFAULT_NAMES = mapping.EventNames()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ParseResult:
     """`event` is None exactly when `problems` is non-empty."""
 

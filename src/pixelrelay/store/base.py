@@ -16,6 +16,7 @@ from typing import Protocol
 
 from pixelrelay.model import DeliveryState, Event, Route
 from pixelrelay.pipeline.enrich import EnrichedFrom, Lookup, SessionContext
+from pixelrelay.records import record
 from pixelrelay.store.rollup import ROLL_UP_BATCH
 from pixelrelay.store.rows import (
     Candidate,
@@ -49,7 +50,7 @@ class InsertOutcome(StrEnum):
 IngestLogFor = Callable[[Sequence[InsertOutcome]], NotesCall | None]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Merged:
     """A pending first copy after a later copy was folded in (see NewEvent.merge)."""
 
@@ -62,7 +63,7 @@ class Merged:
 MergeFn = Callable[[bytes], Merged | None]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NewEvent:
     """An event ready to store, with one route per destination that considered it.
 
@@ -76,7 +77,7 @@ class NewEvent:
     merge: MergeFn | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Claimed:
     """A delivery leased to one worker; finish it with the same lease_token."""
 
@@ -90,7 +91,7 @@ class Claimed:
     lease_token: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Finished:
     """The outcome of one claimed delivery. state: DELIVERED, DEAD, or PENDING (retry later)."""
 

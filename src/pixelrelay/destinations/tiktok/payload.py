@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -47,7 +48,7 @@ def build_item(event: Event, tiktok_event: str) -> dict[str, Any]:
 
 
 def _present(part: App | Ad | Lead) -> dict[str, Any]:
-    return {k: v for k in part.__slots__ if (v := getattr(part, k)) is not None}
+    return {f.name: v for f in fields(part) if (v := getattr(part, f.name)) is not None}
 
 
 def encode_item(item: dict[str, Any]) -> bytes:

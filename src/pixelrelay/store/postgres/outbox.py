@@ -8,12 +8,12 @@ import logging
 import math
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from pixelrelay.model import DeliveryState
+from pixelrelay.records import record
 from pixelrelay.store.base import (
     IDEMPOTENCY_WINDOW_S,
     AttemptRecord,
@@ -42,7 +42,7 @@ _FINAL = {DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.PENDING}
 RouteRow = tuple[str, str, str, str, str | None, str | None, float | None]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Prepared:
     """A NewEvent flattened before it is queued, so the writer only runs SQL."""
 

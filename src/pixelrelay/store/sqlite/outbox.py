@@ -10,12 +10,12 @@ import math
 import sqlite3
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from pixelrelay.model import DeliveryState
+from pixelrelay.records import record
 from pixelrelay.store.base import (
     IDEMPOTENCY_WINDOW_S,
     AttemptRecord,
@@ -42,7 +42,7 @@ _FINISH_PARAMS = ("token", "state", "next_attempt_at", "http_status", "code", "m
 _FINAL = {DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.PENDING}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Prepared:
     """A NewEvent flattened before it is queued, so the group's transaction only runs SQL."""
 
