@@ -322,6 +322,25 @@ def test_consent() -> None:
         "consent": "must be an object, got string"}
 
 
+@pytest.mark.parametrize(("given", "states"), [
+    # The tag's own words (the shortcut), then what takes the general reading.
+    ({"marketing": "granted", "ad_user_data": "denied", "ad_personalization": None},
+     (ConsentState.GRANTED, ConsentState.DENIED, None)),
+    ({"marketing": " Denied ", "ad_user_data": True, "ad_personalization": ""},
+     (ConsentState.DENIED, ConsentState.GRANTED, None)),
+    ({"ad_user_data": ["granted"]}, "consent.ad_user_data"),
+    ({"marketing": {"granted": 1}}, "consent.marketing"),
+    ({"ad_personalization": 1}, "consent.ad_personalization"),
+])
+def test_consent_states(given: dict[str, object], states: object) -> None:
+    event = {"event": "Lead", "consent": {**given, "region": "fr"}}
+    if isinstance(states, str):
+        assert problems(event) == {states: "must be granted or denied"}
+        return
+    c = ok(event).consent
+    assert (c.marketing, c.ad_user_data, c.ad_personalization, c.region) == (*states, "FR")
+
+
 def test_other_strings() -> None:
     e = ok({"event": "Lead", "session_id": " s1 ", "order_source": "tiktok_shop"})
     assert (e.session_id, e.order_source) == ("s1", "tiktok_shop")

@@ -51,6 +51,7 @@ _CONSENT_SET = _OWN_CONSENT | frozenset(_CONSENT_MODE) | _CONSENT_IGNORED
 _BOOL_STATES = {True: ConsentState.GRANTED, False: ConsentState.DENIED}
 _SOURCES = {s.value: s for s in Source}
 _STATES = {s.value: s for s in ConsentState}
+_AS_SENT: dict[object, ConsentState | None] = {**_STATES, None: None}
 _EMPTY_PAGE = Page()
 _EMPTY_CONSENT = Consent()
 NameMap = Callable[[str, str], str]  # (incoming name, source) -> TikTok name
@@ -237,13 +238,17 @@ def _consent(v: object, p: list[Problem], notices: list[Notice]) -> Consent:
         p.append(Problem("consent", f"must be an object, got {json_type(v)}"))
         return _EMPTY_CONSENT
     unknown_keys(v, "consent.", _CONSENT_SET, notices)
-    if v.keys() <= _OWN_CONSENT:  # the common case: our own names, as strings
-        fast = [_STATES.get(x.strip().lower()) if isinstance(x := v.get(k), str) else None
-                for k in CONSENT_KEYS[:3]]
-        if all(s is not None or v.get(k) is None
-               for s, k in zip(fast, CONSENT_KEYS[:3], strict=True)):
+    if v.keys() <= _OWN_CONSENT:  # the common case: our own names and words, as the tag sends
+        try:
+            marketing, ad_user_data, ad_personalization = (
+                _AS_SENT[v.get("marketing")], _AS_SENT[v.get("ad_user_data")],
+                _AS_SENT[v.get("ad_personalization")])
+        except (KeyError, TypeError):
+            pass  # other spellings, booleans, wrong types: the general reading below
+        else:
             region = opt_str(v.get("region"), "consent.region", 8, p)
-            return Consent(marketing=fast[0], ad_user_data=fast[1], ad_personalization=fast[2],
+            return Consent(marketing=marketing, ad_user_data=ad_user_data,
+                           ad_personalization=ad_personalization,
                            region=region.upper() if region else None)
     states: list[ConsentState | None] = []
     for key in CONSENT_KEYS[:3]:
