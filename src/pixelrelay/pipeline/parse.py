@@ -51,7 +51,8 @@ _CONSENT_SET = _OWN_CONSENT | frozenset(_CONSENT_MODE) | _CONSENT_IGNORED
 _BOOL_STATES = {True: ConsentState.GRANTED, False: ConsentState.DENIED}
 _SOURCES = {s.value: s for s in Source}
 _STATES = {s.value: s for s in ConsentState}
-_AS_SENT: dict[object, ConsentState | None] = {**_STATES, None: None}
+_AS_SENT: dict[object, ConsentState | None] = {None: None}  # a state's word, or not given
+_AS_SENT.update(_STATES)
 _EMPTY_PAGE = Page()
 _EMPTY_CONSENT = Consent()
 NameMap = Callable[[str, str], str]  # (incoming name, source) -> TikTok name
