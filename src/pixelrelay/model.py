@@ -6,8 +6,9 @@ digests by the time an Event exists (the parser hashes them while building it).
 
 from __future__ import annotations
 
-from dataclasses import field
+from dataclasses import field, fields
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 
 from pixelrelay.errors import Notice
@@ -85,6 +86,16 @@ class User:
     @property
     def has_personal_data(self) -> bool:
         return self != self.without_personal_data()
+
+    def given(self) -> dict[str, Any]:
+        """The keys that hold a value, by name in field order (the id lists as tuples): what
+        the stored body and TikTok's item carry of the user. One C call reads the fields."""
+        return {k: v for k, v in zip(_USER_KEYS, _user_values(self), strict=True)
+                if v is not None and v != ()}
+
+
+_USER_KEYS = tuple(f.name for f in fields(User))
+_user_values = attrgetter(*_USER_KEYS)
 
 
 @record

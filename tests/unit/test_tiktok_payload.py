@@ -59,7 +59,7 @@ def test_item_fields() -> None:
               user=User(phone=(H,), ttp="2.x", ip="::1"), page=Page(referrer="https://r"),
               properties={"query": "q", "search_string": "q", "custom": [1]},
               consent=Consent(ad_personalization=ConsentState.GRANTED))
-    assert build_item(e, "Search") == {
+    assert orjson.loads(encode_item(build_item(e, "Search"))) == {
         "event": "Search", "event_time": 7, "event_id": "e2",
         "user": {"phone": [H], "ttp": "2.x", "ip": "::1"}, "page": {"referrer": "https://r"},
         "properties": {"query": "q", "search_string": "q", "custom": [1]},

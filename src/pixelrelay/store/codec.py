@@ -38,11 +38,12 @@ def event_facets(event: Event) -> tuple[str, int, int]:
     """What the read models count of an event, stored beside its body so that they need not
     parse it: (channel, enriched 0/1, match-key bits). The same as the body says."""
     u = event.user
-    present = (bool(u.email), bool(u.phone), bool(u.external_id), bool(u.ttclid),
-               bool(u.ttp), bool(u.ip) and bool(u.user_agent), bool(u.first_name),
-               bool(u.last_name), bool(u.zip_code), bool(u.city), bool(u.state),
-               bool(u.country))
-    bits = sum(1 << i for i, on in enumerate(present) if on)
+    present = (u.email, u.phone, u.external_id, u.ttclid, u.ttp, u.ip and u.user_agent,
+               u.first_name, u.last_name, u.zip_code, u.city, u.state, u.country)
+    bits = 0
+    for i, on in enumerate(present):  # a plain loop: a generator here cost 2 µs an event
+        if on:
+            bits |= 1 << i
     return str(event.channel), int(event.enriched_from is not None), bits
 
 
@@ -50,11 +51,9 @@ def encode_event(event: Event) -> bytes:
     # A literal dict is about twice as fast as orjson's own dataclass path, and ingest pays
     # this once per event. Absent optional parts are left out.
     e, u, c = event, event.user, event.consent
-    user: dict[str, Any] = {k: getattr(u, k) for k in _USER_LISTS if getattr(u, k)}
-    user.update((k, v) for k in _USER_SCALARS if (v := getattr(u, k)) is not None)
     body: dict[str, Any] = {
         "name": e.name, "event_id": e.event_id, "event_time": e.event_time, "source": e.source,
-        "user": user,
+        "user": u.given(),
         "page": {"url": e.page.url, "referrer": e.page.referrer},
         "properties": e.properties,
         "consent": {"marketing": c.marketing, "ad_user_data": c.ad_user_data,

@@ -12,18 +12,14 @@ from pixelrelay.model import Ad, App, ConsentState, Event, Lead, Source
 
 PARTNER_NAME = "pixelrelay"
 TRACK_PATH = "/open_api/v1.3/event/track/"
-_USER_LISTS = ("email", "phone", "external_id")
-_USER_SCALARS = ("ttclid", "ttp", "ip", "user_agent", "locale", "first_name", "last_name",
-                 "zip_code", "city", "state", "country", "idfa", "idfv", "gaid", "att_status")
 
 
 def build_item(event: Event, tiktok_event: str) -> dict[str, Any]:
-    """One `data[]` object in TikTok's shape: hashed ids as arrays, empty parts omitted."""
+    """One `data[]` object in TikTok's shape: hashed ids as arrays (tuples until encoded),
+    empty parts omitted."""
     item: dict[str, Any] = {"event": tiktok_event, "event_time": event.event_time,
                             "event_id": event.event_id}
-    u = event.user
-    user: dict[str, Any] = {k: list(v) for k in _USER_LISTS if (v := getattr(u, k))}
-    user.update((k, v) for k in _USER_SCALARS if (v := getattr(u, k)) is not None)
+    user = event.user.given()
     if user:
         item["user"] = user
     pg = event.page
