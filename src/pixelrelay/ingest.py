@@ -95,12 +95,13 @@ class Ingestor:
                      only_destinations: frozenset[str] | None = None,
                      all_or_nothing: bool = False,
                      context: SessionContext | None = None,
-                     assume: Consent | None = None) -> IngestResult:
+                     assume: Consent | None = None, nul_free: bool = False) -> IngestResult:
         """Validate and commit; with all_or_nothing one bad event rejects the whole request.
 
         `context`: the browser session the events came with (/v1/collect), used instead of a
         lookup to fill the match keys and consent they lack. `assume`: the consent of an event
         that states none and whose session gave no answer (a Shopify source's `assume`).
+        `nul_free`: the request's JSON text had no U+0000 escape (readers.may_hold_nul).
         """
         now = self.clock.now()
         result = IngestResult()
@@ -111,7 +112,7 @@ class Ingestor:
         names = self._id_name.as_sent if channel is Channel.TIKTOK_API else self._id_name
         for index, raw in enumerate(raw_events):
             parsed = parse_event(raw, now=now, phone_region=self.phone_region,
-                                 tiktok_name=names, new_id=_new_id)
+                                 tiktok_name=names, new_id=_new_id, nul_free=nul_free)
             event = parsed.event
             problems = parsed.problems if event is None else self._age_problems(event, dests, now)
             if problems:

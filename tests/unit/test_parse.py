@@ -7,11 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pixelrelay.errors import NoticeKind, Problem
 from pixelrelay.model import ConsentState, Event, Source, User
 from pixelrelay.pipeline.parse import ParseResult, parse_event, too_old
+from pixelrelay.pipeline.readers import may_hold_nul, nul_path
 
 NOW = 1776943400.0
 GOLDEN = Path(__file__).parent / "golden"
@@ -374,3 +378,18 @@ def test_every_blank_form_is_absent_for_every_optional_field() -> None:
 def test_digits_other_than_ascii_are_not_counts() -> None:
     assert problems({"event": "Lead", "properties": {"num_items": "²"}}) == {
         "properties.num_items": "must be a non-negative integer"}
+
+
+_NUL_TEXT = st.text(st.sampled_from(["a", "\x00", "\\", "u", "0", "\u00e9"]), max_size=8)
+
+
+@given(st.recursive(_NUL_TEXT, lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(_NUL_TEXT, inner, max_size=3), max_leaves=6),
+       st.booleans())
+def test_a_json_text_that_decodes_to_a_nul_always_shows_the_escape(value: object,
+                                                                  ascii_only: bool) -> None:
+    """The API skips each event's NUL check when the body has no \\u0000 escape: whatever
+    writer made the text, a NUL in any key or string must show as that escape."""
+    texts = [orjson.dumps(value), json.dumps(value, ensure_ascii=ascii_only).encode()]
+    for text in texts:
+        assert may_hold_nul(text) or nul_path(orjson.loads(text)) is None

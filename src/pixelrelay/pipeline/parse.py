@@ -26,6 +26,7 @@ from pixelrelay.pipeline.readers import (
     boolean,
     is_blank,
     json_type,
+    may_hold_nul,
     nul_path,
     opt_str,
     unknown_keys,
@@ -69,11 +70,16 @@ class ParseResult:
 
 def parse_event(raw: object, *, now: float, phone_region: str = "",
                 tiktok_name: NameMap = _DEFAULT_NAMES,
-                new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> ParseResult:
-    """Check every field (collecting all problems), hash the match keys, fill the defaults."""
+                new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+                nul_free: bool = False) -> ParseResult:
+    """Check every field (collecting all problems), hash the match keys, fill the defaults.
+
+    `nul_free`: the caller knows that no key or string holds U+0000 (the JSON text it decoded
+    has no escape of it), so the event's own check is skipped.
+    """
     if not isinstance(raw, dict):
         return ParseResult(None, (Problem("", "event must be a JSON object"),))
-    nul = _nul_field(raw)
+    nul = None if nul_free else _nul_field(raw)
     if nul is not None:
         return ParseResult(None, (Problem(nul, NUL_REASON),))
     p: list[Problem] = []
@@ -145,7 +151,7 @@ def _nul_field(raw: dict[str, object]) -> str | None:
     C-speed encode and search stands in for a walk of every event; a value orjson cannot
     encode (an integer past 64 bits, from a caller that built the dict) takes the walk."""
     try:
-        if b"\\u0000" not in orjson.dumps(raw):
+        if not may_hold_nul(orjson.dumps(raw)):
             return None
     except orjson.JSONEncodeError:
         pass

@@ -34,6 +34,12 @@ NUL = "\x00"
 NUL_REASON = "contains a NUL character (U+0000), which cannot be stored"
 
 
+def may_hold_nul(json_text: bytes) -> bool:
+    """Whether a JSON text can decode to a key or string holding U+0000: JSON writes it only
+    as this escape (an escaped backslash before "u0000" is a false alarm, never a miss)."""
+    return b"\\u0000" in json_text
+
+
 def nul_path(v: object, path: str = "") -> str | None:
     """The path of the first key or string holding U+0000, else None. PostgreSQL text and
     jsonb cannot hold it, so such an event is refused by name instead of failing its commit

@@ -38,7 +38,7 @@ class EventsEndpoint:
         if isinstance(opened, Response):
             return opened
         source, channel = opened
-        doc, refused = await read_json(request)
+        doc, nul_free, refused = await read_json(request)
         if refused is not None:
             return refused
         events, problem, dropped = _envelope(doc)
@@ -50,7 +50,7 @@ class EventsEndpoint:
         if refused is not None:
             return refused
         try:
-            result = await self.ingestor.accept(events, channel=channel)
+            result = await self.ingestor.accept(events, channel=channel, nul_free=nul_free)
         except StoreUnavailable as exc:
             log.error("store unavailable, answering 503: %s", exc)
             return problem_response(503, "unavailable", "could not commit; retry later")

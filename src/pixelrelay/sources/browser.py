@@ -89,7 +89,7 @@ class CollectEndpoint:
         if request.method == "OPTIONS":
             return self._preflight(request)
         origin = request.headers.get("origin")
-        doc, refused = await read_json(request, MAX_COLLECT_BYTES)
+        doc, _, refused = await read_json(request, MAX_COLLECT_BYTES)
         if refused is not None:
             return refused
         if not isinstance(doc, dict):

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from pixelrelay.config import SourceSettings
 from pixelrelay.delivery.throttle import TokenBucket
+from pixelrelay.pipeline.readers import may_hold_nul
 from pixelrelay.sources.browser_rules import peer_is_trusted
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -53,16 +54,19 @@ def too_large(limit: int) -> Response:
                             headers={"Connection": "close"})
 
 
-async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> tuple[Any, Response | None]:
-    """The decoded JSON body, or the 413/400 answer that refuses it."""
+async def read_json(request: Request, limit: int = MAX_BODY_BYTES
+                    ) -> tuple[Any, bool, Response | None]:
+    """The decoded JSON body and whether its text is free of U+0000 (see
+    readers.may_hold_nul), or the 413/400 answer that refuses it."""
     try:
         body = await read_body(request, limit)
     except BodyTooLarge:
-        return None, too_large(limit)
+        return None, False, too_large(limit)
     try:
-        return orjson.loads(body), None
+        return orjson.loads(body), not may_hold_nul(body), None
     except orjson.JSONDecodeError as exc:
-        return None, problem_response(400, "malformed_json", f"body is not valid JSON: {exc}")
+        return None, False, problem_response(400, "malformed_json",
+                                             f"body is not valid JSON: {exc}")
 
 
 def find_source(sources: tuple[SourceSettings, ...], kind: str,

@@ -23,6 +23,7 @@ from pixelrelay.destinations.tiktok import SOURCE_ID_KEYS
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel, Source
+from pixelrelay.pipeline.readers import may_hold_nul
 from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import BodyTooLarge, find_source, json_response, read_body
 
@@ -74,7 +75,8 @@ class TikTokTrackEndpoint:
             credential_failed(request)
             return tiktok_answer(40105, "Access token is incorrect or has been revoked.")
         try:
-            doc = orjson.loads(await read_body(request))
+            body = await read_body(request)
+            doc = orjson.loads(body)
         except BodyTooLarge:
             return tiktok_answer(40002, "body: larger than 1 MiB")
         except orjson.JSONDecodeError as exc:
@@ -85,7 +87,8 @@ class TikTokTrackEndpoint:
         try:
             result = await self.ingestor.accept(converted.events, channel=Channel.TIKTOK_API,
                                                 only_destinations=converted.destinations,
-                                                all_or_nothing=True)
+                                                all_or_nothing=True,
+                                                nul_free=not may_hold_nul(body))
         except StoreUnavailable as exc:
             log.error("store unavailable, answering 50000: %s", exc)
             return tiktok_answer(50000, "System error: could not commit the events; retry later")
