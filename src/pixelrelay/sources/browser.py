@@ -89,6 +89,8 @@ class CollectEndpoint:
         if request.method == "OPTIONS":
             return self._preflight(request)
         origin = request.headers.get("origin")
+        # The body's NUL hint is not passed on: a hit adds strings from outside the body
+        # (the session's ttclid from a landing URL, cookies), so each event keeps its check.
         doc, _, refused = await read_json(request, MAX_COLLECT_BYTES)
         if refused is not None:
             return refused
