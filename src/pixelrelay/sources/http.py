@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from pixelrelay.config import SourceSettings
@@ -33,18 +33,28 @@ def problem_response(status: int, error: str, reason: str,
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """Read at most `limit` bytes; refuse early on Content-Length, and while streaming otherwise."""
+    """Read at most `limit` bytes; refuse early on Content-Length, and while streaming otherwise.
+
+    The messages are read here rather than through `request.stream()`: its async generator
+    cost about 15k instructions a request, a tenth of the HTTP layer of a single event.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def too_large(limit: int) -> Response:
