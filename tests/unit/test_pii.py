@@ -38,14 +38,15 @@ def test_named_keys_become_hashed_match_keys_others_are_removed() -> None:
         "email": "Jane@Example.com", "phone_number": "+49 170 1234567",
         "note": "reach me at jane@example.com", "order_id": "10492",
         "contents": [{"content_id": "SKU-481-2231-99", "content_name": "+49 170 7654321"}],
-        "nested": {"deep": ["ok", "+44 20 7946 0958"]}, "coupon": "SPRING"}},
+        "nested": {"deep": ["ok", "+44 20 7946 0958", 3, True]}, "coupon": "SPRING",
+        "customer_email": 7}},  # no text under an email key: nothing to move
         now=NOW).event
     assert e is not None
     assert e.user.email == (sha("a@example.com"), sha("jane@example.com"))
     assert e.user.phone == (sha("+491701234567"),)
     assert e.properties == {"order_id": "10492", "coupon": "SPRING",
                             "contents": [{"content_id": "SKU-481-2231-99"}],
-                            "nested": {"deep": ["ok"]}}
+                            "nested": {"deep": ["ok", 3, True]}, "customer_email": 7}
     fields = {w.field for w in e.warnings}
     assert {"properties.email", "properties.phone_number", "properties.note",
             "properties.contents.0.content_name", "properties.nested.deep.1"} <= fields

@@ -30,6 +30,7 @@ EMAIL_KEYS = frozenset({"email", "email_address", "customer_email", "user_email"
 PHONE_KEYS = frozenset({"phone", "phone_number", "telephone", "mobile", "customer_phone",
                         "user_phone", "tel"})
 _MAX_DEPTH = 6
+_SCRUBBED = (str, dict, list)  # the JSON values that can hold text
 
 
 @dataclass(slots=True)
@@ -75,17 +76,19 @@ def scrub_properties(props: dict[str, Any], found: Found, region: str = "") -> d
     like an email or a phone dropped with a notice (the key names the field, not the value)."""
     out: dict[str, Any] = {}
     for key, value in props.items():
-        path = f"properties.{key}"
         low = str(key).lower()
-        strings = _strings(value)
-        if strings and (low in EMAIL_KEYS or low in PHONE_KEYS):
-            (found.emails if low in EMAIL_KEYS else found.phones).extend(strings)
-            found.notices.append(Notice(path, "moved to user." + (
-                "email" if low in EMAIL_KEYS else "phone") + " (hashed); not sent as a property",
-                NoticeKind.DROPPED_VALUE))
-            continue
-        if low in _ID_KEYS:
+        # Most values are ids, amounts or numbers: nothing in them to look at.
+        if low in _ID_KEYS or not isinstance(value, _SCRUBBED):
             out[key] = value
+            continue
+        path = f"properties.{key}"
+        named = EMAIL_KEYS if low in EMAIL_KEYS else PHONE_KEYS if low in PHONE_KEYS else None
+        strings = _strings(value) if named is not None else None
+        if strings:
+            (found.emails if named is EMAIL_KEYS else found.phones).extend(strings)
+            found.notices.append(Notice(path, "moved to user." + (
+                "email" if named is EMAIL_KEYS else "phone") + " (hashed); not sent as a "
+                "property", NoticeKind.DROPPED_VALUE))
             continue
         cleaned = _clean(value, path, found, 0, region)
         if cleaned is not _REMOVED:
@@ -147,13 +150,14 @@ def _clean(value: Any, path: str, found: Found, depth: int, region: str) -> Any:
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
-            cleaned = (v if k in _ID_KEYS else
+            cleaned = (v if k in _ID_KEYS or not isinstance(v, _SCRUBBED) else
                        _clean(v, f"{path}.{k}", found, depth + 1, region))
             if cleaned is not _REMOVED:
                 out[k] = cleaned
         return out
     if isinstance(value, list):
-        items = [_clean(v, f"{path}.{i}", found, depth + 1, region)
+        items = [v if not isinstance(v, _SCRUBBED) else
+                 _clean(v, f"{path}.{i}", found, depth + 1, region)
                  for i, v in enumerate(value)]
         return [v for v in items if v is not _REMOVED]
     return value
