@@ -1,4 +1,4 @@
-"""The ingest endpoints' POSTs skip Starlette's middleware and router (app._Gateway); every
+"""The ingest endpoints' POSTs skip Starlette's middleware and router (app._HotRoutesApp); every
 other way to reach those paths still takes the routes, and the POSTs still pass the Edge."""
 
 from __future__ import annotations

@@ -82,13 +82,13 @@ def scrub_properties(props: dict[str, Any], found: Found, region: str = "") -> d
             out[key] = value
             continue
         path = f"properties.{key}"
-        named = EMAIL_KEYS if low in EMAIL_KEYS else PHONE_KEYS if low in PHONE_KEYS else None
-        strings = _strings(value) if named is not None else None
+        is_email, is_phone = low in EMAIL_KEYS, low in PHONE_KEYS
+        strings = _strings(value) if is_email or is_phone else []
         if strings:
-            (found.emails if named is EMAIL_KEYS else found.phones).extend(strings)
+            (found.emails if is_email else found.phones).extend(strings)
             found.notices.append(Notice(path, "moved to user." + (
-                "email" if named is EMAIL_KEYS else "phone") + " (hashed); not sent as a "
-                "property", NoticeKind.DROPPED_VALUE))
+                "email" if is_email else "phone") + " (hashed); not sent as a property",
+                NoticeKind.DROPPED_VALUE))
             continue
         cleaned = _clean(value, path, found, 0, region)
         if cleaned is not _REMOVED:
