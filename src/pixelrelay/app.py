@@ -38,6 +38,7 @@ from pixelrelay.store.base import DestinationState, Store
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/v1/events"
 TRACK_PATH = "/open_api/v1.3/event/track/"
+HOT_PATHS = (EVENTS_PATH, TRACK_PATH)  # their POSTs skip Starlette's layers (_HotRoutesApp)
 
 
 class Gateway:
@@ -144,15 +145,15 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
     store = store or open_store(settings.storage.url, recover_in_flight=delivery)
     gateway = Gateway(settings, store, clock, transport, delivers=delivery)
     diagnostics = Diagnostics(gateway.store, settings, clock, resume=gateway.resume)
-    events_endpoint = EventsEndpoint(gateway.ingestor, settings.sources).__call__
-    track_endpoint = TikTokTrackEndpoint(gateway.ingestor, settings.sources,
-                                         settings.destinations).__call__
     routes: list[Route | Mount] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         # Bound methods: Starlette would treat a callable instance as a raw ASGI app.
-        Route(EVENTS_PATH, events_endpoint, methods=["POST"]),
-        Route(TRACK_PATH, track_endpoint, methods=["POST"]),
+        Route(EVENTS_PATH, EventsEndpoint(gateway.ingestor, settings.sources).__call__,
+              methods=["POST"]),
+        Route(TRACK_PATH, TikTokTrackEndpoint(gateway.ingestor, settings.sources,
+                                              settings.destinations).__call__,
+              methods=["POST"]),
         Route("/v1/deliveries",
               DeliveriesEndpoint(gateway.store, settings.server.admin_token,
                                  diagnostics.rejections).__call__,
@@ -204,10 +205,10 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
 
     # One failed-credential budget per address, whichever way its requests come in.
     edge = _edge_options(settings, FailedCredentials())
-    hot = {("POST", path): Edge(_asgi(endpoint), **edge)
-           for path, endpoint in ((EVENTS_PATH, events_endpoint), (TRACK_PATH, track_endpoint))}
+    hot = {("POST", route.path): Edge(_asgi(route.endpoint), **edge) for route in routes
+           if isinstance(route, Route) and route.path in HOT_PATHS}
     app = _HotRoutesApp(hot=hot, routes=routes, lifespan=lifespan,
-                   middleware=[Middleware(Edge, **edge)])
+                        middleware=[Middleware(Edge, **edge)])
     app.state.gateway = gateway
     if emulator_app is not None:
         app.state.emulator = emulator_app.state.emulator
