@@ -85,8 +85,21 @@ def token_keys(event: Event) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+_NO_LOOKUP = Lookup(None, (), ())
+
+
 def lookup_for(event: Event) -> Lookup:
     return Lookup(event.session_id, token_keys(event), identity_keys(event))
+
+
+def server_lookup_for(event: Event) -> Lookup:
+    """`lookup_for` of an event that came without its browser context. With no session id,
+    no token and no key a session could add (a backend that sends them all), nothing is
+    looked up and nothing is linked, so its identities need not be spelled out."""
+    tokens = token_keys(event)
+    if event.session_id is None and not tokens and not wants_lookup(event):
+        return _NO_LOOKUP
+    return Lookup(event.session_id, tokens, identity_keys(event))
 
 
 def enrich(event: Event, context: SessionContext | None, how: EnrichedFrom) -> Event:

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from pixelrelay.errors import Notice, Problem
 from pixelrelay.model import JSON, Ad, App, Lead
-from pixelrelay.pipeline.readers import boolean, id_str, is_blank, json_type, opt_str, unknown_keys
+from pixelrelay.pipeline.readers import (
+    NUMBER,
+    boolean,
+    id_str,
+    is_blank,
+    json_type,
+    opt_str,
+    unknown_keys,
+)
 
 APP_KEYS = frozenset({"app_id", "app_name", "app_version"})
 AD_KEYS = frozenset({"callback", "campaign_id", "ad_id", "creative_id", "is_retargeting",
@@ -86,7 +94,7 @@ def parse_device(v: object, p: list[Problem]) -> JSON:
         path = f"device.{str(key)[:64]}"
         if is_blank(val):
             continue
-        if isinstance(val, bool | int | float):
+        if isinstance(val, NUMBER):  # bool is an int too
             out[key] = val
         elif isinstance(val, str):
             out[key] = val.strip()[:256]

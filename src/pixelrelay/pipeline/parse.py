@@ -16,13 +16,14 @@ import orjson
 
 from pixelrelay.destinations.tiktok import mapping
 from pixelrelay.errors import Notice, Problem
-from pixelrelay.model import Consent, ConsentState, Event, Page, Source
+from pixelrelay.model import JSON, Ad, App, Consent, ConsentState, Event, Lead, Page, Source
 from pixelrelay.pipeline.clickid import ttclid_from_url
 from pixelrelay.pipeline.extras import parse_ad, parse_app, parse_device, parse_lead
 from pixelrelay.pipeline.pii import Found, scrub_properties, scrub_url, scrub_values
 from pixelrelay.pipeline.properties import parse_properties
 from pixelrelay.pipeline.readers import (
     NUL_REASON,
+    NUMBER,
     boolean,
     is_blank,
     json_type,
@@ -94,14 +95,30 @@ def parse_event(raw: object, *, now: float, phone_region: str = "",
     page = _page(raw.get("page"), p, notices)
     properties = parse_properties(raw.get("properties"), p)
     consent = _consent(raw.get("consent"), p, notices)
-    app = parse_app(raw.get("app"), p, notices)
-    ad = parse_ad(raw.get("ad"), p, notices)
-    lead = parse_lead(raw.get("lead"), p, notices)
-    device = parse_device(raw.get("device"), p)
-    limited = boolean(raw.get("limited_data_use"), "limited_data_use", p)
-    test_code = opt_str(raw.get("test_event_code"), "test_event_code", 64, p)
-    session_id = opt_str(raw.get("session_id"), "session_id", 256, p)
-    order_source = opt_str(raw.get("order_source"), "order_source", 64, p)
+    # The parts most events lack are read only when present (a call each would cost more
+    # than reading them).
+    app: App | None = None
+    ad: Ad | None = None
+    lead: Lead | None = None
+    device: JSON = {}
+    limited: bool | None = None
+    test_code = session_id = order_source = None
+    if (v := raw.get("app")) is not None:
+        app = parse_app(v, p, notices)
+    if (v := raw.get("ad")) is not None:
+        ad = parse_ad(v, p, notices)
+    if (v := raw.get("lead")) is not None:
+        lead = parse_lead(v, p, notices)
+    if (v := raw.get("device")) is not None:
+        device = parse_device(v, p)
+    if (v := raw.get("limited_data_use")) is not None:
+        limited = boolean(v, "limited_data_use", p)
+    if (v := raw.get("test_event_code")) is not None:
+        test_code = opt_str(v, "test_event_code", 64, p)
+    if (v := raw.get("session_id")) is not None:
+        session_id = opt_str(v, "session_id", 256, p)
+    if (v := raw.get("order_source")) is not None:
+        order_source = opt_str(v, "order_source", 64, p)
     if source is Source.CRM and lead is None and not p:
         p.append(Problem("lead.lead_id", "is required for source crm events (the lead id "
                                          "from TikTok's lead export)"))
@@ -188,7 +205,7 @@ def _timestamp(v: object, now: float, p: list[Problem]) -> int:
     if is_blank(v):
         return int(now)
     secs: float | None = None
-    if isinstance(v, int | float) and not isinstance(v, bool):
+    if isinstance(v, NUMBER) and not isinstance(v, bool):
         secs = float(v)
     elif isinstance(v, str):
         s = v.strip()
