@@ -26,6 +26,7 @@ from pixelrelay.pipeline.enrich import (
     SessionContext,
     enrich,
     lookup_for,
+    server_lookup_for,
     take_consent,
     wants_lookup,
 )
@@ -83,6 +84,9 @@ class Ingestor:
         self.notify = notify
         self.require_consent_in = frozenset(settings.consent.require_in_regions)
         self.max_age_days = {d.name: d.max_age_days for d in settings.destinations}
+        # Younger than every destination's window: no age check can refuse it (most events).
+        self._surely_young_s = min((self.max_age_days.get(d.name, 7) for d in self.destinations),
+                                   default=0) * 86400
         self.phone_region = _shared_phone_region(settings)
         self.purchase_hold_s = settings.sessions.purchase_hold_s
         # The derived event_id (ord_<order>_<snake TikTok name>) must equal what the browser tag
@@ -163,7 +167,8 @@ class Ingestor:
         the browser context they came with, else by session id, cart/checkout token or
         identity, with one read for the whole batch. Also returns the (session, identities)
         pairs to link."""
-        lookups = [lookup_for(e) for e in events]
+        lookups = [lookup_for(e) for e in events] if context is not None else [
+            server_lookup_for(e) for e in events]
         wanted = [] if context is not None else [
             i for i, (e, lk) in enumerate(zip(events, lookups, strict=True))
             if (wants_lookup(e) and not lk.empty) or (lk.tokens and lk.identities)]
@@ -200,8 +205,10 @@ class Ingestor:
                 now: float) -> tuple[Route, ...]:
         routes = []
         hold = event.channel is Channel.BROWSER and self.purchase_hold_s > 0
+        young = now - event.event_time <= self._surely_young_s
         for dest in dests:
-            if too_old(event.event_time, now, self.max_age_days.get(dest.name, 7)) is None:
+            if young or too_old(event.event_time, now,
+                                self.max_age_days.get(dest.name, 7)) is None:
                 route = dest.route(event, now)
                 if hold and route.state is DeliveryState.PENDING and (
                         route.dest_event in PURCHASE_EVENTS):
@@ -223,6 +230,8 @@ class Ingestor:
     def _age_problems(self, event: Event, dests: Sequence[Destination],
                       now: float) -> tuple[Problem, ...]:
         """The event is refused when every destination's age window excludes it."""
+        if dests and now - event.event_time <= self._surely_young_s:
+            return ()
         problems = [(d.name, too_old(event.event_time, now, self.max_age_days.get(d.name, 7)))
                     for d in dests]
         if not dests or any(p is None for _, p in problems):
