@@ -4,8 +4,8 @@ store's ingest log), and refused tag hits."""
 from __future__ import annotations
 
 import logging
-from collections import Counter as Tally
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from pixelrelay import metrics
 from pixelrelay.destinations.tiktok.mapping import default_tiktok_name, snake_case
@@ -77,30 +77,31 @@ def ingest_notes(now: float, channel: str, rejected: Sequence[IngestNote],
 def count_ingest(rejected: Sequence[IngestNote], batch: Sequence[NewEvent],
                  outcomes: Sequence[InsertOutcome]) -> None:
     """The event counters of one request, after the commit."""
-    # Tallied per label set first: resolving a labelled child per event is the costly part.
-    tally: Tally[tuple[str, ...]] = Tally()
+    # Tallied per (metric, labels) first, then each labelled child is counted once.
+    tally: dict[tuple[Any, ...], int] = {}
     # No destination yet: the metric label is the incoming name through the default mapping,
     # as the TikTok name labels every other event counter (see metrics.py).
     for note in rejected:
-        tally["rejected", default_tiktok_name(note.event)] += 1
+        key: tuple[Any, ...] = (metrics.REJECTED, "", default_tiktok_name(note.event), "ingest")
+        tally[key] = tally.get(key, 0) + 1
     for item, outcome in zip(batch, outcomes, strict=True):
         if outcome is not InsertOutcome.ACCEPTED:
-            tally["duplicate", default_tiktok_name(item.event.name)] += 1
+            key = (metrics.DUPLICATES, default_tiktok_name(item.event.name))
+            tally[key] = tally.get(key, 0) + 1
             continue
         for r in item.routes:
-            tally["received", r.destination, r.dest_event] += 1
-            if r.state is DeliveryState.SUPPRESSED:
-                tally["suppressed", r.destination, r.dest_event] += 1
-            elif r.state is DeliveryState.FILTERED:
-                tally["filtered", r.destination, r.dest_event] += 1
-    for (kind, *labels), n in tally.items():
-        if kind == "rejected":
-            metrics.REJECTED.labels("", *labels, "ingest").inc(n)
-        elif kind == "duplicate":
-            metrics.DUPLICATES.labels(*labels).inc(n)
-        else:
-            {"received": metrics.RECEIVED, "suppressed": metrics.SUPPRESSED,
-             "filtered": metrics.FILTERED}[kind].labels(*labels).inc(n)
+            key = (metrics.RECEIVED, r.destination, r.dest_event)
+            tally[key] = tally.get(key, 0) + 1
+            also = _ROUTE_COUNTERS.get(r.state)
+            if also is not None:
+                key = (also, r.destination, r.dest_event)
+                tally[key] = tally.get(key, 0) + 1
+    for (metric, *labels), n in tally.items():
+        metrics.child(metric, *labels).inc(n)
+
+
+_ROUTE_COUNTERS = {DeliveryState.SUPPRESSED: metrics.SUPPRESSED,
+                   DeliveryState.FILTERED: metrics.FILTERED}
 
 
 async def record_rejections(store: IngestLog, now: float, channel: str,
@@ -119,7 +120,7 @@ async def record_rejections(store: IngestLog, now: float, channel: str,
 async def record_collect_refusal(store: IngestLog, now: float, reason: str,
                                  origin: str | None) -> None:
     """A refused tag hit, by reason and origin (a site, not a person); never fails the hit."""
-    metrics.COLLECT_REFUSED.labels(reason).inc()
+    metrics.child(metrics.COLLECT_REFUSED, reason).inc()
     try:
         await store.record_collect_refusal(now, reason, origin[:200] if origin else None)
     except PixelrelayError as exc:
