@@ -116,7 +116,8 @@ class Ingestor:
         names = self._id_name.as_sent if channel is Channel.TIKTOK_API else self._id_name
         for index, raw in enumerate(raw_events):
             parsed = parse_event(raw, now=now, phone_region=self.phone_region,
-                                 tiktok_name=names, new_id=_new_id, nul_free=nul_free)
+                                 tiktok_name=names, new_id=_new_id, nul_free=nul_free,
+                                 channel=channel)
             event = parsed.event
             problems = parsed.problems if event is None else self._age_problems(event, dests, now)
             if problems:
@@ -126,8 +127,6 @@ class Ingestor:
                 result.event_ids.append(refused[-1].event_id or None)
                 continue
             assert event is not None
-            if channel is not Channel.SERVER:
-                event = replace(event, channel=channel)
             result.event_ids.append(event.event_id)
             result.warnings.extend(f"events[{index}] {w.text()}" for w in event.warnings)
             accepted.append((index, event))

@@ -16,7 +16,7 @@ import pytest
 from pixelrelay.app import create_app
 from pixelrelay.emulator import Emulator, create_emulator_app
 from tests.conftest import ACCESS_TOKEN, ADMIN_TOKEN, PIXEL, SOURCE_KEY, make_settings
-from tests.support import ServerThread, wait_for
+from tests.support import ServerThread, sqlite_exec, wait_for
 
 PEERS = Path(__file__).parent.parent / "fixtures" / "peers"
 CRM_SET = "7311111111111111111"
@@ -73,7 +73,7 @@ def arrived(server: ServerThread, n: int) -> list[dict[str, Any]]:
 
 
 def test_segment_web_body_with_empty_keys_and_a_test_event_code(
-        gateway: ServerThread, emulator: ServerThread) -> None:
+        gateway: ServerThread, emulator: ServerThread, tmp_path: Path) -> None:
     body = peer_body("segment/web_test_event_code.json")
     answer = track(gateway, body)
     assert answer["code"] == 0, answer
@@ -89,6 +89,8 @@ def test_segment_web_body_with_empty_keys_and_a_test_event_code(
     # The request's test code puts it in Test Events, in a request of its own.
     assert sent["_test_event_code"] == "TEST04030"
     assert [r.test_event_code for r in emu(emulator).requests] == ["TEST04030"]
+    # Stored as having come through the drop-in endpoint (the diagnostics' channel).
+    assert sqlite_exec(tmp_path / "peers.db", "SELECT channel FROM events") == [("tiktok_api",)]
 
 
 def test_segment_crm_body_goes_to_the_crm_event_set_with_its_lead(

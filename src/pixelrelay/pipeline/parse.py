@@ -16,7 +16,18 @@ import orjson
 
 from pixelrelay.destinations.tiktok import mapping
 from pixelrelay.errors import Notice, Problem
-from pixelrelay.model import JSON, Ad, App, Consent, ConsentState, Event, Lead, Page, Source
+from pixelrelay.model import (
+    JSON,
+    Ad,
+    App,
+    Channel,
+    Consent,
+    ConsentState,
+    Event,
+    Lead,
+    Page,
+    Source,
+)
 from pixelrelay.pipeline.clickid import ttclid_from_url
 from pixelrelay.pipeline.extras import parse_ad, parse_app, parse_device, parse_lead
 from pixelrelay.pipeline.pii import Found, scrub_properties, scrub_url, scrub_values
@@ -72,11 +83,12 @@ class ParseResult:
 def parse_event(raw: object, *, now: float, phone_region: str = "",
                 tiktok_name: NameMap = _DEFAULT_NAMES,
                 new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
-                nul_free: bool = False) -> ParseResult:
+                nul_free: bool = False, channel: Channel = Channel.SERVER) -> ParseResult:
     """Check every field (collecting all problems), hash the match keys, fill the defaults.
 
     `nul_free`: the caller knows that no key or string holds U+0000 (the JSON text it decoded
-    has no escape of it), so the event's own check is skipped.
+    has no escape of it), so the event's own check is skipped. `channel`: how it came in
+    (given here: a dataclasses.replace afterwards cost 7 µs an event).
     """
     if not isinstance(raw, dict):
         return ParseResult(None, (Problem("", "event must be a JSON object"),))
@@ -151,7 +163,8 @@ def parse_event(raw: object, *, now: float, phone_region: str = "",
         name=name, event_id=event_id, event_time=event_time, source=source, user=user,
         page=page, properties=properties, consent=consent, session_id=session_id,
         order_source=order_source, received_at=now, warnings=tuple(notices), app=app, ad=ad,
-        lead=lead, device=device, limited_data_use=limited, test_event_code=test_code), ())
+        lead=lead, device=device, limited_data_use=limited, test_event_code=test_code,
+        channel=channel), ())
 
 
 def too_old(event_time: int, now: float, max_age_days: int) -> Problem | None:
