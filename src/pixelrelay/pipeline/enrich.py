@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from enum import StrEnum
+from typing import Any
 
 from pixelrelay.model import Consent, Event
 from pixelrelay.records import record
@@ -112,16 +113,15 @@ def enrich(event: Event, context: SessionContext | None, how: EnrichedFrom) -> E
     if context is None:
         return event
     u = event.user
-    filled = replace(
-        u,
-        ttclid=u.ttclid if u.ttclid is not None else context.ttclid,
-        ttp=u.ttp if u.ttp is not None else context.ttp,
-        ip=u.ip if u.ip is not None else context.ip,
-        user_agent=u.user_agent if u.user_agent is not None else context.user_agent,
-    )
-    if filled == u:
+    # Only what is missing and known: a replace of the User and the Event costs some 12 µs,
+    # and most events lack nothing.
+    fills: dict[str, Any] = {key: known for key, own, known in (
+        ("ttclid", u.ttclid, context.ttclid), ("ttp", u.ttp, context.ttp),
+        ("ip", u.ip, context.ip), ("user_agent", u.user_agent, context.user_agent))
+        if own is None and known is not None}
+    if not fills:
         return event
-    return replace(event, user=filled, enriched_from=str(how))
+    return replace(event, user=replace(u, **fills), enriched_from=str(how))
 
 
 def merge_context(old: SessionContext | None, new: SessionContext) -> SessionContext:
