@@ -113,8 +113,8 @@ def enrich(event: Event, context: SessionContext | None, how: EnrichedFrom) -> E
     if context is None:
         return event
     u = event.user
-    # Only what is missing and known: a replace of the User and the Event costs some 12 µs,
-    # and most events lack nothing.
+    # Only what is missing and known: a copy of the User costs some 6 µs, and events from
+    # the tag lack nothing (they carry their context already).
     fills: dict[str, Any] = {key: known for key, own, known in (
         ("ttclid", u.ttclid, context.ttclid), ("ttp", u.ttp, context.ttp),
         ("ip", u.ip, context.ip), ("user_agent", u.user_agent, context.user_agent))
