@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from pixelrelay.store import open_store
@@ -63,4 +64,43 @@ async def test_a_burst_of_batches_commits_in_bounded_groups(tmp_path: Path) -> N
     assert outcomes == [[InsertOutcome.ACCEPTED] * 500] * 10
     assert store.commits - before >= 3  # type: ignore[attr-defined]
     assert len(await store.claim("tt", 10_000, T0, 60)) == 5000
+    await store.close()
+
+
+async def test_a_quick_read_runs_on_the_loop_and_never_waits_for_its_connection(
+        tmp_path: Path) -> None:
+    """Session lookups (read quick=True) run on the caller's thread: a worker thread has to
+    win the GIL back from the busy loop at every SQLite step. While another loop's thread
+    holds the quick connection, a quick read goes to the worker thread instead of waiting."""
+    store = open_store(f"sqlite:///{tmp_path / 'w.db'}")
+    await store.open()
+    db = store._db  # type: ignore[attr-defined]
+    assert await store.insert([new_event("q1")], T0) == [InsertOutcome.ACCEPTED]
+
+    def count(where: list[int]) -> Callable[[sqlite3.Connection], int]:
+        def run(conn: sqlite3.Connection) -> int:
+            where.append(threading.get_ident())
+            return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        return run
+
+    here = threading.get_ident()
+    on: list[int] = []
+    assert await db.read(count(on), quick=True) == 1
+    assert await db.read(count(on)) == 1
+    assert on[0] == here and on[1] != here  # quick on the loop, the other in the worker
+
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        holding.set()
+        release.wait(10)
+
+    other = threading.Thread(target=lambda: asyncio.run(db.read(hold, quick=True)))
+    other.start()
+    await asyncio.to_thread(holding.wait, 10)
+    meanwhile: list[int] = []
+    assert await asyncio.wait_for(db.read(count(meanwhile), quick=True), 5) == 1
+    assert meanwhile[0] != here  # its connection was busy: answered from the worker thread
+    release.set()
+    await asyncio.to_thread(other.join)
     await store.close()

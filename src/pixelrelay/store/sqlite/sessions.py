@@ -38,7 +38,7 @@ class SQLiteSessions(UsesConnections):
         return await self._db.write(run)
 
     async def get_session(self, session_id: str) -> SessionContext | None:
-        return await self._db.read(lambda conn: _one(conn, Q["get"], (session_id,)))
+        return await self._db.read(lambda conn: _one(conn, Q["get"], (session_id,)), quick=True)
 
     async def link_token(self, kind: str, token: str, session_id: str, now: float) -> None:
         await self._db.write(
@@ -55,7 +55,7 @@ class SQLiteSessions(UsesConnections):
         if all(lk.empty for lk in lookups):
             return [None] * len(lookups)
         return await self._db.read(
-            lambda conn: [_find(conn, lk, identities_since) for lk in lookups])
+            lambda conn: [_find(conn, lk, identities_since) for lk in lookups], quick=True)
 
 
 def _find(conn: sqlite3.Connection, lookup: Lookup, cutoff: float) -> Found | None:

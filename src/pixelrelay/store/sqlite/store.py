@@ -52,9 +52,10 @@ class SQLiteStore(SQLiteOutbox, SQLiteSessions, SQLiteDiagnostics, SQLiteOperati
             migrate(w)
             if self.recover_in_flight:
                 w.execute(queries("sqlite", "outbox")["recover_in_flight"])
-            r = connect(self.path)
-            r.execute("PRAGMA query_only = 1")
-            return Connections(w, r)
+            r, quick = connect(self.path), connect(self.path)
+            for reader in (r, quick):
+                reader.execute("PRAGMA query_only = 1")
+            return Connections(w, r, quick)
         except BaseException:
             if self._owner is not None:
                 self._owner.release()

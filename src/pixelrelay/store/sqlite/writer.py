@@ -76,11 +76,15 @@ class Connections:
     holding the write lock, so the loop never waits for a scan or for the busy timeout.
     """
 
-    def __init__(self, write: sqlite3.Connection, read: sqlite3.Connection) -> None:
+    def __init__(self, write: sqlite3.Connection, read: sqlite3.Connection,
+                 quick: sqlite3.Connection) -> None:
         self.commits = 0  # transactions committed by the writer (group commit is observable)
         self._wconn = write
         self._rconn = read
         self._rlock = threading.Lock()
+        self._quick = quick  # reads on the loop's thread (read(quick=True)); never waits
+        self._quick.execute("PRAGMA busy_timeout = 0")
+        self._quick_lock = threading.Lock()
         self._open = True
         # The queue and whether a writer task drains it: calls may come from several loops.
         self._qlock = threading.Lock()
@@ -107,7 +111,29 @@ class Connections:
         self._start_writer()
         return await future
 
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def read(self, fn: Callable[[sqlite3.Connection], T], *, quick: bool = False) -> T:
+        """Run `fn` on a read connection, in a worker thread.
+
+        `quick`: a few point reads by index (a session lookup), run on the caller's thread
+        instead. In a worker thread, each SQLite step hands the GIL back, and winning it
+        again from a busy event loop took a switch interval: the drop-in endpoint's lookup
+        for the visitor's consent made a request 35 % slower. A quick read never waits: if
+        its connection is in use (from another loop's thread) or SQLite answers busy, it
+        runs in the worker thread after all.
+        """
+        if quick and self._quick_lock.acquire(blocking=False):
+            try:
+                if not self._open:
+                    raise StoreUnavailable("store is not open")
+                return fn(self._quick)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                    raise StoreUnavailable(f"read failed: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"read failed: {exc}") from exc
+            finally:
+                self._quick_lock.release()
+
         def run() -> T:
             with self._rlock:  # one sqlite3 connection must not serve two threads at once
                 if not self._open:
@@ -127,9 +153,10 @@ class Connections:
             else:
                 await asyncio.sleep(0.01)
         self._disk.shutdown()
-        with self._rlock:
+        with self._rlock, self._quick_lock:
             self._wconn.close()
             self._rconn.close()
+            self._quick.close()
 
     # -- the writer --------------------------------------------------------------------------
 
