@@ -1,5 +1,6 @@
 """Ingest benchmark: single-event req/s of POST /v1/events next to a bare JSON-parsing endpoint
-on the same server in the same run, the p99 latency at half that rate, then batch ingest
+on the same server in the same run, the p99 latency at half that rate, the drop-in endpoint
+with TikTok's own body, then batch ingest
 events/s; on SQLite and, with --postgres URL, on PostgreSQL, side by side. Then the same
 single-event and batch loads on `pixelrelay serve --no-delivery --workers N` (real processes
 on one port) for each N of --workers. Prints a table.
@@ -24,10 +25,11 @@ import orjson
 
 from bench.loadgen import LoadResult, request_bytes, run_load, run_paced
 from bench.pg import scratch_schema
-from bench.server import KEY
+from bench.server import KEY, PIXEL
 from bench.split_processes import KEY as SPLIT_KEY
 from bench.split_processes import config as split_config
 from bench.split_processes import wait_up
+from pixelrelay.destinations.tiktok.payload import TRACK_PATH
 
 SINGLE = {"event": "Purchase", "event_id": "", "source": "web",
           "user": {"email": "Customer@Example.com", "phone": "+49 170 1234567",
@@ -44,6 +46,17 @@ SINGLE = {"event": "Purchase", "event_id": "", "source": "web",
 def single_body(n: int, prefix: str, **extra: object) -> bytes:
     return orjson.dumps({**SINGLE, "event_id": f"{prefix}-{n}", "timestamp": int(time.time()),
                          **extra})
+
+
+def track_body(n: int) -> bytes:
+    """The same Purchase as TikTok's own event/track body, as a sender pointed at the drop-in
+    endpoint posts it: no consent (TikTok's API has none), so ingest looks for the visitor's
+    session to take its answer from."""
+    user = {k: SINGLE["user"][k] for k in  # type: ignore[index]
+            ("email", "phone", "external_id", "ttclid", "ttp", "ip", "user_agent")}
+    return orjson.dumps({"event_source": "web", "event_source_id": PIXEL, "data": [
+        {"event": "CompletePayment", "event_time": int(time.time()), "event_id": f"t-{n}",
+         "user": user, "page": SINGLE["page"], "properties": SINGLE["properties"]}]})
 
 
 def batch_body(n: int, size: int) -> bytes:
@@ -98,6 +111,9 @@ async def measure(port: int, seconds: float, concurrency: int, batch: int) -> di
         rate=max(1.0, api.rate / 2), seconds=seconds / 2, concurrency=concurrency)
     # A field TikTok does not document, as Segment-style senders add: dropped with a notice,
     # which the ingest log keeps (a second write per request).
+    results["track"] = await run_load(
+        port, lambda n: request_bytes(TRACK_PATH, track_body(n), {"Access-Token": KEY}),
+        seconds=seconds / 2, concurrency=concurrency)
     results["notice"] = await run_load(
         port, lambda n: request_bytes("/v1/events", single_body(n, "n", colour="red"), auth),
         seconds=seconds / 2, concurrency=concurrency)
@@ -222,6 +238,8 @@ def main() -> None:
         f"{runs[e]['half'].percentile(50):.1f} / {runs[e]['half'].percentile(99):.1f}"
         for e in engines], "p99 <= 20 ms")
     row("  with an unknown field (dropped, logged)", [rate(runs[e]["notice"]) for e in engines])
+    row("  the drop-in endpoint, TikTok's body (no consent)",
+        [rate(runs[e]["track"]) for e in engines])
     # Where a single event's time goes: the same server with a part left out (SQLite's run).
     full = runs["SQLite"]["api"].rate
     for part, label in (("store", "  without the store's writes (SQLite)"),

@@ -27,6 +27,7 @@ from pixelrelay.serving import collect_garbage_less_often
 from pixelrelay.store.base import InsertOutcome
 
 KEY = "bench-key"
+PIXEL = "BENCHPIXEL00001"
 
 
 async def bare_json(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -49,7 +50,7 @@ def build(storage_url: str, port: int, without: str = "") -> Any:
     settings = Settings(
         storage=StorageSettings(url=storage_url),
         sources=(SourceSettings(name="bench", kind="server", key=Secret(KEY)),),
-        destinations=(DestinationSettings(name="tiktok", pixel_code="BENCHPIXEL00001",
+        destinations=(DestinationSettings(name="tiktok", pixel_code=PIXEL,
                                           access_token=Secret("bench-token"),
                                           api_url=f"http://127.0.0.1:{port}/_emu"),),
     )
