@@ -113,7 +113,7 @@ async def measure(port: int, seconds: float, concurrency: int, batch: int) -> di
     # which the ingest log keeps (a second write per request).
     results["track"] = await run_load(
         port, lambda n: request_bytes(TRACK_PATH, track_body(n), {"Access-Token": KEY}),
-        seconds=seconds / 2, concurrency=concurrency)
+        seconds=seconds / 2, concurrency=concurrency, expect=200)  # TikTok's status
     results["notice"] = await run_load(
         port, lambda n: request_bytes("/v1/events", single_body(n, "n", colour="red"), auth),
         seconds=seconds / 2, concurrency=concurrency)
