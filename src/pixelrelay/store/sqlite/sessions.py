@@ -77,7 +77,7 @@ def _find(conn: sqlite3.Connection, lookup: Lookup, cutoff: float) -> Found | No
 
 def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> SessionContext | None:
     row = conn.execute(sql, params).fetchone()
-    if row is None:
+    if row is None or row[0] is None:  # no row, or by_identity's aggregate found none
         return None
     consent, at, source = consent_from_text(row[8])
     return SessionContext(session_id=row[0], ttclid=row[1], ttp=row[2], ip=row[3],
