@@ -170,7 +170,7 @@ class Ingestor:
             server_lookup_for(e) for e in events]
         wanted = [] if context is not None else [
             i for i, (e, lk) in enumerate(zip(events, lookups, strict=True))
-            if (wants_lookup(e) and not lk.empty) or (lk.tokens and lk.identities)]
+            if (not lk.empty and wants_lookup(e)) or (lk.tokens and lk.identities)]
         found = dict(zip(wanted, await self.store.find_sessions(
             [lookups[i] for i in wanted], now - self.identity_window_s), strict=True)
         ) if wanted else {}

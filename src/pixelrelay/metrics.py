@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter as Tally
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any
@@ -88,6 +87,17 @@ def child(metric: Counter | Histogram, *labels: str) -> Any:
     return metric.labels(*labels)
 
 
+# (counter, *label values) -> how many: a request's counts, summed before any child is
+# resolved (a batch holds up to 1,000 events, and a child per event cost a third of delivery).
+Tally = dict[tuple[Any, ...], int]
+
+
+def count_all(counts: Tally) -> None:
+    """Add each summed count to its labelled child."""
+    for (counter, *labels), n in counts.items():
+        child(counter, *labels).inc(n)
+
+
 def path_label(path: str) -> str:
     if path in _PATHS:
         return path
@@ -107,30 +117,23 @@ def record_results(destination: str, items: Sequence[Claimed], results: Sequence
                    now: float) -> None:
     """Count one request's per-event outcomes (the worker calls this after finish).
 
-    Counts are summed per label set first: a batch holds up to 1,000 events, and resolving a
-    labelled child per event cost about a third of delivery throughput.
+    Counts are summed per label set first (Tally).
     """
-    counts: Tally[tuple[str, ...]] = Tally()
+    counts: Tally = {}
     latency = child(DELIVERY_LATENCY, destination)
     for c, r in zip(items, results, strict=True):
+        key: tuple[Any, ...]
         if r.state is DeliveryState.DELIVERED:
-            counts["delivered", c.dest_event] += 1
+            key = (DELIVERED, destination, c.dest_event)
             latency.observe(max(0.0, now - c.created_at))
         elif r.state is DeliveryState.PENDING:
-            counts["retried", c.dest_event] += 1
+            key = (RETRIED, destination, c.dest_event)
         elif r.dead_reason == "rejected":
-            counts["rejected", c.dest_event] += 1
+            key = (REJECTED, destination, c.dest_event, "destination")
         else:
-            counts["gave_up", c.dest_event, r.dead_reason or "unknown"] += 1
-    for (kind, *labels), n in counts.items():
-        if kind == "delivered":
-            child(DELIVERED, destination, *labels).inc(n)
-        elif kind == "retried":
-            child(RETRIED, destination, *labels).inc(n)
-        elif kind == "rejected":
-            child(REJECTED, destination, *labels, "destination").inc(n)
-        else:
-            child(GAVE_UP, destination, *labels).inc(n)
+            key = (GAVE_UP, destination, c.dest_event, r.dead_reason or "unknown")
+        counts[key] = counts.get(key, 0) + 1
+    count_all(counts)
 
 
 class QueueCollector:

@@ -77,8 +77,7 @@ def ingest_notes(now: float, channel: str, rejected: Sequence[IngestNote],
 def count_ingest(rejected: Sequence[IngestNote], batch: Sequence[NewEvent],
                  outcomes: Sequence[InsertOutcome]) -> None:
     """The event counters of one request, after the commit."""
-    # Tallied per (metric, labels) first, then each labelled child is counted once.
-    tally: dict[tuple[Any, ...], int] = {}
+    tally: metrics.Tally = {}
     # No destination yet: the metric label is the incoming name through the default mapping,
     # as the TikTok name labels every other event counter (see metrics.py).
     for note in rejected:
@@ -96,8 +95,7 @@ def count_ingest(rejected: Sequence[IngestNote], batch: Sequence[NewEvent],
             if also is not None:
                 key = (also, r.destination, r.dest_event)
                 tally[key] = tally.get(key, 0) + 1
-    for (metric, *labels), n in tally.items():
-        metrics.child(metric, *labels).inc(n)
+    metrics.count_all(tally)
 
 
 _ROUTE_COUNTERS = {DeliveryState.SUPPRESSED: metrics.SUPPRESSED,
