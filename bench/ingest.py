@@ -1,9 +1,10 @@
 """Ingest benchmark: single-event req/s of POST /v1/events next to a bare JSON-parsing endpoint
 on the same server in the same run, the p99 latency at half that rate, the drop-in endpoint
-with TikTok's own body, then batch ingest
-events/s; on SQLite and, with --postgres URL, on PostgreSQL, side by side. Then the same
-single-event and batch loads on `pixelrelay serve --no-delivery --workers N` (real processes
-on one port) for each N of --workers. Prints a table.
+with TikTok's own body, then batch ingest events/s (also with a phone number of its own for
+every customer, which phonenumbers' cache cannot answer); on SQLite and, with --postgres URL,
+on PostgreSQL, side by side. Then the same single-event and batch loads on
+`pixelrelay serve --no-delivery --workers N` (real processes on one port) for each N of
+--workers. Prints a table.
 
     python -m bench.ingest [--seconds 6] [--concurrency 32] [--workers 1,2]
                            [--postgres postgresql://...]
@@ -59,11 +60,18 @@ def track_body(n: int) -> bytes:
          "user": user, "page": SINGLE["page"], "properties": SINGLE["properties"]}]})
 
 
-def batch_body(n: int, size: int) -> bytes:
+def batch_body(n: int, size: int, own_phones: bool = False) -> bytes:
+    """`size` Purchases of distinct customers by email. With `own_phones` each has its own
+    phone number too, as real traffic does: phonenumbers' cache then never answers."""
     now = int(time.time())
+    user: dict[str, object] = SINGLE["user"]  # type: ignore[assignment]
+
+    def phone(i: int) -> object:
+        return f"+49 170 {1000000 + (n * size + i) % 9000000}" if own_phones else user["phone"]
+
     return orjson.dumps({"events": [
-        {**SINGLE, "event_id": f"b{n}-{i}", "timestamp": now,
-         "user": {**SINGLE["user"], "email": f"c{n}.{i}@example.com"}}  # type: ignore[dict-item]
+        {**SINGLE, "event_id": f"b{n}{'p' if own_phones else ''}-{i}", "timestamp": now,
+         "user": {**user, "email": f"c{n}.{i}@example.com", "phone": phone(i)}}
         for i in range(size)]})
 
 
@@ -117,11 +125,14 @@ async def measure(port: int, seconds: float, concurrency: int, batch: int) -> di
     results["notice"] = await run_load(
         port, lambda n: request_bytes("/v1/events", single_body(n, "n", colour="red"), auth),
         seconds=seconds / 2, concurrency=concurrency)
-    bodies = [batch_body(n, batch) for n in range(400)]
-    results["batch"] = await run_load(
-        port, lambda n: request_bytes("/v1/events", bodies[n % len(bodies)]
-                                      if n < len(bodies) else batch_body(n, batch), auth),
-        seconds=seconds, concurrency=4)
+    for name, own in (("batch", False), ("batch_phones", True)):
+        bodies = [batch_body(n, batch, own) for n in range(400)]
+
+        def make_batch(n: int, b: list[bytes] = bodies, o: bool = own) -> bytes:
+            return request_bytes("/v1/events", b[n] if n < len(b) else batch_body(n, batch, o),
+                                 auth)
+
+        results[name] = await run_load(port, make_batch, seconds=seconds, concurrency=4)
     return results
 
 
@@ -252,6 +263,8 @@ def main() -> None:
     row("  p50 / p99 ms per request", [
         f"{runs[e]['batch'].percentile(50):.0f} / {runs[e]['batch'].percentile(99):.0f}"
         for e in engines])
+    row("  each customer with a phone of their own", [
+        rate(runs[e]["batch_phones"], "ev/s", args.batch) for e in engines])
 
     for n in counts:
         row(f"serve --workers {n}: 1 event/request (ratio)", [
