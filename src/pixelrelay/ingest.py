@@ -29,6 +29,7 @@ from pixelrelay.pipeline.enrich import (
     server_lookup_for,
     take_consent,
     wants_lookup,
+    without_identities,
 )
 from pixelrelay.pipeline.parse import parse_event, too_old
 from pixelrelay.store.base import InsertOutcome, Merged, NewEvent, Store
@@ -136,7 +137,8 @@ class Ingestor:
         events = [e for _, e in accepted]
         links: list[tuple[str, tuple[str, ...]]] = []  # (session, identities) seen together
         if self.use_sessions and events:
-            events, links = await self._with_sessions(events, context, now)
+            events, links = await self._with_sessions(events, context, now,
+                                                      claimed=channel is Channel.BROWSER)
         batch = [self._new_event(e, dests, now, assume) for e in events]
         if not batch:
             await record_rejections(self.store, now, channel, refused)
@@ -161,13 +163,20 @@ class Ingestor:
         return result
 
     async def _with_sessions(self, events: list[Event], context: SessionContext | None,
-                             now: float) -> tuple[list[Event], list[tuple[str, tuple[str, ...]]]]:
+                             now: float, *, claimed: bool
+                             ) -> tuple[list[Event], list[tuple[str, tuple[str, ...]]]]:
         """Restore the session's match keys and consent that events lack (SPEC §2.2): from
         the browser context they came with, else by session id, cart/checkout token or
         identity, with one read for the whole batch. Also returns the (session, identities)
-        pairs to link."""
+        pairs to link.
+
+        `claimed`: the events came with the public site key, so their identities are only
+        claims: they neither find a session nor link one (anyone can type anyone's email).
+        """
         lookups = [lookup_for(e) for e in events] if context is not None else [
             server_lookup_for(e) for e in events]
+        if claimed:
+            lookups = [without_identities(lk) for lk in lookups]
         wanted = [] if context is not None else [
             i for i, (e, lk) in enumerate(zip(events, lookups, strict=True))
             if (not lk.empty and wants_lookup(e)) or (lk.tokens and lk.identities)]

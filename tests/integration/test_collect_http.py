@@ -170,17 +170,21 @@ def test_backend_purchase_naming_the_session_gets_its_context(
     assert enriched_from(db, "ord_5001_complete_payment") == "session"
 
 
-def test_linked_cart_token_and_identity_restore_context(
+def test_linked_cart_token_and_server_stated_identity_restore_context(
         gateway: ServerThread, emulator: ServerThread, db: Path) -> None:
     r = landing(gateway, "E.C.P.cart")
     cookies = {"prx_sid": r.json()["session_id"], "prx_ttclid": "E.C.P.cart"}
     linked = collect(gateway, {"link": {"cart_token": "cart-abc"}}, cookies=cookies)
     assert linked.status_code == 202 and linked.json()["linked"] == ["cart_token"]
-    # An identified browser event ties the session to the hashed email.
-    ident = collect(gateway, {"event": "AddToCart", "event_id": "atc-1",
-                              "user": {"email": "Buyer@Example.com"}}, cookies=cookies)
-    assert ident.status_code == 202, ident.text
-    shopify_like = {"event": "Purchase", "properties": {
+    # The browser's own identify is a claim: it links nothing.
+    ident = collect(gateway, {"identify": {"email": "Buyer@Example.com"}}, cookies=cookies)
+    assert ident.status_code == 202 and "identified" not in ident.json()
+    early = {"event": "Lead", "user": {"email": "buyer@example.com"}}
+    assert httpx.post(f"{gateway.url}/v1/events", headers=AUTH, json=early).status_code == 202
+    assert "ttclid" not in delivered(emulator, _only_id(emulator, "Contact"))["user"]
+    # The order (a server source) names the cart and the email: the token finds the session,
+    # and the server's word ties the email to it.
+    shopify_like = {"event": "Purchase", "user": {"email": "buyer@example.com"}, "properties": {
         "order_id": "6001", "cart_token": "cart-abc", "value": 5, "currency": "EUR"}}
     assert httpx.post(f"{gateway.url}/v1/events", headers=AUTH,
                       json=shopify_like).status_code == 202
@@ -193,6 +197,11 @@ def test_linked_cart_token_and_identity_restore_context(
     assert user["ttclid"] == "E.C.P.cart" and user["user_agent"] == UA
     assert user["email"] == [hashlib.sha256(b"buyer@example.com").hexdigest()]
     assert enriched_from(db, "ord_6002_complete_payment") == "identity"
+
+
+def _only_id(emulator: ServerThread, name: str) -> str:
+    wait_for(lambda: any(e["event"] == name for e in emu_state(emulator).events))
+    return next(e["event_id"] for e in emu_state(emulator).events if e["event"] == name)
 
 
 def test_own_values_win_and_unknown_identity_stays_plain(

@@ -19,7 +19,7 @@ class EnrichedFrom(StrEnum):
 
     SESSION = "session"  # the event named the session
     LINK = "link"  # a cart/checkout token linked to a session
-    IDENTITY = "identity"  # a hashed email/external_id seen with a session recently
+    IDENTITY = "identity"  # a hashed email/external_id a server source stated with a session
 
 
 @record
@@ -101,6 +101,14 @@ def server_lookup_for(event: Event) -> Lookup:
     if event.session_id is None and not tokens and not wants_lookup(event):
         return _NO_LOOKUP
     return Lookup(event.session_id, tokens, identity_keys(event))
+
+
+def without_identities(lookup: Lookup) -> Lookup:
+    """The lookup of a browser claim: its own session and cart tokens only. An identity a
+    browser states is not proof of who it is, so it neither finds nor links a session."""
+    if not lookup.identities:
+        return lookup
+    return Lookup(lookup.session_id, lookup.tokens, ())
 
 
 def enrich(event: Event, context: SessionContext | None, how: EnrichedFrom) -> Event:

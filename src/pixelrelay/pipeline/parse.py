@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -27,10 +28,20 @@ from pixelrelay.model import (
     Lead,
     Page,
     Source,
+    User,
 )
 from pixelrelay.pipeline.clickid import ttclid_from_url
 from pixelrelay.pipeline.extras import parse_ad, parse_app, parse_device, parse_lead
-from pixelrelay.pipeline.pii import Found, scrub_properties, scrub_url, scrub_values
+from pixelrelay.pipeline.pii import (
+    Found,
+    looks_like_email,
+    looks_personal,
+    scrub_id,
+    scrub_properties,
+    scrub_text,
+    scrub_url,
+    scrub_values,
+)
 from pixelrelay.pipeline.properties import parse_properties
 from pixelrelay.pipeline.readers import (
     NUL_REASON,
@@ -98,7 +109,7 @@ def parse_event(raw: object, *, now: float, phone_region: str = "",
     p: list[Problem] = []
     notices: list[Notice] = []
     unknown_keys(raw, "", TOP_KEYS, notices)
-    name = _event_name(raw.get("event"), p)
+    name = _event_name(raw.get("event"), p, phone_region)
     event_id = _event_id(raw.get("event_id"), p)
     stamp = raw.get("timestamp")
     event_time = _timestamp(raw.get("event_time") if stamp is None else stamp, now, p)
@@ -145,6 +156,14 @@ def parse_event(raw: object, *, now: float, phone_region: str = "",
     page = Page(url=scrub_url(page.url, "page.url", found, phone_region),
                 referrer=scrub_url(page.referrer, "page.referrer", found, phone_region))
     device = scrub_values(device, "device", found, phone_region) if device else device
+    user = _scrub_user_text(user, found, phone_region)
+    if app is not None and app.app_name:
+        app = replace(app, app_name=scrub_text(app.app_name, "app.app_name", found,
+                                               phone_region))
+    if session_id is not None:
+        session_id = scrub_id(session_id, "session_id", found, phone_region)
+    if order_source is not None:
+        order_source = scrub_id(order_source, "order_source", found, phone_region)
     notices += found.notices
     if found.emails or found.phones:
         user = with_found(user, found, phone_region)
@@ -188,7 +207,21 @@ def _nul_field(raw: dict[str, object]) -> str | None:
     return nul_path(raw)
 
 
-def _event_name(v: object, p: list[Problem]) -> str:
+def _scrub_user_text(user: User, found: Found, region: str) -> User:
+    """The user's plain text keys (hashed ones hold no raw value) without personal data."""
+    fills: dict[str, Any] = {}
+    if user.user_agent is not None:
+        ua = scrub_text(user.user_agent, "user.user_agent", found, region)
+        if ua != user.user_agent:
+            fills["user_agent"] = ua
+    for key in ("ttclid", "ttp", "locale", "idfv"):
+        value = getattr(user, key)
+        if value is not None and scrub_id(value, f"user.{key}", found, region) is None:
+            fills[key] = None
+    return replace(user, **fills) if fills else user
+
+
+def _event_name(v: object, p: list[Problem], region: str) -> str:
     if v is None:
         p.append(Problem("event", "is required"))
         return ""
@@ -196,6 +229,11 @@ def _event_name(v: object, p: list[Problem]) -> str:
     if name is None:
         if isinstance(v, str) and len(v) <= 100:
             p.append(Problem("event", "must not be empty"))
+        return ""
+    if looks_personal(name, region):
+        # A name is stored, counted and sent as it is: it cannot be scrubbed, only refused.
+        p.append(Problem("event", "looks like it holds an email address or phone number; "
+                                  "event names are stored, counted and sent as they are"))
         return ""
     return name
 
@@ -210,6 +248,10 @@ def _event_id(v: object, p: list[Problem]) -> str | None:
         return None
     if len(v) > 256:
         p.append(Problem("event_id", "is longer than 256 characters"))
+        return None
+    if looks_like_email(v):
+        p.append(Problem("event_id", "looks like it holds an email address; an event_id is "
+                                     "stored and sent as it is (use an order or message id)"))
         return None
     return v.strip()
 

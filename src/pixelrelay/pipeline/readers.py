@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from pixelrelay.errors import Notice, NoticeKind, Problem
+from pixelrelay.pipeline.pii import PERSONAL_KEY, safe_key
 
 MAX_UNKNOWN_NOTICES = 20  # per object: a body of 10,000 junk keys must not flood the answer
 # Tuples made once: `isinstance(v, list | dict)` builds its union at every call, which
@@ -53,7 +54,8 @@ def nul_path(v: object, path: str = "") -> str | None:
         return path if NUL in v else None
     if isinstance(v, dict):
         for key, item in v.items():
-            sub = f"{path}.{key}" if path else str(key)
+            name = safe_key(key) if NUL not in str(key) else str(key)
+            sub = f"{path}.{name}" if path else name
             if NUL in sub:
                 return sub.replace(NUL, "\\u0000")
             found = nul_path(item, sub)
@@ -86,8 +88,8 @@ def unknown_keys(obj: dict[Any, Any], prefix: str, known: frozenset[str],
         return
     extra = [k for k in obj if k not in known]
     for k in extra[:MAX_UNKNOWN_NOTICES]:
-        key = str(k)[:100]
-        hint = _nearest(key, known)
+        key = safe_key(k)
+        hint = None if key == PERSONAL_KEY else _nearest(key, known)
         notices.append(Notice(prefix + key, "unknown field; dropped" + (
             f" (did you mean {prefix}{hint}?)" if hint else ""), NoticeKind.UNKNOWN_FIELD))
     if len(extra) > MAX_UNKNOWN_NOTICES:

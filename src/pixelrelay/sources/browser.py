@@ -11,13 +11,13 @@ from starlette.responses import Response
 
 from pixelrelay.config import Settings, SourceSettings
 from pixelrelay.diagnostics.recorder import record_collect_refusal
-from pixelrelay.errors import Notice, StoreUnavailable
+from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
-from pixelrelay.model import Channel, Consent, ConsentState, Event
+from pixelrelay.model import Channel, Consent, ConsentState
 from pixelrelay.pipeline.clickid import MAX_TTCLID
-from pixelrelay.pipeline.enrich import TOKEN_KINDS, SessionContext, identity_keys
+from pixelrelay.pipeline.enrich import TOKEN_KINDS, SessionContext
+from pixelrelay.pipeline.pii import Found, scrub_id, scrub_text, scrub_url
 from pixelrelay.pipeline.readers import NUL
-from pixelrelay.pipeline.user import parse_user
 from pixelrelay.sources import browser_rules as rules
 from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import (
@@ -28,6 +28,7 @@ from pixelrelay.sources.http import (
     read_json,
     source_limits,
 )
+from pixelrelay.sources.store_guard import NOT_COMMITTED, unavailable
 from pixelrelay.store.base import Sessions
 
 log = logging.getLogger(__name__)
@@ -121,9 +122,7 @@ class CollectEndpoint:
             answer, cookies = await self._hit(request, source, doc, link,
                                               hint if isinstance(hint, str) else None)
         except StoreUnavailable as exc:
-            log.error("store unavailable, answering 503 to the tag: %s", exc)
-            return _with(problem_response(503, "unavailable", "could not commit; retry later"),
-                         cors, [])
+            return _with(unavailable(request, exc, NOT_COMMITTED), cors, [])
         if isinstance(answer, Response):
             return _with(answer, cors, [])
         return _with(json_response(answer, 202), cors, cookies)
@@ -133,7 +132,9 @@ class CollectEndpoint:
         tokens = _tokens(link)
         if isinstance(tokens, str):
             return problem_response(400, "malformed_link", tokens), []
-        identify = doc.pop("identify", None)
+        # An identity claimed here (`identify`) is not linked to the session: anyone can
+        # claim anyone's email with the public key (README, "Whose session is whose").
+        doc.pop("identify", None)
         consent, how = rules.hit_consent(doc.get("consent"), doc.pop("consent_source", None))
         now = self.ingestor.clock.now()
         if consent is not None and consent.marketing is ConsentState.DENIED:
@@ -154,10 +155,6 @@ class CollectEndpoint:
         answer: dict[str, Any] = {"session_id": ctx.session_id}
         if tokens:
             answer["linked"] = [kind for kind, _ in tokens]
-        identities = self._identities(identify)
-        if identities:
-            await self.sessions.link_identities([(ctx.session_id, identities)], now)
-            answer["identified"] = len(identities)
         if "event" in doc:
             doc["session_id"] = ctx.session_id
             user = doc.setdefault("user", {})
@@ -194,16 +191,6 @@ class CollectEndpoint:
             answer.update((await self.ingestor.accept([doc], channel=Channel.BROWSER)).as_dict())
         return answer
 
-    def _identities(self, identify: object) -> tuple[str, ...]:
-        """pixelrelay('identify', {email, external_id}): hashed here, linked to the session,
-        so a later server event with the same email finds this visitor's context."""
-        if not isinstance(identify, dict):
-            return ()
-        notices: list[Notice] = []
-        user = parse_user({k: v for k, v in identify.items() if k in ("email", "external_id")},
-                          "", [], notices)
-        return identity_keys(Event(name="identify", event_id="", event_time=0, user=user))
-
     def _context(self, request: Request, doc: dict[str, Any], hint: str | None,
                  now: float, consent: Consent | None, how: str) -> SessionContext:
         page, user = _obj(doc.get("page")), _obj(doc.get("user"))
@@ -214,13 +201,19 @@ class CollectEndpoint:
             cookie_ttclid = None
         ttp = request.cookies.get(rules.TTP_COOKIE) or _str(user.get("ttp"))
         peer = request.client.host if request.client else None
+        # The session row is stored as it is: it gets the same scrubber as an event's fields.
+        found = Found()
+        landing = scrub_url(url[:MAX_URL], "page.url", found) if url else None
+        agent = scrub_text((_str(request.headers.get("user-agent")) or "")[:MAX_UA] or None,
+                           "user_agent", found)
         ctx = SessionContext(
             session_id=sid,
-            ttclid=rules.ttclid_from_page(url, referrer) or cookie_ttclid,
-            ttp=ttp if ttp and len(ttp) <= MAX_TTCLID else None,
+            ttclid=scrub_id(rules.ttclid_from_page(url, referrer) or cookie_ttclid, "ttclid",
+                            found),
+            ttp=scrub_id(ttp, "ttp", found) if ttp and len(ttp) <= MAX_TTCLID else None,
             ip=rules.client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted),
-            user_agent=(_str(request.headers.get("user-agent")) or "")[:MAX_UA] or None,
-            landing_url=url[:MAX_URL] if url else None,
+            user_agent=agent,
+            landing_url=landing,
             first_seen=now, last_seen=now, consent=consent,
             consent_at=None if consent is None else now,
             consent_source=None if consent is None else how)
