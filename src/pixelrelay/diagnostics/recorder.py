@@ -12,6 +12,7 @@ from pixelrelay.destinations.tiktok.mapping import default_tiktok_name, snake_ca
 from pixelrelay.diagnostics.masking import mask_field, mask_reason
 from pixelrelay.errors import PixelrelayError, Problem
 from pixelrelay.model import DeliveryState, Event
+from pixelrelay.pipeline.pii import PERSONAL_KEY, looks_personal
 from pixelrelay.pipeline.readers import NUL
 from pixelrelay.store.base import IngestLog, InsertOutcome, NewEvent
 from pixelrelay.store.rows import IngestNote, NotesCall
@@ -33,6 +34,8 @@ def rejected_note(raw: object, event: Event | None, problems: Sequence[Problem],
     name = event.name if event is not None else (
         given.strip()[:128] if isinstance(given, str) and given.strip() and NUL not in given
         else "(none)")
+    if event is None and looks_personal(name):
+        name = PERSONAL_KEY  # refused for it: the name is a value, and not kept
     props = doc.get("properties")
     order = props.get("order_id") if isinstance(props, dict) else None
     order_id = _plain_id(order)
