@@ -23,6 +23,7 @@ from pixelrelay.model import Channel, Source
 from pixelrelay.ops import OpsError
 from pixelrelay.ops.attach import attach
 from pixelrelay.ops.csv_rows import check_header, normalise_header, row_to_event
+from pixelrelay.pipeline import nesting
 
 CHUNK = 500  # the API's own limit per request
 SHOWN = 100  # rejected lines printed; --rejects FILE gets them all
@@ -65,9 +66,11 @@ def jsonl_lines(text: Iterator[str]) -> Iterator[Line]:
         if not line.strip():
             continue
         try:
-            yield number, orjson.loads(line)
+            yield number, nesting.loads(line)
         except orjson.JSONDecodeError as exc:
             yield number, [Problem("line", f"not valid JSON: {exc}")]
+        except nesting.TooDeep as exc:
+            yield number, [Problem(exc.field, nesting.REASON)]
 
 
 def csv_lines(text: Iterator[str]) -> Iterator[Line]:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from pixelrelay.config import SourceSettings
 from pixelrelay.delivery.throttle import TokenBucket
+from pixelrelay.pipeline import nesting
 from pixelrelay.pipeline.readers import may_hold_nul
 from pixelrelay.sources.browser_rules import peer_is_trusted
 
@@ -74,10 +75,18 @@ async def read_json(request: Request, limit: int = MAX_BODY_BYTES
     except BodyTooLarge:
         return None, False, too_large(limit)
     try:
-        return orjson.loads(body), not may_hold_nul(body), None
+        return nesting.loads(body), not may_hold_nul(body), None
     except orjson.JSONDecodeError as exc:
         return None, False, problem_response(400, "malformed_json",
                                              f"body is not valid JSON: {exc}")
+    except nesting.TooDeep as exc:
+        return None, False, too_deep(exc)
+
+
+def too_deep(exc: nesting.TooDeep) -> Response:
+    """400 naming the first value nested too deep: the whole request is refused, as for
+    malformed JSON (see pipeline.nesting)."""
+    return problem_response(400, "too_deep", str(exc), field=exc.field)
 
 
 def find_source(sources: tuple[SourceSettings, ...], kind: str,

@@ -13,6 +13,7 @@ from pixelrelay.destinations.tiktok.mapping import tiktok_name
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel, Consent, ConsentState
+from pixelrelay.pipeline import nesting
 from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import (
     MAX_BODY_BYTES,
@@ -20,6 +21,7 @@ from pixelrelay.sources.http import (
     json_response,
     problem_response,
     read_body,
+    too_deep,
     too_large,
 )
 from pixelrelay.sources.shopify_map import (
@@ -74,10 +76,12 @@ class ShopifyWebhookEndpoint:
             return json_response({"accepted": 0, "duplicates": 0, "event_ids": [],
                                   "ignored": reason})
         try:
-            event = order_to_event(orjson.loads(body), topic, source.content_id,
+            event = order_to_event(nesting.loads(body), topic, source.content_id,
                                    self.ingestor.clock.now(), tiktok_name=self._tiktok_name)
         except orjson.JSONDecodeError as exc:
             return problem_response(400, "malformed_json", f"body is not valid JSON: {exc}")
+        except nesting.TooDeep as exc:
+            return too_deep(exc)
         except ShopifyPayloadError as exc:
             return problem_response(400, "unmappable", exc.reason)
         if event is None:  # ignore_reason admitted the topic, so this is a programming error

@@ -23,6 +23,7 @@ from pixelrelay.destinations.tiktok import SOURCE_ID_KEYS
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel, Source
+from pixelrelay.pipeline import nesting
 from pixelrelay.pipeline.readers import may_hold_nul
 from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import BodyTooLarge, find_source, json_response, read_body
@@ -76,11 +77,13 @@ class TikTokTrackEndpoint:
             return tiktok_answer(40105, "Access token is incorrect or has been revoked.")
         try:
             body = await read_body(request)
-            doc = orjson.loads(body)
+            doc = nesting.loads(body)
         except BodyTooLarge:
             return tiktok_answer(40002, "body: larger than 1 MiB")
         except orjson.JSONDecodeError as exc:
             return tiktok_answer(40002, f"body: not valid JSON: {exc}")
+        except nesting.TooDeep as exc:
+            return tiktok_answer(40002, f"{nesting.dotted(exc.path)}: {nesting.REASON}")
         converted = convert(doc, self.targets)
         if isinstance(converted, str):
             return tiktok_answer(40002, converted)
