@@ -20,7 +20,9 @@ _EMAIL = re.compile(r"[^\s@/?#&=:;,<>\"']+@[^\s@/?#&=:;,<>\"']+\.[A-Za-z]{2,}")
 # +49 170 1234567, (030) 1234-5678, 0049.170.1234567: eight or more digits in phone dress.
 _PHONE = re.compile(r"(?:\+|00)?\(?\d[\d\s().\-/]{6,22}\d")
 _SEPARATED = re.compile(r"[\s().\-/]")
-_EIGHT_DIGITS = re.compile(r"(?:\D*\d){8}")
+_DROP_DIGITS = str.maketrans("", "", "0123456789")
+# Where an internationally written number could start: "+49", "+ (49", "0049" (not the 00 of 2010).
+_INTERNATIONAL = re.compile(r"\+\s?\(?\d|(?<![\d.])00\d")
 # Dates, times and IPv4 addresses, which have the digits of a phone number but are not one.
 _NOT_PHONE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}|"
                         r"\d{1,3}(?:\.\d{1,3}){3}|\d{1,2}:\d{2}(?::\d{2})?")
@@ -68,7 +70,14 @@ def looks_like_phone(text: str, region: str = "") -> bool:
 
 def looks_personal(text: str, region: str = "") -> bool:
     """Whether `text` holds an email address or a phone number, in any of their dresses."""
+    if "@" not in text and "%" not in text and not _eight_digits(text):
+        return False  # most text: no address without an @, no phone under eight digits
     return looks_like_email(text) or looks_like_phone(text, region)
+
+
+def _eight_digits(text: str) -> bool:
+    """At least eight digits in all (a C-speed count: a regex for it backtracks)."""
+    return len(text) - len(text.translate(_DROP_DIGITS)) >= 8
 
 
 def safe_key(key: object, region: str = "") -> str:
@@ -81,9 +90,11 @@ def safe_key(key: object, region: str = "") -> str:
 def scrub_text(text: str | None, path: str, found: Found, region: str = "") -> str | None:
     """Free text (a user agent, an app name) with any email address or internationally
     written phone number cut out; None when nothing else is left."""
-    if not text or ("@" not in text and "%" not in text and "+" not in text
-                    and "00" not in text) or not looks_personal(text, region):
+    if not text or ("@" not in text and "%" not in text and (
+            ("+" not in text and "00" not in text) or _INTERNATIONAL.search(text) is None)):
         return text  # no address without an @, no international number without + or 00
+    if not looks_personal(text, region):
+        return text
     cleaned = _unquoted(text) if "%" in text else text
     cleaned = _EMAIL.sub("", cleaned)
     for m in reversed(list(_PHONE.finditer(cleaned))):
@@ -115,14 +126,14 @@ def _unquoted(text: str) -> str:
 def _phone_in(text: str, region: str) -> bool:
     for m in _PHONE.finditer(text):
         raw = m.group()
-        digits = sum(c.isdigit() for c in raw)
-        if not 8 <= digits <= 15 or _NOT_PHONE.fullmatch(raw.strip()):
-            continue
         international = raw.startswith(("+", "00"))
         # A national-form number must be the whole value: inside text it is more often
         # part of an id (SKU-481-2231-99) than a phone.
         if not international and not (region and _SEPARATED.search(raw)
                                       and raw == text.strip()):
+            continue
+        digits = len(raw) - len(raw.translate(_DROP_DIGITS))
+        if not 8 <= digits <= 15 or _NOT_PHONE.fullmatch(raw.strip()):
             continue
         number = "+" + raw[2:] if raw.startswith("00") else raw
         try:
@@ -157,10 +168,13 @@ def _trunk_prefix(region: str) -> str:
 
 def _url_part_personal(name: str, value: str, region: str) -> bool:
     low = name.lower()
+    if low in EMAIL_KEYS or low in PHONE_KEYS or looks_personal(name, region):
+        return True
+    if "@" not in value and "%" not in value and not _eight_digits(value):
+        return False
     # An unescaped "+" in a query string reads as a space: "+49..." arrives as " 49...".
     as_typed = "+" + value[1:] if value.startswith(" ") else value
-    return (low in EMAIL_KEYS or low in PHONE_KEYS or looks_personal(name, region)
-            or looks_like_email(value) or looks_like_phone(as_typed, region)
+    return (looks_like_email(value) or looks_like_phone(as_typed, region)
             or _bare_national(value.strip(), region))
 
 
@@ -208,9 +222,10 @@ def scrub_url(url: str | None, path: str, found: Found, region: str = "") -> str
     """A URL with every part that is personal data removed: query parameters and fragment
     parameters (by name or value, percent-encoded or not), a fragment that is one, and path
     segments that are one. The rest (ttclid, utm_*, the page's own path) stays."""
-    if not url or ("@" not in url and "%40" not in url
-                   and _EIGHT_DIGITS.search(url) is None):
+    if not url or ("@" not in url and "%40" not in url and not _eight_digits(url)):
         return url  # the common case: nothing there could be an email or a phone
+    if (url, region) in _CLEAN_URLS:
+        return url
     try:
         parts = urlsplit(url)
         query = _kept_pairs(parts.query, f"{path}?", found, region)
@@ -218,17 +233,30 @@ def scrub_url(url: str | None, path: str, found: Found, region: str = "") -> str
     except ValueError:
         return None if looks_personal(url, region) else url
     segments = parts.path.split("/")
-    kept_path = [s for s in segments
-                 if not (s and (looks_personal(_unquoted(s), region)
-                                or _bare_national(s, region)))]
+    kept_path = [s for s in segments if not (
+        looks_personal(s, region) or (s.isdigit() and _bare_national(s, region)))]
     if len(kept_path) != len(segments):
         found.notices.append(Notice(f"{path}/", "personal data in the path; segment removed",
                                     NoticeKind.DROPPED_VALUE))
     if query is None and fragment is None and len(kept_path) == len(segments):
+        _remember_clean(url, region)
         return url
     return urlunsplit((parts.scheme, parts.netloc, "/".join(kept_path),
                        parts.query if query is None else query,
                        parts.fragment if fragment is None else fragment))
+
+
+# URLs found clean, by region: shops' pages repeat, and their product and variant ids are the
+# long digit runs that make a URL worth a full look (10 µs). Only clean URLs are kept, so
+# this holds no personal data; it is emptied when full, which bounds it.
+_CLEAN_URLS: set[tuple[str, str]] = set()
+MAX_CLEAN_URLS = 4096
+
+
+def _remember_clean(url: str, region: str) -> None:
+    if len(_CLEAN_URLS) >= MAX_CLEAN_URLS:
+        _CLEAN_URLS.clear()
+    _CLEAN_URLS.add((url, region))
 
 
 def _kept_pairs(text: str, path: str, found: Found, region: str) -> str | None:
@@ -273,8 +301,7 @@ _REMOVED = _Removed()
 def _key_is_personal(key: object, region: str) -> bool:
     text = str(key)
     # Keys are short names; only one with an @ or eight digits can be an address or number.
-    return ("@" in text or "%" in text or _EIGHT_DIGITS.search(text) is not None) and (
-        looks_personal(text, region))
+    return looks_personal(text, region)
 
 
 def _clean(value: Any, path: str, found: Found, depth: int, region: str) -> Any:
