@@ -17,6 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pixelrelay import __version__
+from pixelrelay.bursts import BurstLog
 from pixelrelay.clock import Clock, SystemClock
 from pixelrelay.config import Settings
 from pixelrelay.delivery.service import Delivery
@@ -31,6 +32,7 @@ from pixelrelay.sources.credential_guard import FailedCredentials
 from pixelrelay.sources.edge import Edge
 from pixelrelay.sources.http import json_response
 from pixelrelay.sources.shopify import ShopifyWebhookEndpoint
+from pixelrelay.sources.store_guard import guarded
 from pixelrelay.sources.tiktok_compat import TikTokTrackEndpoint
 from pixelrelay.store import open_store
 from pixelrelay.store.base import DestinationState, Store
@@ -50,9 +52,12 @@ class Gateway:
         self.settings = settings
         self.store = store
         self.clock = clock
+        # One log of store outages for the whole process (routes, delivery, alert check): a
+        # warning when one starts, a line when it ends, nothing per request or cycle between.
+        self.outage = BurstLog(logging.getLogger("pixelrelay.storage"), "storage")
         self.destinations = [build_destination(d) for d in settings.destinations]
-        self.delivery = (Delivery(settings, store, self.destinations, clock, transport)
-                         if delivers else None)
+        self.delivery = (Delivery(settings, store, self.destinations, clock, transport,
+                                  outage=self.outage) if delivers else None)
         self.ingestor = Ingestor(settings, store, self.destinations, clock, notify=self._notify)
 
     def _notify(self, names: set[str]) -> None:
@@ -144,39 +149,47 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
     clock = clock or SystemClock()
     store = store or open_store(settings.storage.url, recover_in_flight=delivery)
     gateway = Gateway(settings, store, clock, transport, delivers=delivery)
-    diagnostics = Diagnostics(gateway.store, settings, clock, resume=gateway.resume)
+    diagnostics = Diagnostics(gateway.store, settings, clock, resume=gateway.resume,
+                              outage=gateway.outage)
+
+    def stored(endpoint: Endpoint) -> Endpoint:
+        """A route that reaches the store: its failures are 503s (store_guard)."""
+        return guarded(endpoint, gateway.outage, diagnostics.unavailable_page)
+
     routes: list[Route | Mount] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         # Bound methods: Starlette would treat a callable instance as a raw ASGI app.
-        Route(EVENTS_PATH, EventsEndpoint(gateway.ingestor, settings.sources).__call__,
+        Route(EVENTS_PATH, stored(EventsEndpoint(gateway.ingestor, settings.sources).__call__),
               methods=["POST"]),
-        Route(TRACK_PATH, TikTokTrackEndpoint(gateway.ingestor, settings.sources,
-                                              settings.destinations).__call__,
+        Route(TRACK_PATH, stored(TikTokTrackEndpoint(gateway.ingestor, settings.sources,
+                                                     settings.destinations).__call__),
               methods=["POST"]),
         Route("/v1/deliveries",
-              DeliveriesEndpoint(gateway.store, settings.server.admin_token,
-                                 diagnostics.rejections).__call__,
+              stored(DeliveriesEndpoint(gateway.store, settings.server.admin_token,
+                                        diagnostics.rejections).__call__),
               methods=["GET"]),
         Route("/v1/destinations/{name}/resume",
-              ResumeEndpoint(gateway.resume, settings.server.admin_token).__call__,
+              stored(ResumeEndpoint(gateway.resume, settings.server.admin_token).__call__),
               methods=["POST"]),
         Route("/tag.js", TagEndpoint(settings).__call__, methods=["GET"]),
         Route("/v1/collect",
-              CollectEndpoint(gateway.ingestor, gateway.store, settings).__call__,
+              stored(CollectEndpoint(gateway.ingestor, gateway.store, settings).__call__),
               methods=["POST", "OPTIONS"]),
         Route("/v1/webhooks/shopify/{source}",
-              ShopifyWebhookEndpoint(gateway.ingestor, settings).__call__, methods=["POST"]),
+              stored(ShopifyWebhookEndpoint(gateway.ingestor, settings).__call__),
+              methods=["POST"]),
     ]
     routes += [
-        Route("/", diagnostics.index, methods=["GET"]),
+        Route("/", stored(diagnostics.index), methods=["GET"]),
         Route("/login", diagnostics.login_form, methods=["GET"]),
-        Route("/login", diagnostics.login, methods=["POST"]),
-        Route("/logout", diagnostics.logout, methods=["POST"]),
-        Route("/destinations/{name}/resume", diagnostics.resume_form, methods=["POST"]),
-        Route("/v1/diagnostics", diagnostics.diagnostics_json, methods=["GET"]),
-        Route("/v1/events/{event_id:path}/trace", diagnostics.trace_endpoint, methods=["GET"]),
-        Route("/metrics", diagnostics.metrics_endpoint, methods=["GET"]),
+        Route("/login", stored(diagnostics.login), methods=["POST"]),
+        Route("/logout", stored(diagnostics.logout), methods=["POST"]),
+        Route("/destinations/{name}/resume", stored(diagnostics.resume_form), methods=["POST"]),
+        Route("/v1/diagnostics", stored(diagnostics.diagnostics_json), methods=["GET"]),
+        Route("/v1/events/{event_id:path}/trace", stored(diagnostics.trace_endpoint),
+              methods=["GET"]),
+        Route("/metrics", stored(diagnostics.metrics_endpoint), methods=["GET"]),
     ]
     emulator_app = None
     if settings.sandbox:
@@ -222,7 +235,7 @@ def create_delivery_app(settings: Settings, *, store: Store | None = None,
     /metrics with this process's delivery counters and the queue gauges from the store)."""
     clock = clock or SystemClock()
     gateway = Gateway(settings, store or open_store(settings.storage.url), clock, transport)
-    diagnostics = Diagnostics(gateway.store, settings, clock)
+    diagnostics = Diagnostics(gateway.store, settings, clock, outage=gateway.outage)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -232,8 +245,9 @@ def create_delivery_app(settings: Settings, *, store: Store | None = None,
         finally:
             await gateway.stop()
 
+    metrics_route = guarded(diagnostics.metrics_endpoint, gateway.outage)
     app = Starlette(routes=[Route("/healthz", healthz, methods=["GET"]),
-                            Route("/metrics", diagnostics.metrics_endpoint, methods=["GET"])],
+                            Route("/metrics", metrics_route, methods=["GET"])],
                     lifespan=lifespan,
                     middleware=[Middleware(Edge, **_edge_options(settings, FailedCredentials()))])
     app.state.gateway = gateway

@@ -173,6 +173,14 @@ class _Scrape:
         yield from self.queues.collect()
 
 
-def exposition(rows: Sequence[QueueRow], now: float) -> bytes:
-    """Prometheus text format of every metric."""
+# A comment line, which Prometheus ignores: says why the gauges are missing from this scrape.
+GAUGES_OMITTED = (b"# pixelrelay_queue_depth, pixelrelay_oldest_pending_age_seconds and "
+                  b"pixelrelay_destination_paused omitted: the database could not be read\n")
+
+
+def exposition(rows: Sequence[QueueRow] | None, now: float) -> bytes:
+    """Prometheus text format of every metric; `rows` None: the database could not be read,
+    so this process's own metrics only, and a comment saying so."""
+    if rows is None:
+        return generate_latest(REGISTRY) + GAUGES_OMITTED
     return generate_latest(_Scrape(QueueCollector(rows, now)))

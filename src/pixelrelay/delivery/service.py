@@ -12,11 +12,13 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import httpx
 
+from pixelrelay.bursts import BurstLog
 from pixelrelay.clock import Clock
 from pixelrelay.config import Settings
 from pixelrelay.delivery.sender import Sender
 from pixelrelay.delivery.worker import DeliveryWorker
 from pixelrelay.destinations.base import Destination
+from pixelrelay.errors import StoreUnavailable
 from pixelrelay.store.base import Store
 from pixelrelay.store.rollup import ROLL_UP_BATCH
 
@@ -51,8 +53,12 @@ class Delivery:
     """
 
     def __init__(self, settings: Settings, store: Store, destinations: Sequence[Destination],
-                 clock: Clock, transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 clock: Clock, transport: httpx.AsyncBaseTransport | None = None,
+                 outage: BurstLog | None = None) -> None:
         self.store = store
+        # Every task here (workers, heartbeat, retention, roll-up) meets the same outage:
+        # one warning when it starts, one line when it ends, however many cycles fail.
+        self.outage = outage or BurstLog(log, "storage")
         self.clock = clock
         self.retention_s = settings.storage.retention_s
         self.retained = 0  # rows deleted by retention since start (tests, logs)
@@ -65,7 +71,7 @@ class Delivery:
         self.workers = {
             d.name: DeliveryWorker(store, d, self.senders[d.name], settings.delivery, clock,
                                    token_fingerprint=settings.destination(d.name)
-                                   .access_token.fingerprint())
+                                   .access_token.fingerprint(), outage=self.outage)
             for d in destinations
         }
         self._stop = asyncio.Event()
@@ -138,6 +144,9 @@ class Delivery:
         while not self._stop.is_set():
             try:
                 await job()
+                self.outage.recovered()
+            except StoreUnavailable as exc:
+                self.outage.failed(exc)
             except Exception:
                 log.exception("%s failed", what)
             with contextlib.suppress(TimeoutError):
@@ -151,7 +160,10 @@ class Delivery:
                 return
             try:
                 await self.beat()
-            except Exception:  # a store hiccup keeps the last share; the next beat retries
+                self.outage.recovered()
+            except StoreUnavailable as exc:  # keeps the last share; the next beat retries
+                self.outage.failed(exc)
+            except Exception:
                 log.exception("delivery heartbeat failed")
 
     async def stop(self) -> None:

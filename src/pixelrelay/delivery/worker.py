@@ -7,6 +7,7 @@ import logging
 import random
 
 from pixelrelay import metrics
+from pixelrelay.bursts import BurstLog
 from pixelrelay.clock import Clock
 from pixelrelay.config import DeliverySettings
 from pixelrelay.delivery.planner import Batch, plan, split
@@ -14,6 +15,7 @@ from pixelrelay.delivery.retry import OutageWatch, give_up_reason, request_backo
 from pixelrelay.delivery.sender import Sender
 from pixelrelay.delivery.throttle import TokenBucket
 from pixelrelay.destinations.base import Destination, HttpResponse, Outcome, OutcomeKind
+from pixelrelay.errors import StoreUnavailable
 from pixelrelay.model import DeliveryState
 from pixelrelay.store.base import AttemptRecord, Claimed, DestinationState, Finished, Store
 
@@ -33,7 +35,8 @@ class DeliveryWorker:
 
     def __init__(self, store: Store, destination: Destination, sender: Sender,
                  settings: DeliverySettings, clock: Clock, token_fingerprint: str,
-                 rng: random.Random | None = None, throttle: TokenBucket | None = None) -> None:
+                 rng: random.Random | None = None, throttle: TokenBucket | None = None,
+                 outage: BurstLog | None = None) -> None:
         self.store = store
         self.destination = destination
         self.sender = sender
@@ -42,6 +45,8 @@ class DeliveryWorker:
         self.token_fingerprint = token_fingerprint
         self.rng = rng or random.Random()
         self.throttle = throttle or TokenBucket(settings.max_qps)
+        # Shared with the process's other store users (Delivery), so an outage is one line.
+        self.outage = outage or BurstLog(log, "storage")
         self.paused = False
         self._wake = asyncio.Event()
         self._last_expire = float("-inf")
@@ -70,10 +75,15 @@ class DeliveryWorker:
         while not stop.is_set():
             try:
                 # After a full cycle a backlog waits: go again at once, else sleep till due.
-                if await self.run_once() < self.destination.batch_size and not self._go_again:
+                processed = await self.run_once()
+                self.outage.recovered()
+                if processed < self.destination.batch_size and not self._go_again:
                     await self._idle(stop)
                 self._go_again = False
-            except Exception:  # a store hiccup must not end delivery; the leases expire safely
+            except StoreUnavailable as exc:  # must not end delivery; the leases expire safely
+                self.outage.failed(exc)
+                await _wait_any([stop], IDLE_POLL_S)
+            except Exception:  # a bug: its traceback, but delivery goes on
                 log.exception("delivery cycle of %s failed", self.name)
                 await _wait_any([stop], IDLE_POLL_S)
 

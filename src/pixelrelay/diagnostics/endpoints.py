@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from pixelrelay import metrics
+from pixelrelay.bursts import BurstLog
 from pixelrelay.clock import Clock
 from pixelrelay.config import Settings
 from pixelrelay.destinations.tiktok import SOURCE_ID_KEYS
@@ -32,8 +33,9 @@ from pixelrelay.sources.http import (
     problem_response,
     read_body,
 )
+from pixelrelay.sources.store_guard import RETRY_AFTER, note_unavailable, unavailable
 from pixelrelay.store.base import Store
-from pixelrelay.store.rows import RecentSearch
+from pixelrelay.store.rows import QueueRow, RecentSearch
 
 log = logging.getLogger("pixelrelay.diagnostics")
 COOKIE = "pixelrelay_session"
@@ -71,7 +73,8 @@ class Diagnostics:
 
     def __init__(self, store: Store, settings: Settings, clock: Clock,
                  thresholds: report.Thresholds | None = None,
-                 resume: Callable[[str], Awaitable[bool]] | None = None) -> None:
+                 resume: Callable[[str], Awaitable[bool]] | None = None,
+                 outage: BurstLog | None = None) -> None:
         self.store = store
         self.resume = resume
         self.settings = settings
@@ -84,6 +87,7 @@ class Diagnostics:
                               for source, key in SOURCE_ID_KEYS.items() if getattr(d, key)})
             for d in settings.destinations}
         self._alerts: set[str] = set()
+        self.outage = outage or BurstLog(log, "storage")  # the process's (app.Gateway)
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._locks = {w: asyncio.Lock() for w in report.WINDOWS}
 
@@ -122,6 +126,9 @@ class Diagnostics:
         while not stop.is_set():
             try:
                 await self.report(ALERT_WINDOW)
+                self.outage.recovered()
+            except StoreUnavailable as exc:  # an outage: once, not a traceback a minute
+                self.outage.failed(exc)
             except Exception:  # diagnostics must never take the gateway down
                 log.exception("diagnostics alert check failed")
             with contextlib.suppress(TimeoutError):
@@ -181,12 +188,9 @@ class Diagnostics:
 
     async def _denied(self, request: Request) -> Response | None:
         """None for an open session or the admin token; the token is checked (and a wrong one
-        counted) once per request."""
-        try:
-            if await self._session(request) is not None:
-                return None
-        except StoreUnavailable:
-            return problem_response(503, "unavailable", "the database is unavailable")
+        counted) once per request. A store failure escapes: the route's guard answers 503."""
+        if await self._session(request) is not None:
+            return None
         return admin_denied(request, self.settings.server.admin_token)
 
     def _csrf(self, session_id: str) -> str:
@@ -197,8 +201,6 @@ class Diagnostics:
     async def index(self, request: Request) -> Response:
         denied = await self._denied(request)
         if denied is not None:
-            if denied.status_code == 503:
-                return denied
             note = "" if self._token() else "Set server.admin_token to use the diagnostics page."
             return HTMLResponse(page.login_page(status_note=note), 401, headers=HTML_HEADERS)
         window = request.query_params.get("window", "24h")
@@ -238,10 +240,7 @@ class Diagnostics:
 
         if self.resume is None:
             return refuse(404, "This process does not deliver.")
-        try:
-            session = await self._session(request)
-        except StoreUnavailable:
-            return refuse(503, "The database is unavailable; the pause is unchanged.")
+        session = await self._session(request)  # a store failure: the guard's page
         if session is None:
             return refuse(403, "Sign in again: the session has ended.")
         origin = request.headers.get("origin")
@@ -258,10 +257,7 @@ class Diagnostics:
         if not hmac.compare_digest(given.encode(), self._csrf(session).encode()):
             return refuse(403, "The form is stale: reload the page and try again.")
         name = request.path_params["name"]
-        try:
-            known = await self.resume(name)
-        except StoreUnavailable:
-            return refuse(503, "The database is unavailable; the pause is unchanged.")
+        known = await self.resume(name)
         if not known:
             return refuse(404, f"No destination is named {name!r}.")
         self._cache.clear()  # the next page shows the lifted pause in every window
@@ -289,9 +285,10 @@ class Diagnostics:
         try:
             await self.store.open_admin_session(session_key(token, session_id), now,
                                                    now + SESSION_S)
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
+            note_unavailable(request, exc)
             return HTMLResponse(page.login_page("The database is unavailable; try again."), 503,
-                                headers=HTML_HEADERS)
+                                headers={**HTML_HEADERS, **RETRY_AFTER})
         response = RedirectResponse("/", 303)
         response.set_cookie(COOKIE, session_id, max_age=SESSION_S, httponly=True,
                             samesite="strict", path="/",
@@ -304,9 +301,9 @@ class Diagnostics:
         if cookie and self._token() and len(cookie) <= MAX_SESSION_ID:
             try:
                 await self.store.close_admin_session(session_key(self._token(), cookie))
-            except StoreUnavailable:
-                return problem_response(503, "unavailable",
-                                        "could not sign out: the database is unavailable")
+            except StoreUnavailable as exc:
+                return unavailable(request, exc,
+                                   "could not sign out: the database is unavailable")
         response = RedirectResponse("/", 303)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return response
@@ -324,7 +321,7 @@ class Diagnostics:
     async def trace_endpoint(self, request: Request) -> Response:
         denied = await self._denied(request)
         if denied is not None:
-            if denied.status_code != 503 and "text/html" in request.headers.get("accept", ""):
+            if "text/html" in request.headers.get("accept", ""):
                 return HTMLResponse(page.login_page(), 401, headers=HTML_HEADERS)
             return denied
         t = await self.trace(request.path_params["event_id"])
@@ -341,6 +338,21 @@ class Diagnostics:
         return json_response(t)
 
     async def metrics_endpoint(self, request: Request) -> Response:
-        queues = await self.store.queues(self.names)
+        """200 even when the database cannot be read: the process's own counters still go
+        out (a 503 would make Prometheus drop them too), without the queue gauges."""
+        try:
+            queues: list[QueueRow] | None = await self.store.queues(self.names)
+        except StoreUnavailable as exc:
+            note_unavailable(request, exc)
+            queues = None
         return Response(metrics.exposition(queues, self.clock.now()),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    def unavailable_page(self, request: Request) -> Response | None:
+        """The 503 a browser gets when the store fails (store_guard); None: answer JSON."""
+        if request.url.path != "/" and "text/html" not in request.headers.get("accept", ""):
+            return None
+        return HTMLResponse(page.message_page(
+            "Storage unavailable", "The database cannot be reached just now, so nothing was "
+            "read or changed. Try again in a few seconds."), 503,
+            headers={**HTML_HEADERS, **RETRY_AFTER})

@@ -15,6 +15,7 @@ from pixelrelay.destinations.tiktok.mapping import PURCHASE_EVENTS, snake_case
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import bearer, json_response, problem_response
+from pixelrelay.sources.store_guard import unavailable
 from pixelrelay.store.base import Store
 
 
@@ -62,7 +63,8 @@ class DeliveriesEndpoint:
             views = [v for i in ids for v in await self.store.deliveries(i)]
             rejected = await self.rejections(event_id or None, order_id or None)
         except StoreUnavailable as exc:
-            return problem_response(503, "unavailable", f"could not read the log: {exc}")
+            return unavailable(request, exc, "storage is unavailable: could not read the log; "
+                               "retry later")
         body: dict[str, Any] = {"event_id": event_id or None,
                                 "deliveries": [asdict(v) for v in views], "rejected": rejected}
         if order_id:
@@ -88,9 +90,9 @@ class ResumeEndpoint:
         name = request.path_params["name"]
         try:
             known = await self.resume(name)
-        except StoreUnavailable:
-            return problem_response(503, "unavailable",
-                                    "the database is unavailable; the pause is unchanged, retry")
+        except StoreUnavailable as exc:
+            return unavailable(request, exc,
+                               "storage is unavailable: the pause is unchanged; retry later")
         if not known:
             return problem_response(404, "not_found", f"no destination named {name!r}")
         return json_response({"destination": name, "resumed": True})

@@ -22,6 +22,7 @@ from pixelrelay.sources.http import (
     read_json,
     source_limits,
 )
+from pixelrelay.sources.store_guard import NOT_COMMITTED, unavailable
 
 MAX_EVENTS = 500
 log = logging.getLogger(__name__)
@@ -52,8 +53,7 @@ class EventsEndpoint:
         try:
             result = await self.ingestor.accept(events, channel=channel, nul_free=nul_free)
         except StoreUnavailable as exc:
-            log.error("store unavailable, answering 503: %s", exc)
-            return problem_response(503, "unavailable", "could not commit; retry later")
+            return unavailable(request, exc, NOT_COMMITTED)
         result.warnings[:0] = dropped
         return json_response(result.as_dict(), 202)
 

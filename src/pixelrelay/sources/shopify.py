@@ -30,6 +30,7 @@ from pixelrelay.sources.shopify_map import (
     ignore_reason,
     order_to_event,
 )
+from pixelrelay.sources.store_guard import NOT_COMMITTED, unavailable
 
 log = logging.getLogger(__name__)
 _G, _D = ConsentState.GRANTED, ConsentState.DENIED
@@ -89,9 +90,8 @@ class ShopifyWebhookEndpoint:
         try:
             result = await self.ingestor.accept([event], channel=Channel.SHOPIFY,
                                                 assume=ASSUMED.get(source.assume))
-        except StoreUnavailable as exc:
-            log.error("store unavailable, answering 503 to Shopify: %s", exc)
-            return problem_response(503, "unavailable", "could not commit; retry later")
+        except StoreUnavailable as exc:  # Shopify retries a webhook for 48 h
+            return unavailable(request, exc, NOT_COMMITTED)
         if result.rejected:
             # Logged without values: the problems name fields, the event holds personal data.
             log.warning("shopify %s webhook %s (%s) rejected: %s", source.name, webhook_id,

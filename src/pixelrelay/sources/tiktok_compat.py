@@ -27,6 +27,7 @@ from pixelrelay.pipeline import nesting
 from pixelrelay.pipeline.readers import may_hold_nul
 from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import BodyTooLarge, find_source, json_response, read_body
+from pixelrelay.sources.store_guard import note_unavailable
 
 MAX_EVENTS = 1000
 TOP_KEYS = frozenset({"event_source", "event_source_id", "test_event_code", "partner_name",
@@ -93,7 +94,7 @@ class TikTokTrackEndpoint:
                                                 all_or_nothing=True,
                                                 nul_free=not may_hold_nul(body))
         except StoreUnavailable as exc:
-            log.error("store unavailable, answering 50000: %s", exc)
+            note_unavailable(request, exc)  # TikTok's answer to it; logged once per outage
             return tiktok_answer(50000, "System error: could not commit the events; retry later")
         if result.rejected:
             first = result.rejected[0]
