@@ -32,6 +32,7 @@ from pixelrelay.model import (
 )
 from pixelrelay.pipeline.clickid import ttclid_from_url
 from pixelrelay.pipeline.extras import parse_ad, parse_app, parse_device, parse_lead
+from pixelrelay.pipeline.gid import plain_id
 from pixelrelay.pipeline.pii import (
     Found,
     looks_like_email,
@@ -253,7 +254,7 @@ def _event_id(v: object, p: list[Problem]) -> str | None:
         p.append(Problem("event_id", "looks like it holds an email address; an event_id is "
                                      "stored and sent as it is (use an order or message id)"))
         return None
-    return v.strip()
+    return plain_id(v.strip())
 
 
 def _timestamp(v: object, now: float, p: list[Problem]) -> int:

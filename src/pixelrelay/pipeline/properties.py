@@ -6,6 +6,7 @@ from typing import Any
 
 from pixelrelay.errors import Problem
 from pixelrelay.model import JSON
+from pixelrelay.pipeline.gid import plain_id
 from pixelrelay.pipeline.readers import amount, count, id_str, is_blank, json_type, opt_str, text
 
 # Active ISO 4217 codes, without funds, precious metals and test codes, which no shop charges in.
@@ -54,6 +55,10 @@ def parse_properties(v: object, p: list[Problem]) -> JSON:
                 p.append(Problem(path, "must be product or product_group"))
         elif key in ("order_id", "shop_id"):
             new = id_str(val, path, p, cap=128)
+            if new is not None:
+                new = plain_id(new)  # a Shopify pixel's gid://shopify/OrderIdentity/N
+        elif key in ("cart_token", "checkout_token"):
+            new = plain_id(val) if isinstance(val, str) else val
         elif key == "content_ids":
             new = _ids(val, path, p)
         elif key == "num_items":

@@ -16,6 +16,7 @@ from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel, Consent, ConsentState
 from pixelrelay.pipeline.clickid import MAX_TTCLID
 from pixelrelay.pipeline.enrich import TOKEN_KINDS, SessionContext
+from pixelrelay.pipeline.gid import plain_id
 from pixelrelay.pipeline.pii import Found, scrub_id, scrub_text, scrub_url
 from pixelrelay.pipeline.readers import NUL
 from pixelrelay.sources import browser_rules as rules
@@ -274,5 +275,5 @@ def _tokens(link: object) -> list[tuple[str, str]] | str:
         if not isinstance(token, str) or not 0 < len(token.strip()) <= 256 or NUL in token:
             return (f"link.{kind} must be a non-empty string of at most 256 characters "
                     "without NUL")
-        out.append((kind, token.strip()))
+        out.append((kind, plain_id(token.strip())))  # a pixel's gid://shopify/Cart/T?key=…
     return out
