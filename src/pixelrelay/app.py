@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pixelrelay import __version__
+from pixelrelay import __version__, metrics
 from pixelrelay.bursts import BurstLog
 from pixelrelay.clock import Clock, SystemClock
 from pixelrelay.config import Settings
@@ -56,6 +56,9 @@ class Gateway:
         # warning when one starts, a line when it ends, nothing per request or cycle between.
         self.outage = BurstLog(logging.getLogger("pixelrelay.storage"), "storage")
         self.destinations = [build_destination(d) for d in settings.destinations]
+        # The event_map names get metric labels of their own; any other invented name is
+        # counted as `other` (metrics.event_label).
+        metrics.allow_event_labels(d.event_map for d in settings.destinations)
         self.delivery = (Delivery(settings, store, self.destinations, clock, transport,
                                   outage=self.outage) if delivers else None)
         self.ingestor = Ingestor(settings, store, self.destinations, clock, notify=self._notify)

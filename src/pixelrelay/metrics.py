@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -16,6 +16,12 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from pixelrelay.destinations.tiktok.codes import DELIVERED_CODES, RETRY_CODES, SETUP_CODES
+from pixelrelay.destinations.tiktok.mapping import (
+    APP_STANDARD_EVENTS,
+    DEFAULT_MAP,
+    STANDARD_EVENTS,
+)
 from pixelrelay.model import DeliveryState
 from pixelrelay.store.base import Claimed, Finished
 from pixelrelay.store.rows import QueueRow
@@ -29,32 +35,39 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 # The one rule for `event` on every event counter: the TikTok name the destination receives
 # (after its event_map). Counts with no destination (ingest rejections, duplicates) use the
 # incoming name through the default mapping, so Purchase counts as CompletePayment everywhere.
-_EVENT = "; event = TikTok name (no destination: incoming name via the default mapping)"
-RECEIVED = Counter("pixelrelay_events_received",
-                   "Events accepted at ingest, per route (suppressed and filtered included)"
-                   + _EVENT, ["destination", "event"], registry=REGISTRY)
-DUPLICATES = Counter("pixelrelay_events_duplicate",
-                     "Repeats absorbed by the 48 h idempotency" + _EVENT, ["event"],
-                     registry=REGISTRY)
-REJECTED = Counter("pixelrelay_events_rejected",
-                   "Events refused: stage=ingest (validation, destination empty) or destination "
-                   "(TikTok)" + _EVENT, ["destination", "event", "stage"], registry=REGISTRY)
-SUPPRESSED = Counter("pixelrelay_events_suppressed", "Routes suppressed by consent" + _EVENT,
-                     ["destination", "event"], registry=REGISTRY)
-FILTERED = Counter("pixelrelay_events_filtered",
-                   "Routes excluded by a destination filter" + _EVENT,
-                   ["destination", "event"], registry=REGISTRY)
-DELIVERED = Counter("pixelrelay_events_delivered", "Events TikTok accepted" + _EVENT,
-                    ["destination", "event"], registry=REGISTRY)
-RETRIED = Counter("pixelrelay_events_retried",
-                  "Deliveries scheduled for another attempt" + _EVENT,
-                  ["destination", "event"], registry=REGISTRY)
-GAVE_UP = Counter("pixelrelay_events_gave_up", "Deliveries dead without a rejection "
-                  "(expired, max attempts)" + _EVENT, ["destination", "event", "reason"],
-                  registry=REGISTRY)
+# Only names of a known vocabulary become label values; any other is `other` (event_label).
+_EVENT = ("; event = TikTok name (no destination: incoming name via the default mapping), "
+          "`other` for a name that is neither standard nor in a destination's event_map")
+# Counter -> the position of its `event` label, which count_all bounds.
+_EVENT_AT: dict[Counter, int] = {}
+
+
+def _event_counter(name: str, documentation: str, labels: list[str]) -> Counter:
+    counter = Counter(name, documentation + _EVENT, labels, registry=REGISTRY)
+    _EVENT_AT[counter] = labels.index("event")
+    return counter
+
+
+RECEIVED = _event_counter("pixelrelay_events_received", "Events accepted at ingest, per route "
+                          "(suppressed and filtered included)", ["destination", "event"])
+DUPLICATES = _event_counter("pixelrelay_events_duplicate",
+                            "Repeats absorbed by the 48 h idempotency", ["event"])
+REJECTED = _event_counter("pixelrelay_events_rejected", "Events refused: stage=ingest "
+                          "(validation, destination empty) or destination (TikTok)",
+                          ["destination", "event", "stage"])
+SUPPRESSED = _event_counter("pixelrelay_events_suppressed", "Routes suppressed by consent",
+                            ["destination", "event"])
+FILTERED = _event_counter("pixelrelay_events_filtered", "Routes excluded by a destination "
+                          "filter", ["destination", "event"])
+DELIVERED = _event_counter("pixelrelay_events_delivered", "Events TikTok accepted",
+                           ["destination", "event"])
+RETRIED = _event_counter("pixelrelay_events_retried", "Deliveries scheduled for another "
+                         "attempt", ["destination", "event"])
+GAVE_UP = _event_counter("pixelrelay_events_gave_up", "Deliveries dead without a rejection "
+                         "(expired, max attempts)", ["destination", "event", "reason"])
 TIKTOK_CODES = Counter("pixelrelay_tiktok_responses", "Answers per TikTok code (or http_<status>"
-                       " / network when there was no code)", ["destination", "code"],
-                       registry=REGISTRY)
+                       " / network when there was no code; `other` for a code pixelrelay does "
+                       "not know)", ["destination", "code"], registry=REGISTRY)
 COLLECT_REFUSED = Counter("pixelrelay_collect_refused",
                           "Browser tag hits refused before any event was read, by reason "
                           "(unknown_key, origin_not_allowed)", ["reason"], registry=REGISTRY)
@@ -64,7 +77,8 @@ DELIVERY_LATENCY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400))
 REQUEST_LATENCY = Histogram(
     "pixelrelay_http_request_duration_seconds",
-    "Time to answer an HTTP request; status = the HTTP status sent (none: the client left first)",
+    "Time to answer an HTTP request; status = the HTTP status sent (none: the client left "
+    "first); method `other` for a method outside HTTP's standard ones",
     ["method", "path", "status"], registry=REGISTRY,
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
 
@@ -76,6 +90,36 @@ _PREFIXES = (("/v1/webhooks/shopify/", "/v1/webhooks/shopify/{source}"),
              ("/v1/destinations/", "/v1/destinations/{name}/resume"),
              ("/v1/events/", "/v1/events/{event_id}/trace"),
              ("/_emulator", "/_emulator"))
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE",
+                      "CONNECT"})
+# TikTok's codes that pixelrelay knows (codes.py, and 40000/40002: bad request/parameter).
+_CODES = frozenset(str(c) for c in DELIVERED_CODES | RETRY_CODES | SETUP_CODES
+                   | {40000, 40002})
+OTHER = "other"
+# The `event` label's vocabulary: TikTok's standard names (web and app) and those the default
+# mapping sends, plus every configured event_map's names (allow_event_labels). A name a
+# request invents (3,000 made-up names through the public site key once made 6,000 series,
+# some holding an email) counts as `other`.
+_EVENT_LABELS: set[str] = {*STANDARD_EVENTS, *APP_STANDARD_EVENTS, *DEFAULT_MAP.values()}
+
+
+def allow_event_labels(event_maps: Iterable[Mapping[str, str]]) -> None:
+    """Give the names of destinations' event_maps (each key and value) labels of their own.
+
+    Called once per process with its configuration, before any event is counted; the
+    vocabulary only grows, with configured names, so it stays bounded.
+    """
+    for event_map in event_maps:
+        _EVENT_LABELS.update(name for pair in event_map.items() for name in pair if name)
+
+
+def event_label(name: str) -> str:
+    """`name` if it is in the vocabulary, else `other`."""
+    return name if name in _EVENT_LABELS else OTHER
+
+
+def method_label(method: str) -> str:
+    return method if method in _METHODS else OTHER
 
 
 @lru_cache(maxsize=4096)
@@ -93,8 +137,12 @@ Tally = dict[tuple[Any, ...], int]
 
 
 def count_all(counts: Tally) -> None:
-    """Add each summed count to its labelled child."""
+    """Add each summed count to its labelled child; the `event` label of an event counter is
+    bounded here (event_label), the one place every event count passes."""
     for (counter, *labels), n in counts.items():
+        at = _EVENT_AT.get(counter)
+        if at is not None:
+            labels[at] = event_label(labels[at])
         child(counter, *labels).inc(n)
 
 
@@ -108,9 +156,14 @@ def path_label(path: str) -> str:
 
 
 def code_label(code: int | None, status: int | None) -> str:
+    """A known TikTok code, else `other`; http_<status> for a standard status, else
+    http_other: what an answer says must not become a series of its own."""
     if code is not None:
-        return str(code)
-    return "network" if status is None else f"http_{status}"
+        label = str(code)
+        return label if label in _CODES else OTHER
+    if status is None:
+        return "network"
+    return f"http_{status}" if 100 <= status <= 599 else "http_other"
 
 
 def record_results(destination: str, items: Sequence[Claimed], results: Sequence[Finished],

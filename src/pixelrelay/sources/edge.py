@@ -144,9 +144,10 @@ class Edge:
         return None
 
     def _observe(self, method: str, path: str, status: int, seconds: float) -> None:
-        # The children are few: httptools knows only the standard methods, paths are
-        # labelled, statuses are ours.
-        metrics.child(metrics.REQUEST_LATENCY, method, metrics.path_label(path),
+        # The children are few: methods and paths are labelled (h11 would take any method
+        # token), statuses are ours.
+        metrics.child(metrics.REQUEST_LATENCY, metrics.method_label(method),
+                      metrics.path_label(path),
                       str(status) if status else "none").observe(seconds)
 
 
