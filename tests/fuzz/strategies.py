@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -29,14 +30,39 @@ scalars = st.none() | st.booleans() | numbers | text
 _nested = st.recursive(
     scalars, lambda inner: st.lists(inner, max_size=4)
     | st.dictionaries(text, inner, max_size=4), max_leaves=12)
+
+
+def deep(levels: int, pattern: list[str], key: str, leaf: object) -> Any:
+    """`levels` containers, one inside the other: objects under `key` and arrays, in the
+    order `pattern` repeats."""
+    doc = leaf
+    for i in range(levels):
+        doc = {key: doc} if pattern[i % len(pattern)] == "{" else [doc]
+    return doc
+
+
+# Nesting around the 32-level limit (pipeline.nesting) and far past it, up to orjson's 1,024.
+deep_values = st.builds(deep, st.integers(24, 40) | st.integers(41, 1100),
+                        st.lists(st.sampled_from("{["), min_size=1, max_size=3), text,
+                        scalars)
 # Any JSON value. The scalars again up front: left to itself, st.recursive mostly draws
 # containers, and a number where an array belongs is exactly the kind of input wanted here.
-json_values = scalars | _nested
+# A deep value one time in eight: enough to reach every field, rare enough that most
+# examples still get past the decoder to the checks behind it.
+json_values = st.integers(0, 7).flatmap(lambda n: deep_values if n == 0 else scalars | _nested)
 
 
 def dumps(doc: object) -> bytes:
-    """JSON bytes for any value, integers past 64 bits included (orjson cannot write them)."""
-    return json.dumps(doc, ensure_ascii=False, allow_nan=False).encode("utf-8", "surrogatepass")
+    """JSON bytes for any value, integers past 64 bits and nesting past orjson's 254 levels
+    included (orjson writes neither). json's encoder recurses once a level, so the limit is
+    raised while it writes (and only then: the gateway runs in this process)."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 5000))
+    try:
+        text = json.dumps(doc, ensure_ascii=False, allow_nan=False)
+    finally:
+        sys.setrecursionlimit(limit)
+    return text.encode("utf-8", "surrogatepass")
 
 
 def mostly(usual: st.SearchStrategy[Any], odd: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:

@@ -22,6 +22,7 @@ from hypothesis.control import currently_in_test_context
 from pixelrelay.app import create_app
 from pixelrelay.config import Secret, SourceSettings
 from pixelrelay.emulator import Emulator, create_emulator_app
+from pixelrelay.pipeline import nesting
 from tests.conftest import (
     ACCESS_TOKEN,
     ADMIN_TOKEN,
@@ -82,6 +83,9 @@ class Stack:
             r.status_code, r.text[:400])
         if path.startswith("/open_api/") and r.status_code == 200:
             assert r.json()["code"] != 50000, r.text  # TikTok's shape of a 500
+        if r.status_code == 400 and r.json().get("error") == "too_deep":
+            # Deep nesting (strategies.deep_values) is refused naming the field.
+            assert r.json()["reason"] == f"{r.json()['field']}: {nesting.REASON}", r.text
         assert self.logs.tracebacks() == []
         if currently_in_test_context():  # what was reached: --hypothesis-show-statistics
             event(f"{method} {path[:30]} -> {r.status_code}")
