@@ -11,12 +11,13 @@ import argparse
 import functools
 import timeit
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 
 from pixelrelay.pipeline import nesting
 
-EVENT = {"event": "Purchase", "event_id": "ord_1", "timestamp": 1760000000,
+EVENT: dict[str, Any] = {"event": "Purchase", "event_id": "ord_1", "timestamp": 1760000000,
          "user": {"email": "a@example.com", "phone": "+4917012345678", "external_id": "u1",
                   "ip": "203.0.113.7", "user_agent": "Mozilla/5.0"},
          "page": {"url": "https://shop.example/checkout?x=1",
