@@ -16,6 +16,7 @@ import orjson
 from pixelrelay import __version__
 from pixelrelay.destinations.tiktok.mapping import snake_case
 from pixelrelay.errors import PixelrelayError
+from pixelrelay.event_ids import order_event_id as derive_order_event_id
 
 MAX_EVENTS_PER_REQUEST = 500
 # Below the gateway's 1 MiB limit, leaving room for the envelope.
@@ -76,7 +77,7 @@ class TrackResult:
 
 def order_event_id(order_id: str | int, tiktok_event: str = "CompletePayment") -> str:
     """The id the gateway and the browser tag derive for an order: ord_<id>_<snake name>."""
-    return f"ord_{order_id}_{snake_case(tiktok_event)}"
+    return derive_order_event_id(str(order_id), snake_case(tiktok_event))
 
 
 class Client:

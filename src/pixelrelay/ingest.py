@@ -30,6 +30,7 @@ from pixelrelay.pipeline.enrich import (
     take_consent,
     wants_lookup,
     without_identities,
+    without_tokens,
 )
 from pixelrelay.pipeline.parse import parse_event, too_old
 from pixelrelay.store.base import InsertOutcome, Merged, NewEvent, Store
@@ -203,6 +204,7 @@ class Ingestor:
 
     def _new_event(self, event: Event, dests: Sequence[Destination], now: float,
                    assume: Consent | None) -> NewEvent:
+        event = without_tokens(event)
         if assume is not None and event.consent.is_empty:
             event = replace(event, consent=replace(assume, region=event.consent.region))
         event = apply_consent(with_region(event), self.require_consent_in)

@@ -206,14 +206,18 @@ def test_checkout_maps_to_initiate_checkout() -> None:
     event = order_to_event(checkout, "checkouts/create", "sku", NOW)
     assert event is not None
     assert event["event"] == "InitiateCheckout"
-    assert event["event_id"] == f"ord_{BIG_ID}_initiate_checkout"
+    assert event["event_id"] == "chk_tok123_initiate_checkout"
     props = event["properties"]
     assert "order_id" not in props
     assert (props["value"], props["num_items"]) == (10.5, 2)
     assert (props["cart_token"], props["checkout_token"]) == ("cart9", "tok123")
     del checkout["id"]
     token_only = order_to_event(checkout, "checkouts/create", "sku", NOW)
-    assert token_only is not None and token_only["event_id"] == "ord_tok123_initiate_checkout"
+    assert token_only is not None and token_only["event_id"] == "chk_tok123_initiate_checkout"
+    checkout["id"] = BIG_ID
+    del checkout["token"]
+    id_only = order_to_event(checkout, "checkouts/create", "sku", NOW)
+    assert id_only is not None and id_only["event_id"] == f"chk_{BIG_ID}_initiate_checkout"
 
 
 def test_event_id_follows_the_destination_name_mapping() -> None:

@@ -11,6 +11,7 @@ from pixelrelay import metrics
 from pixelrelay.destinations.tiktok.mapping import default_tiktok_name, snake_case
 from pixelrelay.diagnostics.masking import mask_field, mask_reason
 from pixelrelay.errors import PixelrelayError, Problem
+from pixelrelay.event_ids import order_event_id
 from pixelrelay.model import DeliveryState, Event
 from pixelrelay.pipeline.pii import PERSONAL_KEY, looks_personal
 from pixelrelay.pipeline.readers import NUL
@@ -42,7 +43,7 @@ def rejected_note(raw: object, event: Event | None, problems: Sequence[Problem],
     event_id = event.event_id if event is not None else _plain_id(doc.get("event_id"))
     if event_id is None and order_id is not None and name != "(none)":
         source = doc.get("source") if isinstance(doc.get("source"), str) else "web"
-        event_id = f"ord_{order_id}_{snake_case(names(name, str(source).lower()))}"
+        event_id = order_event_id(order_id, snake_case(names(name, str(source).lower())))
     first = problems[0] if problems else Problem("", "rejected")
     sample = [{"field": mask_field(p.field), "reason": mask_reason(p.reason)}
               for p in problems[:MAX_SAMPLE]]

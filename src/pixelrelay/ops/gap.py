@@ -20,6 +20,7 @@ from pixelrelay.destinations.tiktok.mapping import (
     tiktok_name,
 )
 from pixelrelay.errors import Problem
+from pixelrelay.event_ids import order_of
 from pixelrelay.model import DeliveryState
 from pixelrelay.ops import OpsError
 from pixelrelay.ops.attach import attach
@@ -131,14 +132,8 @@ def order_id_of(rec: PurchaseRecord) -> str | None:
     """properties.order_id, else the id inside a derived event_id `ord_<order>_<snake name>`."""
     if rec.order_id:
         return rec.order_id
-    eid = rec.event_id
-    if not eid.startswith("ord_"):
-        return None
-    for name in (rec.dest_event, *sorted(PURCHASE_TIKTOK), rec.name):
-        tail = "_" + snake_case(name)
-        if eid.endswith(tail) and len(eid) > len("ord_") + len(tail):
-            return eid[len("ord_"):-len(tail)]
-    return None
+    return order_of(rec.event_id, tuple(snake_case(n) for n in (
+        rec.dest_event, *sorted(PURCHASE_TIKTOK), rec.name)))
 
 
 def classify(records: Sequence[PurchaseRecord],

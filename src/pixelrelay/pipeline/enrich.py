@@ -103,6 +103,15 @@ def server_lookup_for(event: Event) -> Lookup:
     return Lookup(event.session_id, tokens, identity_keys(event))
 
 
+def without_tokens(event: Event) -> Event:
+    """The event as destinations get it: cart and checkout tokens have found the session,
+    and they identify a shop's cart, which is no ad platform's business."""
+    props = event.properties
+    if "cart_token" not in props and "checkout_token" not in props:
+        return event
+    return replace(event, properties={k: v for k, v in props.items() if k not in TOKEN_KINDS})
+
+
 def without_identities(lookup: Lookup) -> Lookup:
     """The lookup of a browser claim: its own session and cart tokens only. An identity a
     browser states is not proof of who it is, so it neither finds nor links a session."""

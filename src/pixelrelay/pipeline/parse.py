@@ -17,6 +17,7 @@ import orjson
 
 from pixelrelay.destinations.tiktok import mapping
 from pixelrelay.errors import Notice, Problem
+from pixelrelay.event_ids import order_event_id
 from pixelrelay.model import (
     JSON,
     Ad,
@@ -177,7 +178,8 @@ def parse_event(raw: object, *, now: float, phone_region: str = "",
     if event_id is None:
         order_id = properties.get("order_id")
         # Deterministic so that the browser tag and every retry of the sender agree on it.
-        event_id = (f"ord_{order_id}_{mapping.snake_case(tiktok_name(name, source.value))}"
+        event_id = (order_event_id(order_id,
+                                   mapping.snake_case(tiktok_name(name, source.value)))
                     if order_id else new_id())
     return ParseResult(Event(
         name=name, event_id=event_id, event_time=event_time, source=source, user=user,

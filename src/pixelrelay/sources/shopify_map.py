@@ -15,6 +15,7 @@ import phonenumbers
 
 from pixelrelay.destinations.tiktok.mapping import default_tiktok_name, snake_case
 from pixelrelay.errors import PixelrelayError
+from pixelrelay.event_ids import checkout_event_id, order_event_id
 from pixelrelay.pipeline.readers import json_type
 
 ORDER_TOPICS = ("orders/create", "orders/paid")
@@ -75,18 +76,23 @@ def order_to_event(payload: object, topic: str, content_id: str, now: float, *,
         return None
     if not isinstance(payload, dict):
         raise ShopifyPayloadError("body must be a JSON object")
+    snake = snake_case(tiktok_name(name))
     if name == "Purchase":
         ident = exact_id(payload.get("id"))
         if ident is None:
             raise ShopifyPayloadError("order has no usable id")
+        event_id = order_event_id(ident, snake)
     else:
-        ident = exact_id(payload.get("id")) or _text(payload.get("token"))
+        # The token is what the pixel's checkout_started and the order's checkout_token share.
+        token, number = _text(payload.get("token")), exact_id(payload.get("id"))
+        ident = token or number
         if ident is None:
             raise ShopifyPayloadError("checkout has neither an id nor a token")
+        event_id = checkout_event_id(ident, snake)
     stamp_keys = ("processed_at", "created_at") if topic == "orders/paid" else ("created_at",)
     event: dict[str, Any] = {
         "event": name,
-        "event_id": f"ord_{ident}_{snake_case(tiktok_name(name))}",
+        "event_id": event_id,
         "timestamp": _timestamp(payload, stamp_keys, now),
         "source": "web",
         "user": _user(payload),

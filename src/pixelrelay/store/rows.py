@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from pixelrelay.event_ids import ORDER_PREFIX
 from pixelrelay.model import DeliveryState
 
 LATENCY_SAMPLE = 100_000  # p50/p95 over the newest deliveries of the window, to bound memory
@@ -160,7 +161,7 @@ class RecentSearch:
 def recent_prefixes(q: str) -> list[dict[str, str]]:
     """The id ranges a search tries in turn, on both engines: an event_id prefix, else an
     order id (its purchase is ord_<order id>_...)."""
-    return [{"q": p, "hi": p + "\U0010ffff"} for p in ((q, f"ord_{q}_") if q else ())]
+    return [{"q": p, "hi": p + "\U0010ffff"} for p in ((q, f"{ORDER_PREFIX}{q}_") if q else ())]
 
 
 def recent_filters(search: RecentSearch, limit: int) -> dict[str, object]:
