@@ -701,9 +701,10 @@ def _shared_responses() -> dict[str, Schema]:
         "BodyTimeout": _problem("The body did not arrive within server.body_timeout_s.",
                                 "request_timeout"),
         "Unavailable": _problem("The store could not commit; nothing was kept; retry.",
-                                "unavailable"),
-        "SessionUnavailable": _problem("A session cookie was sent and the store could not "
-                                       "read it; retry.", "unavailable"),
+                                "unavailable") | RETRY_AFTER,
+        "SessionUnavailable": _problem("The store could not be read (the data, or the "
+                                       "session a cookie names); retry.",
+                                       "unavailable") | RETRY_AFTER,
     }
 
 
@@ -845,7 +846,8 @@ def _paths() -> dict[str, Schema]:
                 "400": _problem("Neither event_id nor order_id.", "bad_request"),
                 "401": shared("Unauthorized"), "403": shared("AdminForbidden"),
                 "429": shared("CredentialLimited"),
-                "503": _problem("The store could not be read.", "unavailable")}}},
+                "503": _problem("The store could not be read.", "unavailable")
+                | RETRY_AFTER}}},
         "/v1/destinations/{name}/resume": {"post": {
             "tags": ["admin"], "operationId": "resume",
             "summary": "Resume a destination paused by a token or permission error",
@@ -858,7 +860,7 @@ def _paths() -> dict[str, Schema]:
                 "404": _problem("No destination of that name.", "not_found"),
                 "429": shared("CredentialLimited"),
                 "503": _problem("The store could not record the resume; the pause is "
-                                "unchanged, retry.", "unavailable")}}},
+                                "unchanged, retry.", "unavailable") | RETRY_AFTER}}},
         "/v1/diagnostics": {"get": {
             "tags": ["diagnostics"], "operationId": "diagnostics",
             "summary": "The diagnostics page's data as JSON", "security": ADMIN,
@@ -883,11 +885,18 @@ def _paths() -> dict[str, Schema]:
                 "403": shared("AdminForbidden"),
                 "404": {"description": "No delivery of this event_id is known.", "content": {
                     **_problem("", "not_found")["content"], HTML_TYPE: {"schema": STR}}},
-                "429": shared("CredentialLimited"), "503": shared("SessionUnavailable")}}},
+                "429": shared("CredentialLimited"),
+                "503": {"description": "The store could not be read; retry (HTML: a page "
+                                       "saying so).", "content": {
+                    **shared_content("SessionUnavailable"), HTML_TYPE: {"schema": STR}}}
+                | RETRY_AFTER}}},
         "/metrics": {"get": {
             "tags": ["operations"], "operationId": "metrics",
             "summary": "Prometheus exposition (pixelrelay_*); no auth, no event data",
-            "responses": {"200": {"description": "Text format 0.0.4.",
+            "responses": {"200": {"description": "Text format 0.0.4. When the store cannot "
+                                                 "be read, this process's own metrics "
+                                                 "without the queue gauges, and a comment "
+                                                 "line saying so.",
                                   "content": {"text/plain": {"schema": STR}}}}}},
         "/healthz": {"get": {
             "tags": ["operations"], "operationId": "health", "summary": "Liveness",
@@ -913,7 +922,8 @@ def _paths() -> dict[str, Schema]:
                                        "named."),
                           "401": _html("The sign-in form."),
                           "429": shared("CredentialLimited"),
-                          "503": shared("SessionUnavailable")}}},
+                          "503": _html("The store could not be read: a page saying so; "
+                                       "retry.") | RETRY_AFTER}}},
         "/login": {
             "get": {"tags": ["diagnostics"], "operationId": "loginForm",
                     "summary": "The sign-in form",
@@ -934,7 +944,8 @@ def _paths() -> dict[str, Schema]:
                     "413": _html(f"The form is larger than "
                                  f"{diagnostics_endpoints.MAX_LOGIN_BYTES} bytes."),
                     "429": shared("CredentialLimited"),
-                    "503": _html("The store could not open the session; try again.")}}},
+                    "503": _html("The store could not open the session; try again.")
+                    | RETRY_AFTER}}},
         "/destinations/{name}/resume": {"post": {
             "tags": ["diagnostics"], "operationId": "resumeFromPage",
             "summary": "The page's Resume button (session cookie and its CSRF token)",
@@ -956,7 +967,7 @@ def _paths() -> dict[str, Schema]:
                 "413": _html(f"The form is larger than "
                              f"{diagnostics_endpoints.MAX_LOGIN_BYTES} bytes."),
                 "503": _html("The store could not record the resume (or read the session); "
-                             "the pause is unchanged.")}}},
+                             "the pause is unchanged.") | RETRY_AFTER}}},
         "/logout": {"post": {
             "tags": ["diagnostics"], "operationId": "logout", "summary": "Sign out",
             "responses": {"303": {"description": "To /, the session ended in the store (for "
@@ -964,7 +975,7 @@ def _paths() -> dict[str, Schema]:
                                   "headers": {"Location": {"required": True,
                                                            "schema": STR}}},
                           "503": _problem("The store could not end the session.",
-                                          "unavailable")}}},
+                                          "unavailable") | RETRY_AFTER}}},
     }
 
 

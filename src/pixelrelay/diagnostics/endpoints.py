@@ -349,8 +349,10 @@ class Diagnostics:
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
     def unavailable_page(self, request: Request) -> Response | None:
-        """The 503 a browser gets when the store fails (store_guard); None: answer JSON."""
-        if request.url.path != "/" and "text/html" not in request.headers.get("accept", ""):
+        """The 503 of the page's routes, and of an API route asked for HTML, when the store
+        fails (store_guard); None: the API's JSON."""
+        if request.url.path.startswith(("/v1/", "/open_api/")) and \
+                "text/html" not in request.headers.get("accept", ""):
             return None
         return HTMLResponse(page.message_page(
             "Storage unavailable", "The database cannot be reached just now, so nothing was "
