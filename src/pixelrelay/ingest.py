@@ -19,7 +19,7 @@ from pixelrelay.diagnostics.recorder import (
 )
 from pixelrelay.errors import ConfigError, Problem
 from pixelrelay.model import Channel, Consent, DeliveryState, Event, Route
-from pixelrelay.pipeline.consent import apply_consent, with_region
+from pixelrelay.pipeline.consent import BASIS_ASSUMED, apply_consent, with_region
 from pixelrelay.pipeline.copies import adds_anything, authoritative, merge_copies
 from pixelrelay.pipeline.enrich import (
     EnrichedFrom,
@@ -206,7 +206,8 @@ class Ingestor:
                    assume: Consent | None) -> NewEvent:
         event = without_tokens(event)
         if assume is not None and event.consent.is_empty:
-            event = replace(event, consent=replace(assume, region=event.consent.region))
+            event = replace(event, consent=replace(assume, region=event.consent.region,
+                                                   basis=BASIS_ASSUMED))
         event = apply_consent(with_region(event), self.require_consent_in)
         return NewEvent(event, self._routes(event, dests, now),
                         merge=functools.partial(self._merge, event, dests, now))

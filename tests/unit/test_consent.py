@@ -34,9 +34,11 @@ def test_region_aliases() -> None:
 @pytest.mark.parametrize("required", [frozenset({"DE"}), frozenset({"EU"}), frozenset({"EEA"})])
 def test_missing_consent_in_a_required_region_is_denied(required: frozenset[str]) -> None:
     out = apply_consent(event(Consent(region="DE")), required)
-    assert out.consent == Consent(D, D, D, "DE")
+    assert out.consent == Consent(D, D, D, "DE", basis="region")
     assert out.user == User(ttclid="E.C.P.x", ip="203.0.113.1")
-    assert suppression_reason(out) == "consent: marketing denied"
+    # Nobody said no: the reason says so, and which rule decided.
+    assert suppression_reason(out) == (
+        "consent: none given; region DE requires it ([consent] require_in_regions)")
 
 
 def test_only_missing_states_become_denied() -> None:
@@ -83,7 +85,7 @@ def test_an_event_without_a_region_takes_its_users_two_letter_country() -> None:
     assert with_region(e).consent.region == "DE"
     # ... and then counts as from a region that requires consent
     assert suppression_reason(apply_consent(with_region(e), frozenset({"EEA"}))) == (
-        "consent: marketing denied")
+        "consent: none given; region DE requires it ([consent] require_in_regions)")
     own = Event(name="Purchase", event_id="e1", event_time=1, user=User(country="de"),
                 consent=Consent(region="US"))
     assert with_region(own) is own

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pixelrelay.pipeline import nesting
 from pixelrelay.pipeline.parse import parse_event
 from pixelrelay.sources.shopify_map import (
     ShopifyPayloadError,
@@ -303,7 +304,10 @@ def test_odd_context_is_dropped_not_fatal() -> None:
        content_id=st.sampled_from(["sku", "variant_id", "product_id"]))
 def test_any_order_shape_maps_or_is_refused_with_a_reason(doc: dict[str, Any], topic: str,
                                                           content_id: str) -> None:
-    payload = orjson.loads(dumps(doc))  # what the endpoint sees: orjson's reading of the bytes
+    try:  # what the endpoint sees: its decoder's reading of the bytes
+        payload = nesting.loads(dumps(doc))
+    except (nesting.TooDeep, orjson.JSONDecodeError):
+        return  # refused with 400 before any mapping (tests/integration/test_nesting_http.py)
     try:
         event = order_to_event(payload, topic, content_id, NOW)
     except ShopifyPayloadError as exc:

@@ -14,6 +14,8 @@ EU = frozenset({
 EEA = EU | {"IS", "LI", "NO"}
 _GROUPS = {"EU": EU, "EEA": EEA}
 _DENIED = ConsentState.DENIED
+BASIS_REGION = "region"  # Consent.basis: filled in because the region requires consent
+BASIS_ASSUMED = "assumed"  # Consent.basis: a source's `assume` stood in for an answer
 
 
 @lru_cache(maxsize=32)
@@ -45,7 +47,8 @@ def apply_consent(event: Event, require_in_regions: frozenset[str]) -> Event:
     if c.region and c.region in expand_regions(require_in_regions) and (
             c.marketing is None or c.ad_user_data is None or c.ad_personalization is None):
         c = Consent(marketing=c.marketing or _DENIED, ad_user_data=c.ad_user_data or _DENIED,
-                    ad_personalization=c.ad_personalization or _DENIED, region=c.region)
+                    ad_personalization=c.ad_personalization or _DENIED, region=c.region,
+                    basis=c.basis if c.marketing is not None else BASIS_REGION)
         event = dataclasses.replace(event, consent=c)
     if c.ad_user_data is _DENIED and event.user.has_personal_data:
         event = dataclasses.replace(event, user=event.user.without_personal_data())
@@ -53,7 +56,14 @@ def apply_consent(event: Event, require_in_regions: frozenset[str]) -> Event:
 
 
 def suppression_reason(event: Event) -> str | None:
-    """Why the event must not be forwarded at all (it is kept, marked suppressed)."""
-    if event.consent.marketing is _DENIED:
-        return "consent: marketing denied"
-    return None
+    """Why the event must not be forwarded at all (it is kept, marked suppressed): "denied"
+    only when someone said no."""
+    c = event.consent
+    if c.marketing is not _DENIED:
+        return None
+    if c.basis == BASIS_REGION:
+        return (f"consent: none given; region {c.region} requires it "
+                "([consent] require_in_regions)")
+    if c.basis == BASIS_ASSUMED:
+        return "consent: none given; assumed denied by the source's `assume`"
+    return "consent: marketing denied"

@@ -75,6 +75,8 @@ def encode_event(event: Event) -> bytes:
         body["limited_data_use"] = e.limited_data_use
     if e.test_event_code is not None:
         body["test_event_code"] = e.test_event_code
+    if c.basis is not None:
+        body["consent"]["basis"] = c.basis
     return orjson.dumps(body)
 
 
@@ -97,6 +99,7 @@ def decode_event(data: bytes) -> Event:
             ad_user_data=_consent(c.get("ad_user_data")),
             ad_personalization=_consent(c.get("ad_personalization")),
             region=c.get("region"),
+            basis=c.get("basis"),
         ),
         session_id=d.get("session_id"),
         order_source=d.get("order_source"),
