@@ -67,3 +67,39 @@ def test_tag_config_merges_destination_map_over_defaults() -> None:
     assert embedded["keys"]["ordercompleted"] == "CompletePayment"
     assert embedded["keys"]["lead"] == "Contact"  # the override wins by name_key too
     assert r.render_tag("x" + r.CONFIG_MARK, cfg)[1] != etag
+
+
+def test_a_sandboxed_hit_is_judged_by_the_site_its_body_names() -> None:
+    page = "https://Shop.Example/products/1?ttclid=E.1"
+    # A browser's own Origin header is what counts, whatever the body claims.
+    assert r.hit_origin("https://shop.example", "https://other.example", page) == (
+        "https://shop.example")
+    assert r.hit_origin(None, "https://shop.example", page) is None
+    # From an opaque origin: the body's `origin`, else the page URL's site.
+    assert r.hit_origin("null", "https://shop.example/", None) == "https://shop.example"
+    assert r.hit_origin("null", None, page) == "https://shop.example"
+    assert r.hit_origin("null", "javascript:alert(1)", page) == "https://shop.example"
+    assert r.hit_origin("null", None, "http://127.0.0.1:8123/x") == "http://127.0.0.1:8123"
+    assert r.hit_origin("null", None, "about:blank") is None
+    assert r.hit_origin("null", 42, ["x"]) is None
+    assert r.page_origin("https://[::1]:8443/p") == "https://[::1]:8443"
+    assert r.page_origin("https://shop.example:99999/") is None  # not a port
+    assert r.origin_allowed(r.hit_origin("null", None, page), ("https://shop.example/",))
+    assert not r.origin_allowed(r.hit_origin("null", None, None), ("https://shop.example",))
+
+
+def test_an_opaque_origin_gets_a_wildcard_without_credentials() -> None:
+    # Its requests carry no cookie (credentials: 'omit'), and "*" is what those need.
+    assert r.cors_headers("null") == {"Vary": "Origin", "Access-Control-Allow-Origin": "*"}
+    assert r.cors_headers("https://shop.example")[
+        "Access-Control-Allow-Credentials"] == "true"
+
+
+def test_the_kept_ttclid_is_the_cookies_else_the_one_the_body_hands_in() -> None:
+    assert r.kept_ttclid("E.C.P.cookie", "E.C.P.body") == "E.C.P.cookie"
+    assert r.kept_ttclid(None, "E.C.P.body") == "E.C.P.body"
+    assert r.kept_ttclid("bad value;", "E.C.P.body") == "E.C.P.body"
+    assert r.kept_ttclid(None, "x" * 513) is None
+    assert r.kept_ttclid(None, None) is None
+    assert "shopify_privacy" in r.CONSENT_SOURCES
+    assert r.hit_consent({"marketing": "granted"}, "shopify_privacy")[1] == "shopify_privacy"

@@ -120,9 +120,12 @@ async def record_rejections(store: IngestLog, now: float, channel: str,
 
 
 async def record_collect_refusal(store: IngestLog, now: float, reason: str,
-                                 origin: str | None) -> None:
-    """A refused tag hit, by reason and origin (a site, not a person); never fails the hit."""
+                                 origin: str | None, *, write: bool = True) -> None:
+    """A refused tag hit, by reason and origin (a site, not a person); never fails the hit.
+    `write=False`: counted in /metrics only (the caller's budget of writes is spent)."""
     metrics.child(metrics.COLLECT_REFUSED, reason).inc()
+    if not write:
+        return
     try:
         await store.record_collect_refusal(now, reason, origin[:200] if origin else None)
     except PixelrelayError as exc:

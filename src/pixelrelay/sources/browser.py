@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pixelrelay.config import Settings, SourceSettings
+from pixelrelay.delivery.throttle import TokenBucket
 from pixelrelay.diagnostics.recorder import record_collect_refusal
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 MAX_COLLECT_BYTES = 64 * 1024  # what a keepalive fetch / sendBeacon may carry
 MAX_URL = 2048
 MAX_UA = 1024  # what the parser keeps of a user agent
+REFUSAL_WRITES_PER_S = 5.0
+REFUSAL_WRITES_BURST = 50.0
 _TEMPLATE = (resources.files("pixelrelay.sources") / "static" / "tag.js").read_text("utf-8")
 
 
@@ -86,6 +89,9 @@ class CollectEndpoint:
                                 for o in s.allowed_origins}
         self.any_origin = any(s.kind == "browser" and not s.allowed_origins
                               for s in settings.sources)
+        # Refused hits from an origin not allowed are stored at most this fast; beyond it
+        # they are only counted in /metrics (a foreign site's traffic cannot load the store).
+        self.refusal_writes = TokenBucket(REFUSAL_WRITES_PER_S, REFUSAL_WRITES_BURST)
 
     async def __call__(self, request: Request) -> Response:
         if request.method == "OPTIONS":
@@ -106,17 +112,23 @@ class CollectEndpoint:
                                          "unknown_key", origin)
             credential_failed(request)
             return problem_response(401, "unauthorized", "unknown site key")
-        if not rules.origin_allowed(origin, source.allowed_origins):
-            # Counted like a wrong key too: each refusal costs a write, so an address that
-            # keeps sending from a foreign origin is slowed down by the credential guard.
-            credential_failed(request)
+        site = rules.hit_origin(origin, doc.pop("origin", None),
+                                _obj(doc.get("page")).get("url"))
+        if not rules.origin_allowed(site, source.allowed_origins):
+            # Not a guessed credential: the key was right, and the shopper's address (a
+            # sandboxed pixel, a stale allow-list) must not be locked out of the key's other
+            # hits. What bounds the refusals' writes is a budget of this process's own.
+            shown = (site if origin != rules.OPAQUE_ORIGIN
+                     else f"null, naming {site or 'no site'}")
             await record_collect_refusal(self.ingestor.store, self.ingestor.clock.now(),
-                                         "origin_not_allowed", origin)
-            return problem_response(403, "forbidden", f"origin {origin!r} is not allowed")
+                                         "origin_not_allowed", shown,
+                                         write=self.refusal_writes.try_take() == 0)
+            return problem_response(403, "forbidden", f"origin {shown!r} is not allowed")
         refused = rate_limited(self.limits, source, 1)
         if refused is not None:
             return refused
         cors = rules.cors_headers(origin)
+        sandboxed = origin == rules.OPAQUE_ORIGIN
         link = doc.pop("link", None)
         hint = doc.pop("sid", None)
         try:
@@ -126,7 +138,9 @@ class CollectEndpoint:
             return _with(unavailable(request, exc, NOT_COMMITTED), cors, [])
         if isinstance(answer, Response):
             return _with(answer, cors, [])
-        return _with(json_response(answer, 202), cors, cookies)
+        # A sandbox's request omits credentials, so a cookie would not be kept: its state
+        # lives in the shop's own cookies, which it reads and sends in the body.
+        return _with(json_response(answer, 202), cors, [] if sandboxed else cookies)
 
     async def _hit(self, request: Request, source: SourceSettings, doc: dict[str, Any],
                    link: object, hint: str | None) -> tuple[dict[str, Any] | Response, list[str]]:
@@ -197,9 +211,8 @@ class CollectEndpoint:
         page, user = _obj(doc.get("page")), _obj(doc.get("user"))
         url, referrer = _str(page.get("url")), _str(page.get("referrer"))
         sid = rules.choose_session_id(request.cookies.get(rules.SESSION_COOKIE), hint)
-        cookie_ttclid = request.cookies.get(rules.TTCLID_COOKIE)
-        if cookie_ttclid is not None and not rules.cookie_value_ok(cookie_ttclid):
-            cookie_ttclid = None
+        cookie_ttclid = rules.kept_ttclid(request.cookies.get(rules.TTCLID_COOKIE),
+                                          _str(user.get("ttclid")))
         ttp = request.cookies.get(rules.TTP_COOKIE) or _str(user.get("ttp"))
         peer = request.client.host if request.client else None
         # The session row is stored as it is: it gets the same scrubber as an event's fields.

@@ -129,6 +129,16 @@ def cookie_value_ok(value: str) -> bool:
     return _COOKIE_SAFE.match(value) is not None
 
 
+def kept_ttclid(cookie: str | None, claimed: str | None) -> str | None:
+    """The landing ttclid kept for the visitor: the gateway's own cookie, else the one the
+    body hands in as `user.ttclid` (a pixel that keeps it in the shop's first-party cookie:
+    its hits carry no cookie of ours). Only a value that could have been a cookie counts."""
+    for value in (cookie, claimed):
+        if value is not None and cookie_value_ok(value):
+            return value
+    return None
+
+
 def build_cookie(name: str, value: str, max_age_s: int, *, secure: bool, domain: str = "",
                  http_only: bool = True) -> str:
     """A first-party Set-Cookie value. Set by the server, so Safari's 7-day cap on cookies
@@ -150,10 +160,44 @@ def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
     return origin is not None and origin.rstrip("/") in {a.rstrip("/") for a in allowed}
 
 
+OPAQUE_ORIGIN = "null"  # what a sandboxed frame (Shopify's custom pixels) sends as Origin
+
+
+def page_origin(url: object) -> str | None:
+    """scheme://host[:port] of an http(s) URL, lower-cased; None for anything else."""
+    if not isinstance(url, str) or len(url) > 4096:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme.lower()}://{host}" + (f":{port}" if port is not None else "")
+
+
+def hit_origin(header: str | None, claimed: object, page_url: object) -> str | None:
+    """The origin a hit is judged by. A browser's Origin header, as it is; from an opaque
+    origin (`null`: a sandboxed frame such as Shopify's custom-pixel sandbox) the site the
+    body names, `origin` or else the page URL's. A null origin proves nothing, but neither
+    does any Origin header outside a browser: the allow-list keeps other sites' pages from
+    using the key, and a frame on another site could always claim to be the shop."""
+    if header != OPAQUE_ORIGIN:
+        return header
+    return page_origin(claimed) or page_origin(page_url)
+
+
 def cors_headers(origin: str | None) -> dict[str, str]:
-    """Credentialed CORS: the exact origin, never "*", and Vary so caches keep them apart."""
+    """Credentialed CORS: the exact origin, never "*", and Vary so caches keep them apart.
+    An opaque origin gets "*" without credentials: its requests carry no cookies (the
+    sandbox sends `credentials: 'omit'`), and "*" is what such a request needs."""
     headers = {"Vary": "Origin"}
-    if origin:
+    if origin == OPAQUE_ORIGIN:
+        headers["Access-Control-Allow-Origin"] = "*"
+    elif origin:
         headers["Access-Control-Allow-Origin"] = origin
         headers["Access-Control-Allow-Credentials"] = "true"
     return headers
@@ -182,14 +226,15 @@ def render_tag(template: str, config: Mapping[str, object]) -> tuple[bytes, str]
     return body, '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
 
 
-CONSENT_SOURCES = ("explicit", "consent_mode")
+CONSENT_SOURCES = ("explicit", "consent_mode", "shopify_privacy")
 _STATES = {"granted": ConsentState.GRANTED, "denied": ConsentState.DENIED,
            True: ConsentState.GRANTED, False: ConsentState.DENIED}
 
 
 def hit_consent(raw: object, source: object) -> tuple[Consent | None, str]:
     """The consent a tag hit carries (the visitor's current answer) and how it was given:
-    "explicit" (pixelrelay('consent')) or "consent_mode" (Google Consent Mode). Read
+    "explicit" (pixelrelay('consent')), "consent_mode" (Google Consent Mode) or
+    "shopify_privacy" (Shopify's Customer Privacy API, read by the custom pixel). Read
     leniently: an unreadable answer is no answer, and the event itself is still validated."""
     how = source if isinstance(source, str) and source in CONSENT_SOURCES else "explicit"
     if not isinstance(raw, dict):
