@@ -136,6 +136,22 @@ def _parser() -> argparse.ArgumentParser:
                     "several processes share a PostgreSQL database.")
     migrate.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     migrate.set_defaults(run=_migrate)
+
+    pixel = sub.add_parser(
+        "shopify-pixel", help="print the Shopify custom pixel for a browser source",
+        description="Print the code to paste in Shopify admin (Settings > Customer events > "
+                    "Add custom pixel): Shopify's customer events sent to this gateway with "
+                    "the source's site key, consent from Shopify's Customer Privacy API, and "
+                    "the TikTok Pixel inside it with the same event_ids.")
+    pixel.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    pixel.add_argument("--source", metavar="NAME", required=True,
+                       help="the browser source whose site key the pixel sends with")
+    pixel.add_argument("--url", metavar="PUBLIC_URL", required=True,
+                       help="the gateway's public URL, as the shopper's browser reaches it")
+    pixel.add_argument("--tiktok-pixel", action=argparse.BooleanOptionalAction, default=None,
+                       help="load the TikTok Pixel (the first destination's pixel code) "
+                            "inside the custom pixel (default: when there is a destination)")
+    pixel.set_defaults(run=_shopify_pixel)
     _ops_parsers(sub)
     return parser
 
@@ -352,6 +368,18 @@ def _emulator(args: argparse.Namespace) -> int:
     print(f"TikTok Events API emulator on http://{args.host}:{args.port}"
           f"/open_api/v1.3/event/track/  (accepted events: GET /events)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
+    return 0
+
+
+def _shopify_pixel(args: argparse.Namespace) -> int:
+    from pixelrelay.sources.shopify_pixel import pixel_code
+
+    settings = _settings(args.config)
+    if settings is None:
+        print("pixelrelay: no config: pass --config FILE or set PIXELRELAY_CONFIG",
+              file=sys.stderr)
+        return 2
+    print(pixel_code(settings, args.source, args.url, tiktok_pixel=args.tiktok_pixel), end="")
     return 0
 
 

@@ -88,3 +88,10 @@ def test_a_refused_origin_is_no_guessed_credential(gateway: ServerThread) -> Non
     codes = [hit(gateway, {"origin": SHOP}, key="guess").status_code for _ in range(BURST + 1)]
     assert codes == [401] * BURST + [429]
 
+
+def test_the_dashboard_offers_each_browser_sources_pixel(gateway: ServerThread) -> None:
+    page = httpx.get(f"{gateway.url}/", headers=ADMIN).text
+    assert "<h2>Shopify custom pixel</h2>" in page and "data-pixel='shop-web'" in page
+    # The address the page was reached at, and the source's key, as the command prints.
+    assert f"&quot;endpoint&quot;:&quot;{gateway.url}&quot;" in page
+    assert f"&quot;key&quot;:&quot;{SITE_KEY}&quot;" in page

@@ -20,7 +20,7 @@ from pixelrelay import metrics
 from pixelrelay.bursts import BurstLog
 from pixelrelay.clock import Clock
 from pixelrelay.config import Settings
-from pixelrelay.destinations.tiktok import SOURCE_ID_KEYS
+from pixelrelay.destinations import REGISTRY
 from pixelrelay.diagnostics import page, report
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.model import Channel, DeliveryState
@@ -33,6 +33,7 @@ from pixelrelay.sources.http import (
     problem_response,
     read_body,
 )
+from pixelrelay.sources.shopify_pixel import pixel_code
 from pixelrelay.sources.store_guard import RETRY_AFTER, note_unavailable, unavailable
 from pixelrelay.store.base import Store
 from pixelrelay.store.rows import QueueRow, RecentSearch
@@ -83,8 +84,7 @@ class Diagnostics:
         self.names = [d.name for d in settings.destinations]
         self.facts = {d.name: report.DestinationFacts(
             test_events=bool(d.test_event_code),
-            event_source_ids={source.value: str(getattr(d, key))
-                              for source, key in SOURCE_ID_KEYS.items() if getattr(d, key)})
+            event_source_ids=REGISTRY[d.type].source_ids(d))
             for d in settings.destinations}
         self._alerts: set[str] = set()
         self.outage = outage or BurstLog(log, "storage")  # the process's (app.Gateway)
@@ -216,8 +216,19 @@ class Diagnostics:
         refused = await self.rejections(q, q) if q else []
         session = await self._session(request)
         csrf = "" if session is None else self._csrf(session)
-        return HTMLResponse(page.diagnostics_page(r, recent, search, refused, csrf),
+        return HTMLResponse(page.diagnostics_page(r, recent, search, refused, csrf,
+                                                  self._pixels(request)),
                             headers=HTML_HEADERS)
+
+    def _pixels(self, request: Request) -> list[tuple[str, str]]:
+        """Each browser source's Shopify custom pixel, posting to the address this page was
+        reached at (no setting names the gateway's public URL)."""
+        base = str(request.base_url).rstrip("/")
+        if base.startswith("http://") and came_over_https(
+                request, self.settings.server.trusted_proxies):
+            base = "https://" + base[len("http://"):]
+        return [(s.name, pixel_code(self.settings, s.name, base))
+                for s in self.settings.sources if s.kind == "browser"]
 
     def _search(self, request: Request) -> RecentSearch | str:
         """The page's search from its query string, or what is wrong with it."""

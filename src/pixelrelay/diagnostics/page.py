@@ -186,7 +186,8 @@ def _search_form(window: str, search: RecentSearch, destinations: Sequence[str])
 
 
 def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], search: RecentSearch,
-                     refused: Sequence[dict[str, Any]] = (), csrf: str = "") -> str:
+                     refused: Sequence[dict[str, Any]] = (), csrf: str = "",
+                     pixels: Sequence[tuple[str, str]] = ()) -> str:
     window = r["window"]
     alerts = "".join(f"<div class=alert data-alert='{escape(a['key'])}'><b>{escape(a['title'])}"
                      f"</b> — {escape(a['detail'])}<br><small>Check: {escape(a['check'])}"
@@ -284,8 +285,22 @@ present, not TikTok's own score.</small></p>
 {age(lat["p95"])}</b><small>accepted → delivered, {lat["delivered"]} events</small></div></div>
 <h2>Recent events</h2>{_search_form(window, search, [d["name"] for d in r["destinations"]])}
 {_table(["event_id", "Event", "Channel", "Deliveries", "Received"], recent_rows, left=4)}
-{_refused(refused, r["generated_at"])}"""
+{_refused(refused, r["generated_at"])}{_pixels(pixels)}"""
     return _doc("pixelrelay · diagnostics", body, _nav(window, search))
+
+
+def _pixels(pixels: Sequence[tuple[str, str]]) -> str:
+    """Each browser source's Shopify custom pixel, to copy (the page runs no script)."""
+    if not pixels:
+        return ""
+    boxes = "".join(f"<details data-pixel='{escape(name)}'><summary>browser source "
+                    f"<b>{escape(name)}</b></summary><textarea readonly rows=14 "
+                    f"style='width:100%;font:12px monospace'>{escape(code)}</textarea>"
+                    "</details>" for name, code in pixels)
+    return (f"<h2>Shopify custom pixel</h2>{boxes}<p><small>Paste in Shopify admin: Settings "
+            "&gt; Customer events &gt; Add custom pixel. It posts to the address of this page; if "
+            "shoppers reach the gateway elsewhere, print it with <code>pixelrelay "
+            "shopify-pixel --url</code>.</small></p>")
 
 
 def _dedup_guidance(share: float | None, server_events: int) -> str:
