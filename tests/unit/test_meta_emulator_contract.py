@@ -461,14 +461,15 @@ async def test_injected_5xx_and_reject_event() -> None:
 
 def test_fault_updates_are_validated_all_or_nothing() -> None:
     faults = MetaFaults()
-    for bad, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"transient_rate": 2}, "transient_rate"),
         ({"rate_limit_code": 190}, "rate_limit_code"),
         ({"setup_error_code": 12345}, "setup_error_code"),
         ({"revoked_tokens": "tok"}, "revoked_tokens"),
         ({"hang": 1}, "hang"),
         ({"nope": 1}, "nope"),
-    ]:
+    ]
+    for bad, field in cases:
         with pytest.raises(ValueError, match=f"^{field}: "):
             faults.update({"latency_ms": 5, **bad})
         assert faults.latency_ms == 0.0
