@@ -1,0 +1,108 @@
+"""Meta event names: its standard events, the default incoming -> Meta map, its purchases.
+
+Incoming names are pixelrelay's own, TikTok's (what many senders already emit) and the
+Segment / RudderStack e-commerce spec names; they match case- and separator-insensitively.
+Anything else passes unchanged as a custom event name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+
+# Meta's standard events (Meta Pixel reference; the Conversions API takes the same names).
+STANDARD_EVENTS: frozenset[str] = frozenset({
+    "AddPaymentInfo", "AddToCart", "AddToWishlist", "CompleteRegistration", "Contact",
+    "CustomizeProduct", "Donate", "FindLocation", "InitiateCheckout", "Lead", "PageView",
+    "Purchase", "Schedule", "Search", "StartTrial", "SubmitApplication", "Subscribe",
+    "ViewContent",
+})
+
+# The order itself. Meta requires value and currency with it (error 100/2804009).
+PURCHASE_EVENTS: frozenset[str] = frozenset({"Purchase"})
+
+# TikTok's names with a Meta equivalent (its "Pageview" needs no entry: names match without
+# regard to case, so it is PageView already). Left out on purpose, so they go as custom events:
+# PlaceAnOrder (an order before payment: as Purchase it would count an order twice when
+# CompletePayment follows with its own event_id), ClickButton, Download, ApplicationApproval.
+TIKTOK_MAP: Mapping[str, str] = {
+    "CompletePayment": "Purchase",
+    "SubmitForm": "Lead",
+}
+
+# pixelrelay's own names that are not Meta's.
+OWN_MAP: Mapping[str, str] = {
+    "SignUp": "CompleteRegistration",
+}
+
+# The Segment / RudderStack e-commerce spec names (the same table the TikTok destination
+# reads, with Meta's names); "Order Placed" stays custom for the reason PlaceAnOrder does.
+SPEC_MAP: Mapping[str, str] = {
+    "Order Completed": "Purchase",
+    "Product Viewed": "ViewContent",
+    "Products Searched": "Search",
+    "Product Added": "AddToCart",
+    "Product Added to Wishlist": "AddToWishlist",
+    "Checkout Started": "InitiateCheckout",
+    "Payment Info Entered": "AddPaymentInfo",
+    "Signed Up": "CompleteRegistration",
+    "Form Submitted": "Lead",
+    "Subscription Created": "Subscribe",
+    "Callback Started": "Contact",
+    "Submit Application": "SubmitApplication",
+    "Start Trial": "StartTrial",
+    "Trial Started": "StartTrial",
+}
+
+_SEPARATORS = re.compile(r"[\s_\-.:/]+")
+
+
+@lru_cache(maxsize=4096)  # the same few names recur on every event
+def name_key(name: str) -> str:
+    """The comparison form of an event name: lower-case, without spaces or separators."""
+    return _SEPARATORS.sub("", name).lower()
+
+
+# Standard names map to themselves ("add_to_cart" -> AddToCart); the tables come after.
+_DEFAULTS: dict[str, str] = {
+    **{name_key(n): n for n in STANDARD_EVENTS},
+    **{name_key(k): v for k, v in SPEC_MAP.items()},
+    **{name_key(k): v for k, v in TIKTOK_MAP.items()},
+    **{name_key(k): v for k, v in OWN_MAP.items()},
+}
+# Every incoming name the defaults know, as written in the tables (for docs and checks).
+DEFAULT_MAP: Mapping[str, str] = {
+    **{n: n for n in sorted(STANDARD_EVENTS)}, **SPEC_MAP, **TIKTOK_MAP, **OWN_MAP}
+
+
+class EventNames:
+    """One Meta destination's name mapping: its `event_map` first (exact, then by name_key),
+    then the defaults; unknown names pass unchanged as custom events. Meta has one list for
+    web, app and offline events, so `source` does not change the answer."""
+
+    __slots__ = ("_exact", "_keyed")
+
+    def __init__(self, event_map: Mapping[str, str] | None = None) -> None:
+        self._exact = {k: v for k, v in (event_map or {}).items() if v}
+        self._keyed = {name_key(k): v for k, v in self._exact.items()}
+
+    def __call__(self, name: str, source: str = "web") -> str:
+        mapped = self._exact.get(name)
+        if mapped:
+            return mapped
+        key = name_key(name)
+        return self._keyed.get(key) or _DEFAULTS.get(key, name)
+
+    def as_sent(self, name: str, source: str = "web") -> str:
+        """For names that already are Meta's (the drop-in endpoint): only an exact override
+        renames them, so a custom name a Pixel also sends still deduplicates with it."""
+        return self._exact.get(name) or name
+
+
+def is_standard(meta_event: str) -> bool:
+    return meta_event in STANDARD_EVENTS
+
+
+def is_purchase(meta_event: str) -> bool:
+    return meta_event in PURCHASE_EVENTS
