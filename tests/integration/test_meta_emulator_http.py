@@ -85,6 +85,7 @@ def test_sdk_style_form_with_bearer_token(client: httpx.Client) -> None:
     assert r.status_code == 200, r.text
     [req] = client.get("/requests").json()
     assert (req["encoding"], req["token_in"]) == ("form", "bearer")
+    assert req["partner_agent"] == "pixelrelay-test"
 
 
 def test_refusals_are_graph_error_objects_over_http(client: httpx.Client) -> None:

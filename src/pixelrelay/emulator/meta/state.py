@@ -41,6 +41,7 @@ class MetaRequestLog:
     token_in: str | None = None  # query, body or bearer
     encoding: str = "none"  # json, form, multipart or none
     test_event_code: str | None = None
+    partner_agent: str | None = None
     n_events: int = 0
     events_received: int = 0
     recorded: int = 0
@@ -186,6 +187,8 @@ class MetaEmulator:
         log.encoding = params.encoding
         tec = params.values.get("test_event_code")
         log.test_event_code = tec if type(tec) is str else None
+        agent = params.values.get("partner_agent")
+        log.partner_agent = agent if type(agent) is str else None
         error = self._answer(params, authorization, log)
         if error is not None:
             log.http_status, log.code = error.http_status, error.code
