@@ -22,12 +22,36 @@
     lastPage: null,
     // Proposed session id for this page load: hits sent together before the first answer
     // has set the cookie would otherwise each start a session of their own.
-    hint: null
+    hint: null,
+    // What a host hands in through init (ttp, ttclid, url, referrer): a sandboxed frame
+    // cannot read the shop's cookies or URL, a single-page app knows them better.
+    given: {},
+    ga4: null, // GA4 event name -> tracked name, while dataLayer: true
+    scanned: null // the dataLayer array whose earlier pushes have been read
   };
   var MAX_PENDING = 100;
+  // An opaque-origin frame (a sandbox, such as Shopify's custom pixels) has no cookies to
+  // send, and is answered without credentials (Access-Control-Allow-Origin: *), which a
+  // credentialed request could not read: it would be sent again by sendBeacon.
+  var OPAQUE = w.origin === 'null';
   var CONSENT_KEYS = ['marketing', 'ad_user_data', 'ad_personalization'];
 
   function own(o, k) { return Object.prototype.hasOwnProperty.call(o, k); }
+
+  function put(o, k, v) { if (v !== undefined) { o[k] = v; } }
+
+  function warn(e) {
+    try {
+      if (w.console && w.console.warn) { w.console.warn('pixelrelay:', e); }
+    } catch (x) { /* nowhere left to say it */ }
+  }
+
+  // Every command, held piece of work and Pixel call runs on its own: one that throws (a
+  // cookie jar an opaque-origin sandbox refuses, a broken Pixel, a page's odd value) must
+  // not take the commands after it along.
+  function safely(f, args) {
+    try { return f.apply(null, args || []); } catch (e) { warn(e); return undefined; }
+  }
 
   // The server's mapping.name_key: known names match whatever their case and separators.
   function nameKey(name) { return name.replace(/[\s_\-.:\/]+/g, '').toLowerCase(); }
@@ -129,7 +153,9 @@
 
   function run(work, always) {
     var g = gate(always);
-    if (g === 'send') { work(); } else if (g === 'hold' && S.pending.length < MAX_PENDING) {
+    if (g === 'send') {
+      safely(work);
+    } else if (g === 'hold' && S.pending.length < MAX_PENDING) {
       S.pending.push([work, always]);
     }
   }
@@ -137,8 +163,8 @@
   function flush() {
     var todo = S.pending;
     S.pending = [];
-    for (var i = 0; i < todo.length; i++) { run(todo[i][0], todo[i][1]); }
-    tell();
+    for (var i = 0; i < todo.length; i++) { safely(run, todo[i]); }
+    safely(tell);
   }
 
   function consentKey(c) {
@@ -156,8 +182,11 @@
     }
   }
 
+  // In an opaque-origin frame reading document.cookie throws a SecurityError: no value.
   function readCookie(name) {
-    var parts = d.cookie ? d.cookie.split('; ') : [];
+    var jar = '';
+    try { jar = d.cookie || ''; } catch (e) { return null; }
+    var parts = jar ? jar.split('; ') : [];
     for (var i = 0; i < parts.length; i++) {
       var eq = parts[i].indexOf('=');
       if (parts[i].slice(0, eq) === name) { return decodeURIComponent(parts[i].slice(eq + 1)); }
@@ -179,26 +208,52 @@
     if (c) {
       if (c.decided) { S.told = consentKey(c); }
       // A denial goes with its tokens only: not even the page URL, which has the ttclid.
-      if (c.decided && c.marketing === 'denied') { delete body.page; }
+      if (c.decided && c.marketing === 'denied') { delete body.page; delete body.user; }
       delete c.decided;
       body.consent = c;
       body.consent_source = S.consent ? 'explicit' : 'consent_mode';
     }
+    if (body.page) { withContext(body); }
+    // A null Origin names no site: the shop's origin (never its URL, which a denial omits).
+    if (OPAQUE && S.given.url) { put(body, 'origin', originOf(S.given.url)); }
     body.sid = S.hint = S.hint || 's_' + uuid().replace(/-/g, '');
     var url = S.endpoint + '/v1/collect', data = JSON.stringify(body);
     if (!w.fetch) { beacon(url, data); return; }
     try {
-      w.fetch(url, {method: 'POST', keepalive: true, credentials: 'include',
+      w.fetch(url, {method: 'POST', keepalive: true,
+                    credentials: OPAQUE ? 'omit' : 'include',
                     headers: {'Content-Type': 'text/plain;charset=UTF-8'}, body: data})
         .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (j) { if (j && j.session_id) { api.sessionId = j.session_id; } })
+        .then(function (j) {
+          // Later hits of this page load propose the server's session: without a cookie (a
+          // sandbox) each would otherwise depend on the hint alone.
+          if (j && typeof j.session_id === 'string') { api.sessionId = S.hint = j.session_id; }
+        })
         ['catch'](function () { beacon(url, data); });
     } catch (e) {
       beacon(url, data);
     }
   }
 
-  function here() { return {url: w.location.href, referrer: d.referrer || undefined}; }
+  // The page as the host says it is (a sandbox's own URL is not the shop's), else as seen.
+  function here() {
+    var g = S.given;
+    if (g.url) { return {url: g.url, referrer: g.referrer || undefined}; }
+    return {url: w.location.href, referrer: g.referrer || d.referrer || undefined};
+  }
+
+  function originOf(url) {
+    try { return new URL(url).origin; } catch (e) { return undefined; }
+  }
+
+  // The visitor's context on every hit that may carry it (not a denial's): the Pixel's _ttp
+  // and a ttclid the host handed in. The server keeps them on the session, as its cookies.
+  function withContext(body) {
+    var user = body.user || {}, ttp = S.given.ttp || readCookie('_ttp');
+    if (ttp && !user.ttp) { user.ttp = ttp; }
+    if (S.given.ttclid && !user.ttclid) { user.ttclid = S.given.ttclid; }
+    for (var k in user) { if (own(user, k)) { body.user = user; break; } }
+  }
 
   function ttq() { return w.ttq && typeof w.ttq.track === 'function' ? w.ttq : null; }
 
@@ -209,10 +264,9 @@
     var at = Math.floor(Date.now() / 1000), page = here();
     run(function () {
       var t = ttq();
-      if (t) { t.track(mapped, props, {event_id: id}); }
-      var user = {}, u = S.user, ttp = readCookie('_ttp');
+      if (t) { safely(function () { t.track(mapped, props, {event_id: id}); }); }
+      var user = {}, u = S.user;
       for (var k in u) { if (own(u, k) && u[k]) { user[k] = u[k]; } }
-      if (ttp) { user.ttp = ttp; }
       post({event: name, event_id: id, timestamp: at, page: page, properties: props,
             user: user});
     });
@@ -235,7 +289,7 @@
         if (u.email) { pixel.email = u.email; }
         if (u.phone) { pixel.phone_number = u.phone; }
         if (u.external_id) { pixel.external_id = u.external_id; }
-        t.identify(pixel);
+        safely(function () { t.identify(pixel); });
       }
       post({identify: given, page: page});
     });
@@ -249,8 +303,12 @@
     }
     if (c && typeof c.region === 'string' && c.region) { S.consent.region = c.region; }
     var t = w.ttq;
-    if (t && S.consent.marketing === 'granted' && t.grantConsent) { t.grantConsent(); }
-    if (t && S.consent.marketing === 'denied' && t.revokeConsent) { t.revokeConsent(); }
+    if (t && S.consent.marketing === 'granted' && t.grantConsent) {
+      safely(function () { t.grantConsent(); });
+    }
+    if (t && S.consent.marketing === 'denied' && t.revokeConsent) {
+      safely(function () { t.revokeConsent(); });
+    }
     flush();
   }
 
@@ -284,23 +342,157 @@
     w.addEventListener('popstate', pageView);
   }
 
+  var GIVEN_KEYS = ['ttp', 'ttclid', 'url', 'referrer'];
+
   function init(opts) {
     opts = opts || {};
     S.key = opts.key || S.key;
     if (opts.endpoint) { S.endpoint = String(opts.endpoint).replace(/\/+$/, ''); }
     if (opts.consentRequired !== undefined) { S.consentRequired = !!opts.consentRequired; }
     if (opts.pageViews !== undefined) { S.pageViews = !!opts.pageViews; }
+    // init may be called again (a single-page app's next page): only what it names changes.
+    for (var i = 0; i < GIVEN_KEYS.length; i++) {
+      var v = opts[GIVEN_KEYS[i]];
+      if (typeof v === 'string' && v) { S.given[GIVEN_KEYS[i]] = v; }
+    }
+    if (typeof opts.sessionId === 'string' && opts.sessionId) { S.hint = opts.sessionId; }
+    if (opts.dataLayer) { S.ga4 = ga4Names(opts.dataLayer); }
     watchDataLayer();
     if (S.pageViews && !S.watching) { S.watching = true; pageView(); watchHistory(); }
     flush();
   }
 
-  // A Consent Mode update is a dataLayer push: re-decide what is held.
+  // GA4's recommended events (as GTM and gtag.js push them) -> the name the tag tracks,
+  // then mapped like any track call (Purchase -> CompletePayment, Lead -> SubmitForm unless
+  // the destination's event_map says otherwise). Not sent: page_view (see pageViews),
+  // view_item_list, select_item, view_cart, remove_from_cart, add_shipping_info, refund and
+  // the rest: no TikTok standard event means them. `dataLayer: {events: {...}}` adds to or
+  // (with null) removes from this table.
+  var GA4_EVENTS = {
+    view_item: 'ViewContent', add_to_cart: 'AddToCart', add_to_wishlist: 'AddToWishlist',
+    begin_checkout: 'InitiateCheckout', add_payment_info: 'AddPaymentInfo',
+    purchase: 'Purchase', search: 'Search', sign_up: 'CompleteRegistration',
+    generate_lead: 'Lead'
+  };
+  var MAX_ITEMS = 1000; // the server's limit on contents
+
+  function ga4Names(opt) {
+    var names = {}, extra = opt && typeof opt === 'object' ? opt.events : null, k;
+    for (k in GA4_EVENTS) { if (own(GA4_EVENTS, k)) { names[k] = GA4_EVENTS[k]; } }
+    if (extra && typeof extra === 'object') {
+      for (k in extra) { if (own(extra, k)) { names[k] = extra[k] ? String(extra[k]) : null; } }
+    }
+    return names;
+  }
+
+  function num(v) {
+    var n = typeof v === 'string' && v.trim() ? Number(v) : v;
+    return typeof n === 'number' && isFinite(n) && n >= 0 ? n : undefined;
+  }
+
+  function text(v) {
+    return (typeof v === 'string' && v) || (typeof v === 'number' && isFinite(v)) ?
+      String(v) : undefined;
+  }
+
+  // ecommerce.items -> contents, in the names TikTok reads.
+  function contents(items) {
+    var out = [];
+    if (!items || typeof items.length !== 'number') { return out; }
+    for (var i = 0; i < items.length && out.length < MAX_ITEMS; i++) {
+      var it = items[i], c = {}, qty = num(it && it.quantity), any = false;
+      if (!it || typeof it !== 'object') { continue; }
+      put(c, 'content_id', text(it.item_id));
+      put(c, 'content_name', text(it.item_name));
+      put(c, 'content_category', text(it.item_category));
+      put(c, 'brand', text(it.item_brand));
+      put(c, 'price', num(it.price));
+      put(c, 'quantity', qty !== undefined && qty % 1 === 0 ? qty : undefined);
+      for (var k in c) { if (own(c, k)) { any = true; break; } }
+      if (any) { out.push(c); }
+    }
+    return out;
+  }
+
+  // The event's properties from its ecommerce object (the dataLayer form) or its params
+  // (the gtag form); `top` is the push itself, where GTM setups put search_term and value.
+  function ga4Props(ec, top) {
+    function pick(k) { return ec[k] !== undefined && ec[k] !== null ? ec[k] : top[k]; }
+    var p = {}, items = contents(ec.items), cur = pick('currency');
+    if (items.length) { p.contents = items; p.content_type = 'product'; }
+    put(p, 'value', num(pick('value')));
+    if (typeof cur === 'string' && /^[A-Za-z]{3}$/.test(cur)) {
+      p.currency = cur.toUpperCase();
+    }
+    // The order id: the tag derives the order's event_id from it, as the webhook does.
+    put(p, 'order_id', text(pick('transaction_id')));
+    put(p, 'query', text(pick('search_term')));
+    return p;
+  }
+
+  function first(v) { return v && typeof v === 'object' && v.length ? v[0] : v; }
+
+  // GA4's user-provided data (enhanced conversions) and user_id, as identify would take
+  // them; a pre-hashed sha256_* value passes as it is (the server keeps 64-hex as hashed).
+  function ga4User(data, userId) {
+    var who = {}, changed = false, u = data && typeof data === 'object' ? data : {};
+    put(who, 'email', text(first(u.email)) || text(first(u.email_address)) ||
+        text(first(u.sha256_email_address)));
+    put(who, 'phone', text(first(u.phone_number)) || text(first(u.phone)) ||
+        text(first(u.sha256_phone_number)));
+    put(who, 'external_id', text(userId));
+    for (var k in who) { if (own(who, k) && who[k] !== S.user[k]) { changed = true; } }
+    if (changed) { identify(who); } // once per new value, not per push
+  }
+
+  // One dataLayer message: {event, ecommerce, user_data, user_id} or a gtag() arguments
+  // object ('event', name, params) / ('set', ...) / ('config', id, params). Consent
+  // commands are Consent Mode's, read by consentMode(); an {ecommerce: null} clear and
+  // GTM's own gtm.* events map to nothing.
+  function ga4(m) {
+    var name, params, top;
+    if (!m || typeof m !== 'object') { return; }
+    if (typeof m.length === 'number' && typeof m[0] === 'string') {
+      var a = m[1], b = m[2];
+      if (m[0] === 'set' && a === 'user_data') { ga4User(b); return; }
+      if (m[0] === 'set' && a === 'user_id') { ga4User(null, b); return; }
+      if (m[0] === 'set' && a && typeof a === 'object') { ga4User(a.user_data, a.user_id); }
+      if (m[0] === 'config' && b && typeof b === 'object') { ga4User(b.user_data, b.user_id); }
+      if (m[0] !== 'event' || typeof a !== 'string') { return; }
+      name = a;
+      params = top = b && typeof b === 'object' ? b : {};
+    } else {
+      name = m.event;
+      top = m;
+      params = m.ecommerce && typeof m.ecommerce === 'object' ? m.ecommerce : {};
+    }
+    // Who it is, from any message (GTM setups push user_id on its own): before the event,
+    // so the event carries it.
+    if (top.user_data || top.user_id) { ga4User(top.user_data, top.user_id); }
+    if (typeof name !== 'string' || !own(S.ga4, name) || !S.ga4[name]) { return; }
+    track(S.ga4[name], ga4Props(params, top));
+  }
+
+  // A Consent Mode update is a dataLayer push: re-decide what is held. With dataLayer: true
+  // the pushes made before the tag loaded are read first, then each new one as it comes.
   function watchDataLayer() {
-    var dl = w.dataLayer;
-    if (dl && typeof dl.push === 'function' && !dl.pixelrelayWatched) {
+    var dl = w.dataLayer, i;
+    if (!dl && S.ga4) { dl = w.dataLayer = []; }
+    if (!dl || typeof dl.push !== 'function') { return; }
+    if (S.ga4 && S.scanned !== dl) {
+      S.scanned = dl;
+      for (i = 0; i < dl.length; i++) { safely(ga4, [dl[i]]); }
+    }
+    if (!dl.pixelrelayWatched) {
       var push = dl.push;
-      dl.push = function () { var r = push.apply(dl, arguments); flush(); return r; };
+      dl.push = function () {
+        var r = push.apply(dl, arguments);
+        if (S.ga4 && S.scanned === dl) {
+          for (var j = 0; j < arguments.length; j++) { safely(ga4, [arguments[j]]); }
+        }
+        safely(flush);
+        return r;
+      };
       dl.pixelrelayWatched = true;
     }
   }
@@ -316,7 +508,7 @@
 
   function api(cmd) {
     var f = own(commands, cmd) ? commands[cmd] : null;
-    return f ? f.apply(null, Array.prototype.slice.call(arguments, 1)) : undefined;
+    return f ? safely(f, Array.prototype.slice.call(arguments, 1)) : undefined;
   }
   api.loaded = true;
   api.sessionId = null;
