@@ -153,6 +153,12 @@ def test_event_problem_names_what_meta_requires() -> None:
     assert event_problem(purchase_event(user_data=ud, action_source="physical_store",
                                         event_source_url=None)) is None
     assert event_problem(purchase_event(user_data={})) is not None
+    app = purchase_event(action_source="app", event_source_url=None)
+    assert event_problem(app) == "app_data: required for app events"
+    flags = {"advertiser_tracking_enabled": 1, "application_tracking_enabled": 1}
+    with_app = purchase_event(action_source="app", app_data=flags)
+    assert event_problem(with_app) is None
+    assert with_app["app_data"] == flags
     no_value = custom_data(currency="EUR")
     assert event_problem(purchase_event(custom_data=no_value)) == \
         "custom_data: a Purchase needs value and currency"

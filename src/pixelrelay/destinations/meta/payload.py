@@ -137,7 +137,8 @@ def user_data(hashed: Mapping[str, Sequence[str]], *, client_ip_address: str | N
 def build_event(*, event_name: str, event_time: int, event_id: str | None,
                 action_source: str, user_data: Mapping[str, Any],
                 event_source_url: str | None = None, referrer_url: str | None = None,
-                custom_data: Mapping[str, Any] | None = None, opt_out: bool = False,
+                custom_data: Mapping[str, Any] | None = None,
+                app_data: Mapping[str, Any] | None = None, opt_out: bool = False,
                 limited_data_use: bool = False, ldu_country: int = 0, ldu_state: int = 0
                 ) -> dict[str, Any]:
     """One `data[]` server event. Limited Data Use is `data_processing_options: ["LDU"]`
@@ -158,6 +159,8 @@ def build_event(*, event_name: str, event_time: int, event_id: str | None,
     ev["user_data"] = dict(user_data)
     if custom_data:
         ev["custom_data"] = dict(custom_data)
+    if app_data:
+        ev["app_data"] = dict(app_data)
     if limited_data_use:
         ev["data_processing_options"] = ["LDU"]
         ev["data_processing_options_country"] = ldu_country
@@ -176,6 +179,8 @@ def event_problem(event: Mapping[str, Any]) -> str | None:
             return "event_source_url: required for website events"
         if not user.get("client_user_agent"):
             return "user_data.client_user_agent: required for website events"
+    if event.get("action_source") == "app" and not event.get("app_data"):
+        return "app_data: required for app events"
     if event.get("event_name") in PURCHASE_EVENTS:
         data = event.get("custom_data") or {}
         if data.get("value") is None or not data.get("currency"):
