@@ -42,6 +42,7 @@ SITE_KEY = "site-key-shopify-pixel"
 SHOPIFY_SECRET = "shpss_pixel_secret"
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "shopify" / "orders-create.json"
 TTP = "2.pixel-ttp.1733300000"
+FBP = "fb.1.1733300000000.1234567890"
 EMAIL = "bob.norman@hostmail.com"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 AUTH = {"Authorization": f"Bearer {SOURCE_KEY}"}
@@ -193,7 +194,8 @@ def test_an_accepting_visitor_gets_one_purchase_with_the_pixels_context(
     j = Journey(5633837583468, "b1946ac92492d2347c6235b4d2611184", "E.C.P.pixel-accept",
                 shopify_order(5633837583468, "b1946ac92492d2347c6235b4d2611184"))
     url = pages(rig, "accept", j)
-    context.add_cookies([{"name": "_ttp", "value": TTP, "url": rig.shop_url}])
+    context.add_cookies([{"name": "_ttp", "value": TTP, "url": rig.shop_url},
+                         {"name": "_fbp", "value": FBP, "url": rig.shop_url}])
     page = context.new_page()
     trail = Trail()
     # Not answered yet: the landing's page view is held, then goes with the answer.
@@ -221,6 +223,7 @@ def test_an_accepting_visitor_gets_one_purchase_with_the_pixels_context(
     assert bodies[0]["page"]["url"] == url["landing"] + f"?ttclid={j.ttclid}"
     assert all(b["page"]["url"].startswith(rig.shop_url + "/accept/") for b in bodies)
     assert {b["user"]["ttp"] for b in bodies} == {TTP}
+    assert {b["user"]["fbp"] for b in bodies} == {FBP}  # read the same way, for Meta
     # The cart (its GID, as the webhook's token) with the checkout page's first hit; the
     # checkout token with each checkout event, so the webhook's order finds the session.
     assert [b.get("link") for b in bodies[4:]] == [

@@ -19,6 +19,8 @@
     ttclid: null,
     landingTtclid: null,
     ttp: null,
+    fbp: null, // Meta's browser and click id cookies, when the shop has them
+    fbc: null,
     remembered: null, // prx_consent: the visitor's last explicit answer
     cart: null, // the cart token, linked with the first hit of a page load
     cartLinked: false,
@@ -194,6 +196,8 @@
       var u = body.user = body.user || {};
       if (S.ttclid && !u.ttclid) { u.ttclid = S.ttclid; }
       if (S.ttp && !u.ttp) { u.ttp = S.ttp; }
+      if (S.fbp && !u.fbp) { u.fbp = S.fbp; }
+      if (S.fbc && !u.fbc) { u.fbc = S.fbc; }
       if (!S.sale && body.event) { body.limited_data_use = true; }
       if (S.cart && !S.cartLinked) {
         body.link = body.link || {};
@@ -406,13 +410,16 @@
       decide(answered(obj(e).customerPrivacy, true), true);
     });
   }
-  Promise.all(['prx_sid', 'prx_ttclid', 'prx_consent', '_ttp', 'cart'].map(getCookie))
-    .then(function (v) {
+  function id(v) { return v && /^[A-Za-z0-9._~-]{1,512}$/.test(v) ? v : null; }
+  Promise.all(['prx_sid', 'prx_ttclid', 'prx_consent', '_ttp', 'cart', '_fbp', '_fbc']
+    .map(getCookie)).then(function (v) {
       S.sid = /^s_[0-9a-f]{32}$/.test(v[0] || '') ? v[0] : null;
-      S.ttclid = v[1] && /^[A-Za-z0-9._~-]{1,512}$/.test(v[1]) ? v[1] : null;
+      S.ttclid = id(v[1]);
       S.remembered = v[2];
-      S.ttp = v[3] && v[3].length <= 512 ? v[3] : null;
+      S.ttp = id(v[3]);
       S.cart = S.cart || plain(v[4]);
+      S.fbp = id(v[5]);
+      S.fbc = id(v[6]);
       S.ready = true;
       var state = S.consent !== 'unknown' ? S.consent :
         initial || (S.remembered === 'denied' ? 'denied' : 'unknown');
