@@ -89,6 +89,11 @@ class Claimed:
     attempts: int  # attempts made before this claim
     created_at: float  # when the event was accepted
     lease_token: str
+    # Transient failures since TikTok last answered a request holding it: sets the backoff.
+    retry_streak: int = 0
+    # Refused by TikTok together with other events, the refused one not yet isolated: it
+    # travels apart from other rows and is split before it is sent again.
+    suspect: bool = False
 
 
 @record
@@ -104,6 +109,8 @@ class Finished:
     message: str | None = None
     request_id: str | None = None
     dead_reason: str | None = None  # e.g. "rejected", "expired", "max_attempts"
+    retry_streak: int = 0  # see Claimed; stored with an attempt's result only
+    suspect: bool = False
 
 
 @dataclass(frozen=True, slots=True)

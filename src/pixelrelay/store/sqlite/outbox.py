@@ -38,7 +38,7 @@ from pixelrelay.store.sqlite.writer import UsesConnections
 Q = queries("sqlite", "outbox")
 log = logging.getLogger(__name__)
 _FINISH_PARAMS = ("token", "state", "next_attempt_at", "http_status", "code", "message",
-                  "request_id", "dead_reason")
+                  "request_id", "dead_reason", "retry_streak", "suspect")
 _FINAL = {DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.PENDING}
 
 
@@ -77,7 +77,8 @@ class SQLiteOutbox(UsesConnections):
         # RETURNING does not promise the subquery's order; restore "oldest first".
         rows.sort(key=lambda r: (r[7], r[0]))
         return [Claimed(delivery_id=r[0], event_id=r[1], dest_event=r[2], batch_key=r[3],
-                        payload=r[4], attempts=r[5], created_at=r[6], lease_token=token)
+                        payload=r[4], attempts=r[5], created_at=r[6], lease_token=token,
+                        retry_streak=r[8], suspect=bool(r[9]))
                 for r in rows]
 
     async def finish(self, results: Sequence[Finished], attempt: AttemptRecord | None,
@@ -100,7 +101,7 @@ class SQLiteOutbox(UsesConnections):
                 due = now if r.next_attempt_at is None else r.next_attempt_at
             counted = attempt is not None or r.http_status is not None or r.code is not None
             key = (counted, r.lease_token, str(r.state), due, r.http_status, r.code, r.message,
-                   r.request_id, r.dead_reason)
+                   r.request_id, r.dead_reason, r.retry_streak, r.suspect)
             groups.setdefault(key, []).append(r.delivery_id)
         log = None if attempt is None else (
             attempt.destination, orjson.dumps(list(attempt.event_ids)).decode(),

@@ -43,7 +43,7 @@ SELECT delivery_id, accepted_at FROM idempotency
 UPDATE deliveries
    SET state = 'pending', dest_event = %(dest_event)s, batch_key = %(batch_key)s,
        payload = %(payload)s, reason = NULL, attempts = 0, next_attempt_at = %(now)s,
-       lease_token = NULL, lease_expires_at = NULL, created_at = %(now)s,
+       retry_streak = 0, suspect = false, lease_token = NULL, lease_expires_at = NULL, created_at = %(now)s,
        updated_at = %(now)s, delivered_at = NULL, last_http_status = NULL, last_code = NULL,
        last_message = %(note)s, last_request_id = NULL, dead_reason = NULL
  WHERE id = %(id)s AND state = %(old_state)s

@@ -96,13 +96,15 @@ UPDATE deliveries
         ORDER BY next_attempt_at, id
         LIMIT %(limit)s
           FOR UPDATE SKIP LOCKED))
-RETURNING id, event_id, dest_event, batch_key, payload, attempts, created_at, next_attempt_at
+RETURNING id, event_id, dest_event, batch_key, payload, attempts, created_at,
+          next_attempt_at, retry_streak, suspect
 
 -- name: finish_attempt
 -- A result of a request: counts as an attempt and replaces the last_* columns. Fenced by the
 -- lease token: a row whose lease expired (and was claimed again) is not overwritten.
 UPDATE deliveries
    SET state = %(state)s, attempts = attempts + 1, next_attempt_at = %(next_attempt_at)s,
+       retry_streak = %(retry_streak)s, suspect = %(suspect)s,
        lease_token = NULL, lease_expires_at = NULL, updated_at = %(now)s,
        delivered_at = CASE WHEN %(state)s::text = 'delivered' THEN %(now)s
                            ELSE delivered_at END,

@@ -35,8 +35,9 @@ SELECT delivery_id, accepted_at FROM idempotency
 -- counted from created_at; the accept time stays in events.received_at.
 UPDATE deliveries
    SET state = 'pending', dest_event = :dest_event, batch_key = :batch_key, payload = :payload,
-       reason = NULL, attempts = 0, next_attempt_at = :now, lease_token = NULL,
-       lease_expires_at = NULL, created_at = :now, updated_at = :now, delivered_at = NULL,
+       reason = NULL, attempts = 0, retry_streak = 0, suspect = 0, next_attempt_at = :now,
+       lease_token = NULL, lease_expires_at = NULL, created_at = :now, updated_at = :now,
+       delivered_at = NULL,
        last_http_status = NULL, last_code = NULL, last_message = :note,
        last_request_id = NULL, dead_reason = NULL
  WHERE id = :id AND state = :old_state

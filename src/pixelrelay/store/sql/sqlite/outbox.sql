@@ -67,13 +67,15 @@ UPDATE deliveries
           AND (next_attempt_at <= :now OR (attempts > 0 AND updated_at < :retry_before))
         ORDER BY next_attempt_at, id
         LIMIT :limit)
-RETURNING id, event_id, dest_event, batch_key, payload, attempts, created_at, next_attempt_at
+RETURNING id, event_id, dest_event, batch_key, payload, attempts, created_at,
+          next_attempt_at, retry_streak, suspect
 
 -- name: finish_attempt
 -- A result of a request: counts as an attempt and replaces the last_* columns. One statement
 -- per distinct outcome (:ids a JSON array): a delivered batch of 1,000 is a single UPDATE.
 UPDATE deliveries
    SET state = :state, attempts = attempts + 1, next_attempt_at = :next_attempt_at,
+       retry_streak = :retry_streak, suspect = :suspect,
        lease_token = NULL, lease_expires_at = NULL, updated_at = :now,
        delivered_at = CASE WHEN :state = 'delivered' THEN :now ELSE delivered_at END,
        last_http_status = :http_status, last_code = :code, last_message = :message,
