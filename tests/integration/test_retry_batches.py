@@ -20,6 +20,7 @@ from pixelrelay.delivery.sender import Sender
 from pixelrelay.delivery.worker import DeliveryWorker
 from pixelrelay.destinations import build_destination
 from pixelrelay.ingest import Ingestor
+from pixelrelay.model import DeliveryState
 from pixelrelay.store import open_store
 from pixelrelay.store.base import Store
 from tests.conftest import emu_state, make_settings
@@ -143,3 +144,55 @@ async def test_an_outage_backlog_drains_in_full_batches_at_once(make_pipe: PipeF
     drained = pipe.emu.requests[failed:]
     assert len(drained) <= 1.1 * n / BATCH, [r.n_events for r in drained]
     pipe.assert_each_event_arrived_once(n)
+
+
+async def test_a_refused_event_costs_its_batch_mates_no_attempts_over_real_http(
+        make_pipe: PipeFactory) -> None:
+    """100 good events and one TikTok refuses (40002), TikTok failing half of all requests;
+    production backoff on a fake clock moved to each next retry."""
+    n, bad = 100, "r-bad"
+    clock = FakeClock(time.time())
+    pipe = await make_pipe(DeliverySettings(flush_interval_s=0.0, max_qps=1000.0), clock)
+    await pipe.add(0, n // 2)
+    refused = {**event(0, clock.now()), "event": "Contact", "event_id": bad}
+    assert (await pipe.ingestor.accept([refused])).accepted == 1
+    await pipe.add(n // 2, n - n // 2)
+    pipe.emu.faults.update({"http_5xx_rate": 1.0})  # two failures each before any answer
+    for _ in range(2):
+        await pipe.drain()
+        clock.advance(max(0.0, (await pipe.store.next_due("tiktok") or 0.0) - clock.now()))
+    # Shares of all requests: 10 % HTTP 503, 15 % 40100, 25 % 50000 (rolled in that order).
+    pipe.emu.faults.update({"http_5xx_rate": 0.10, "code_40100_rate": 0.15 / 0.90,
+                            "code_50000_rate": 0.25 / 0.75, "reject_event": "Contact"})
+    for _ in range(200):
+        await pipe.drain()
+        due = await pipe.store.next_due("tiktok")
+        if due is None:
+            break
+        clock.advance(max(0.0, due - clock.now()))
+    pipe.assert_each_event_arrived_once(n)
+
+    (view,) = await pipe.store.deliveries(bad)
+    assert (view.state, view.dead_reason, view.last_code) == (DeliveryState.DEAD, "rejected",
+                                                              40002)
+    assert view.last_message == "data.0.event: Invalid value (rejected by fault)"
+    splits = retries = 0
+    for i in range(n):
+        (trace,) = await pipe.store.trace(f"r{i}")
+        failed = [a for a in trace.log if a.outcome == "retry"]
+        # Attempts are the transient failures and the request that delivered: no split.
+        assert (trace.state, trace.attempts) == ("delivered", len(failed) + 1), trace.log
+        for a, after, later in zip(trace.log[:-1], trace.log[1:], [*trace.log[2:], None],
+                                   strict=True):
+            if a.outcome != "permanent":
+                continue
+            # Split at once: the event's half went out in the same instant, unwaited.
+            assert after.at == a.at and after.batch_size in (a.batch_size // 2,
+                                                             a.batch_size - a.batch_size // 2)
+            if after.outcome == "retry" and later is not None:
+                # The half failed: TikTok had just answered, so it waits the first backoff
+                # window, not that of the events' earlier failures, nor one per split level.
+                assert later.at - after.at <= pipe.worker.settings.retry_base_s
+        splits += sum(a.outcome == "permanent" for a in trace.log)
+        retries += len(failed)
+    assert splits >= n and retries > 0  # every good event was bisected; some halves failed

@@ -396,3 +396,91 @@ async def test_an_answer_that_never_completes_is_cut_off_and_retried(rig: Rig) -
     assert (view.state, view.attempts, view.last_http_status) == (DeliveryState.PENDING, 1, None)
     assert view.last_message == "timeout: no full answer within 0.2 s"
     await rig.sender.close()
+
+
+async def test_a_split_is_no_attempt_and_its_halves_go_at_once_with_a_fresh_backoff(
+        rig: Rig) -> None:
+    ids = [f"e{i}" for i in range(10)]
+    first_half = ids[:5]
+    hiccups = iter([True] * 3)  # TikTok fails the whole batch three times first
+    half_hiccup = iter([True])
+
+    def answer(sent: list[str]) -> httpx.Response:
+        if next(hiccups, False):
+            return httpx.Response(503)
+        if "e7" in sent:
+            return tiktok(40002, "Invalid currency in e7")
+        if sent == first_half and next(half_hiccup, False):
+            return httpx.Response(503)  # this half meets a TikTok hiccup during bisection
+        return tiktok()
+
+    rig.tiktok.answer = answer
+    await rig.add(*ids)
+    worker = rig.worker(rng=Ceiling())  # waits at the top of their window: known exactly
+    for _ in range(3):
+        await worker.run_once()
+        rig.clock.advance(await rig.due("e0") - rig.clock.now())
+    assert len(rig.tiktok.requests) == 3 and await rig.state("e0") == (
+        DeliveryState.PENDING, 3, None)
+
+    await worker.run_once()  # refused: the halves go in this same cycle, the clock unmoved
+    assert rig.tiktok.requests[3] == ids
+    assert sorted(map(sorted, rig.tiktok.requests[4:])) == sorted(map(sorted, [
+        first_half, ids[5:], ["e5", "e6"], ["e7", "e8", "e9"], ["e7"], ["e8", "e9"]]))
+    # Attempts count requests that answered for the event, never a split: three failures,
+    # then the request that delivered it (or refused it alone).
+    for e in ("e5", "e6", "e8", "e9"):
+        assert await rig.state(e) == (DeliveryState.DELIVERED, 4, None)
+    assert await rig.state("e7") == (DeliveryState.DEAD, 4, "rejected")
+    (bad,) = await rig.store.deliveries("e7")
+    assert (bad.last_code, bad.last_message) == (40002, "Invalid currency in e7")
+    # The half that failed waits the first window: TikTok answered (refused) in between, so
+    # its three earlier failures no longer count, and the split added none (not 2 * 2^3 s).
+    for e in first_half:
+        assert await rig.state(e) == (DeliveryState.PENDING, 4, None)
+        assert await rig.due(e) - rig.clock.now() == SETTINGS.retry_base_s
+    # Its sibling was refused, so the refused event is not in it: it goes whole, once.
+    rig.clock.advance(SETTINGS.retry_base_s)
+    await rig.drain(worker)
+    assert rig.tiktok.requests[10:] == [first_half]
+    for e in first_half:
+        assert await rig.state(e) == (DeliveryState.DELIVERED, 5, None)
+    assert rig.attempts_logged() == len(rig.tiktok.requests)  # splits are logged all the same
+
+
+async def test_a_half_that_holds_the_refused_event_is_split_before_it_is_sent_again(
+        rig: Rig) -> None:
+    ids = [f"e{i}" for i in range(10)]
+    second_half = ids[5:]
+    busy = iter([True])
+
+    def answer(sent: list[str]) -> httpx.Response:
+        if sent == second_half and next(busy, False):
+            return httpx.Response(503)  # the half with e7 meets a hiccup
+        if "e7" in sent:
+            return tiktok(40002, "Invalid currency in e7")
+        return tiktok()
+
+    rig.tiktok.answer = answer
+    await rig.add(*ids)
+    worker = rig.worker(rng=Ceiling())
+    await worker.run_once()  # refused; the first half is delivered, the second fails
+    assert [sorted(r) for r in rig.tiktok.requests] == [sorted(ids), first := ids[:5],
+                                                       second_half]
+    assert {await rig.state(e) for e in first} == {(DeliveryState.DELIVERED, 1, None)}
+    assert await rig.due("e5") - rig.clock.now() == SETTINGS.retry_base_s  # a first failure
+
+    newer = ["f0", "f1", "f2"]
+    await rig.add(*newer)  # arrive while the half waits: they must not meet e7 again
+    rig.clock.advance(SETTINGS.retry_base_s)
+    sent = len(rig.tiktok.requests)
+    await rig.drain(worker)
+    later = [sorted(r) for r in rig.tiktok.requests[sent:]]
+    assert sorted(newer) in later
+    assert second_half not in later  # TikTok refused it already: its halves went instead
+    assert all(not (set(r) & set(newer) and set(r) & set(ids)) for r in later)
+    for e in ("e5", "e6", "e8", "e9"):
+        assert await rig.state(e) == (DeliveryState.DELIVERED, 2, None)
+    assert await rig.state("e7") == (DeliveryState.DEAD, 2, "rejected")
+    for e in newer:
+        assert await rig.state(e) == (DeliveryState.DELIVERED, 1, None)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import random
 
 from pixelrelay.config import DeliverySettings
-from pixelrelay.delivery.retry import OutageWatch, backoff, give_up_reason, request_backoff
+from pixelrelay.delivery.retry import (
+    OutageWatch,
+    RetryDraw,
+    backoff,
+    give_up_reason,
+    next_streak,
+    request_backoff,
+)
+from pixelrelay.destinations.base import OutcomeKind
 
 
 class Extremes(random.Random):
@@ -45,6 +53,49 @@ def test_one_draw_per_request_follows_its_most_failed_event() -> None:
     assert request_backoff([0, 4, 1], s, top) == 32.0  # the 5th failure of the most-failed
     assert request_backoff([], s, top) == 2.0
     assert request_backoff([40], s, top) == 600.0
+
+
+def test_only_a_transient_failure_lengthens_an_events_retry_streak() -> None:
+    assert next_streak(OutcomeKind.RETRY, 0) == 1
+    assert next_streak(OutcomeKind.RETRY, 4) == 5
+    # Any verdict of TikTok ends it: a delivery, a refusal alone, or a refusal of a request
+    # that is split (its halves start from 0, however often their events failed before).
+    assert next_streak(OutcomeKind.DELIVERED, 4) == 0
+    assert next_streak(OutcomeKind.PERMANENT, 4) == 0
+
+
+def test_a_split_raises_no_backoff_and_a_transient_failure_does() -> None:
+    s = DeliverySettings(retry_base_s=2.0, retry_cap_s=600.0)
+    top = Extremes()
+    streaks = [3, 3, 3]  # three transient failures, then TikTok refused the request
+    halves = [next_streak(OutcomeKind.PERMANENT, n) for n in streaks]
+    # A half failing now waits the first window, like events that never failed, however
+    # deep the bisection: the split itself added nothing.
+    assert request_backoff(halves, s, top) == 2.0
+    assert request_backoff([next_streak(OutcomeKind.RETRY, n) for n in halves], s, top) == 4.0
+    # Without the refusal the same events would have waited for their 4th failure.
+    assert request_backoff(streaks, s, top) == 16.0
+
+
+def test_a_request_backoff_follows_its_own_events_not_other_requests() -> None:
+    s = DeliverySettings(retry_base_s=2.0, retry_cap_s=600.0)
+    top = Extremes()
+    fresh, failed_twice = [0, 0], [2, 2]
+    assert request_backoff(fresh, s, top) == 2.0
+    assert request_backoff(failed_twice, s, top) == 8.0
+    assert request_backoff(fresh + failed_twice, s, top) == 8.0  # the most-failed member's
+
+
+def test_halves_of_one_claim_that_fail_alike_retry_together() -> None:
+    s = DeliverySettings(retry_base_s=2.0, retry_cap_s=600.0)
+    draw = RetryDraw(s, random.Random(3))
+    first = draw.retry_at([0, 0], 100.0)
+    assert 100.0 <= first <= 102.0
+    # Another half of the same bisection failing a moment later comes due with the first.
+    assert draw.retry_at([0], 100.2) == first
+    # Events that had failed more keep their longer window, drawn once for them too.
+    longer = draw.retry_at([2, 0], 100.3)
+    assert 100.3 <= longer <= 108.3 and draw.retry_at([2], 100.4) == longer
 
 
 # -- OutageWatch: times are when each request was sent ---------------------------------------

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from pixelrelay.config import DeliverySettings
+from pixelrelay.destinations.base import OutcomeKind
 
 MAX_EXPONENT = 62  # 2**62 seconds is far past any cap; keeps the float finite
 
@@ -21,16 +22,52 @@ def backoff(attempts: int, base_s: float, cap_s: float, rng: random.Random) -> f
     return rng.uniform(0.0, ceiling)
 
 
-def request_backoff(attempts_before: Iterable[int], settings: DeliverySettings,
+def request_backoff(streaks: Iterable[int], settings: DeliverySettings,
                     rng: random.Random) -> float:
     """One draw for a whole failed request, shared by its events.
 
     They come due together and are claimed together again, so the batch stays a batch; the
-    jitter spreads requests, not the events of one. The event that has failed most sets the
-    exponent: a request is as suspect as its most-failed member.
+    jitter spreads requests, not the events of one. `streaks` are the events' own transient
+    failures before this one (next_streak); the longest sets the exponent: a request is as
+    doubtful as its most-failed member. A split never lengthens a streak, so the halves of a
+    bisection wait no longer for having been split.
     """
-    attempts = max(attempts_before, default=0) + 1
-    return backoff(attempts, settings.retry_base_s, settings.retry_cap_s, rng)
+    failures = max(streaks, default=0) + 1
+    return backoff(failures, settings.retry_base_s, settings.retry_cap_s, rng)
+
+
+def next_streak(kind: OutcomeKind, streak: int) -> int:
+    """An event's retry streak once a request holding it got an answer of `kind`.
+
+    Only a transient failure (5xx, 429, 40100, 50000, a timeout, no answer) adds one. Any
+    verdict of TikTok ends the streak: delivered, refused alone, or refused with others (the
+    request is split, which counts as no attempt): TikTok is answering, and what failed
+    before is over.
+    """
+    return streak + 1 if kind is OutcomeKind.RETRY else 0
+
+
+class RetryDraw:
+    """The retry times of one claimed request, shared by every half of its bisection.
+
+    Halves that fail transiently with the same streak come due together and travel together
+    again, as the request they came from would have, instead of each drawing a wait of its
+    own: one bad event then costs its batch-mates one backoff, not one per level.
+    """
+
+    def __init__(self, settings: DeliverySettings, rng: random.Random) -> None:
+        self._settings = settings
+        self._rng = rng
+        self._due: dict[int, float] = {}  # longest streak -> when they retry
+
+    def retry_at(self, streaks: Sequence[int], now: float) -> float:
+        """When a failed request whose events have these streaks retries (request_backoff)."""
+        longest = max(streaks, default=0)
+        due = self._due.get(longest)
+        if due is None:
+            due = self._due[longest] = now + request_backoff(streaks, self._settings,
+                                                             self._rng)
+        return due
 
 
 def give_up_reason(attempts: int, created_at: float, now: float,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from dataclasses import dataclass, replace
 
 from pixelrelay import metrics
 from pixelrelay.bursts import BurstLog
 from pixelrelay.clock import Clock
 from pixelrelay.config import DeliverySettings
-from pixelrelay.delivery.planner import Batch, plan, split
-from pixelrelay.delivery.retry import OutageWatch, give_up_reason, request_backoff
+from pixelrelay.delivery.planner import Batch, plan, split, still_suspect
+from pixelrelay.delivery.retry import OutageWatch, RetryDraw, give_up_reason, next_streak
 from pixelrelay.delivery.sender import Sender
 from pixelrelay.delivery.throttle import TokenBucket
 from pixelrelay.destinations.base import Destination, HttpResponse, Outcome, OutcomeKind
@@ -27,6 +28,19 @@ IDLE_POLL_S = 1.0  # when idle, look for due retries (and rows of other processe
 # Requests in flight per cycle when a backlog waits: our claim/finish work overlaps TikTok's
 # processing of the previous request instead of idling on it.
 PARALLEL_REQUESTS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """A request that failed transiently, to be finished by whoever knows whether its events
+    may hold a refused one (the bisection, from the sibling half's answer)."""
+
+    batch: Batch
+    outcome: Outcome
+    status: int | None
+    message: str | None
+    attempt: AttemptRecord
+    at: float
 
 
 class DeliveryWorker:
@@ -147,7 +161,9 @@ class DeliveryWorker:
                     break
                 processed += len(claimed)
                 live = await self._drop_given_up(claimed, now)
-                sending += [asyncio.create_task(self._deliver(b)) for b in plan(live, size)]
+                draw = RetryDraw(self.settings, self.rng)  # one per claim: see RetryDraw
+                sending += [asyncio.create_task(self._deliver(b, draw))
+                            for b in plan(live, size)]
         finally:
             await asyncio.gather(*sending)
         return processed
@@ -202,10 +218,31 @@ class DeliveryWorker:
 
     # -- one request ---------------------------------------------------------------------------
 
-    async def _deliver(self, batch: Batch) -> None:
+    async def _deliver(self, batch: Batch, draw: RetryDraw) -> None:
+        """One planned request; a suspect one is bisected without being sent whole again."""
+        if batch.suspect and len(batch) > 1:
+            await self._bisect(batch, draw)
+            return
+        _kind, failed = await self._request(batch, draw)
+        if failed is not None:
+            await self._retry_later(failed, batch.suspect, draw)
+
+    async def _bisect(self, batch: Batch, draw: RetryDraw) -> None:
+        """Send both halves at once. A half that failed transiently is finished once its
+        sibling has answered: that answer says whether it may hold the refused event."""
+        halves = split(batch)
+        sent = await asyncio.gather(*(self._request(half, draw) for half in halves))
+        for (_kind, failed), (sibling, _) in zip(sent, reversed(sent), strict=True):
+            if failed is not None:
+                await self._retry_later(failed, still_suspect(sibling), draw)
+
+    async def _request(self, batch: Batch,
+                       draw: RetryDraw) -> tuple[OutcomeKind | None, _Failed | None]:
+        """Send one request and settle what its answer settles. Returns the answer's kind
+        (None: not sent) and, for a transient failure, what the caller must finish."""
         if self.paused:  # a sibling request was refused for setup: keep the rest queued
             await self._requeue(batch, "destination paused")
-            return
+            return None, None
         await self.throttle.acquire()
         request = self.destination.build_request(batch.batch_key,
                                                  [c.payload for c in batch.items])
@@ -227,25 +264,26 @@ class DeliveryWorker:
             await self._pause(outcome, now)
             await self.store.finish([], attempt, now)
             await self._requeue(batch, f"destination paused: {_reason(outcome)}")
-            return
-        if outcome.kind is OutcomeKind.PERMANENT and len(batch) > 1:
-            # Which event was refused is unknown: send the halves until it stands alone.
-            await self.store.finish([], attempt, now)
-            await asyncio.gather(*(self._deliver(half) for half in split(batch)))
-            return
-
-        retry_at = now
+            return outcome.kind, None
         if outcome.kind is OutcomeKind.RETRY:
-            # One draw per request: its events come due together and travel together again.
-            retry_at += request_backoff((c.attempts for c in batch.items), self.settings,
-                                        self.rng)
-        results = [self._result(c, outcome, response.status, message, now, retry_at)
+            self._outage.failed(sent_at)
+            return outcome.kind, _Failed(batch, outcome, response.status, message, attempt,
+                                         now)
+        if outcome.kind is OutcomeKind.PERMANENT and len(batch) > 1:
+            # Which event was refused is unknown: send the halves at once until it stands
+            # alone. The split is logged but is no attempt of these events (no result is
+            # written); TikTok answered, so their retry streaks end (next_streak).
+            await self.store.finish([], attempt, now)
+            answered = tuple(replace(c, retry_streak=next_streak(outcome.kind, c.retry_streak))
+                             for c in batch.items)
+            await self._bisect(Batch(batch.batch_key, answered, suspect=True), draw)
+            return outcome.kind, None
+
+        results = [self._result(c, outcome, response.status, message, now, now)
                    for c in batch.items]
         await self.store.finish(results, attempt, now)
         metrics.record_results(self.name, batch.items, results, now)
-        if outcome.kind is OutcomeKind.RETRY:
-            self._outage.failed(sent_at)
-        elif outcome.kind is OutcomeKind.DELIVERED:
+        if outcome.kind is OutcomeKind.DELIVERED:
             down_s = self._outage.succeeded(sent_at, now)
             if down_s is not None:
                 # What waits on a retry scheduled before now goes at once, in full batches,
@@ -254,9 +292,20 @@ class DeliveryWorker:
                 self._go_again = True
                 log.info("destination %s answers again after %.1f s of failures: sending "
                          "its backlog now", self.name, down_s)
+        return outcome.kind, None
+
+    async def _retry_later(self, failed: _Failed, suspect: bool, draw: RetryDraw) -> None:
+        """Finish a transiently failed request: its events retry together, after a backoff
+        that follows their own transient failures."""
+        items = failed.batch.items
+        retry_at = draw.retry_at([c.retry_streak for c in items], failed.at)
+        results = [self._result(c, failed.outcome, failed.status, failed.message, failed.at,
+                                retry_at, suspect) for c in items]
+        await self.store.finish(results, failed.attempt, failed.at)
+        metrics.record_results(self.name, items, results, failed.at)
 
     def _result(self, c: Claimed, outcome: Outcome, status: int | None, message: str | None,
-                now: float, retry_at: float) -> Finished:
+                now: float, retry_at: float, suspect: bool = False) -> Finished:
         # One constructor call per row (no dataclasses.replace): a drain finishes 1,000 a request.
         state, due, dead_reason = DeliveryState.DEAD, None, None
         if outcome.kind is OutcomeKind.DELIVERED:
@@ -269,7 +318,9 @@ class DeliveryWorker:
                 state, due = DeliveryState.PENDING, retry_at
         return Finished(c.delivery_id, c.lease_token, state, next_attempt_at=due,
                         http_status=status, code=outcome.code, message=message,
-                        request_id=outcome.request_id, dead_reason=dead_reason)
+                        request_id=outcome.request_id, dead_reason=dead_reason,
+                        retry_streak=next_streak(outcome.kind, c.retry_streak),
+                        suspect=suspect and state is DeliveryState.PENDING)
 
     async def _requeue(self, batch: Batch, note: str) -> None:
         """Back to pending, due now, without spending an attempt (no status, no code)."""
