@@ -172,6 +172,7 @@ _SANDBOX = """<!doctype html><html><head><meta charset=utf-8><script>
     if (m.type === 'reply') {
       waiting[m.id](m.value);
       delete waiting[m.id];
+      window.cookieReplies = (window.cookieReplies || 0) + 1;
     } else if (m.type === 'init') {
       window.analytics = analytics;
       window.browser = browser;
@@ -289,6 +290,13 @@ def hits(page: Any) -> list[dict[str, Any]]:
 def ttq_calls(page: Any) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = sandbox_frame(page).evaluate("window.ttqCalls || []")
     return calls
+
+
+def settled_unsent(page: Any, replies: int) -> bool:
+    """Whether the pixel has had `replies` cookie answers and an event, and sent nothing:
+    what it does with them runs in the same task, before this is evaluated."""
+    return bool(sandbox_frame(page).evaluate(
+        f"(window.cookieReplies || 0) >= {replies} && window.pixelHits.length === 0"))
 
 
 def touched(page: Any) -> list[str]:

@@ -30,6 +30,8 @@ from tests.browser.shopify_sandbox import (
     hits,
     money,
     publish,
+    sandbox_frame,
+    settled_unsent,
     touched,
     ttq_calls,
     variant,
@@ -133,6 +135,10 @@ def visit(page: Any, url: str, n: int, trail: Trail, *, then: str | None = None)
     page.goto(url)
     if then is not None:
         page.evaluate(then)
+    answered(page, n, trail)
+
+
+def answered(page: Any, n: int, trail: Trail) -> None:
     wait_for(lambda: len(hits(page)) >= n and all(
         "status" in h or "error" in h for h in hits(page)), timeout=15)
     found = hits(page)
@@ -198,9 +204,14 @@ def test_an_accepting_visitor_gets_one_purchase_with_the_pixels_context(
                          {"name": "_fbp", "value": FBP, "url": rig.shop_url}])
     page = context.new_page()
     trail = Trail()
-    # Not answered yet: the landing's page view is held, then goes with the answer.
-    visit(page, url["landing"] + f"?ttclid={j.ttclid}", 1, trail,
-          then="document.getElementById('accept').click()")
+    # Not answered yet: once the pixel has read the shop's cookies (7) and seen the page
+    # view, it has sent nothing; the view goes with the answer.
+    page.goto(url["landing"] + f"?ttclid={j.ttclid}")
+    wait_for(lambda: settled_unsent(page, 7) and sandbox_frame(page).evaluate(
+        "window.init !== undefined"))
+    assert "prx_sid" not in shop_cookies(context, rig.shop_url)
+    page.click("#accept")
+    answered(page, 1, trail)
     jar = shop_cookies(context, rig.shop_url)
     assert re.fullmatch(r"s_[0-9a-f]{32}", jar["prx_sid"]), jar
     assert jar["prx_ttclid"] == j.ttclid and jar["prx_consent"] == "granted"
