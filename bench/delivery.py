@@ -17,10 +17,11 @@ import time
 import httpx
 
 from pixelrelay.clock import SystemClock
-from pixelrelay.config import DeliverySettings, DestinationSettings, Secret, Settings
+from pixelrelay.config import DeliverySettings, Secret, Settings
 from pixelrelay.delivery.sender import Sender
 from pixelrelay.delivery.worker import DeliveryWorker
 from pixelrelay.destinations import build_destination
+from pixelrelay.destinations.tiktok.settings import tiktok_destination
 from pixelrelay.ingest import Ingestor
 from pixelrelay.store.sqlite import SQLiteStore
 
@@ -37,7 +38,7 @@ def event(i: int, now: int) -> dict[str, object]:
 
 
 async def run(events: int, batch_size: int, port: int, db: str) -> tuple[float, float, int]:
-    settings = Settings(destinations=(DestinationSettings(
+    settings = Settings(destinations=(tiktok_destination(
         name="tiktok", pixel_code=PIXEL, access_token=Secret(TOKEN),
         api_url=f"http://127.0.0.1:{port}", batch_size=batch_size),),
         delivery=DeliverySettings(flush_interval_s=0, max_qps=100000))

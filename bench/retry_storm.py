@@ -37,10 +37,11 @@ from dataclasses import dataclass
 
 import httpx
 
-from pixelrelay.config import DeliverySettings, DestinationSettings, Secret, Settings
+from pixelrelay.config import DeliverySettings, Secret, Settings
 from pixelrelay.delivery.sender import Sender
 from pixelrelay.delivery.worker import DeliveryWorker
 from pixelrelay.destinations import build_destination
+from pixelrelay.destinations.tiktok.settings import tiktok_destination
 from pixelrelay.ingest import Ingestor
 from pixelrelay.store.sqlite import SQLiteStore
 
@@ -103,7 +104,7 @@ class Rig:
 
 async def rig(db: str, url: str, batch_size: int, delivery: DeliverySettings,
               seed: int | None = None) -> Rig:
-    settings = Settings(destinations=(DestinationSettings(
+    settings = Settings(destinations=(tiktok_destination(
         name=NAME, pixel_code=PIXEL, access_token=Secret(TOKEN), api_url=url,
         batch_size=batch_size),), delivery=delivery)
     store = SQLiteStore(db)

@@ -15,12 +15,12 @@ import uvicorn
 
 from pixelrelay.app import create_app
 from pixelrelay.config import (
-    DestinationSettings,
     Secret,
     Settings,
     SourceSettings,
     StorageSettings,
 )
+from pixelrelay.destinations.tiktok.settings import tiktok_destination
 from pixelrelay.emulator import Emulator, create_emulator_app
 from pixelrelay.ingest import IngestResult
 from pixelrelay.serving import collect_garbage_less_often
@@ -50,7 +50,7 @@ def build(storage_url: str, port: int, without: str = "") -> Any:
     settings = Settings(
         storage=StorageSettings(url=storage_url),
         sources=(SourceSettings(name="bench", kind="server", key=Secret(KEY)),),
-        destinations=(DestinationSettings(name="tiktok", pixel_code=PIXEL,
+        destinations=(tiktok_destination(name="tiktok", pixel_code=PIXEL,
                                           access_token=Secret("bench-token"),
                                           api_url=f"http://127.0.0.1:{port}/_emu"),),
     )

@@ -4,7 +4,6 @@ the storage engines every storage test runs on (`engine`, `storage_url`)."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import os
 import sqlite3
@@ -22,13 +21,13 @@ import pytest
 from pixelrelay.config import (
     ConsentSettings,
     DeliverySettings,
-    DestinationSettings,
     Secret,
     ServerSettings,
     Settings,
     SourceSettings,
     StorageSettings,
 )
+from pixelrelay.destinations.tiktok.settings import tiktok_destination
 from tests.support import ServerThread
 
 SOURCE_KEY = "test-source-key-0001"
@@ -164,13 +163,14 @@ def count_rows(url: str, table: str) -> int:
 def make_settings(db: Path | str, api_url: str, *, delivery: DeliverySettings = FAST_DELIVERY,
                   consent: ConsentSettings | None = None, **dest: Any) -> Settings:
     """`db`: a SQLite file, or a storage URL (the `storage_url` fixture's)."""
-    destination = DestinationSettings(name="tiktok", pixel_code=PIXEL,
-                                      access_token=Secret(ACCESS_TOKEN), api_url=api_url)
+    dest.setdefault("name", "tiktok")
+    destination = tiktok_destination(pixel_code=dest.pop("pixel_code", PIXEL),
+                                     access_token=Secret(ACCESS_TOKEN), api_url=api_url, **dest)
     return Settings(
         server=ServerSettings(admin_token=Secret(ADMIN_TOKEN)),
         storage=StorageSettings(url=db if isinstance(db, str) else f"sqlite:///{db}"),
         sources=(SourceSettings(name="backend", kind="server", key=Secret(SOURCE_KEY)),),
-        destinations=(dataclasses.replace(destination, **dest),),
+        destinations=(destination,),
         delivery=delivery,
         consent=consent or ConsentSettings(),
     )

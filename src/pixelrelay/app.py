@@ -16,12 +16,12 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pixelrelay import __version__, metrics
+from pixelrelay import __version__
 from pixelrelay.bursts import BurstLog
 from pixelrelay.clock import Clock, SystemClock
 from pixelrelay.config import Settings
 from pixelrelay.delivery.service import Delivery
-from pixelrelay.destinations import build_destination
+from pixelrelay.destinations import REGISTRY, build_destination
 from pixelrelay.diagnostics.endpoints import Diagnostics
 from pixelrelay.ingest import Ingestor
 from pixelrelay.openapi import openapi_json
@@ -56,9 +56,6 @@ class Gateway:
         # warning when one starts, a line when it ends, nothing per request or cycle between.
         self.outage = BurstLog(logging.getLogger("pixelrelay.storage"), "storage")
         self.destinations = [build_destination(d) for d in settings.destinations]
-        # The event_map names get metric labels of their own; any other invented name is
-        # counted as `other` (metrics.event_label).
-        metrics.allow_event_labels(d.event_map for d in settings.destinations)
         self.delivery = (Delivery(settings, store, self.destinations, clock, transport,
                                   outage=self.outage) if delivers else None)
         self.ingestor = Ingestor(settings, store, self.destinations, clock, notify=self._notify)
@@ -194,16 +191,16 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
               methods=["GET"]),
         Route("/metrics", stored(diagnostics.metrics_endpoint), methods=["GET"]),
     ]
-    emulator_app = None
-    if settings.sandbox:
-        from pixelrelay.emulator import Emulator, create_emulator_app
+    emulators: dict[str, Any] = {}
+    if settings.sandbox:  # each destination type's emulator, where its api_url points
+        from pixelrelay.emulator.sandbox import EMULATORS
 
-        emulator_app = create_emulator_app(Emulator(
-            access_tokens=[d.access_token.reveal() for d in settings.destinations],
-            pixel_codes=[ident for d in settings.destinations
-                         for ident in (d.pixel_code, d.offline_event_set_id, d.crm_event_set_id,
-                                       d.app_id) if ident]))
-        routes.append(Mount("/_emulator", app=emulator_app))
+        for kind, (path, make) in EMULATORS.items():
+            mine = [d for d in settings.destinations if d.type == kind]
+            if mine:
+                emulators[kind] = make([d.access_token.reveal() for d in mine],
+                                       [i for d in mine for i in REGISTRY[kind].emulator_ids(d)])
+                routes.append(Mount(path, app=emulators[kind]))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -226,8 +223,10 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
     app = _HotRoutesApp(hot=hot, routes=routes, lifespan=lifespan,
                         middleware=[Middleware(Edge, **edge)])
     app.state.gateway = gateway
-    if emulator_app is not None:
-        app.state.emulator = emulator_app.state.emulator
+    if "tiktok" in emulators:
+        app.state.emulator = emulators["tiktok"].state.emulator
+    if "meta" in emulators:
+        app.state.meta_emulator = emulators["meta"].state.meta_emulator
     return app
 
 

@@ -14,9 +14,10 @@ import httpx
 import orjson
 
 from pixelrelay import __version__
-from pixelrelay.destinations.tiktok.mapping import snake_case
 from pixelrelay.errors import PixelrelayError
+from pixelrelay.event_ids import PURCHASE_ID_NAME
 from pixelrelay.event_ids import order_event_id as derive_order_event_id
+from pixelrelay.names import snake_case
 
 MAX_EVENTS_PER_REQUEST = 500
 # Below the gateway's 1 MiB limit, leaving room for the envelope.
@@ -75,9 +76,11 @@ class TrackResult:
         self.warnings.extend(answer.get("warnings", []))
 
 
-def order_event_id(order_id: str | int, tiktok_event: str = "CompletePayment") -> str:
-    """The id the gateway and the browser tag derive for an order: ord_<id>_<snake name>."""
-    return derive_order_event_id(str(order_id), snake_case(tiktok_event))
+def order_event_id(order_id: str | int, event_name: str | None = None) -> str:
+    """The id the gateway and the browser tag derive for an order: ord_<id>_<snake name>,
+    where the name is the one the first destination sends (a purchase by default)."""
+    snake = PURCHASE_ID_NAME if event_name is None else snake_case(event_name)
+    return derive_order_event_id(str(order_id), snake)
 
 
 class Client:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import os
 import re
@@ -11,49 +10,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pixelrelay.destinations import REGISTRY, plugin_for
+from pixelrelay.destinations.settings import DEFAULT_MAX_AGE_DAYS, DestinationSettings
 from pixelrelay.errors import ConfigError
+from pixelrelay.secret import Secret
+
+__all__ = ["DestinationSettings", "Secret", "Settings", "load_settings", "parse_settings"]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_PIXEL_CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-MAX_BATCH_SIZE = 1000
-DEFAULT_API_URL = "https://business-api.tiktok.com"
+COMMON_DESTINATION_KEYS = frozenset({
+    "name", "type", "access_token", "api_url", "test_event_code", "events", "exclude_events",
+    "exclude_order_sources", "batch_size", "max_age_days", "default_phone_region", "event_map"})
 SANDBOX_SOURCE_KEY = "dev-key"
-
-
-class Secret:
-    """A string that never shows itself in repr, str or an error message."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('****')" if self._value else "Secret('')"
-
-    __str__ = __repr__
-
-    def fingerprint(self) -> str:
-        """A stable, non-reversible tag: tells that a token changed, never what it is."""
-        digest = hmac.new(b"pixelrelay/token-fingerprint", self._value.encode(), "sha256")
-        return digest.hexdigest()[:16]
-
-    def masked(self) -> str:
-        v = self._value
-        return "(empty)" if not v else ("****" + v[-4:] if len(v) > 12 else "****")
 
 
 @dataclass(frozen=True)
@@ -93,27 +62,6 @@ class SourceSettings:
     # browser session's (found through the cart token), else the region rule on the billing
     # country; "granted" / "denied": that, when no session answer is known.
     assume: str = "session"
-
-
-@dataclass(frozen=True)
-class DestinationSettings:
-    name: str
-    pixel_code: str
-    access_token: Secret
-    type: str = "tiktok"
-    api_url: str = DEFAULT_API_URL
-    test_event_code: str = ""
-    events: tuple[str, ...] = ("*",)
-    exclude_events: tuple[str, ...] = ()
-    exclude_order_sources: tuple[str, ...] = ()
-    batch_size: int = MAX_BATCH_SIZE
-    max_age_days: int = 7
-    default_phone_region: str = ""
-    event_map: dict[str, str] = field(default_factory=dict)
-    # event_source_id of the other sources' events; without one, such events are filtered.
-    offline_event_set_id: str = ""
-    crm_event_set_id: str = ""
-    app_id: str = ""  # the TikTok App ID (not the store id that app events carry)
 
 
 @dataclass(frozen=True)
@@ -180,15 +128,9 @@ def sandbox_settings(host: str = "127.0.0.1", port: int = 8080) -> Settings:
     return Settings(
         server=ServerSettings(host=host, port=port, admin_token=Secret(SANDBOX_SOURCE_KEY)),
         sources=(SourceSettings(name="sandbox", kind="server", key=Secret(SANDBOX_SOURCE_KEY)),),
-        destinations=(
-            DestinationSettings(
-                name="sandbox",
-                pixel_code="SANDBOXPIXEL000",
-                access_token=Secret("sandbox-access-token"),
-                api_url=f"http://{_url_host(host)}:{port}/_emulator",
-                batch_size=100,
-            ),
-        ),
+        # Each destination type that has an emulator gets a sandbox destination on it.
+        destinations=tuple(plugin.sandbox(f"http://{_url_host(host)}:{port}")
+                           for plugin in REGISTRY.values()),
         sandbox=True,
     )
 
@@ -321,7 +263,8 @@ class _Reader:
                                                   "as 10.0.0.0/8") from None
         return values
 
-    def reject_unknown(self, t: dict[str, Any], prefix: str, known: set[str]) -> None:
+    def reject_unknown(self, t: dict[str, Any], prefix: str,
+                       known: set[str] | frozenset[str]) -> None:
         for k in t:
             if k not in known:
                 raise ConfigError(f"{prefix}.{k}", "unknown key")
@@ -408,21 +351,17 @@ class _Reader:
         return value
 
     def destination(self, t: dict[str, Any], p: str) -> DestinationSettings:
-        self.reject_unknown(t, p, {
-            "name", "type", "pixel_code", "access_token", "api_url", "test_event_code",
-            "events", "exclude_events", "exclude_order_sources", "batch_size", "max_age_days",
-            "default_phone_region", "event_map", "offline_event_set_id", "crm_event_set_id",
-            "app_id"})
+        """The keys every destination has, then its type's own through its plugin."""
         name = self.string(t, f"{p}.name", "name")
         if not _NAME.match(name):
             raise ConfigError(f"{p}.name", "use letters, digits, '_', '-' or '.' (at most 64)")
         dtype = self.string(t, f"{p}.type", "type", "tiktok")
-        if dtype != "tiktok":
-            raise ConfigError(f"{p}.type", f"unknown destination type {dtype!r} (known: tiktok)")
-        pixel = self.string(t, f"{p}.pixel_code", "pixel_code")
-        if not _PIXEL_CODE.match(pixel):
-            raise ConfigError(f"{p}.pixel_code", "must be letters and digits, like C9ABC1234567890")
-        api_url = self.string(t, f"{p}.api_url", "api_url", DEFAULT_API_URL).rstrip("/")
+        plugin = plugin_for(dtype)
+        if plugin is None:
+            raise ConfigError(f"{p}.type", f"unknown destination type {dtype!r} "
+                                           f"(known: {', '.join(sorted(REGISTRY))})")
+        self.reject_unknown(t, p, COMMON_DESTINATION_KEYS | plugin.keys)
+        api_url = self.string(t, f"{p}.api_url", "api_url", plugin.default_api_url).rstrip("/")
         if not api_url.startswith(("http://", "https://")):
             raise ConfigError(f"{p}.api_url", "must start with http:// or https://")
         region = self.string(t, f"{p}.default_phone_region", "default_phone_region", "")
@@ -431,11 +370,11 @@ class _Reader:
         emap = t.get("event_map", {})
         if not isinstance(emap, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) and v for k, v in emap.items()):
-            raise ConfigError(f"{p}.event_map", "must be a table of event name = TikTok name")
+            raise ConfigError(f"{p}.event_map", "must be a table of event name = the "
+                                                "destination's event name")
         return DestinationSettings(
             name=name,
             type=dtype,
-            pixel_code=pixel,
             access_token=self.secret(t, f"{p}.access_token", "access_token", required=True),
             api_url=api_url,
             test_event_code=self.string(t, f"{p}.test_event_code", "test_event_code", ""),
@@ -443,23 +382,14 @@ class _Reader:
             exclude_events=self.strings(t, f"{p}.exclude_events", "exclude_events", ()),
             exclude_order_sources=self.strings(
                 t, f"{p}.exclude_order_sources", "exclude_order_sources", ()),
-            batch_size=self.integer(t, f"{p}.batch_size", "batch_size", MAX_BATCH_SIZE,
-                                    1, MAX_BATCH_SIZE),
-            max_age_days=self.integer(t, f"{p}.max_age_days", "max_age_days", 7, 1, 3650),
+            batch_size=self.integer(t, f"{p}.batch_size", "batch_size", plugin.max_batch_size,
+                                    1, plugin.max_batch_size),
+            max_age_days=self.integer(t, f"{p}.max_age_days", "max_age_days",
+                                      DEFAULT_MAX_AGE_DAYS, 1, 3650),
             default_phone_region=region.upper(),
             event_map=dict(emap),
-            **{key: self.source_id(t, f"{p}.{key}", key)
-               for key in ("offline_event_set_id", "crm_event_set_id", "app_id")},
+            platform=plugin.parse_settings(self, t, p),
         )
-
-    def source_id(self, t: dict[str, Any], path: str, key: str) -> str:
-        """An optional TikTok id (event set or app); numbers are taken as their digits."""
-        v = t.get(key, "")
-        value = str(v) if isinstance(v, int) and not isinstance(v, bool) else self.string(
-            t, path, key, "")
-        if value and not _PIXEL_CODE.match(value):
-            raise ConfigError(path, "must be letters and digits as TikTok shows it")
-        return value
 
     def delivery(self, t: dict[str, Any]) -> DeliverySettings:
         d = DeliverySettings()

@@ -5,6 +5,9 @@ because that id is what each ad platform deduplicates on."""
 from __future__ import annotations
 
 ORDER_PREFIX = "ord_"
+# The name part of a purchase's id with the default names: what tags, backends and the Python
+# client already derive (ord_1001_complete_payment), so it stays, whatever the destinations.
+PURCHASE_ID_NAME = "complete_payment"
 CHECKOUT_PREFIX = "chk_"
 
 

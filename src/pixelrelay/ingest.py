@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, replace
 
 from pixelrelay.clock import Clock
 from pixelrelay.config import Settings
+from pixelrelay.destinations import REGISTRY, id_names, purchase_names
 from pixelrelay.destinations.base import Destination
-from pixelrelay.destinations.tiktok.mapping import PURCHASE_EVENTS, EventNames
 from pixelrelay.diagnostics.recorder import (
     count_ingest,
     ingest_notes,
@@ -33,6 +33,7 @@ from pixelrelay.pipeline.enrich import (
     without_tokens,
 )
 from pixelrelay.pipeline.parse import parse_event, too_old
+from pixelrelay.routing import route as route_event
 from pixelrelay.store.base import InsertOutcome, Merged, NewEvent, Store
 from pixelrelay.store.codec import decode_event, encode_event
 from pixelrelay.store.rows import IngestNote
@@ -91,10 +92,13 @@ class Ingestor:
                                    default=0) * 86400
         self.phone_region = _shared_phone_region(settings)
         self.purchase_hold_s = settings.sessions.purchase_hold_s
-        # The derived event_id (ord_<order>_<snake TikTok name>) must equal what the browser tag
-        # computes, so it follows the first destination's mapping.
-        self._id_name = EventNames(
-            settings.destinations[0].event_map if settings.destinations else {})
+        # The derived event_id (ord_<order>_<snake name>) must equal what the browser tag
+        # computes, so it follows the first destination's names.
+        self.id_names = id_names(settings.destinations)
+        self.id_type = settings.destinations[0].type if settings.destinations else None
+        self._purchases = purchase_names()
+        # Plaintext personal keys are kept (in memory) only when a destination hashes them.
+        self._keep_plain = any(REGISTRY[d.type].hashes_plaintext for d in settings.destinations)
 
     async def accept(self, raw_events: Sequence[object], *,
                      channel: Channel = Channel.SERVER,
@@ -115,11 +119,14 @@ class Ingestor:
         refused: list[IngestNote] = []  # diagnostics: each refusal's field and reason, no value
         dests = [d for d in self.destinations
                  if only_destinations is None or d.name in only_destinations]
-        names = self._id_name.as_sent if channel is Channel.TIKTOK_API else self._id_name
+        # A drop-in endpoint's names are its platform's already: only an exact event_map
+        # entry renames them.
+        names = (self.id_names.as_sent if channel.platform is not None
+                 and channel.platform == self.id_type else self.id_names)
         for index, raw in enumerate(raw_events):
             parsed = parse_event(raw, now=now, phone_region=self.phone_region,
-                                 tiktok_name=names, new_id=_new_id, nul_free=nul_free,
-                                 channel=channel)
+                                 dest_name=names, new_id=_new_id, nul_free=nul_free,
+                                 channel=channel, keep_plain=self._keep_plain)
             event = parsed.event
             problems = parsed.problems if event is None else self._age_problems(event, dests, now)
             if problems:
@@ -147,7 +154,7 @@ class Ingestor:
         # The ingest log goes in the events' transaction (the notes depend on the outcomes).
         outcomes = await self.store.insert(
             batch, now, ingest_log=functools.partial(ingest_notes, now, channel, refused, batch))
-        count_ingest(refused, batch, outcomes)
+        count_ingest(refused, batch, outcomes, self.id_names)
         for outcome in outcomes:
             if outcome is InsertOutcome.ACCEPTED:
                 result.accepted += 1
@@ -220,9 +227,9 @@ class Ingestor:
         for dest in dests:
             if young or too_old(event.event_time, now,
                                 self.max_age_days.get(dest.name, 7)) is None:
-                route = dest.route(event, now)
+                route = route_event(dest, event)
                 if hold and route.state is DeliveryState.PENDING and (
-                        route.dest_event in PURCHASE_EVENTS):
+                        route.dest_event in self._purchases):
                     route = replace(route, not_before=now + self.purchase_hold_s)
                 routes.append(route)
         return tuple(routes)

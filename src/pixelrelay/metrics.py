@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -16,15 +16,11 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from pixelrelay.destinations.tiktok.codes import DELIVERED_CODES, RETRY_CODES, SETUP_CODES
-from pixelrelay.destinations.tiktok.mapping import (
-    APP_STANDARD_EVENTS,
-    DEFAULT_MAP,
-    STANDARD_EVENTS,
-)
 from pixelrelay.model import DeliveryState
-from pixelrelay.store.base import Claimed, Finished
-from pixelrelay.store.rows import QueueRow
+
+if TYPE_CHECKING:  # types only: metrics sits below the store (destinations count through it)
+    from pixelrelay.store.base import Claimed, Finished
+    from pixelrelay.store.rows import QueueRow
 
 # Every counter would also export a `_created` series (a timestamp per label set) that
 # doubles the scrape and that no dashboard here uses.
@@ -32,11 +28,11 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 # A dedicated registry: tests and several apps in one process never collide on the global one.
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-# The one rule for `event` on every event counter: the TikTok name the destination receives
-# (after its event_map). Counts with no destination (ingest rejections, duplicates) use the
-# incoming name through the default mapping, so Purchase counts as CompletePayment everywhere.
+# The one rule for `event` on every event counter: the name the destination receives (after
+# its event_map). Counts with no destination (ingest rejections, duplicates) use the incoming
+# name through the first destination's names.
 # Only names of a known vocabulary become label values; any other is `other` (event_label).
-_EVENT = ("; event = TikTok name (no destination: incoming name via the default mapping), "
+_EVENT = ("; event = the destination's name (no destination: the first destination's), "
           "`other` for a name that is neither standard nor in a destination's event_map")
 # Counter -> the position of its `event` label, which count_all bounds.
 _EVENT_AT: dict[Counter, int] = {}
@@ -65,9 +61,15 @@ RETRIED = _event_counter("pixelrelay_events_retried", "Deliveries scheduled for 
                          "attempt", ["destination", "event"])
 GAVE_UP = _event_counter("pixelrelay_events_gave_up", "Deliveries dead without a rejection "
                          "(expired, max attempts)", ["destination", "event", "reason"])
-TIKTOK_CODES = Counter("pixelrelay_tiktok_responses", "Answers per TikTok code (or http_<status>"
-                       " / network when there was no code; `other` for a code pixelrelay does "
-                       "not know)", ["destination", "code"], registry=REGISTRY)
+_RESPONSES = ("Answers per destination and platform code (or http_<status> / network when "
+              "there was no code; `other` for a code pixelrelay does not know)")
+DESTINATION_RESPONSES = Counter("pixelrelay_destination_responses", _RESPONSES,
+                                ["destination", "code"], registry=REGISTRY)
+# The metric's name before destinations other than TikTok: kept, with the same counts, for
+# one release so that dashboards can move over.
+_OLD_RESPONSES = Counter("pixelrelay_tiktok_responses", "Deprecated alias of "
+                         "pixelrelay_destination_responses. " + _RESPONSES,
+                         ["destination", "code"], registry=REGISTRY)
 COLLECT_REFUSED = Counter("pixelrelay_collect_refused",
                           "Browser tag hits refused before any event was read, by reason "
                           "(unknown_key, origin_not_allowed)", ["reason"], registry=REGISTRY)
@@ -89,28 +91,36 @@ _PATHS = frozenset({"/", "/login", "/logout", "/healthz", "/metrics", "/v1/event
 _PREFIXES = (("/v1/webhooks/shopify/", "/v1/webhooks/shopify/{source}"),
              ("/v1/destinations/", "/v1/destinations/{name}/resume"),
              ("/v1/events/", "/v1/events/{event_id}/trace"),
-             ("/_emulator", "/_emulator"))
+             ("/_emulator", "/_emulator"), ("/_meta", "/_meta"))
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE",
                       "CONNECT"})
-# TikTok's codes that pixelrelay knows (codes.py, and 40000/40002: bad request/parameter).
-_CODES = frozenset(str(c) for c in DELIVERED_CODES | RETRY_CODES | SETUP_CODES
-                   | {40000, 40002})
+# The platform codes pixelrelay knows: each destination type's, given by allow_labels.
+_CODES: set[str] = set()
 OTHER = "other"
-# The `event` label's vocabulary: TikTok's standard names (web and app) and those the default
-# mapping sends, plus every configured event_map's names (allow_event_labels). A name a
-# request invents (3,000 made-up names through the public site key once made 6,000 series,
-# some holding an email) counts as `other`.
-_EVENT_LABELS: set[str] = {*STANDARD_EVENTS, *APP_STANDARD_EVENTS, *DEFAULT_MAP.values()}
+# The `event` label's vocabulary: each destination type's standard names and those its default
+# mapping sends, plus every configured event_map's names (allow_labels). A name a request
+# invents (3,000 made-up names through the public site key once made 6,000 series, some
+# holding an email) counts as `other`.
+_EVENT_LABELS: set[str] = set()
 
 
-def allow_event_labels(event_maps: Iterable[Mapping[str, str]]) -> None:
-    """Give the names of destinations' event_maps (each key and value) labels of their own.
+def allow_labels(names: Iterable[str], event_map: Mapping[str, str],
+                 codes: Iterable[int]) -> None:
+    """Give a destination's standard names, the names of its event_map (each key and value)
+    and its platform's known codes labels of their own.
 
-    Called once per process with its configuration, before any event is counted; the
-    vocabulary only grows, with configured names, so it stays bounded.
+    Called when a destination is built, before any of its events is counted; the vocabulary
+    only grows, with configured names, so it stays bounded.
     """
-    for event_map in event_maps:
-        _EVENT_LABELS.update(name for pair in event_map.items() for name in pair if name)
+    _EVENT_LABELS.update(names)
+    _EVENT_LABELS.update(name for pair in event_map.items() for name in pair if name)
+    _CODES.update(str(c) for c in codes)
+
+
+def count_response(destination: str, label: str) -> None:
+    """One answer of a destination (code_label), under the metric and its old alias."""
+    child(DESTINATION_RESPONSES, destination, label).inc()
+    child(_OLD_RESPONSES, destination, label).inc()
 
 
 def event_label(name: str) -> str:
@@ -156,7 +166,7 @@ def path_label(path: str) -> str:
 
 
 def code_label(code: int | None, status: int | None) -> str:
-    """A known TikTok code, else `other`; http_<status> for a standard status, else
+    """A known platform code, else `other`; http_<status> for a standard status, else
     http_other: what an answer says must not become a series of its own."""
     if code is not None:
         label = str(code)

@@ -31,6 +31,19 @@ class Channel(StrEnum):
     BROWSER = "browser"  # the tag, through /v1/collect or a site key
     SHOPIFY = "shopify"
     TIKTOK_API = "tiktok_api"  # the drop-in /open_api/v1.3/event/track/
+    META_API = "meta_api"  # the drop-in /{version}/{pixel_id}/events (Meta's Graph API)
+
+    @property
+    def platform(self) -> str | None:
+        """For a drop-in endpoint, the destination type whose request format (and event
+        names) it takes: names sent that way are that platform's own already."""
+        return _DROP_IN.get(self)
+
+
+_DROP_IN = {Channel.TIKTOK_API: "tiktok", Channel.META_API: "meta"}
+# Drop-ins whose senders hash phones otherwise than the stored hash set (E.164 with its +):
+# such a digest serves only its own platform (Event.plain), never the stored set.
+FOREIGN_PHONE_HASHES = frozenset({Channel.META_API})
 
 
 class ConsentState(StrEnum):
@@ -79,12 +92,15 @@ class User:
     idfv: str | None = None
     gaid: str | None = None  # app events (Android advertising id)
     att_status: str | None = None  # iOS App Tracking Transparency status
+    fbc: str | None = None  # Meta's click id cookie (fb.1.<ms>.<fbclid>), as given
+    fbp: str | None = None  # Meta's browser id cookie (fb.1.<ms>.<random>), as given
 
     def without_personal_data(self) -> User:
         """What consent `ad_user_data: denied` leaves: no identifier of the person, their
         address or their device; click and browser context stay."""
         return User(ttclid=self.ttclid, ttp=self.ttp, ip=self.ip, user_agent=self.user_agent,
-                    locale=self.locale, att_status=self.att_status)
+                    locale=self.locale, att_status=self.att_status, fbc=self.fbc,
+                    fbp=self.fbp)
 
     @property
     def has_personal_data(self) -> bool:
@@ -99,6 +115,24 @@ class User:
 
 _USER_KEYS = tuple(f.name for f in fields(User))
 _user_values = attrgetter(*_USER_KEYS)
+
+
+@record
+class PlainUser:
+    """The personal match keys as normalised plaintext, in memory only: never stored, encoded
+    or logged. Each destination hashes them its own way at ingest. Email is trimmed and
+    lower-cased, phone in E.164 with `+`, the rest trimmed; a value that is a SHA-256 digest
+    already is the sender's, in the format of the door it came in by (Event.channel)."""
+
+    email: tuple[str, ...] = ()
+    phone: tuple[str, ...] = ()
+    external_id: tuple[str, ...] = ()
+    first_name: str | None = None
+    last_name: str | None = None
+    zip_code: str | None = None
+    city: str | None = None
+    state: str | None = None
+    country: str | None = None
 
 
 @record
@@ -163,6 +197,9 @@ class Event:
     limited_data_use: bool | None = None  # as the sender set it; consent may still force it
     test_event_code: str | None = None  # the sender's: this event goes to Test Events
     copies: tuple[str, ...] = ()  # channels of later copies merged into this one
+    # The personal match keys in plaintext for the destinations to hash (in memory only:
+    # the codec never writes it; an event read back from the store has None).
+    plain: PlainUser | None = field(default=None, compare=False)
 
 
 class DeliveryState(StrEnum):

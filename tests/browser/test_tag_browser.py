@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from pixelrelay.config import Secret, Settings, SourceSettings
-from pixelrelay.destinations.tiktok.mapping import snake_case
+from pixelrelay.names import snake_case
 from tests.browser.shop import Site, cookies, idle, loaded, open_site, ttq_calls, wait_hits
 from tests.conftest import SOURCE_KEY, make_settings
 from tests.support import wait_for

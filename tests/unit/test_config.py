@@ -82,7 +82,7 @@ def test_errors_name_the_key(patch: str, key: str, reason: str) -> None:
                "storage.bogus": 'url = "sqlite:///x.db"\nbogus = 1'}
     replacement = storage.get(key) or {"batch_size = 500": "batch_size = 5000",
                    'pixel_code = "C9ABC1234567890"': "",
-                   'type = "tiktok"': 'type = "meta"',
+                   'type = "tiktok"': 'type = "snapchat"',
                    "max_age_days = 3": "max_age_days = 3\nbogus = 1"}[patch]
     raw = tomllib.loads(FULL.replace(patch, replacement))
     with pytest.raises(ConfigError) as err:

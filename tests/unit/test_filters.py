@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from pixelrelay.config import DestinationSettings, Secret
+from pixelrelay.destinations.tiktok.settings import tiktok_destination
 from pixelrelay.model import Event
-from pixelrelay.pipeline.filters import filter_reason
+from pixelrelay.routing import filter_reason
 
 
 def settings(**kw: Any) -> DestinationSettings:
-    return DestinationSettings(name="t", pixel_code="P", access_token=Secret("x"), **kw)
+    return tiktok_destination(name="t", pixel_code="P", access_token=Secret("x"), **kw)
 
 
 def ev(name: str = "Purchase", order_source: str | None = None) -> Event:

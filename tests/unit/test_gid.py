@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pixelrelay.destinations.tiktok.mapping import EventNames
 from pixelrelay.pipeline.gid import plain_id
 from pixelrelay.pipeline.parse import parse_event
 
@@ -25,7 +26,8 @@ def test_global_ids_become_plain(given: str, plain: str) -> None:
 def test_an_order_given_as_a_global_id_derives_the_webhooks_event_id() -> None:
     for order_id in ("gid://shopify/OrderIdentity/5633837583468", 5633837583468):
         e = parse_event({"event": "Purchase", "properties": {
-            "order_id": order_id, "cart_token": "gid://shopify/Cart/tok9?key=k"}}, now=NOW).event
+            "order_id": order_id, "cart_token": "gid://shopify/Cart/tok9?key=k"}}, now=NOW,
+            dest_name=EventNames()).event
         assert e is not None and e.event_id == "ord_5633837583468_complete_payment"
         assert e.properties["order_id"] == "5633837583468"
     given = parse_event({"event": "Purchase", "event_id":

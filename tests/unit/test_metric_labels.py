@@ -10,7 +10,7 @@ def test_event_names_outside_the_vocabulary_are_other() -> None:
     assert metrics.event_label("Purchase") == "Purchase"
     assert metrics.event_label("InstallApp") == "InstallApp"  # TikTok's app list too
     assert metrics.event_label("signup ann@example.com") == "other"
-    metrics.allow_event_labels([{"Unit Test Incoming": "UnitTestOutgoing"}])
+    metrics.allow_labels((), {"Unit Test Incoming": "UnitTestOutgoing"}, ())
     assert metrics.event_label("Unit Test Incoming") == "Unit Test Incoming"
     assert metrics.event_label("UnitTestOutgoing") == "UnitTestOutgoing"
 

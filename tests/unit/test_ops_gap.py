@@ -6,9 +6,11 @@ import dataclasses
 
 import pytest
 
+from pixelrelay.destinations.tiktok.settings import tiktok_destination
 from pixelrelay.model import DeliveryState
 from pixelrelay.ops.gap import Order, classify, order_id_of, purchase_names, read_orders, reconcile
 from pixelrelay.ops.window import Window
+from pixelrelay.secret import Secret
 from pixelrelay.store.rows import PurchaseRecord, RejectedOrder
 
 NOW = 1_776_943_380.0
@@ -44,8 +46,10 @@ def test_order_id_from_properties_else_from_the_derived_event_id() -> None:
 
 
 def test_purchase_names_follow_the_destination_mapping() -> None:
-    assert {"Purchase", "CompletePayment", "Order Completed"} <= set(purchase_names({}))
-    assert "Checkout Done" in purchase_names({"Checkout Done": "Purchase"})
+    plain = tiktok_destination(name="t", pixel_code="P", access_token=Secret("x"))
+    assert {"Purchase", "CompletePayment", "Order Completed"} <= set(purchase_names(plain))
+    mapped = dataclasses.replace(plain, event_map={"Checkout Done": "Purchase"})
+    assert "Checkout Done" in purchase_names(mapped)
 
 
 @pytest.mark.parametrize(("records", "category", "reason"), [

@@ -12,6 +12,7 @@ from pixelrelay.destinations import build_destination
 from pixelrelay.emulator import validate_request
 from pixelrelay.ops import OpsError
 from pixelrelay.ops.send_test import REFUSAL, TEST_EVENT_ID, plan, probe_event
+from pixelrelay.routing import route as route_of
 from tests.conftest import make_settings
 
 NOW = 1_776_943_380.0
@@ -30,7 +31,7 @@ def test_destinations_without_a_test_event_code_are_refused() -> None:
 def test_the_probe_passes_tiktoks_contract_with_the_code_at_the_top_level() -> None:
     s = make_settings(Path("x.db"), "http://127.0.0.1:9", test_event_code="TEST1")
     dest = build_destination(s.destinations[0])
-    route = dest.route(probe_event(NOW), NOW)
+    route = route_of(dest, probe_event(NOW))
     assert route.payload is not None
     body = orjson.loads(dest.build_request(route.batch_key, [route.payload]).body)
     assert validate_request(body) == []

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pixelrelay.destinations.tiktok.mapping import EventNames
 from pixelrelay.errors import NoticeKind, Problem
 from pixelrelay.model import ConsentState, Event, Source, User
 from pixelrelay.pipeline.parse import ParseResult, parse_event, too_old
@@ -31,6 +32,7 @@ def spec_event() -> dict[str, Any]:
 
 
 def ok(raw: object, **kw: Any) -> Event:
+    kw.setdefault("dest_name", EventNames())  # a TikTok destination's names, by default
     r = parse_event(raw, now=NOW, **kw)
     assert r.problems == ()
     assert r.event is not None
@@ -95,7 +97,7 @@ def test_event_id_derived_from_order_id_and_mapped_name() -> None:
     assert e.event_id == "ord_10492_complete_payment"
     assert e.properties["order_id"] == "10492"
     e = ok({"event": "Purchase", "properties": {"order_id": "A-7"}},
-           tiktok_name=lambda n, source: "Purchase")
+           dest_name=lambda n, source: "Purchase")
     assert e.event_id == "ord_A-7_purchase"
     for name in ("Order Completed", "order completed", "order_completed"):
         assert ok({"event": name, "properties": {"order_id": "9"}}).event_id == (

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pixelrelay.destinations.tiktok.mapping import EventNames, default_tiktok_name
 from pixelrelay.pipeline import nesting
 from pixelrelay.pipeline.parse import parse_event
 from pixelrelay.sources.shopify_map import (
@@ -26,6 +27,7 @@ from pixelrelay.sources.shopify_map import (
 from tests.fuzz.strategies import FUZZ, dumps, shopify_orders
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "shopify" / "orders-create.json"
+TIKTOK_NAMES = default_tiktok_name  # the names a TikTok destination derives ids with
 NOW = 1_776_943_380.0
 BIG_ID = 820982911946154508  # 18 digits: a float would turn it into ...4500
 
@@ -37,7 +39,7 @@ def order(**changes: Any) -> dict[str, Any]:
 
 
 def purchase(doc: dict[str, Any], content_id: str = "sku") -> dict[str, Any]:
-    event = order_to_event(doc, "orders/create", content_id, NOW)
+    event = order_to_event(doc, "orders/create", content_id, NOW, dest_name=TIKTOK_NAMES)
     assert event is not None
     return event
 
@@ -90,7 +92,7 @@ def test_fixture_maps_to_purchase() -> None:
 
 def test_mapped_fixture_passes_the_pipeline_parser() -> None:
     event = purchase(order(phone="+1 213-373-4253", landing_site="/?ttclid=E.C.P.x"))
-    parsed = parse_event(event, now=NOW)
+    parsed = parse_event(event, now=NOW, dest_name=EventNames())
     assert parsed.problems == ()
     assert parsed.event is not None
     assert parsed.event.event_id == "ord_450789469_complete_payment"
@@ -193,7 +195,7 @@ def test_context_fields() -> None:
 
 def test_paid_topic_prefers_processed_at() -> None:
     doc = order(processed_at="2026-04-23T11:23:00+02:00")
-    paid = order_to_event(doc, "orders/paid", "sku", NOW)
+    paid = order_to_event(doc, "orders/paid", "sku", NOW, dest_name=TIKTOK_NAMES)
     assert paid is not None and paid["timestamp"] == 1776936180
     assert purchase(doc)["timestamp"] == 1199980800  # orders/create keeps created_at
     assert purchase(order(created_at=None))["timestamp"] == int(NOW)
@@ -204,7 +206,7 @@ def test_checkout_maps_to_initiate_checkout() -> None:
                 "created_at": "2026-04-23T09:00:00Z", "total_price": "10.50",
                 "currency": "EUR", "email": "a@b.example", "landing_site": None,
                 "line_items": [{"sku": "S1", "quantity": 2, "price": "5.25", "title": "T"}]}
-    event = order_to_event(checkout, "checkouts/create", "sku", NOW)
+    event = order_to_event(checkout, "checkouts/create", "sku", NOW, dest_name=TIKTOK_NAMES)
     assert event is not None
     assert event["event"] == "InitiateCheckout"
     assert event["event_id"] == "chk_tok123_initiate_checkout"
@@ -213,28 +215,29 @@ def test_checkout_maps_to_initiate_checkout() -> None:
     assert (props["value"], props["num_items"]) == (10.5, 2)
     assert (props["cart_token"], props["checkout_token"]) == ("cart9", "tok123")
     del checkout["id"]
-    token_only = order_to_event(checkout, "checkouts/create", "sku", NOW)
+    token_only = order_to_event(checkout, "checkouts/create", "sku", NOW,
+                                dest_name=TIKTOK_NAMES)
     assert token_only is not None and token_only["event_id"] == "chk_tok123_initiate_checkout"
     checkout["id"] = BIG_ID
     del checkout["token"]
-    id_only = order_to_event(checkout, "checkouts/create", "sku", NOW)
+    id_only = order_to_event(checkout, "checkouts/create", "sku", NOW, dest_name=TIKTOK_NAMES)
     assert id_only is not None and id_only["event_id"] == f"chk_{BIG_ID}_initiate_checkout"
 
 
 def test_event_id_follows_the_destination_name_mapping() -> None:
     event = order_to_event(order(), "orders/create", "sku", NOW,
-                           tiktok_name=lambda n: "Purchase" if n == "Purchase" else n)
+                           dest_name=lambda n: "Purchase" if n == "Purchase" else n)
     assert event is not None and event["event_id"] == "ord_450789469_purchase"
 
 
 def test_unmappable_payloads() -> None:
     with pytest.raises(ShopifyPayloadError, match="no usable id"):
-        order_to_event(order(id=None), "orders/create", "sku", NOW)
+        order_to_event(order(id=None), "orders/create", "sku", NOW, dest_name=TIKTOK_NAMES)
     with pytest.raises(ShopifyPayloadError, match="JSON object"):
-        order_to_event([1], "orders/create", "sku", NOW)
+        order_to_event([1], "orders/create", "sku", NOW, dest_name=TIKTOK_NAMES)
     with pytest.raises(ShopifyPayloadError, match="neither an id nor a token"):
-        order_to_event({"token": ""}, "checkouts/create", "sku", NOW)
-    assert order_to_event(order(), "products/update", "sku", NOW) is None
+        order_to_event({"token": ""}, "checkouts/create", "sku", NOW, dest_name=TIKTOK_NAMES)
+    assert order_to_event(order(), "products/update", "sku", NOW, dest_name=TIKTOK_NAMES) is None
 
 
 def test_topic_routing() -> None:
@@ -283,7 +286,7 @@ def test_quantities_beyond_any_real_order_name_the_line(quantity: float) -> None
 def test_odd_fields_reach_validation_which_names_them() -> None:
     doc = order(total_price={"amount": "1.00"})
     doc["line_items"][0].update(price={"amount": "1.00"}, quantity="two")
-    parsed = parse_event(purchase(doc), now=NOW)
+    parsed = parse_event(purchase(doc), now=NOW, dest_name=EventNames())
     assert {p.field for p in parsed.problems} == {
         "properties.value", "properties.contents.0.price", "properties.contents.0.quantity"}
 
@@ -309,11 +312,12 @@ def test_any_order_shape_maps_or_is_refused_with_a_reason(doc: dict[str, Any], t
     except (nesting.TooDeep, orjson.JSONDecodeError):
         return  # refused with 400 before any mapping (tests/integration/test_nesting_http.py)
     try:
-        event = order_to_event(payload, topic, content_id, NOW)
+        event = order_to_event(payload, topic, content_id, NOW, dest_name=TIKTOK_NAMES)
     except ShopifyPayloadError as exc:
         assert exc.reason
         return
     assert event is not None
-    parsed = parse_event(event, now=NOW)  # never raises: problems name fields
+    # Never raises: problems name fields.
+    parsed = parse_event(event, now=NOW, dest_name=EventNames())
     assert (parsed.event is None) == bool(parsed.problems)
     orjson.dumps(event)  # every number fits the encoder the store and the sender use

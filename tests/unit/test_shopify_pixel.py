@@ -11,7 +11,8 @@ import orjson
 import pytest
 
 from pixelrelay.cli import main
-from pixelrelay.config import DestinationSettings, Secret, Settings, SourceSettings
+from pixelrelay.config import Secret, Settings, SourceSettings
+from pixelrelay.destinations.tiktok.settings import tiktok_destination
 from pixelrelay.sources.shopify_pixel import PixelError, pixel_code
 
 WEB = SourceSettings(name="web", kind="browser", key=Secret("site-key-web-1"),
@@ -19,7 +20,7 @@ WEB = SourceSettings(name="web", kind="browser", key=Secret("site-key-web-1"),
 API = SourceSettings(name="api", kind="server", key=Secret("server-key-1"))
 SHOP = SourceSettings(name="shop", kind="shopify", key=Secret(""), secret=Secret("s"),
                       content_id="variant_id")
-TIKTOK = DestinationSettings(name="tt", pixel_code="C9ABC1234567890",
+TIKTOK = tiktok_destination(name="tt", pixel_code="C9ABC1234567890",
                              access_token=Secret("token"),
                              event_map={"Purchase": "Purchase", "Search": "SearchDone"})
 

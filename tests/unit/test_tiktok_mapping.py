@@ -11,10 +11,9 @@ from pixelrelay.destinations.tiktok.mapping import (
     EventNames,
     default_tiktok_name,
     lookalike_standard,
-    name_key,
-    snake_case,
     tiktok_name,
 )
+from pixelrelay.names import name_key, snake_case
 
 
 @pytest.mark.parametrize(("incoming", "expected"), [

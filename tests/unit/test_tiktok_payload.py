@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -10,14 +11,16 @@ from typing import Any
 import orjson
 import pytest
 
-from pixelrelay.config import DestinationSettings, Secret
+from pixelrelay.config import Secret
 from pixelrelay.destinations import REGISTRY, build_destination
 from pixelrelay.destinations.base import HttpResponse, OutcomeKind
 from pixelrelay.destinations.tiktok import TikTokDestination
 from pixelrelay.destinations.tiktok.payload import build_body, build_item, encode_item, track_url
+from pixelrelay.destinations.tiktok.settings import tiktok_destination
 from pixelrelay.errors import ConfigError
 from pixelrelay.model import Consent, ConsentState, DeliveryState, Event, Page, Source, User
 from pixelrelay.pipeline.parse import parse_event
+from pixelrelay.routing import route as route_of
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = 1776943400.0
@@ -25,7 +28,7 @@ H = "b" * 64
 
 
 def dest(**kw: Any) -> TikTokDestination:
-    settings = DestinationSettings(name="tiktok", pixel_code="C9ABC1234567890",
+    settings = tiktok_destination(name="tiktok", pixel_code="C9ABC1234567890",
                                    access_token=Secret("tok-123"), **kw)
     d = build_destination(settings)
     assert isinstance(d, TikTokDestination)
@@ -37,7 +40,7 @@ def test_golden_spec_example_request() -> None:
     event = parse_event(raw, now=NOW).event
     assert event is not None
     d = dest(test_event_code="TEST123")
-    route = d.route(event, NOW)
+    route = route_of(d, event)
     assert (route.destination, route.dest_event, route.state, route.batch_key) == (
         "tiktok", "CompletePayment", DeliveryState.PENDING, "web|test=TEST123")
     assert route.payload is not None
@@ -88,10 +91,10 @@ def test_track_url_has_the_trailing_slash(api_url: str) -> None:
 def test_route_filtered_before_suppressed() -> None:
     denied = Event(name="PageView", event_id="e", event_time=1, source=Source.OFFLINE,
                    consent=Consent(marketing=ConsentState.DENIED))
-    r = dest(exclude_events=("Pageview",)).route(denied, NOW)
+    r = route_of(dest(exclude_events=("Pageview",)), denied)
     assert (r.state, r.reason, r.payload, r.dest_event, r.batch_key) == (
         DeliveryState.FILTERED, "filter: event in exclude_events", None, "Pageview", "offline")
-    r = dest(offline_event_set_id="7301").route(denied, NOW)
+    r = route_of(dest(offline_event_set_id="7301"), denied)
     assert (r.state, r.reason, r.payload) == (
         DeliveryState.SUPPRESSED, "consent: marketing denied", None)
 
@@ -99,7 +102,7 @@ def test_route_filtered_before_suppressed() -> None:
 def test_route_uses_the_event_map_and_source() -> None:
     e = Event(name="Purchase", event_id="e", event_time=1, source=Source.OFFLINE)
     d = dest(event_map={"Purchase": "Purchase"}, batch_size=50, offline_event_set_id="7301")
-    r = d.route(e, NOW)
+    r = route_of(d, e)
     assert r.dest_event == "Purchase" and r.batch_key == "offline"
     assert r.payload is not None and orjson.loads(r.payload)["event"] == "Purchase"
     body = orjson.loads(d.build_request(r.batch_key, [r.payload]).body)
@@ -113,11 +116,11 @@ def test_each_source_goes_to_its_own_tiktok_id_or_is_filtered(
         source: Source, key: str, ident: str) -> None:
     e = Event(name="ViewContent", event_id="e", event_time=1, source=source)
     if source is not Source.WEB:
-        r = dest().route(e, NOW)
+        r = route_of(dest(), e)
         assert r.state is DeliveryState.FILTERED and r.payload is None
         assert r.reason == f"filter: no {key} configured for source {source.value} events"
     d = dest(**({} if source is Source.WEB else {key: ident}))
-    r = d.route(e, NOW)
+    r = route_of(d, e)
     assert r.state is DeliveryState.PENDING and r.payload is not None
     body = orjson.loads(d.build_request(r.batch_key, [r.payload]).body)
     assert (body["event_source"], body["event_source_id"]) == (source.value, ident)
@@ -125,9 +128,9 @@ def test_each_source_goes_to_its_own_tiktok_id_or_is_filtered(
 
 def test_a_senders_test_event_code_gets_requests_of_its_own() -> None:
     d = dest()
-    prod = d.route(Event(name="ViewContent", event_id="a", event_time=1), NOW)
-    test = d.route(Event(name="ViewContent", event_id="b", event_time=1,
-                         test_event_code="TEST9"), NOW)
+    prod = route_of(d, Event(name="ViewContent", event_id="a", event_time=1))
+    test = route_of(d, Event(name="ViewContent", event_id="b", event_time=1,
+                         test_event_code="TEST9"))
     assert prod.batch_key != test.batch_key
     assert test.payload is not None and prod.payload is not None
     assert orjson.loads(d.build_request(test.batch_key, [test.payload]).body)[
@@ -136,8 +139,9 @@ def test_a_senders_test_event_code_gets_requests_of_its_own() -> None:
                                                                  [prod.payload]).body)
     # A destination's own code still sends everything to Test Events, in one kind of request.
     d = dest(test_event_code="DEST1")
-    keys = {d.route(Event(name="ViewContent", event_id=i, event_time=1, test_event_code=c),
-                    NOW).batch_key for i, c in (("a", None), ("b", "TEST9"))}
+    keys = {route_of(d, Event(name="ViewContent", event_id=i, event_time=1,
+                              test_event_code=c)).batch_key
+            for i, c in (("a", None), ("b", "TEST9"))}
     assert keys == {"web|test=DEST1"}
 
 
@@ -175,9 +179,10 @@ def test_destination_attributes_and_classify() -> None:
 
 
 def test_registry_and_unknown_type() -> None:
-    assert REGISTRY["tiktok"] is TikTokDestination
-    bad = DestinationSettings(name="x", pixel_code="P", access_token=Secret("t"), type="meta")
-    with pytest.raises(ConfigError, match="unknown destination type 'meta'"):
+    assert REGISTRY["tiktok"].build is TikTokDestination
+    bad = dataclasses.replace(tiktok_destination(name="x", pixel_code="P",
+                                                 access_token=Secret("t")), type="nope")
+    with pytest.raises(ConfigError, match="unknown destination type 'nope'"):
         build_destination(bad)
 
 

@@ -252,8 +252,7 @@ class DeliveryWorker:
         now = self.clock.now()
         message = outcome.message or response.error
         self._log(batch, response, outcome, message)
-        metrics.TIKTOK_CODES.labels(self.name, metrics.code_label(outcome.code,
-                                                                  response.status)).inc()
+        metrics.count_response(self.name, metrics.code_label(outcome.code, response.status))
         attempt = AttemptRecord(
             destination=self.name, event_ids=tuple(c.event_id for c in batch.items),
             http_status=response.status, code=outcome.code, message=message,

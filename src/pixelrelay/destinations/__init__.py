@@ -2,22 +2,61 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 
-from pixelrelay.config import DestinationSettings
+from pixelrelay import metrics
 from pixelrelay.destinations.base import Destination
-from pixelrelay.destinations.tiktok import TikTokDestination
+from pixelrelay.destinations.meta import PLUGIN as META
+from pixelrelay.destinations.plugin import SAME_NAMES, Names, Plugin
+from pixelrelay.destinations.settings import DestinationSettings
+from pixelrelay.destinations.tiktok import PLUGIN as TIKTOK
 from pixelrelay.errors import ConfigError
 
-REGISTRY: dict[str, Callable[[DestinationSettings], Destination]] = {
-    "tiktok": TikTokDestination,
-}
+REGISTRY: dict[str, Plugin] = {p.type: p for p in (TIKTOK, META)}
+
+# Each type's standard names and codes are metric labels in every process that can send.
+for _plugin in REGISTRY.values():
+    metrics.allow_labels(_plugin.standard_events | _plugin.default_names, {},
+                         _plugin.known_codes)
+
+
+def plugin_for(type_name: str) -> Plugin | None:
+    return REGISTRY.get(type_name)
 
 
 def build_destination(settings: DestinationSettings) -> Destination:
-    factory = REGISTRY.get(settings.type)
-    if factory is None:
+    plugin = REGISTRY.get(settings.type)
+    if plugin is None:
         raise ConfigError(f"destinations.{settings.name}.type",
                           f"unknown destination type {settings.type!r} "
                           f"(known: {', '.join(sorted(REGISTRY))})")
-    return factory(settings)
+    # Its event_map's names get metric labels of their own; any other invented name is
+    # counted as `other` (metrics.event_label).
+    metrics.allow_labels((), settings.event_map, ())
+    return plugin.build(settings)
+
+
+def names_of(settings: DestinationSettings) -> Names:
+    """The destination's event names under its event_map."""
+    plugin = REGISTRY[settings.type]
+    return plugin.names(settings.event_map)
+
+
+def id_names(destinations: Sequence[DestinationSettings]) -> Names:
+    """The names derived event_ids follow (ord_<order>_<snake name>): the first destination's,
+    as the browser tag embeds them."""
+    return names_of(destinations[0]) if destinations else SAME_NAMES
+
+
+def purchase_names() -> frozenset[str]:
+    """Every name a purchase goes by at any registered destination type."""
+    return frozenset().union(*(p.purchase_events for p in REGISTRY.values()))
+
+
+def standard_names() -> frozenset[str]:
+    return frozenset().union(*(p.standard_events for p in REGISTRY.values()))
+
+
+__all__ = ["REGISTRY", "Destination", "DestinationSettings", "Names", "Plugin",
+           "build_destination", "id_names", "names_of", "plugin_for", "purchase_names",
+           "standard_names"]

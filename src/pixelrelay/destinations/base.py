@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from pixelrelay.model import Event, Route
+from pixelrelay.destinations.settings import DestinationSettings
+from pixelrelay.model import Event
 
 
 class OutcomeKind(StrEnum):
@@ -42,12 +43,31 @@ class HttpResponse:
     latency_ms: float = 0.0
 
 
+class Unsendable(Exception):
+    """payload(): the platform would refuse this event (and its whole request with it); the
+    message is the reason, kept as the route's."""
+
+
 class Destination(Protocol):
     name: str
+    settings: DestinationSettings
     batch_size: int
 
-    def route(self, event: Event, now: float) -> Route:
-        """Map, filter and serialise one (hashed, consented) event for this destination."""
+    def event_name(self, event: Event) -> str:
+        """The event's name at this destination (its event_map over its defaults)."""
+        ...
+
+    def batch_key(self, event: Event) -> str:
+        """Events that may share a request share this key (TikTok: the event source)."""
+        ...
+
+    def unroutable(self, event: Event) -> str | None:
+        """Why this destination cannot take the event at all (a filter reason), if so."""
+        ...
+
+    def payload(self, event: Event, dest_event: str) -> bytes:
+        """One (consented) event as this destination's serialised item, its match keys
+        hashed its own way."""
         ...
 
     def build_request(self, batch_key: str, payloads: Sequence[bytes]) -> HttpRequest:

@@ -20,7 +20,7 @@ from pixelrelay import metrics
 from pixelrelay.bursts import BurstLog
 from pixelrelay.clock import Clock
 from pixelrelay.config import Settings
-from pixelrelay.destinations.tiktok import SOURCE_ID_KEYS
+from pixelrelay.destinations import REGISTRY
 from pixelrelay.diagnostics import page, report
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.model import Channel, DeliveryState
@@ -84,8 +84,7 @@ class Diagnostics:
         self.names = [d.name for d in settings.destinations]
         self.facts = {d.name: report.DestinationFacts(
             test_events=bool(d.test_event_code),
-            event_source_ids={source.value: str(getattr(d, key))
-                              for source, key in SOURCE_ID_KEYS.items() if getattr(d, key)})
+            event_source_ids=REGISTRY[d.type].source_ids(d))
             for d in settings.destinations}
         self._alerts: set[str] = set()
         self.outage = outage or BurstLog(log, "storage")  # the process's (app.Gateway)

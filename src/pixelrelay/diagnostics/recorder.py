@@ -8,11 +8,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pixelrelay import metrics
-from pixelrelay.destinations.tiktok.mapping import default_tiktok_name, snake_case
 from pixelrelay.diagnostics.masking import mask_field, mask_reason
 from pixelrelay.errors import PixelrelayError, Problem
 from pixelrelay.event_ids import order_event_id
 from pixelrelay.model import DeliveryState, Event
+from pixelrelay.names import snake_case
 from pixelrelay.pipeline.pii import PERSONAL_KEY, looks_personal
 from pixelrelay.pipeline.readers import NUL
 from pixelrelay.store.base import IngestLog, InsertOutcome, NewEvent
@@ -79,17 +79,17 @@ def ingest_notes(now: float, channel: str, rejected: Sequence[IngestNote],
 
 
 def count_ingest(rejected: Sequence[IngestNote], batch: Sequence[NewEvent],
-                 outcomes: Sequence[InsertOutcome]) -> None:
-    """The event counters of one request, after the commit."""
+                 outcomes: Sequence[InsertOutcome],
+                 names: Callable[[str], str] = lambda name: name) -> None:
+    """The event counters of one request, after the commit. `names`: the first
+    destination's, which label the counts no destination has made yet (see metrics.py)."""
     tally: metrics.Tally = {}
-    # No destination yet: the metric label is the incoming name through the default mapping,
-    # as the TikTok name labels every other event counter (see metrics.py).
     for note in rejected:
-        key: tuple[Any, ...] = (metrics.REJECTED, "", default_tiktok_name(note.event), "ingest")
+        key: tuple[Any, ...] = (metrics.REJECTED, "", names(note.event), "ingest")
         tally[key] = tally.get(key, 0) + 1
     for item, outcome in zip(batch, outcomes, strict=True):
         if outcome is not InsertOutcome.ACCEPTED:
-            key = (metrics.DUPLICATES, default_tiktok_name(item.event.name))
+            key = (metrics.DUPLICATES, names(item.event.name))
             tally[key] = tally.get(key, 0) + 1
             continue
         for r in item.routes:

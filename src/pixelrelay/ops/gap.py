@@ -13,21 +13,17 @@ from rich.table import Table
 
 from pixelrelay.clock import Clock, SystemClock
 from pixelrelay.config import Settings
-from pixelrelay.destinations.tiktok.mapping import (
-    DEFAULT_MAP,
-    PURCHASE_EVENTS,
-    snake_case,
-    tiktok_name,
-)
+from pixelrelay.destinations import DestinationSettings, names_of, plugin_for
+from pixelrelay.destinations import purchase_names as every_purchase_name
 from pixelrelay.errors import Problem
 from pixelrelay.event_ids import order_of
 from pixelrelay.model import DeliveryState
+from pixelrelay.names import snake_case
 from pixelrelay.ops import OpsError
 from pixelrelay.ops.attach import attach
 from pixelrelay.ops.window import Window, iso, make_window, parse_time
 from pixelrelay.store.rows import PurchaseRecord, RejectedOrder
 
-PURCHASE_TIKTOK = PURCHASE_EVENTS
 SHOWN = 50
 CSV_COLUMNS = ("order_id", "created_at", "order_value", "status", "category", "reason",
                "event_id", "event_value")
@@ -120,12 +116,16 @@ def _float(text: str) -> float | bool | None:
         return False
 
 
-def purchase_names(event_map: Mapping[str, str]) -> list[str]:
-    """Incoming and TikTok names that mean a purchase under this destination's mapping."""
-    names = set(PURCHASE_TIKTOK)
-    names |= {n for n in set(DEFAULT_MAP) | set(event_map)
-              if tiktok_name(n, event_map) in PURCHASE_TIKTOK}
-    return sorted(names)
+def purchase_names(dest: DestinationSettings) -> list[str]:
+    """Incoming and destination names that mean a purchase under this destination's names."""
+    plugin = plugin_for(dest.type)
+    if plugin is None:
+        return []
+    names = names_of(dest)
+    found = set(plugin.purchase_events)
+    found |= {n for n in plugin.default_incoming | set(dest.event_map)
+              if names(n) in plugin.purchase_events}
+    return sorted(found)
 
 
 def order_id_of(rec: PurchaseRecord) -> str | None:
@@ -133,7 +133,7 @@ def order_id_of(rec: PurchaseRecord) -> str | None:
     if rec.order_id:
         return rec.order_id
     return order_of(rec.event_id, tuple(snake_case(n) for n in (
-        rec.dest_event, *sorted(PURCHASE_TIKTOK), rec.name)))
+        rec.dest_event, *sorted(every_purchase_name()), rec.name)))
 
 
 def classify(records: Sequence[PurchaseRecord],
@@ -235,8 +235,9 @@ async def _main(settings: Settings, opts: GapOptions, console: Console, clock: C
             orders, problems = read_orders(f, now)
     except OSError as exc:
         raise OpsError(str(opts.orders), exc.strerror or "cannot be read") from None
-    names = purchase_names(settings.destination(dest).event_map)
-    event_map = settings.destination(dest).event_map
+    names = purchase_names(settings.destination(dest))
+    dest_names = names_of(settings.destination(dest))
+    purchases = every_purchase_name()
     store = await attach(settings)
     try:
         records = await store.purchase_records(dest, names)
@@ -245,7 +246,7 @@ async def _main(settings: Settings, opts: GapOptions, console: Console, clock: C
         await store.close()
     # The latest refusal per order, of events that mean a purchase under this mapping.
     refused = {r.order_id: r for r in refusals
-               if tiktok_name(r.event, event_map) in PURCHASE_TIKTOK}
+               if dest_names(r.event) in purchases}
     rows = reconcile(orders, records, window, refused)
     write_csv(opts.out, rows)
     render(console, dest, rows, problems, opts.out)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import ipaddress
 import json
 import re
@@ -12,14 +11,10 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pixelrelay.config import DestinationSettings, Secret, Settings, SourceSettings
-from pixelrelay.destinations.tiktok.mapping import APP_STANDARD_EVENTS, STANDARD_EVENTS, name_key
+from pixelrelay.destinations import plugin_for
 
 Level = Literal["error", "warning"]
-# TikTok pixel codes are C + 19 uppercase letters/digits today; older ones are shorter.
-_PIXEL_CODE = re.compile(r"C[A-Z0-9]{14,24}")
-_TYPO_RATIO = 0.8  # at or above: a misspelt standard name, not a deliberate custom event
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_HINT_RATIO = 0.6  # below: the nearest standard name is no hint at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +66,10 @@ def source_findings(s: SourceSettings, path: str) -> list[Finding]:
 
 def destination_findings(d: DestinationSettings, path: str) -> list[Finding]:
     out: list[Finding] = []
-    if not _PIXEL_CODE.fullmatch(d.pixel_code):
-        out.append(Finding("warning", f"{path}.pixel_code",
-                           f"{d.pixel_code!r} does not look like a TikTok pixel code (C and 14 to "
-                           "24 uppercase letters or digits, e.g. CABCDE1234567890ABCD); copy it "
-                           "from Events Manager"))
+    plugin = plugin_for(d.type)
+    if plugin is not None:  # the type's own checks: its id shapes, its event names
+        out += [Finding("error" if level == "error" else "warning", f"{path}.{key}", message)
+                for level, key, message in plugin.preflight(d)]
     if d.test_event_code:
         out.append(Finding("warning", f"{path}.test_event_code",
                            "set: every event goes to Test Events, none to production (remove it "
@@ -84,36 +78,7 @@ def destination_findings(d: DestinationSettings, path: str) -> list[Finding]:
     if _plain_http_remote(d.api_url):
         out.append(Finding("warning", f"{path}.api_url",
                            "http:// to a remote host: the access token would travel unencrypted"))
-    for incoming, target in d.event_map.items():
-        found = _event_name_finding(target, app=bool(d.app_id))
-        if found is not None:
-            level, message = found
-            out.append(Finding(level, f"{path}.event_map.{_key(incoming)}", message))
     return out
-
-
-def _event_name_finding(name: str, app: bool) -> tuple[Level, str] | None:
-    if name in STANDARD_EVENTS or (app and name in APP_STANDARD_EVENTS):
-        return None
-    given = _quote(name)
-    if name in APP_STANDARD_EVENTS:
-        return "warning", (f"{given} is a TikTok standard name for app events only: web events "
-                           "send it as a custom event (set app_id if this destination gets "
-                           "app events)")
-
-    def likeness(standard: str) -> float:
-        return difflib.SequenceMatcher(None, name_key(name), name_key(standard)).ratio()
-
-    nearest = max(sorted(STANDARD_EVENTS | (APP_STANDARD_EVENTS if app else frozenset())),
-                  key=likeness)
-    ratio = likeness(nearest)
-    if ratio >= _TYPO_RATIO:
-        return "error", (f"{given} is not a TikTok standard event name; did you mean "
-                         f"{_quote(nearest)}? (names are case-sensitive, and the Pixel's "
-                         "events deduplicate only against the identical name)")
-    hint = f" (nearest: {_quote(nearest)})" if ratio >= _HINT_RATIO else ""
-    return "warning", (f"{given} is not a TikTok standard event name{hint}: it is sent as a "
-                       "custom event, which TikTok reports but does not optimise for")
 
 
 def _plain_http_remote(url: str) -> bool:
@@ -146,8 +111,14 @@ def show(settings: Settings) -> list[str]:
 
 
 def _fields(section: Any) -> list[str]:
-    return [f"  {f.name} = {_value(getattr(section, f.name))}"
-            for f in dataclasses.fields(section)]
+    out: list[str] = []
+    for f in dataclasses.fields(section):
+        v = getattr(section, f.name)
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            out += _fields(v)  # a destination type's own keys, as its TOML table has them
+        else:
+            out.append(f"  {f.name} = {_value(v)}")
+    return out
 
 
 def _value(v: object) -> str:

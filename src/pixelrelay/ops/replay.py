@@ -20,6 +20,7 @@ from pixelrelay.ops import OpsError
 from pixelrelay.ops.attach import attach
 from pixelrelay.ops.window import make_window
 from pixelrelay.pipeline.parse import too_old
+from pixelrelay.routing import route as route_event
 from pixelrelay.store.base import IDEMPOTENCY_WINDOW_S, Store
 from pixelrelay.store.codec import decode_event
 from pixelrelay.store.rows import Candidate, ReplayFilter, Requeue
@@ -95,7 +96,7 @@ async def replay(store: Store, settings: Settings, opts: ReplayOptions, clock: C
         todo: list[Requeue] = []
         for c in page:
             event = decode_event(c.body)
-            route = dest.route(event, now)
+            route = route_event(dest, event)
             skip = decide(c, event.event_time, route, now, dest_settings.max_age_days)
             if skip is not None:
                 summary.skipped[skip] += 1

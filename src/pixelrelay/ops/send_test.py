@@ -18,6 +18,7 @@ from pixelrelay.destinations.base import OutcomeKind
 from pixelrelay.model import DeliveryState, Event, Source, User
 from pixelrelay.ops import OpsError
 from pixelrelay.pipeline.normalize import hash_external_id
+from pixelrelay.routing import route as route_event
 
 TEST_EVENT_ID = "pixelrelay-send-test"
 TEST_EVENT = "ViewContent"
@@ -80,7 +81,7 @@ async def send_tests(settings: Settings, only: str | None, clock: Clock, sender:
         dest = build_destination(dataclasses.replace(d, events=("*",), exclude_events=(),
                                                      exclude_order_sources=()))
         now = clock.now()
-        route = dest.route(probe_event(now), now)
+        route = route_event(dest, probe_event(now))
         if route.state is not DeliveryState.PENDING or route.payload is None:
             results.append(SendResult(d.name, d.test_event_code, sent=False, ok=False,
                                       message=route.reason or f"not sendable ({route.state})"))

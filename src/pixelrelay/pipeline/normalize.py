@@ -26,13 +26,21 @@ def is_sha256_hex(s: str) -> bool:
     return len(s) == 64 and _HEX64.fullmatch(s) is not None
 
 
-def hash_email(raw: str) -> str | None:
-    """Trim, lower-case, check the shape, SHA-256; a pre-hashed value passes lower-cased."""
+def normalise_email(raw: str) -> str | None:
+    """Trim, lower-case, check the shape; a pre-hashed value passes lower-cased."""
     s = raw.strip().lower()
     if is_sha256_hex(s):
         return s
     if len(s) > _MAX_EMAIL or _EMAIL.fullmatch(s) is None:
         return None
+    return s
+
+
+def hash_email(raw: str) -> str | None:
+    """normalise_email, then SHA-256 (a pre-hashed value passes lower-cased)."""
+    s = normalise_email(raw)
+    if s is None or is_sha256_hex(s):
+        return s
     return sha256(s.encode()).hexdigest()
 
 
@@ -51,11 +59,29 @@ def hash_phone(raw: str, region: str) -> tuple[str, bool] | None:
     return _hash_phone(s, region.upper())
 
 
+def normalise_phone(raw: str, region: str) -> str | None:
+    """E.164 with the `+` (as hash_phone hashes it), or the sender's digest; None when
+    impossible."""
+    s = raw.strip()
+    if is_sha256_hex(s):
+        return s.lower()
+    if len(s) > _MAX_PHONE:
+        return None
+    found = _e164(s, region.upper())
+    return None if found is None else found[0]
+
+
 # phonenumbers costs ~55 µs per number (parse + validity), more than the whole rest of an
 # event; the same customer's phone recurs across checkout/purchase/retries, and a hit costs
 # well under 1 µs. The cache lives in process memory only and is never persisted.
 @lru_cache(maxsize=4096)
 def _hash_phone(s: str, region: str) -> tuple[str, bool] | None:
+    found = _e164(s, region)
+    return None if found is None else (sha256(found[0].encode()).hexdigest(), found[1])
+
+
+@lru_cache(maxsize=4096)
+def _e164(s: str, region: str) -> tuple[str, bool] | None:
     try:
         # A "+" number carries its country; a region would only mislead the parser.
         number = phonenumbers.parse(s, None if s.startswith("+") or not region else region)
@@ -67,7 +93,7 @@ def _hash_phone(s: str, region: str) -> tuple[str, bool] | None:
         verified = False  # a local-only number (no area code) is not this: E.164 needs it all
     else:
         return None
-    return sha256(phonenumbers.format_number(number, _E164).encode()).hexdigest(), verified
+    return phonenumbers.format_number(number, _E164), verified
 
 
 def hash_external_id(raw: str) -> str | None:

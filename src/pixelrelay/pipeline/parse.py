@@ -15,10 +15,10 @@ from typing import Any
 
 import orjson
 
-from pixelrelay.destinations.tiktok import mapping
 from pixelrelay.errors import Notice, Problem
 from pixelrelay.event_ids import order_event_id
 from pixelrelay.model import (
+    FOREIGN_PHONE_HASHES,
     JSON,
     Ad,
     App,
@@ -31,6 +31,7 @@ from pixelrelay.model import (
     Source,
     User,
 )
+from pixelrelay.names import snake_case
 from pixelrelay.pipeline.clickid import ttclid_from_url
 from pixelrelay.pipeline.extras import parse_ad, parse_app, parse_device, parse_lead
 from pixelrelay.pipeline.gid import plain_id
@@ -56,7 +57,7 @@ from pixelrelay.pipeline.readers import (
     opt_str,
     unknown_keys,
 )
-from pixelrelay.pipeline.user import parse_user, with_found
+from pixelrelay.pipeline.user import parse_user, plain_user, with_found
 from pixelrelay.records import record
 
 MAX_FUTURE_S = 300  # tolerated clock skew of the sender
@@ -81,8 +82,11 @@ _AS_SENT: dict[object, ConsentState | None] = {None: None}  # a state's word, or
 _AS_SENT.update(_STATES)
 _EMPTY_PAGE = Page()
 _EMPTY_CONSENT = Consent()
-NameMap = Callable[[str, str], str]  # (incoming name, source) -> TikTok name
-_DEFAULT_NAMES = mapping.EventNames()
+NameMap = Callable[[str, str], str]  # (incoming name, source) -> a destination's name
+
+
+def _same_name(name: str, source: str) -> str:
+    return name
 
 
 @record
@@ -94,14 +98,16 @@ class ParseResult:
 
 
 def parse_event(raw: object, *, now: float, phone_region: str = "",
-                tiktok_name: NameMap = _DEFAULT_NAMES,
+                dest_name: NameMap = _same_name,
                 new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
-                nul_free: bool = False, channel: Channel = Channel.SERVER) -> ParseResult:
+                nul_free: bool = False, channel: Channel = Channel.SERVER,
+                keep_plain: bool = False) -> ParseResult:
     """Check every field (collecting all problems), hash the match keys, fill the defaults.
 
     `nul_free`: the caller knows that no key or string holds U+0000 (the JSON text it decoded
     has no escape of it), so the event's own check is skipped. `channel`: how it came in
-    (given here: a dataclasses.replace afterwards cost 7 µs an event).
+    (given here: a dataclasses.replace afterwards cost 7 µs an event). `keep_plain`: a
+    destination hashes the personal keys its own way from plaintext (Event.plain).
     """
     if not isinstance(raw, dict):
         return ParseResult(None, (Problem("", "event must be a JSON object"),))
@@ -116,7 +122,8 @@ def parse_event(raw: object, *, now: float, phone_region: str = "",
     stamp = raw.get("timestamp")
     event_time = _timestamp(raw.get("event_time") if stamp is None else stamp, now, p)
     source = _source(raw.get("source"), p)
-    user = parse_user(raw.get("user"), phone_region, p, notices)
+    user = parse_user(raw.get("user"), phone_region, p, notices,
+                      foreign_phone_hashes=channel in FOREIGN_PHONE_HASHES)
     page = _page(raw.get("page"), p, notices)
     properties = parse_properties(raw.get("properties"), p)
     consent = _consent(raw.get("consent"), p, notices)
@@ -169,6 +176,7 @@ def parse_event(raw: object, *, now: float, phone_region: str = "",
     notices += found.notices
     if found.emails or found.phones:
         user = with_found(user, found, phone_region)
+    plain = plain_user(raw.get("user"), phone_region, found) if keep_plain else None
     if user.ttclid is None:
         # A server event that names the landing URL carries the click id in it.
         clicked = ttclid_from_url(page.url) or (ad.callback if ad and source is Source.WEB
@@ -178,15 +186,14 @@ def parse_event(raw: object, *, now: float, phone_region: str = "",
     if event_id is None:
         order_id = properties.get("order_id")
         # Deterministic so that the browser tag and every retry of the sender agree on it.
-        event_id = (order_event_id(order_id,
-                                   mapping.snake_case(tiktok_name(name, source.value)))
+        event_id = (order_event_id(order_id, snake_case(dest_name(name, source.value)))
                     if order_id else new_id())
     return ParseResult(Event(
         name=name, event_id=event_id, event_time=event_time, source=source, user=user,
         page=page, properties=properties, consent=consent, session_id=session_id,
         order_source=order_source, received_at=now, warnings=tuple(notices), app=app, ad=ad,
         lead=lead, device=device, limited_data_use=limited, test_event_code=test_code,
-        channel=channel), ())
+        channel=channel, plain=plain), ())
 
 
 def too_old(event_time: int, now: float, max_age_days: int) -> Problem | None:

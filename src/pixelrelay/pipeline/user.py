@@ -7,9 +7,10 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
+from typing import Any
 
 from pixelrelay.errors import Notice, NoticeKind, Problem
-from pixelrelay.model import User
+from pixelrelay.model import PlainUser, User
 from pixelrelay.pipeline.normalize import (
     hash_email,
     hash_external_id,
@@ -18,6 +19,9 @@ from pixelrelay.pipeline.normalize import (
     hash_name,
     hash_phone,
     hash_zip,
+    is_sha256_hex,
+    normalise_email,
+    normalise_phone,
     normalise_place,
 )
 from pixelrelay.pipeline.pii import Found
@@ -27,13 +31,19 @@ MAX_IDS_PER_KEY = 10  # email/phone/external_id values per event
 USER_KEYS = frozenset({
     "email", "phone", "external_id", "ttclid", "ttp", "ip", "user_agent", "locale",
     "first_name", "last_name", "zip_code", "city", "state", "country",
-    "idfa", "idfv", "gaid", "att_status",
+    "idfa", "idfv", "gaid", "att_status", "fbc", "fbp",
 })
 ATT_STATUSES = ("AUTHORIZED", "DENIED", "NOT_DETERMINED", "RESTRICTED", "NOT_APPLICABLE")
 _EMPTY = User()
 
 
-def parse_user(v: object, region: str, p: list[Problem], notices: list[Notice]) -> User:
+def parse_user(v: object, region: str, p: list[Problem], notices: list[Notice],
+               foreign_phone_hashes: bool = False) -> User:
+    """`foreign_phone_hashes`: a pre-hashed phone is in the sender's platform's format, not
+    the stored set's (SHA-256 of E.164 with +): left out of the User (Event.plain keeps it
+    for that platform), with a notice."""
+    if foreign_phone_hashes and isinstance(v, dict) and v.get("phone") is not None:
+        v = _without_phone_digests(v, notices)
     if is_blank(v):
         return _EMPTY
     if not isinstance(v, dict):
@@ -50,6 +60,53 @@ def parse_user(v: object, region: str, p: list[Problem], notices: list[Notice]) 
         if got is not None and got != ():
             fields[key] = got
     return User(**fields) if fields else _EMPTY  # type: ignore[arg-type]
+
+
+_PLAIN_LISTS = ("email", "phone", "external_id")
+_PLAIN_TEXT = ("first_name", "last_name", "zip_code", "city", "state", "country")
+PLAIN_KEYS = frozenset(_PLAIN_LISTS + _PLAIN_TEXT)
+
+
+def plain_user(v: object, region: str, found: Found | None = None) -> PlainUser | None:
+    """The personal keys of a (valid) `user` object, and those found in free-form fields, as
+    normalised plaintext for the destinations to hash their own way; None when it has none.
+    Unusable values are left out here as parse_user leaves them out of the User."""
+    d = v if isinstance(v, dict) else {}
+    if not (d.keys() & PLAIN_KEYS) and (found is None or not (found.emails or found.phones)):
+        return None
+    emails = [e for e in map(normalise_email, _texts(d.get("email"))) if e is not None]
+    phones = [n for n in (normalise_phone(x, region) for x in _texts(d.get("phone")))
+              if n is not None]
+    if found is not None:
+        emails += [e for e in map(normalise_email, found.emails) if e is not None]
+        phones += [n for n in (normalise_phone(x, region) for x in found.phones)
+                   if n is not None]
+    ids = [x.strip() for x in _texts(d.get("external_id")) if x.strip()]
+    text = {k: t.strip() for k in _PLAIN_TEXT
+            if isinstance(t := d.get(k), str) and t.strip()}
+    return PlainUser(email=tuple(dict.fromkeys(emails))[:MAX_IDS_PER_KEY],
+                     phone=tuple(dict.fromkeys(phones))[:MAX_IDS_PER_KEY],
+                     external_id=tuple(dict.fromkeys(ids))[:MAX_IDS_PER_KEY], **text)
+
+
+def _texts(v: object) -> list[str]:
+    if isinstance(v, str):
+        return [v] if v.strip() else []
+    if isinstance(v, list):
+        return [x for x in v if isinstance(x, str) and x.strip()]
+    return []
+
+
+def _without_phone_digests(v: dict[str, Any], notices: list[Notice]) -> dict[str, Any]:
+    phones = v["phone"] if isinstance(v["phone"], list) else [v["phone"]]
+    kept = [x for x in phones if not (isinstance(x, str) and is_sha256_hex(x.strip()))]
+    if len(kept) == len(phones):
+        return v
+    notices.append(Notice("user.phone", "hashed in the sender's platform format (digits "
+                                        "without +): sent to that platform only, left out "
+                                        "for the others, which could not match it",
+                          NoticeKind.DROPPED_VALUE))
+    return {**v, "phone": kept}
 
 
 def _phone_reason(region: str) -> str:
@@ -125,6 +182,8 @@ _READERS: dict[str, Reader] = {
     "idfv": _text("idfv", 64),
     "gaid": _single("gaid", hash_gaid),
     "att_status": lambda v, region, p, notices: _att_status(v, p),
+    "fbc": _text("fbc", 512),
+    "fbp": _text("fbp", 512),
 }
 assert set(_READERS) == USER_KEYS
 

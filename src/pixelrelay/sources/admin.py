@@ -11,9 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pixelrelay.config import Secret
-from pixelrelay.destinations.tiktok.mapping import PURCHASE_EVENTS, snake_case
+from pixelrelay.destinations import purchase_names
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.event_ids import order_event_id
+from pixelrelay.names import snake_case
 from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import bearer, json_response, problem_response
 from pixelrelay.sources.store_guard import unavailable
@@ -59,7 +60,7 @@ class DeliveriesEndpoint:
                                     "query parameter event_id (or order_id) is required")
         # An order's purchase goes by the derived id ord_<order>_<snake TikTok name>.
         ids = [event_id] if event_id else [order_event_id(order_id, snake_case(n))
-                                           for n in sorted(PURCHASE_EVENTS)]
+                                           for n in sorted(purchase_names())]
         try:
             views = [v for i in ids for v in await self.store.deliveries(i)]
             rejected = await self.rejections(event_id or None, order_id or None)

@@ -9,7 +9,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pixelrelay.config import Settings, SourceSettings
-from pixelrelay.destinations.tiktok.mapping import tiktok_name
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel, Consent, ConsentState
@@ -52,8 +51,7 @@ class ShopifyWebhookEndpoint:
             s.name: s for s in settings.sources if s.kind == "shopify"}
         # The same name mapping the ingestor derives order event ids with (first
         # destination), so an order's id here equals the one the browser tag sends.
-        event_map = settings.destinations[0].event_map if settings.destinations else {}
-        self._tiktok_name = lambda name: tiktok_name(name, event_map)
+        self._id_name = lambda name: ingestor.id_names(name)
 
     async def __call__(self, request: Request) -> Response:
         source = self.sources.get(request.path_params.get("source", ""))
@@ -78,7 +76,7 @@ class ShopifyWebhookEndpoint:
                                   "ignored": reason})
         try:
             event = order_to_event(nesting.loads(body), topic, source.content_id,
-                                   self.ingestor.clock.now(), tiktok_name=self._tiktok_name)
+                                   self.ingestor.clock.now(), dest_name=self._id_name)
         except orjson.JSONDecodeError as exc:
             return problem_response(400, "malformed_json", f"body is not valid JSON: {exc}")
         except nesting.TooDeep as exc:

@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import phonenumbers
 
-from pixelrelay.destinations.tiktok.mapping import default_tiktok_name, snake_case
 from pixelrelay.errors import PixelrelayError
 from pixelrelay.event_ids import checkout_event_id, order_event_id
+from pixelrelay.names import snake_case
 from pixelrelay.pipeline.readers import json_type
 
 ORDER_TOPICS = ("orders/create", "orders/paid")
@@ -60,11 +60,11 @@ def ignore_reason(topic: str, purchase_topic: str) -> str | None:
 
 
 def order_to_event(payload: object, topic: str, content_id: str, now: float, *,
-                   tiktok_name: Callable[[str], str] = default_tiktok_name
+                   dest_name: Callable[[str], str] = lambda name: name
                    ) -> dict[str, Any] | None:
     """The SPEC §3.3 event for an order or checkout webhook body; None for other topics.
 
-    `tiktok_name` must be the mapping the ingestor derives event ids with, so that the id
+    `dest_name` must be the mapping the ingestor derives event ids with, so that the id
     equals what the browser tag sends for the same order (TikTok deduplicates on it).
     Raises ShopifyPayloadError when the body has no usable id.
     """
@@ -76,7 +76,7 @@ def order_to_event(payload: object, topic: str, content_id: str, now: float, *,
         return None
     if not isinstance(payload, dict):
         raise ShopifyPayloadError("body must be a JSON object")
-    snake = snake_case(tiktok_name(name))
+    snake = snake_case(dest_name(name))
     if name == "Purchase":
         ident = exact_id(payload.get("id"))
         if ident is None:

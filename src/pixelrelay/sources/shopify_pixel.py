@@ -76,7 +76,8 @@ def pixel_config(settings: Settings, source: SourceSettings, endpoint: str, *,
         # Each event's name at the destination, as the server will send it: the Pixel's
         # copy must carry the same name and event_id for TikTok to deduplicate.
         "names": {name: tiktok_name(name, event_map) for name in PIXEL_EVENTS},
-        "tiktokPixel": first.pixel_code if load_pixel and first is not None else "",
+        "tiktokPixel": (first.platform.pixel_code if load_pixel and first is not None
+                        and first.type == "tiktok" else ""),
         "sessionDays": settings.sessions.session_cookie_days,
         "ttclidDays": settings.sessions.ttclid_cookie_days,
         "consentDays": CONSENT_COOKIE_DAYS,

@@ -54,8 +54,10 @@ def targets(destinations: Sequence[DestinationSettings]) -> dict[str, Target]:
     """Every TikTok id a destination is configured with (pixel, event sets, app) -> Target."""
     names: dict[tuple[str, Source], set[str]] = {}
     for d in destinations:
+        if d.type != "tiktok":  # its ids are the TikTok destinations' own
+            continue
         for source, key in SOURCE_ID_KEYS.items():
-            ident = str(getattr(d, key))
+            ident = str(getattr(d.platform, key))
             if ident:
                 names.setdefault((ident, source), set()).add(d.name)
     return {ident: Target(frozenset(n), source) for (ident, source), n in names.items()}

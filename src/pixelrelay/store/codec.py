@@ -24,7 +24,8 @@ from pixelrelay.model import (
 )
 
 _USER_SCALARS = ("ttclid", "ttp", "ip", "user_agent", "locale", "first_name", "last_name",
-                 "zip_code", "city", "state", "country", "idfa", "idfv", "gaid", "att_status")
+                 "zip_code", "city", "state", "country", "idfa", "idfv", "gaid", "att_status",
+                 "fbc", "fbp")
 _USER_LISTS = ("email", "phone", "external_id")
 
 

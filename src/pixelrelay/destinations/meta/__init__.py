@@ -1,1 +1,138 @@
 """The Meta Conversions API destination (Graph API POST /{version}/{pixel_id}/events)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pixelrelay.destinations.base import HttpRequest, HttpResponse, Outcome, Unsendable
+from pixelrelay.destinations.meta import codes, names, payload
+from pixelrelay.destinations.meta import settings as meta_settings
+from pixelrelay.destinations.meta.hashing import MetaUserInput, PreHashFormat, hash_user
+from pixelrelay.destinations.plugin import Plugin
+from pixelrelay.destinations.settings import DestinationSettings
+from pixelrelay.model import ConsentState, Event, Source
+from pixelrelay.secret import Secret
+
+_TEST_MARK = "test="
+_FORMAT_OF_DOOR = {"meta": PreHashFormat.META, "tiktok": PreHashFormat.TIKTOK}
+
+
+class MetaDestination:
+    """One configured pixel (dataset); implements `destinations.base.Destination`."""
+
+    def __init__(self, settings: DestinationSettings) -> None:
+        own = settings.platform
+        assert isinstance(own, meta_settings.MetaSettings), own
+        self.settings = settings
+        self.name = settings.name
+        self.batch_size = settings.batch_size
+        self.names = names.EventNames(settings.event_map)
+        self._url = payload.events_url(settings.api_url, own.api_version, own.pixel_id)
+
+    def event_name(self, event: Event) -> str:
+        given = self.names.as_sent if event.channel.platform == "meta" else self.names
+        return given(event.name, event.source.value)
+
+    def batch_key(self, event: Event) -> str:
+        # Test Events go in requests of their own: test_event_code is the request's.
+        code = self.settings.test_event_code or event.test_event_code
+        return _TEST_MARK + code if code else "live"
+
+    def unroutable(self, event: Event) -> str | None:
+        if event.source is Source.APP:
+            return "filter: app events need Meta's app_data, which pixelrelay does not build"
+        return None
+
+    def payload(self, event: Event, dest_event: str) -> bytes:
+        hashed = hash_user(_user_input(event))
+        u = event.user
+        user = payload.user_data(hashed.user_data, client_ip_address=u.ip,
+                                 client_user_agent=u.user_agent, fbc=u.fbc, fbp=u.fbp)
+        built = payload.build_event(
+            event_name=dest_event, event_time=event.event_time, event_id=event.event_id,
+            action_source=_action_source(event), user_data=user,
+            event_source_url=event.page.url, referrer_url=event.page.referrer,
+            custom_data=_custom_data(event.properties),
+            limited_data_use=bool(event.limited_data_use)
+            or event.consent.ad_personalization is ConsentState.DENIED)
+        problem = payload.event_problem(built)
+        if problem is not None:  # Meta would refuse the whole request for it
+            raise Unsendable(f"meta: {problem}")
+        return payload.encode_event(built)
+
+    def build_request(self, batch_key: str, payloads: Sequence[bytes]) -> HttpRequest:
+        code = batch_key[len(_TEST_MARK):] if batch_key.startswith(_TEST_MARK) else None
+        body = payload.build_body(payloads, test_event_code=code)
+        return HttpRequest(self._url, payload.request_headers(
+            self.settings.access_token.reveal()), body)
+
+    def classify(self, response: HttpResponse) -> Outcome:
+        return codes.classify(response)
+
+
+def _action_source(event: Event) -> str:
+    """website for web events that carry what Meta requires of one (the page URL and the
+    user agent); a web event without them (a backend's order) goes as system_generated
+    rather than have Meta refuse its whole request."""
+    if event.source is Source.WEB and not (event.page.url and event.user.user_agent):
+        return "system_generated"
+    return payload.action_source(event.source.value)
+
+
+def _user_input(event: Event) -> MetaUserInput:
+    """The plaintext view when ingest kept one, else the stored hash set (an event read back
+    to merge a later copy): emails and ids hash alike everywhere, the rest cannot be reused."""
+    p = event.plain
+    if p is not None:
+        fmt = _FORMAT_OF_DOOR.get(event.channel.platform or "", PreHashFormat.UNKNOWN)
+        return MetaUserInput(emails=p.email, phones=p.phone, first_name=p.first_name,
+                             last_name=p.last_name, city=p.city, state=p.state, zip=p.zip_code,
+                             country=p.country, external_ids=p.external_id, prehash_format=fmt)
+    u = event.user
+    return MetaUserInput(emails=u.email, external_ids=u.external_id, city=u.city,
+                         state=u.state, country=u.country,
+                         prehash_format=PreHashFormat.TIKTOK)
+
+
+def _custom_data(props: dict[str, Any]) -> dict[str, Any]:
+    contents = [payload.Item(id=str(c["content_id"]), quantity=c.get("quantity"),
+                             item_price=c.get("price"), title=c.get("content_name"),
+                             category=c.get("content_category"), brand=c.get("brand"))
+                for c in props.get("contents") or () if c.get("content_id") is not None]
+    ids = props.get("content_ids") or [i.id for i in contents]
+    return payload.custom_data(
+        value=props.get("value"), currency=props.get("currency"), contents=contents,
+        content_ids=ids, content_type=props.get("content_type"),
+        order_id=props.get("order_id"), num_items=props.get("num_items"),
+        search_string=props.get("search_string"))
+
+
+def _sandbox(base_url: str) -> DestinationSettings:
+    """The Meta destination `serve` uses without a config: its in-process emulator."""
+    return meta_settings.meta_destination(
+        name="sandbox-meta", access_token=Secret("sandbox-meta-token"),
+        pixel_id="100000000000001", api_url=f"{base_url}/_meta", batch_size=100)
+
+
+def _findings(d: DestinationSettings) -> list[tuple[str, str, str]]:
+    out: list[tuple[str, str, str]] = []
+    for incoming, target in d.event_map.items():
+        if target not in names.STANDARD_EVENTS:
+            out.append(("warning", f"event_map.{incoming}",
+                        f"{target!r} is not a Meta standard event name: it is sent as a "
+                        "custom event"))
+    return out
+
+
+PLUGIN = Plugin(
+    type="meta", keys=meta_settings.KEYS, default_api_url=meta_settings.DEFAULT_API_URL,
+    max_batch_size=meta_settings.MAX_BATCH_SIZE, parse_settings=meta_settings.parse_settings,
+    build=MetaDestination, names=names.EventNames, standard_events=names.STANDARD_EVENTS,
+    purchase_events=names.PURCHASE_EVENTS, default_incoming=frozenset(names.DEFAULT_MAP),
+    default_names=frozenset(names.DEFAULT_MAP.values()), known_codes=codes.KNOWN_CODES,
+    hashes_plaintext=True, sandbox=_sandbox, preflight=_findings,
+    emulator_ids=lambda d: (d.platform.pixel_id,),
+    source_ids=lambda d: {"web": d.platform.pixel_id})
+
+__all__ = ["PLUGIN", "MetaDestination"]

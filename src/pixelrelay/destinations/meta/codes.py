@@ -32,6 +32,8 @@ SETUP_CODES = frozenset({
 # Invalid parameter's subcode 33: the pixel / dataset id does not exist or the token may not
 # use it: no event of this destination can go until the config changes.
 SETUP_SUBCODES_100 = frozenset({33})
+# Every code classify() knows by name (100: invalid parameter), for the metric's labels.
+KNOWN_CODES = RETRY_CODES | SETUP_CODES | {100}
 
 _HTTP_SETUP = {
     401: "check the destination's access_token",

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pixelrelay.config import DestinationSettings
 from pixelrelay.destinations.base import HttpRequest, HttpResponse, Outcome
+from pixelrelay.destinations.plugin import Plugin
+from pixelrelay.destinations.settings import DestinationSettings
 from pixelrelay.destinations.tiktok import codes
-from pixelrelay.destinations.tiktok.mapping import EventNames
+from pixelrelay.destinations.tiktok import preflight as tiktok_preflight
+from pixelrelay.destinations.tiktok import settings as tiktok_settings
+from pixelrelay.destinations.tiktok.mapping import (
+    APP_STANDARD_EVENTS,
+    DEFAULT_MAP,
+    PURCHASE_EVENTS,
+    STANDARD_EVENTS,
+    EventNames,
+)
 from pixelrelay.destinations.tiktok.payload import (
     build_body,
     build_item,
     encode_item,
     track_url,
 )
-from pixelrelay.model import Channel, DeliveryState, Event, Route, Source
-from pixelrelay.pipeline.consent import suppression_reason
-from pixelrelay.pipeline.filters import filter_reason
+from pixelrelay.model import Event, Source
+from pixelrelay.secret import Secret
 
 # The config key naming TikTok's id for each event source (event_source_id).
 SOURCE_ID_KEYS = {Source.WEB: "pixel_code", Source.OFFLINE: "offline_event_set_id",
@@ -39,31 +47,31 @@ class TikTokDestination:
     """One configured pixel and event sets; implements `destinations.base.Destination`."""
 
     def __init__(self, settings: DestinationSettings) -> None:
+        own = settings.platform
+        assert isinstance(own, tiktok_settings.TikTokSettings), own
         self.settings = settings
         self.name = settings.name
         self.batch_size = settings.batch_size
         self.names = EventNames(settings.event_map)
         self._url = track_url(settings.api_url)
-        self.source_ids = {src: str(getattr(settings, key)) for src, key in SOURCE_ID_KEYS.items()}
+        self.source_ids = {src: str(getattr(own, key)) for src, key in SOURCE_ID_KEYS.items()}
 
-    def route(self, event: Event, now: float) -> Route:
-        names = self.names.as_sent if event.channel is Channel.TIKTOK_API else self.names
-        dest_event = names(event.name, event.source.value)
+    def event_name(self, event: Event) -> str:
+        names = self.names.as_sent if event.channel.platform == "tiktok" else self.names
+        return names(event.name, event.source.value)
+
+    def batch_key(self, event: Event) -> str:
         # The destination's own code sends everything to Test Events; else the sender's.
-        key = batch_key(event.source, self.settings.test_event_code or event.test_event_code)
-        reason = filter_reason(event, dest_event, self.settings)
-        if reason is None and not self.source_ids[event.source]:
-            reason = (f"filter: no {SOURCE_ID_KEYS[event.source]} configured for source "
-                      f"{event.source.value} events")
-        if reason is not None:
-            return Route(self.name, dest_event, DeliveryState.FILTERED, reason=reason,
-                         batch_key=key)
-        reason = suppression_reason(event)
-        if reason is not None:
-            return Route(self.name, dest_event, DeliveryState.SUPPRESSED, reason=reason,
-                         batch_key=key)
-        return Route(self.name, dest_event, DeliveryState.PENDING,
-                     payload=encode_item(build_item(event, dest_event)), batch_key=key)
+        return batch_key(event.source, self.settings.test_event_code or event.test_event_code)
+
+    def unroutable(self, event: Event) -> str | None:
+        if self.source_ids[event.source]:
+            return None
+        return (f"filter: no {SOURCE_ID_KEYS[event.source]} configured for source "
+                f"{event.source.value} events")
+
+    def payload(self, event: Event, dest_event: str) -> bytes:
+        return encode_item(build_item(event, dest_event))
 
     def build_request(self, batch_key: str, payloads: Sequence[bytes]) -> HttpRequest:
         source, test_code = parse_batch_key(batch_key)
@@ -78,4 +86,27 @@ class TikTokDestination:
         return codes.classify(response)
 
 
-__all__ = ["TikTokDestination", "batch_key", "parse_batch_key"]
+def _source_ids(d: DestinationSettings) -> dict[str, str]:
+    return {source.value: str(getattr(d.platform, key))
+            for source, key in SOURCE_ID_KEYS.items() if getattr(d.platform, key)}
+
+
+def _sandbox(base_url: str) -> DestinationSettings:
+    """The destination `serve` uses without a config: the in-process emulator as TikTok."""
+    return DestinationSettings(
+        name="sandbox", type="tiktok", access_token=Secret("sandbox-access-token"),
+        api_url=f"{base_url}/_emulator", batch_size=100,
+        platform=tiktok_settings.TikTokSettings(pixel_code="SANDBOXPIXEL000"))
+
+
+PLUGIN = Plugin(
+    type="tiktok", keys=tiktok_settings.KEYS, default_api_url=tiktok_settings.DEFAULT_API_URL,
+    max_batch_size=tiktok_settings.MAX_BATCH_SIZE, parse_settings=tiktok_settings.parse_settings,
+    build=TikTokDestination, names=EventNames,
+    standard_events=STANDARD_EVENTS | APP_STANDARD_EVENTS, purchase_events=PURCHASE_EVENTS,
+    default_incoming=frozenset(DEFAULT_MAP), default_names=frozenset(DEFAULT_MAP.values()),
+    known_codes=codes.KNOWN_CODES, hashes_plaintext=False,
+    sandbox=_sandbox, preflight=tiktok_preflight.findings,
+    emulator_ids=lambda d: d.platform.ids(), source_ids=_source_ids)
+
+__all__ = ["PLUGIN", "TikTokDestination", "batch_key", "parse_batch_key"]

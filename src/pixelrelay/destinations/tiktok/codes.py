@@ -22,6 +22,8 @@ SETUP_CODES = frozenset({
     41000,  # client IP in a banned country
 })
 
+# Every code classify() knows by name, and 40000/40002 (bad request, bad parameter).
+KNOWN_CODES = DELIVERED_CODES | RETRY_CODES | SETUP_CODES | {40000, 40002}
 _HTTP_SETUP = {
     401: "check the destination's access_token",
     403: "check the access_token and that it may send events for this pixel",

@@ -9,9 +9,9 @@ custom event.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Mapping
-from functools import lru_cache
+
+from pixelrelay.names import name_key
 
 # Events 2.0 web list plus the legacy names TikTok still accepts and the Pixel still sends.
 STANDARD_EVENTS: frozenset[str] = frozenset({
@@ -77,15 +77,6 @@ _APP_EQUIVALENT: Mapping[str, str] = {
     "SubmitForm": "GenerateLead",
     "Lead": "GenerateLead",
 }
-
-_SEPARATORS = re.compile(r"[\s_\-.:/]+")
-
-
-@lru_cache(maxsize=4096)  # the same few names recur on every event
-def name_key(name: str) -> str:
-    """The comparison form of an event name: lower-case, without spaces or separators."""
-    return _SEPARATORS.sub("", name).lower()
-
 
 def _keyed(pairs: Mapping[str, str]) -> dict[str, str]:
     return {name_key(k): v for k, v in pairs.items()}
@@ -173,12 +164,3 @@ def lookalike_standard(tiktok_event: str) -> str | None:
     match = difflib.get_close_matches(key, list(_LOOKALIKES), n=1, cutoff=0.8)
     return _LOOKALIKES[match[0]] if match else None
 
-
-_WORD_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-_NON_ALNUM = re.compile(r"[^A-Za-z0-9]+")
-
-
-def snake_case(name: str) -> str:
-    """CompletePayment -> complete_payment, "Order Completed" -> order_completed."""
-    spaced = _WORD_BOUNDARY.sub("_", name)
-    return _NON_ALNUM.sub("_", spaced).strip("_").lower()

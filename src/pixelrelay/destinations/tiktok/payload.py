@@ -11,6 +11,7 @@ import orjson
 from pixelrelay.model import Ad, App, ConsentState, Event, Lead, Source
 
 PARTNER_NAME = "pixelrelay"
+_OTHER_IDS = frozenset({"fbc", "fbp"})
 TRACK_PATH = "/open_api/v1.3/event/track/"
 
 
@@ -20,6 +21,8 @@ def build_item(event: Event, tiktok_event: str) -> dict[str, Any]:
     item: dict[str, Any] = {"event": tiktok_event, "event_time": event.event_time,
                             "event_id": event.event_id}
     user = event.user.given()
+    if "fbc" in user or "fbp" in user:  # another platform's ids: not TikTok's business
+        user = {k: v for k, v in user.items() if k not in _OTHER_IDS}
     if user:
         item["user"] = user
     pg = event.page
