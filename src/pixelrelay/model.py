@@ -57,8 +57,9 @@ class Consent:
     ad_user_data: ConsentState | None = None
     ad_personalization: ConsentState | None = None
     region: str | None = None  # ISO 3166 alpha-2 (or region code) the visitor is in
-    # Why a state is what it is when nobody said it: "region" (none given, and the region
-    # requires consent), "assumed" (a source's `assume`); None: the sender or visitor said so.
+    # Where the states come from when the event did not state them: "session" (the visitor's
+    # answer, restored from their session), "region" (none given, and the region requires
+    # consent), "assumed" (a source's `assume`); None: the event's own.
     basis: str | None = None
 
     @property

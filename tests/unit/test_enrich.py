@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pixelrelay.model import Consent, ConsentState, Event, User
+from pixelrelay.model import Channel, Consent, ConsentState, Event, User
+from pixelrelay.pipeline.copies import merge_copies
 from pixelrelay.pipeline.enrich import (
     EnrichedFrom,
     SessionContext,
@@ -67,9 +68,11 @@ def test_merge_keeps_the_first_landing_and_takes_newer_keys() -> None:
 def test_an_event_without_consent_takes_the_sessions_latest_answer() -> None:
     ctx = SessionContext("s_1", consent=Consent(G, D, G, "DE"), consent_at=5,
                          consent_source="explicit")
-    assert take_consent(ev(), ctx).consent == Consent(G, D, G, "DE")
+    # Marked as the session's, so that a copy's own answer wins over it when copies merge.
+    assert take_consent(ev(), ctx).consent == Consent(G, D, G, "DE", basis="session")
     # The event's own region (an order's billing country) is kept.
-    assert take_consent(ev(consent=Consent(region="FR")), ctx).consent == Consent(G, D, G, "FR")
+    assert take_consent(ev(consent=Consent(region="FR")), ctx).consent == Consent(
+        G, D, G, "FR", basis="session")
     # An explicit answer on the event wins.
     own = ev(consent=Consent(marketing=D))
     assert take_consent(own, ctx) is own
@@ -86,3 +89,17 @@ def test_merge_keeps_the_latest_consent_answer() -> None:
     kept = merge_context(first, SessionContext("s_1", ttclid="x"))
     assert (kept.consent, kept.consent_at, kept.consent_source) == (
         Consent(marketing=D), 1, "consent_mode")
+
+
+def test_a_copys_own_answer_wins_over_one_restored_from_a_session() -> None:
+    """The browser copy carries the visitor's own 'yes'; the order's server copy found an
+    older session of the same email that said 'no': the visitor's own answer stands, even
+    though the server copy is the truth about the order."""
+    browser = Event(name="Purchase", event_id="ord_1", event_time=1, channel=Channel.BROWSER,
+                    consent=Consent(marketing=G))
+    server = Event(name="Purchase", event_id="ord_1", event_time=1, channel=Channel.SHOPIFY,
+                   consent=Consent(marketing=D, basis="session"))
+    assert merge_copies(browser, server).consent.marketing is G
+    stated = Event(name="Purchase", event_id="ord_1", event_time=1, channel=Channel.SHOPIFY,
+                   consent=Consent(marketing=D))
+    assert merge_copies(browser, stated).consent.marketing is D  # the server's own word

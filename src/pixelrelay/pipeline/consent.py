@@ -16,6 +16,7 @@ _GROUPS = {"EU": EU, "EEA": EEA}
 _DENIED = ConsentState.DENIED
 BASIS_REGION = "region"  # Consent.basis: filled in because the region requires consent
 BASIS_ASSUMED = "assumed"  # Consent.basis: a source's `assume` stood in for an answer
+BASIS_SESSION = "session"  # Consent.basis: the visitor's answer, restored from their session
 
 
 @lru_cache(maxsize=32)

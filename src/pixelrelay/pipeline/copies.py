@@ -28,7 +28,11 @@ def merge_copies(first: Event, later: Event) -> Event:
     later_wins = authoritative(first, later)
     base, other = (later, first) if later_wins else (first, later)
     user = _merge_user(base.user, other.user)
-    consent = base.consent if not base.consent.is_empty else other.consent
+    # The event's own answer first (the authoritative copy's, else the other's); one restored
+    # from a session or assumed only where neither copy stated one.
+    consent = next((c for c in (base.consent, other.consent)
+                    if not c.is_empty and c.basis is None),
+                   base.consent if not base.consent.is_empty else other.consent)
     if consent.region is None and other.consent.region is not None:
         consent = replace(consent, region=other.consent.region)
     return replace(

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from pixelrelay.model import Consent, Event
+from pixelrelay.pipeline.consent import BASIS_SESSION
 from pixelrelay.records import record
 
 TOKEN_KINDS = ("cart_token", "checkout_token")
@@ -67,7 +68,7 @@ def take_consent(event: Event, context: SessionContext | None) -> Event:
     if context is None or context.consent is None or not event.consent.is_empty:
         return event
     region = event.consent.region or context.consent.region
-    return replace(event, consent=replace(context.consent, region=region))
+    return replace(event, consent=replace(context.consent, region=region, basis=BASIS_SESSION))
 
 
 def identity_keys(event: Event) -> tuple[str, ...]:
