@@ -164,8 +164,9 @@ def make_settings(db: Path | str, api_url: str, *, delivery: DeliverySettings = 
                   consent: ConsentSettings | None = None, **dest: Any) -> Settings:
     """`db`: a SQLite file, or a storage URL (the `storage_url` fixture's)."""
     dest.setdefault("name", "tiktok")
-    destination = tiktok_destination(pixel_code=dest.pop("pixel_code", PIXEL),
-                                     access_token=Secret(ACCESS_TOKEN), api_url=api_url, **dest)
+    dest.setdefault("access_token", Secret(ACCESS_TOKEN))
+    destination = tiktok_destination(pixel_code=dest.pop("pixel_code", PIXEL), api_url=api_url,
+                                     **dest)
     return Settings(
         server=ServerSettings(admin_token=Secret(ADMIN_TOKEN)),
         storage=StorageSettings(url=db if isinstance(db, str) else f"sqlite:///{db}"),
