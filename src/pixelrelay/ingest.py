@@ -11,12 +11,6 @@ from pixelrelay.clock import Clock
 from pixelrelay.config import Settings
 from pixelrelay.destinations import REGISTRY, id_names, purchase_names
 from pixelrelay.destinations.base import Destination
-from pixelrelay.diagnostics.recorder import (
-    count_ingest,
-    ingest_notes,
-    record_rejections,
-    rejected_note,
-)
 from pixelrelay.errors import ConfigError, Problem
 from pixelrelay.model import Channel, Consent, DeliveryState, Event, Route
 from pixelrelay.pipeline.consent import BASIS_ASSUMED, apply_consent, with_region
@@ -33,6 +27,12 @@ from pixelrelay.pipeline.enrich import (
     without_tokens,
 )
 from pixelrelay.pipeline.parse import parse_event, too_old
+from pixelrelay.recorder import (
+    count_ingest,
+    ingest_notes,
+    record_rejections,
+    rejected_note,
+)
 from pixelrelay.routing import route as route_event
 from pixelrelay.store.base import InsertOutcome, Merged, NewEvent, Store
 from pixelrelay.store.codec import decode_event, encode_event

@@ -7,7 +7,6 @@ import re
 import pytest
 
 from pixelrelay.diagnostics.endpoints import session_key
-from pixelrelay.diagnostics.masking import mask_field, mask_reason
 from pixelrelay.diagnostics.report import (
     KEYS,
     WEIGHTS,
@@ -20,6 +19,7 @@ from pixelrelay.diagnostics.report import (
     match_score,
     percentile,
 )
+from pixelrelay.masking import mask_field, mask_reason
 from pixelrelay.metrics import code_label, path_label
 from pixelrelay.store.rows import QueueRow, RecentRow, RecentSearch, WindowRows
 

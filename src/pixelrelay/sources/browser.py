@@ -11,7 +11,6 @@ from starlette.responses import Response
 
 from pixelrelay.config import Settings, SourceSettings
 from pixelrelay.delivery.throttle import TokenBucket
-from pixelrelay.diagnostics.recorder import record_collect_refusal
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel, Consent, ConsentState
@@ -20,6 +19,7 @@ from pixelrelay.pipeline.enrich import TOKEN_KINDS, SessionContext
 from pixelrelay.pipeline.gid import plain_id
 from pixelrelay.pipeline.pii import Found, scrub_id, scrub_text, scrub_url
 from pixelrelay.pipeline.readers import NUL
+from pixelrelay.recorder import record_collect_refusal
 from pixelrelay.sources import browser_rules as rules
 from pixelrelay.sources.credential_guard import credential_failed
 from pixelrelay.sources.http import (
@@ -43,17 +43,18 @@ _TEMPLATE = (resources.files("pixelrelay.sources") / "static" / "tag.js").read_t
 
 
 class TagEndpoint:
-    """GET /tag.js[?k=<site key>]: the tag with the event map (and the source's consent and
-    page-view defaults) embedded; revalidated by ETag, so a mapping change shows up within
-    the max-age."""
+    """GET /tag.js[?k=<site key>]: the tag core with the bridges of the configured
+    destination types, their name tables and the source's consent and page-view defaults
+    embedded; revalidated by ETag, so a mapping change shows up within the max-age."""
 
     def __init__(self, settings: Settings) -> None:
-        event_map = settings.destinations[0].event_map if settings.destinations else {}
+        dests = settings.destinations
         self.sources = settings.sources
-        self.default = rules.render_tag(_TEMPLATE, rules.tag_config(event_map))
+        template = rules.with_bridges(_TEMPLATE, dests)
+        self.default = rules.render_tag(template, rules.tag_config(dests))
         self.by_source = {
-            s.name: rules.render_tag(_TEMPLATE, rules.tag_config(
-                event_map, consent_required=s.consent_required, page_views=s.page_views))
+            s.name: rules.render_tag(template, rules.tag_config(
+                dests, consent_required=s.consent_required, page_views=s.page_views))
             for s in settings.sources if s.kind == "browser"}
 
     async def __call__(self, request: Request) -> Response:

@@ -1,5 +1,5 @@
-"""Ingest's hook: count what it accepted, refused, absorbed or changed (the metrics and the
-store's ingest log), and refused tag hits."""
+"""What ingest records of each request for the diagnostics: refused and accepted events' notes
+(never a value of them), the event counters, and refused tag hits."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pixelrelay import metrics
-from pixelrelay.diagnostics.masking import mask_field, mask_reason
 from pixelrelay.errors import PixelrelayError, Problem
 from pixelrelay.event_ids import order_event_id
+from pixelrelay.masking import mask_field, mask_reason
 from pixelrelay.model import DeliveryState, Event
 from pixelrelay.names import snake_case
 from pixelrelay.pipeline.pii import PERSONAL_KEY, looks_personal
