@@ -31,6 +31,7 @@ from pixelrelay.sources.browser import CollectEndpoint, TagEndpoint
 from pixelrelay.sources.credential_guard import FailedCredentials
 from pixelrelay.sources.edge import Edge
 from pixelrelay.sources.http import json_response
+from pixelrelay.sources.meta_compat import GraphEventsRoute, MetaEventsEndpoint
 from pixelrelay.sources.shopify import ShopifyWebhookEndpoint
 from pixelrelay.sources.store_guard import guarded
 from pixelrelay.sources.tiktok_compat import TikTokTrackEndpoint
@@ -165,6 +166,10 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
         Route(TRACK_PATH, stored(TikTokTrackEndpoint(gateway.ingestor, settings.sources,
                                                      settings.destinations).__call__),
               methods=["POST"]),
+        # /{version}/{pixel_id}/events, Meta's Graph API path: a pattern, so not a hot path.
+        GraphEventsRoute(stored(MetaEventsEndpoint(gateway.ingestor, settings.sources,
+                                                   settings.destinations).__call__),
+                         methods=["POST"]),
         Route("/v1/deliveries",
               stored(DeliveriesEndpoint(gateway.store, settings.server.admin_token,
                                         diagnostics.rejections).__call__),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -92,6 +93,10 @@ _PREFIXES = (("/v1/webhooks/shopify/", "/v1/webhooks/shopify/{source}"),
              ("/v1/destinations/", "/v1/destinations/{name}/resume"),
              ("/v1/events/", "/v1/events/{event_id}/trace"),
              ("/_emulator", "/_emulator"), ("/_meta", "/_meta"))
+# The Meta-compatible drop-in (sources.graph_api.EVENTS_PATH_RE; not imported: metrics sits
+# below the sources): one label for every version and pixel id.
+_GRAPH_EVENTS = re.compile(r"/v[0-9]{1,3}\.[0-9]{1,3}/[^/]+/events")
+GRAPH_EVENTS_LABEL = "/{version}/{pixel_id}/events"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE",
                       "CONNECT"})
 # The platform codes pixelrelay knows: each destination type's, given by allow_labels.
@@ -162,6 +167,8 @@ def path_label(path: str) -> str:
     for prefix, label in _PREFIXES:
         if path.startswith(prefix):
             return label
+    if path.endswith("/events") and _GRAPH_EVENTS.fullmatch(path):
+        return GRAPH_EVENTS_LABEL
     return "other"
 
 

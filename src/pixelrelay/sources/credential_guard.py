@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pixelrelay.sources import graph_api
 from pixelrelay.sources.browser_rules import client_ip
 from pixelrelay.sources.http import json_response, problem_response
 
@@ -38,6 +39,8 @@ def credential_kind(method: str, path: str) -> str | None:
     """Which secret a request to `path` presents, or None when it presents none."""
     if path == "/v1/events" or path.startswith("/open_api/"):
         return SOURCE  # server keys, as Bearer or as TikTok's Access-Token
+    if graph_api.is_events_path(path):
+        return SOURCE  # a server key as Meta's access_token (query, form field or Bearer)
     if path == "/v1/collect":
         return None if method == "OPTIONS" else SITE
     if path.startswith("/v1/webhooks/shopify/"):
@@ -170,4 +173,6 @@ def refusal(kind: str, path: str, wait_s: float) -> Response:
     if path.startswith("/open_api/"):  # TikTok's shape, with its rate limit code
         return json_response({"code": 40100, "message": reason,
                               "request_id": uuid.uuid4().hex, "data": {}}, 429, headers)
+    if graph_api.is_events_path(path):  # Graph's error object, which Meta's SDKs parse
+        return graph_api.throttled(reason, retry)
     return problem_response(429, "rate_limited", reason, headers=headers)
