@@ -73,3 +73,25 @@ async def test_the_latest_consent_answer_is_kept_with_the_session(store: Store) 
     got = await store.get_session("s_c")
     assert got is not None and got.ttclid == "E.c"
     assert (got.consent, got.consent_at, got.consent_source) == (denied, T0, "consent_mode")
+
+
+async def test_click_ids_are_kept_as_one_map_and_found_by_every_lookup(store: Store) -> None:
+    fbc, fbp = "fb.1.1800000000000.AbC", "fb.1.1700000000000.42"
+    await store.record_session(SessionContext("s_k", first_seen=T0, last_seen=T0,
+                                              click_ids={"fbc": fbc, "fbp": fbp}), RETENTION)
+    # A later hit without them keeps them; a new click replaces only its own id.
+    await store.record_session(hit("s_k", T0 + 5, ttclid="E.k"), RETENTION)
+    got = await store.get_session("s_k")
+    assert got is not None and got.click_ids == {"fbc": fbc, "fbp": fbp}
+    newer = "fb.1.1800000009000.New"
+    await store.record_session(SessionContext("s_k", first_seen=T0 + 9, last_seen=T0 + 9,
+                                              click_ids={"fbc": newer}), RETENTION)
+    await store.link_token("cart_token", "c_k", "s_k", T0)
+    await store.link_identities([("s_k", ("email:k",))], T0)
+    found = await store.find_sessions([Lookup("s_k", (), ()),
+                                       Lookup(None, (("cart_token", "c_k"),), ()),
+                                       Lookup(None, (), ("email:k",))], T0 - WINDOW)
+    assert [f[0].click_ids if f else None for f in found] == [{"fbc": newer, "fbp": fbp}] * 3
+    await store.record_session(hit("s_none", T0), RETENTION)
+    none = await store.get_session("s_none")
+    assert none is not None and none.click_ids == {}

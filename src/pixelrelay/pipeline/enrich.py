@@ -1,9 +1,9 @@
-"""Restore a browser session's context (ttclid, ttp, ip, user agent) and its consent onto
-events that lack them."""
+"""Restore a browser session's context (ttclid, ttp, ip, user agent, the click and browser
+ids its destination types declare) and its consent onto events that lack them."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -40,6 +40,9 @@ class SessionContext:
     consent: Consent | None = None
     consent_at: float | None = None
     consent_source: str | None = None
+    # Click and browser ids by the User field they fill (fbc, fbp...), as the destination
+    # types' session_ids hooks found them; stored as one JSON map, not a column each.
+    click_ids: dict[str, str] = field(default_factory=dict, hash=False)
 
 
 @record
@@ -137,6 +140,10 @@ def enrich(event: Event, context: SessionContext | None, how: EnrichedFrom) -> E
         ("ttclid", u.ttclid, context.ttclid), ("ttp", u.ttp, context.ttp),
         ("ip", u.ip, context.ip), ("user_agent", u.user_agent, context.user_agent))
         if own is None and known is not None}
+    for key, known in context.click_ids.items():
+        # Only a User field that is empty (a field the User lacks is no click id of it).
+        if getattr(u, key, "") is None:
+            fills[key] = known
     if not fills:
         return event
     return replace(event, user=replace(u, **fills), enriched_from=str(how))
@@ -144,7 +151,7 @@ def enrich(event: Event, context: SessionContext | None, how: EnrichedFrom) -> E
 
 def merge_context(old: SessionContext | None, new: SessionContext) -> SessionContext:
     """A session after a new hit: newer non-empty match keys replace older ones (a new ad
-    click brings a new ttclid), the landing URL and first_seen stay the first ones."""
+    click brings a new ttclid, fbc...), the landing URL and first_seen stay the first ones."""
     if old is None:
         return new
     return SessionContext(
@@ -159,4 +166,5 @@ def merge_context(old: SessionContext | None, new: SessionContext) -> SessionCon
         consent=new.consent or old.consent,
         consent_at=new.consent_at if new.consent is not None else old.consent_at,
         consent_source=new.consent_source if new.consent is not None else old.consent_source,
+        click_ids={**old.click_ids, **new.click_ids} if new.click_ids else old.click_ids,
     )

@@ -8,7 +8,12 @@ from typing import Any
 
 from pixelrelay.pipeline.enrich import EnrichedFrom, Lookup, SessionContext, merge_context
 from pixelrelay.store.queries import queries
-from pixelrelay.store.session_codec import consent_from_text, consent_to_text
+from pixelrelay.store.session_codec import (
+    click_ids_from,
+    click_ids_to_text,
+    consent_from_text,
+    consent_to_text,
+)
 from pixelrelay.store.sqlite.writer import UsesConnections
 
 Q = queries("sqlite", "sessions")
@@ -83,9 +88,9 @@ def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Session
     return SessionContext(session_id=row[0], ttclid=row[1], ttp=row[2], ip=row[3],
                           user_agent=row[4], landing_url=row[5], first_seen=row[6],
                           last_seen=row[7], consent=consent, consent_at=at,
-                          consent_source=source)
+                          consent_source=source, click_ids=click_ids_from(row[9]))
 
 
 def _row(c: SessionContext) -> tuple[Any, ...]:
     return (c.session_id, c.ttclid, c.ttp, c.ip, c.user_agent, c.landing_url, c.first_seen,
-            c.last_seen, consent_to_text(c))
+            c.last_seen, consent_to_text(c), click_ids_to_text(c))
