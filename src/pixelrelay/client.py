@@ -26,31 +26,31 @@ MAX_RETRY_AFTER_S = 60.0
 
 
 class ClientError(PixelrelayError):
-    """The gateway refused the request (4xx); retrying the same request will not help.
+    """What the client raises: as such, the gateway refused the request (4xx) and retrying
+    the same request will not help; its subclass GatewayUnavailable, the gateway could not be
+    reached or answered 5xx/429 on every try. `except ClientError` catches both.
 
     `partial` holds the results of earlier chunks of a track_many call that were committed.
+    `status` is None when no HTTP answer came.
     """
 
-    def __init__(self, status: int, reason: str, body: Any = None,
+    def __init__(self, status: int | None, reason: str, body: Any = None,
                  partial: TrackResult | None = None) -> None:
-        super().__init__(f"HTTP {status}: {reason}")
+        super().__init__(reason if status is None else f"HTTP {status}: {reason}")
         self.status = status
         self.reason = reason
         self.body = body
         self.partial = partial
 
 
-class GatewayUnavailable(PixelrelayError):
+class GatewayUnavailable(ClientError):
     """Every try failed (network, timeout, 5xx or 429); the events may be retried later with
     the same event_ids (see `event_ids`), which the gateway deduplicates."""
 
     def __init__(self, reason: str, status: int | None, event_ids: list[str | None],
                  partial: TrackResult | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
+        super().__init__(status, reason, None, partial)
         self.event_ids = event_ids
-        self.partial = partial
 
 
 @dataclass
@@ -72,7 +72,11 @@ class TrackResult:
         self.duplicates += int(answer.get("duplicates", 0))
         for r in answer.get("rejected", []):
             self.rejected.append({**r, "index": int(r["index"]) + offset})
-        self.event_ids.extend(answer.get("event_ids", []))
+        ids: list[str | None] = list(answer.get("event_ids", []))
+        for r in answer.get("rejected", []):  # no id for a refused event, as the API says
+            if 0 <= int(r["index"]) < len(ids):
+                ids[int(r["index"])] = None
+        self.event_ids.extend(ids)
         self.warnings.extend(answer.get("warnings", []))
 
 
@@ -126,11 +130,11 @@ class Client:
             body = b'{"events":[' + b",".join(chunk) + b"]}"
             try:
                 answer = self._post(body)
+            except GatewayUnavailable as exc:  # before ClientError: it is one
+                exc.event_ids, exc.partial = ids, result
+                raise
             except ClientError as exc:
                 exc.partial = result
-                raise
-            except GatewayUnavailable as exc:
-                exc.event_ids, exc.partial = ids, result
                 raise
             result._extend(answer, offset)
             offset += len(chunk)

@@ -144,3 +144,26 @@ def test_gives_up_after_the_retries_with_the_ids_to_retry_later() -> None:
                            {"event": "AddToCart"}])
     assert "3 tries" in info.value.reason and info.value.status is None
     assert info.value.event_ids[0] == "keep-me" and info.value.event_ids[1]
+
+
+def test_an_outage_is_a_client_error_too_so_one_except_catches_everything() -> None:
+    """Code written from the README (`except ClientError`) must not crash in an outage."""
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens here
+    with Client(url, SOURCE_KEY, retries=1, backoff=0.01) as client:
+        try:
+            client.track("ViewContent")
+        except ClientError as exc:
+            caught: ClientError = exc
+    assert isinstance(caught, GatewayUnavailable) and caught.status is None
+
+
+def test_track_many_has_no_id_for_a_rejected_event_as_the_api(gateway: ServerThread) -> None:
+    with Client(gateway.url, SOURCE_KEY) as client:
+        result = client.track_many([{"event": "ViewContent", "event_id": "ok-1"},
+                                    {"event": "Purchase", "event_id": "bad-1",
+                                     "properties": {"currency": "EURO"}}])
+    api = httpx.post(f"{gateway.url}/v1/events", headers={
+        "Authorization": f"Bearer {SOURCE_KEY}"}, json={"events": [
+            {"event": "Purchase", "properties": {"currency": "EURO"}}]}).json()
+    assert api["event_ids"] == [None]
+    assert result.event_ids == ["ok-1", None] and result.rejected[0]["index"] == 1
