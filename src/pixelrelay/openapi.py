@@ -25,7 +25,7 @@ from pixelrelay.model import Channel, ConsentState, DeliveryState, Source
 from pixelrelay.pipeline import extras, parse, readers, user
 from pixelrelay.pipeline import properties as props
 from pixelrelay.pipeline.enrich import MAX_TOKEN_LEN, TOKEN_KINDS
-from pixelrelay.sources import api, browser, credential_guard, tiktok_compat
+from pixelrelay.sources import api, browser, credential_guard, graph_api, meta_map, tiktok_compat
 from pixelrelay.sources.browser_rules import CONSENT_SOURCES, SESSION_COOKIE, TTCLID_COOKIE
 from pixelrelay.sources.http import MAX_BODY_BYTES
 
@@ -245,6 +245,9 @@ def _request_schemas() -> dict[str, Schema]:
                 "ttclid": text(512, "TikTok's click id; taken from page.url's ?ttclid= when "
                                     "missing."),
                 "ttp": text(512, "The _ttp cookie of the TikTok Pixel."),
+                "fbc": text(512, "Meta's click id (the _fbc cookie, fb.1.<ms>.<fbclid>), sent "
+                                 "to Meta as given."),
+                "fbp": text(512, "The _fbp cookie of Meta's Pixel, sent to Meta as given."),
                 "ip": {"description": "An IPv4 or IPv6 address.", "anyOf": [
                     {"type": "null"}, {"type": "string", "pattern": r"^\s*$"},
                     {"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]},
@@ -383,6 +386,51 @@ def _request_schemas() -> dict[str, Schema]:
                 {"if": {"properties": {"event_source": {"const": src}}},
                  "then": {"properties": {"data": {"items": ref(then)}}}}
                 for src, then in (("crm", "CrmEvent"), ("app", "AppEvent"))]},
+        "MetaEventsRequest": {
+            "type": "object", "required": ["data"], "additionalProperties": True,
+            "description": "Meta's Conversions API body (Graph API). Accepted or refused "
+                           "whole; unknown keys are dropped (named in `messages`).",
+            "properties": {
+                "data": {"anyOf": [
+                    array(ref("MetaServerEvent"), minItems=1, maxItems=meta_map.MAX_EVENTS),
+                    {"type": "string", "description": "The array JSON-encoded (a form's)."}]},
+                "test_event_code": {"type": "string", "description": "Every event goes to "
+                                    "Test Events, at Meta and at TikTok."},
+                "access_token": {"type": "string",
+                                 "description": "A server source key (or in the query, or "
+                                                "as Bearer)."},
+                **{k: {"description": "Accepted and ignored."}
+                   for k in sorted(meta_map.TOP_KEYS - {"data", "test_event_code",
+                                                        "access_token"})}}},
+        "MetaEventsForm": {
+            "type": "object", "required": ["data"], "additionalProperties": True,
+            "description": "The same parameters as a form (Meta's SDK, RudderStack, curl -F).",
+            "properties": {"data": {"type": "string", "description": "The events array, "
+                                    "JSON-encoded; each event may itself be a JSON string."},
+                           "access_token": STR, "test_event_code": STR}},
+        "MetaServerEvent": {"anyOf": [
+            {"type": "string", "description": "An event JSON-encoded (as Meta's SDK sends)."},
+            {"type": "object", "additionalProperties": True,
+             "required": ["event_name", "event_time", "action_source", "user_data"],
+             "description": "One server event. user_data em/ph/external_id (string or list, "
+                            "plain or SHA-256), fn/ln/ct/st/zp/country (the first value), "
+                            "client_ip_address, client_user_agent, fbc, fbp; other keys are "
+                            "dropped with a message. custom_data passes as properties "
+                            "(contents' id/item_price/title/category as content_id/price/"
+                            "content_name/content_category).",
+             "properties": {
+                 "event_name": {"type": "string"},
+                 "event_time": {"type": ["integer", "string"],
+                                "description": "Unix seconds (a numeric string is taken)."},
+                 "event_id": {"type": ["string", "integer"]},
+                 "action_source": {"enum": list(meta_map.SOURCES)},
+                 "event_source_url": STR, "referrer_url": STR,
+                 "user_data": {"type": "object"}, "custom_data": {"type": ["object", "null"]},
+                 "data_processing_options": array(STR, "[\"LDU\"]: limited data use."),
+                 "opt_out": {"type": "boolean", "description": "true: consent "
+                             "ad_personalization denied (attribution only)."},
+                 "app_data": {"type": "object", "description": "Required for app events: "
+                              "extinfo[1] (the package name) is the app id."}}}]},
         "TikTokEvent": {
             "type": "object", "required": ["event", "event_time"], "additionalProperties": True,
             "description": "One data[] item: the fields of Event (same rules), with TikTok's "
@@ -473,6 +521,19 @@ def _answer_schemas() -> dict[str, Schema]:
             "message": STR, "request_id": STR,
             "data": closed({"warnings": array(STR, "Dropped fields, as data.<i>.<field>.")})},
             ["code", "message", "request_id", "data"]),
+        "MetaAnswer": closed({
+            "events_received": INT,
+            "messages": array(STR, "What was dropped or left out for a destination, as "
+                                   "data[<i>].<field>; never a value."),
+            "fbtrace_id": STR}, ["events_received", "messages", "fbtrace_id"]),
+        "GraphError": closed({"error": closed({
+            "message": STR, "type": {"enum": [graph_api.OAUTH, graph_api.METHOD]},
+            "code": {"type": "integer", "description": "104/190: the token; 100: a parameter "
+                     "(error_subcode 2804003: too old, 33: unknown pixel); 2: retry later; "
+                     "4: throttled."},
+            "error_subcode": {"type": "integer"}, "is_transient": {"type": "boolean"},
+            "error_user_title": STR, "error_user_msg": STR, "fbtrace_id": STR},
+            ["message", "type", "code", "fbtrace_id"])}, ["error"]),
         "Health": closed({"status": {"const": "ok"}, "version": STR}, ["status", "version"]),
         "Resumed": closed({"destination": STR, "resumed": {"const": True}},
                           ["destination", "resumed"]),
@@ -759,6 +820,37 @@ def _paths() -> dict[str, Schema]:
                 "408": shared("BodyTimeout"),
                 "429": _json(ref("TikTokAnswer"), f"Code 40100: {GUESSING}.",
                              RETRY_AFTER["headers"])}}},
+        graph_api.EVENTS_PATH: {"post": {
+            "tags": ["events"], "operationId": "metaEvents",
+            "summary": "Drop-in for Meta's Conversions API (Graph API /events)",
+            "description": "Meta's body as JSON, urlencoded or multipart form; the token (a "
+                           "server source key) as access_token in the query or body, or as "
+                           "Bearer. The events go to every destination (Meta destinations of "
+                           "other pixels excepted); one bad event refuses the request.",
+            "security": [{"graphToken": []}, {"sourceKey": []}],
+            "parameters": [
+                _param("version", "path", "A Graph API version such as v25.0; anything "
+                       "else is not this route.",
+                       {"type": "string", "pattern": r"^v[0-9]{1,3}\.[0-9]{1,3}$"}),
+                _param("pixel_id", "path", "A Meta destination's pixel_id (any id when none "
+                                           "is configured)."),
+                _param("access_token", "query", "A server source key.")],
+            "requestBody": {"required": True, "content": {
+                JSON_TYPE: {"schema": ref("MetaEventsRequest")},
+                "application/x-www-form-urlencoded": {"schema": ref("MetaEventsForm")},
+                "multipart/form-data": {"schema": ref("MetaEventsForm")}}},
+            "responses": {
+                "200": _json(ref("MetaAnswer"), "Committed."),
+                "400": _json(ref("GraphError"), "Refused whole: the token (104, 190) or a "
+                                                "parameter (100)."),
+                "408": shared("BodyTimeout"),
+                "413": _json(ref("GraphError"), f"Code 100: the body is larger than {mib}."),
+                "429": _json(ref("GraphError"), f"Code 4 (is_transient): {GUESSING}, or over "
+                                                "the source's rate_limit.",
+                             RETRY_AFTER["headers"]),
+                "500": _json(ref("GraphError"), "Code 2 (is_transient): the store could not "
+                                                "commit; nothing was kept; retry.",
+                             RETRY_AFTER["headers"])}}},
         "/v1/collect": {
             "post": {
                 "tags": ["browser"], "operationId": "collect",
@@ -994,6 +1086,9 @@ def _security_schemes() -> dict[str, Schema]:
                     "description": "A browser source's (public) key, from one of its "
                                    "allowed_origins. /v1/collect also takes it as `k` in "
                                    "the body."},
+        "graphToken": {"type": "apiKey", "in": "query", "name": "access_token",
+                       "description": "Meta's placement (also a body field, or Bearer); the "
+                                      "value is a server source key."},
         "accessToken": {"type": "apiKey", "in": "header", "name": "Access-Token",
                         "description": "TikTok's header; the value is a server source key."},
         "adminBearer": {"type": "http", "scheme": "bearer",

@@ -32,7 +32,7 @@ from pixelrelay.config import Secret, SourceSettings
 from pixelrelay.diagnostics.endpoints import csrf_token
 from pixelrelay.openapi import document
 from pixelrelay.pipeline import extras, parse, user
-from pixelrelay.sources import tiktok_compat
+from pixelrelay.sources import meta_map, tiktok_compat
 from pixelrelay.store.base import DeliveryView
 from pixelrelay.store.rows import RejectionRow
 from tests.conftest import ACCESS_TOKEN, ADMIN_TOKEN, PIXEL, SOURCE_KEY, make_settings
@@ -48,6 +48,7 @@ SHOP_SECRET = "shpss_openapi_0001"
 ORIGIN = "http://shop.test"
 OFFLINE, CRM, APP = "7000001", "CRM0001", "com.shop.app"
 SERVER = {"Authorization": f"Bearer {SOURCE_KEY}"}
+META_EDGE = "/v25.0/1234567890/events"
 ADMIN = {"X-Admin-Token": ADMIN_TOKEN}
 ORDER = Path(__file__).resolve().parent.parent / "fixtures" / "shopify" / "orders-create.json"
 # Objects in answers that are not pixelrelay's own shape, so they stay open.
@@ -293,6 +294,7 @@ def test_documented_keys_are_the_keys_the_code_reads(contract: Contract) -> None
     assert documented(contract, "Ad") == extras.AD_KEYS
     assert documented(contract, "Lead") == extras.LEAD_KEYS
     assert documented(contract, "TikTokTrackRequest") == tiktok_compat.TOP_KEYS
+    assert documented(contract, "MetaEventsRequest") == meta_map.TOP_KEYS
     assert documented(contract, "Delivery") == {f.name for f in dataclasses.fields(DeliveryView)}
     assert documented(contract, "IngestRefusal") == {
         f.name for f in dataclasses.fields(RejectionRow)}
@@ -551,6 +553,14 @@ def credentials_limited(c: Contract) -> None:
               headers={"Access-Token": "wrong"})
     assert r.json()["code"] == 40100
     guess("198.51.100.3", "post", "/v1/collect", body={"k": "wrong"}, media="text/plain")
+    for _ in range(40):  # Meta's drop-in answers a wrong token 400 (code 190), as Graph does
+        r = c.call("post", META_EDGE, (400, 429), params={"access_token": "wrong"},
+                   headers={"X-Forwarded-For": "198.51.100.6"}, body={"data": []}, valid=False)
+        if r.status_code == 429:
+            assert r.json()["error"]["code"] == 4
+            break
+    else:
+        raise AssertionError(f"{META_EDGE}: no 429 after 40 wrong tokens")
     guess("198.51.100.4", "post", "/v1/webhooks/shopify/shop", raw=b"{}",
           headers={"X-Shopify-Topic": "orders/create", "X-Shopify-Hmac-Sha256": "bm9wZQ=="})
     for method, path in (("get", "/v1/deliveries"), ("post", "/v1/destinations/tiktok/resume"),
@@ -587,13 +597,14 @@ def stalled_bodies(tmp_path: Path, emulator: ServerThread) -> set[tuple[str, str
         cookie = f"Cookie: pixelrelay_session={signed_in.cookies['pixelrelay_session']}\r\n"
         for path, extra in (("/v1/events", f"Authorization: Bearer {SOURCE_KEY}\r\n"),
                             ("/open_api/v1.3/event/track/", f"Access-Token: {SOURCE_KEY}\r\n"),
+                            (f"{META_EDGE}?access_token={SOURCE_KEY}", ""),
                             ("/v1/collect", ""), ("/v1/webhooks/shopify/shop", ""),
                             ("/login", ""), ("/destinations/tiktok/resume", cookie)):
             r = raw_exchange(server.port, (
                 f"POST {path} HTTP/1.1\r\nHost: gw\r\n{extra}Content-Length: 1000\r\n\r\n"
                 '{"events": [').encode())
             assert r.status_code == 408, (path, r.text)
-            c.check_answer(c.template(path), "post", r)
+            c.check_answer(c.template(path.partition("?")[0]), "post", r)
     return c.seen
 
 
@@ -639,6 +650,26 @@ def test_every_operation_answers_as_documented(contract: Contract, emulator: Ser
     assert r.json()["code"] == 40002
     r = c.call("post", track, 200, headers={"Access-Token": SOURCE_KEY}, raw=too_big)
     assert r.json()["code"] == 40002
+
+    # Meta's drop-in: Graph's answers and error objects
+    meta_event = {"event_name": "Purchase", "event_time": t, "action_source": "website",
+                  "event_id": f"meta-{t}", "event_source_url": "https://shop.test/thanks",
+                  "user_data": {"em": "a@example.com", "client_user_agent": "Mozilla/5.0"},
+                  "custom_data": {"value": 5, "currency": "EUR"}}
+    token = {"access_token": SOURCE_KEY}
+    r = c.call("post", META_EDGE, 200, params=token, body={"data": [meta_event]})
+    assert r.json()["events_received"] == 1
+    c.call("post", META_EDGE, 200, media="application/x-www-form-urlencoded", body={
+        "data": orjson.dumps([orjson.dumps({**meta_event, "event_id": f"meta2-{t}"}).decode()]
+                             ).decode(), "access_token": SOURCE_KEY})
+    assert c.call("post", META_EDGE, 400, body={"data": [meta_event]}
+                  ).json()["error"]["code"] == 104
+    assert c.call("post", META_EDGE, 400, body={"data": [meta_event], "access_token": "x"}
+                  ).json()["error"]["code"] == 190
+    r = c.call("post", META_EDGE, 400, params=token, valid=False,
+               body={"data": [{**meta_event, "action_source": "fax"}]})
+    assert "data[0].action_source" in r.json()["error"]["message"]
+    c.call("post", META_EDGE, 413, params=token, raw=too_big)
 
     # The browser: tag, preflight, hits
     tag = c.call("get", "/tag.js", 200, params={"k": SITE_KEY})
@@ -779,6 +810,10 @@ def test_every_operation_answers_as_documented(contract: Contract, emulator: Ser
             "event_source": "web", "event_source_id": PIXEL,
             "data": [{"event": "ViewContent", "event_time": t}]})
         assert r.json()["code"] == 50000
+        r = c.call("post", META_EDGE, 500, params={"access_token": SOURCE_KEY},
+                   body={"data": [{"event_name": "Lead", "event_time": now(),
+                                   "action_source": "system_generated", "user_data": {}}]})
+        assert r.json()["error"]["is_transient"] is True
     finally:
         with sqlite3.connect(db) as conn:
             conn.execute("DROP TRIGGER openapi_full")
