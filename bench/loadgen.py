@@ -116,3 +116,31 @@ async def run_paced(port: int, make_request: Callable[[int], bytes], *, rate: fl
                            for i in range(concurrency)))
     result.seconds = time.perf_counter() - start
     return result
+
+
+async def run_count(port: int, make_request: Callable[[int], bytes], *, requests: int,
+                    concurrency: int, expect: int = 202) -> LoadResult:
+    """Exactly `requests` requests (numbered 1..requests) over `concurrency` connections."""
+    result = LoadResult()
+    counter = [0]
+    start = time.perf_counter()
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while counter[0] < requests:
+                counter[0] += 1
+                sent = time.perf_counter()
+                writer.write(make_request(counter[0]))
+                status = await _read_response(reader)
+                result.latencies_ms.append((time.perf_counter() - sent) * 1000)
+                if status == expect:
+                    result.requests += 1
+                else:
+                    result.errors += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    result.seconds = time.perf_counter() - start
+    return result

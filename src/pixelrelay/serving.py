@@ -17,6 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
+from pixelrelay import heap
 from pixelrelay.errors import PixelrelayError
 from pixelrelay.ops import OpsError
 
@@ -127,6 +128,7 @@ def run(app: Starlette, sock: socket.socket, on_started: Callable[[], None]) -> 
         return lifespan.error is None or not record.getMessage().startswith("Application")
 
     uvicorn_log.addFilter(quiet)
+    stop_trimming = heap.trim_periodically()
     try:
         server.run(sockets=[sock])
     except SystemExit:
@@ -134,6 +136,7 @@ def run(app: Starlette, sock: socket.socket, on_started: Callable[[], None]) -> 
             raise lifespan.error from None
         raise
     finally:
+        stop_trimming()
         uvicorn_log.removeFilter(quiet)
         sock.close()
     if lifespan.error is not None:
@@ -160,4 +163,8 @@ def run_until_signalled(start: Callable[[], Awaitable[None]], stop: Callable[[],
         finally:
             await stop()
 
-    asyncio.run(main())
+    stop_trimming = heap.trim_periodically()
+    try:
+        asyncio.run(main())
+    finally:
+        stop_trimming()
