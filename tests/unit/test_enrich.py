@@ -103,3 +103,19 @@ def test_a_copys_own_answer_wins_over_one_restored_from_a_session() -> None:
     stated = Event(name="Purchase", event_id="ord_1", event_time=1, channel=Channel.SHOPIFY,
                    consent=Consent(marketing=D))
     assert merge_copies(browser, stated).consent.marketing is D  # the server's own word
+
+
+def test_a_copys_own_click_context_wins_over_one_restored_for_the_other() -> None:
+    """The order's server copy found an older session of the same email; the browser copy
+    carries this order's own click: the merged event keeps the browser copy's ttclid."""
+    browser = Event(name="Purchase", event_id="ord_2", event_time=1, channel=Channel.BROWSER,
+                    user=User(ttclid="E.C.P.this-order", ip="203.0.113.1"))
+    server = Event(name="Purchase", event_id="ord_2", event_time=1, channel=Channel.SHOPIFY,
+                   user=User(ttclid="E.C.P.older", ip="198.51.100.9", email=("h",)),
+                   enriched_from="identity")
+    merged = merge_copies(browser, server)
+    assert (merged.user.ttclid, merged.user.ip) == ("E.C.P.this-order", "203.0.113.1")
+    assert merged.user.email == ("h",)
+    own = Event(name="Purchase", event_id="ord_2", event_time=1, channel=Channel.SHOPIFY,
+                user=User(ttclid="E.C.P.server-own"))
+    assert merge_copies(browser, own).user.ttclid == "E.C.P.server-own"

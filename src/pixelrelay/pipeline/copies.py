@@ -10,6 +10,8 @@ from pixelrelay.model import Channel, Event, User
 MAX_IDS = 10  # as the parser allows per key
 _LIST_KEYS = ("email", "phone", "external_id")
 _SCALAR_KEYS = tuple(f.name for f in fields(User) if f.name not in _LIST_KEYS)
+# What a session restores onto an event (pipeline.enrich), as opposed to what a copy states.
+_CONTEXT_KEYS = ("ttclid", "ttp", "ip", "user_agent")
 
 
 def authoritative(first: Event, later: Event) -> bool:
@@ -28,6 +30,11 @@ def merge_copies(first: Event, later: Event) -> Event:
     later_wins = authoritative(first, later)
     base, other = (later, first) if later_wins else (first, later)
     user = _merge_user(base.user, other.user)
+    if base.enriched_from is not None and other.enriched_from is None:
+        # base's click and browser context was restored from a session found for it (maybe
+        # an older one of the same person); the other copy's own context is this order's.
+        user = replace(user, **{k: v for k in _CONTEXT_KEYS
+                                if (v := getattr(other.user, k)) is not None})
     # The event's own answer first (the authoritative copy's, else the other's); one restored
     # from a session or assumed only where neither copy stated one.
     consent = next((c for c in (base.consent, other.consent)
