@@ -60,7 +60,16 @@ def test_the_banner_s_steps_work_in_an_empty_folder(sandbox: tuple[str, Path],
     deliveries = httpx.get(f"{base}/v1/deliveries",
                            params={"event_id": "ord_1001_complete_payment"},
                            headers={"Authorization": f"Bearer {key.group(1)}"}).json()
-    assert [d["state"] for d in deliveries["deliveries"]] == ["delivered"]
+    # Without a config every destination type runs against its emulator: TikTok and Meta.
+    wait_for(lambda: bool(httpx.get(f"{base}/_meta/events").json()), timeout=10)
+    meta = httpx.get(f"{base}/_meta/events").json()[0]
+    assert (meta["event_name"], meta["event_id"]) == ("Purchase", "ord_1001_complete_payment")
+    assert meta["user_data"]["em"] == [hashlib.sha256(b"customer@example.com").hexdigest()]
+    deliveries = httpx.get(f"{base}/v1/deliveries",
+                           params={"event_id": "ord_1001_complete_payment"},
+                           headers={"Authorization": f"Bearer {key.group(1)}"}).json()
+    assert sorted((d["destination"], d["state"]) for d in deliveries["deliveries"]) == [
+        ("sandbox", "delivered"), ("sandbox-meta", "delivered")]
 
     with httpx.Client(base_url=base) as browser:
         assert browser.post("/login", data={"token": "wrong"}).status_code == 401
