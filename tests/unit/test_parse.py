@@ -395,3 +395,14 @@ def test_a_json_text_that_decodes_to_a_nul_always_shows_the_escape(value: object
     texts = [orjson.dumps(value), json.dumps(value, ensure_ascii=ascii_only).encode()]
     for text in texts:
         assert may_hold_nul(text) or nul_path(orjson.loads(text)) is None
+
+
+def test_a_users_own_country_is_the_region_of_their_national_phone() -> None:
+    """An import row or an order with country=DE: '030 1234567' is a Berlin number, not
+    refused for want of a default region (issue 28, point 6)."""
+    e = ok({"event": "Lead", "user": {"phone": "030 12345678", "country": "DE"}})
+    assert e.user.phone == (hashlib.sha256(b"+493012345678").hexdigest(),)
+    # The configured region stays the fallback, and a country name is no region.
+    fallback = ok({"event": "Lead", "user": {"phone": "030 12345678", "country": "Germany"}},
+                  phone_region="DE")
+    assert fallback.user.phone == e.user.phone

@@ -57,7 +57,7 @@ from pixelrelay.pipeline.readers import (
     opt_str,
     unknown_keys,
 )
-from pixelrelay.pipeline.user import parse_user, plain_user, with_found
+from pixelrelay.pipeline.user import parse_user, plain_user, user_region, with_found
 from pixelrelay.records import record
 
 MAX_FUTURE_S = 300  # tolerated clock skew of the sender
@@ -117,6 +117,9 @@ def parse_event(raw: object, *, now: float, phone_region: str = "",
     p: list[Problem] = []
     notices: list[Notice] = []
     unknown_keys(raw, "", TOP_KEYS, notices)
+    # A user's own two-letter country is where their phone numbers are national (an order's
+    # billing country, an import row's `country`); the configured region is the fallback.
+    phone_region = user_region(raw.get("user"), phone_region)
     name = _event_name(raw.get("event"), p, phone_region)
     event_id = _event_id(raw.get("event_id"), p)
     stamp = raw.get("timestamp")

@@ -62,6 +62,16 @@ def parse_user(v: object, region: str, p: list[Problem], notices: list[Notice],
     return User(**fields) if fields else _EMPTY  # type: ignore[arg-type]
 
 
+def user_region(v: object, region: str) -> str:
+    """The region national phone numbers of this user are read in: their own two-letter
+    `country` where they give one, else `region` (the destination's default)."""
+    if isinstance(v, dict):
+        country = v.get("country")
+        if isinstance(country, str) and len(c := country.strip()) == 2 and c.isalpha():
+            return c.upper()
+    return region
+
+
 _PLAIN_LISTS = ("email", "phone", "external_id")
 _PLAIN_TEXT = ("first_name", "last_name", "zip_code", "city", "state", "country")
 PLAIN_KEYS = frozenset(_PLAIN_LISTS + _PLAIN_TEXT)
