@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 
+from pixelrelay.config import Secret
+from pixelrelay.destinations.tiktok.settings import tiktok_destination
 from pixelrelay.sources import browser_rules as r
 
 PROXIES = ("10.0.0.0/8", "127.0.0.1")
@@ -59,7 +61,10 @@ def test_cors_echoes_the_exact_origin() -> None:
 
 
 def test_tag_config_merges_destination_map_over_defaults() -> None:
-    cfg = r.tag_config({"Purchase": "Purchase", "Lead": "Contact"}, page_views=True)
+    dest = tiktok_destination(name="tt", pixel_code="C9ABC1234567890",
+                              access_token=Secret("t"),
+                              event_map={"Purchase": "Purchase", "Lead": "Contact"})
+    cfg = r.tag_config((dest,), page_views=True)
     body, etag = r.render_tag("var C = " + r.CONFIG_MARK + ";", cfg)
     embedded = orjson.loads(body.decode()[len("var C = "):-1])
     assert embedded["map"]["Purchase"] == "Purchase" and embedded["map"]["Lead"] == "Contact"

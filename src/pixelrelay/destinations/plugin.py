@@ -4,11 +4,13 @@ and the facts shared code asks of it, so that nothing outside its folder names t
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, Protocol
 
 from pixelrelay.destinations.base import Destination
 from pixelrelay.destinations.settings import DestinationSettings, SettingsReader
+from pixelrelay.records import record
 
 
 class Names(Protocol):
@@ -21,6 +23,11 @@ class Names(Protocol):
         exact event_map entry renames it."""
         ...
 
+    def web_table(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(exact overrides, name_key -> name) for web events: what the browser tag embeds
+        to name an event exactly as the server will."""
+        ...
+
 
 class _SameNames:
     """Names without a destination: each name as it came."""
@@ -31,8 +38,43 @@ class _SameNames:
     def as_sent(self, name: str, source: str = "web") -> str:
         return name
 
+    def web_table(self) -> tuple[dict[str, str], dict[str, str]]:
+        return {}, {}
+
 
 SAME_NAMES: Names = _SameNames()
+
+
+@record
+class BrowserHit:
+    """What a browser hit shows of a visitor's click and browser ids, for `Plugin.session_ids`:
+    the page and its referrer, the request's cookies, the body's `user` object, the time (ms)
+    and the ids the visitor's session already holds."""
+
+    url: str | None
+    referrer: str | None
+    cookies: Mapping[str, str] = field(hash=False)
+    user: Mapping[str, Any] = field(hash=False)
+    now_ms: int
+    previous: Mapping[str, str] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """A destination type's part of the browser tag: a script calling the platform's own
+    Pixel (`w.ttq`, `w.fbq`...) under the server's names and event_ids, and the data it is
+    served with. The script is one statement, `bridge('<type>', function (w, table, lib)
+    {...})`, run inside the tag (or the Shopify pixel) before the page's first command."""
+
+    script: str
+    # From a destination's event_map: the JSON-able table the script reads (at least "map"
+    # and "keys", as Names.web_table gives them).
+    table: Callable[[Mapping[str, str]], dict[str, object]]
+
+
+def read_bridge(package: str) -> str:
+    """The bridge.js of a destination's folder (shipped as package data)."""
+    return (resources.files(package) / "bridge.js").read_text("utf-8")
 
 
 @dataclass(frozen=True)
@@ -60,3 +102,14 @@ class Plugin:
     emulator_ids: Callable[[DestinationSettings], tuple[str, ...]]
     # The platform's id for each event source it sends (web, app...), as the page shows them.
     source_ids: Callable[[DestinationSettings], dict[str, str]]
+    # Its part of the browser tag and of the Shopify pixel (None: it has no browser Pixel).
+    bridge: Bridge | None = None
+    # URL query parameters that are its ad click ids (a landing page's).
+    click_params: tuple[str, ...] = ()
+    # (cookie, user key): first-party cookies its Pixel sets, sent by the tag and the Shopify
+    # pixel as user.<key>, read by the server from the request's cookies as well.
+    browser_cookies: tuple[tuple[str, str], ...] = ()
+    # The ids (user key -> value) a browser hit gives the visitor's session, which later
+    # events of that session get where they have none (pipeline.enrich). None: the type's
+    # ids are kept otherwise (TikTok's ttclid and ttp have columns of their own).
+    session_ids: Callable[[BrowserHit], dict[str, str]] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from importlib import resources
 from typing import Any
 
@@ -11,6 +12,7 @@ from starlette.responses import Response
 
 from pixelrelay.config import Settings, SourceSettings
 from pixelrelay.delivery.throttle import TokenBucket
+from pixelrelay.destinations.plugin import BrowserHit
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel, Consent, ConsentState
@@ -82,6 +84,8 @@ class CollectEndpoint:
         self.trusted = settings.server.trusted_proxies
         self.limits = source_limits(settings.sources)
         self.cfg = settings.sessions
+        # The configured destination types that keep click and browser ids with sessions.
+        self.id_hooks = rules.session_id_hooks(settings.destinations)
         # Nothing older than the longest cookie or identity window can be restored any more.
         self.retention_s = 86400.0 * max(self.cfg.ttclid_cookie_days,
                                          self.cfg.session_cookie_days,
@@ -165,6 +169,7 @@ class CollectEndpoint:
             result = await self.ingestor.accept([doc], channel=Channel.BROWSER)
             return result.as_dict(), []
         ctx = self._context(request, doc, hint, now, consent, how)
+        ctx = replace(ctx, click_ids=await self._click_ids(request, doc, ctx, now))
         ctx = await self.sessions.record_session(ctx, self.retention_s)
         for kind, token in tokens:
             await self.sessions.link_token(kind, token, ctx.session_id, now)
@@ -182,6 +187,9 @@ class CollectEndpoint:
                 user.update({k: v for k, v in (("ttclid", ctx.ttclid), ("ttp", ctx.ttp),
                                                ("ip", ctx.ip), ("user_agent", ctx.user_agent))
                              if v is not None})
+                for param in self.id_hooks.click_params:  # became the session's ids
+                    user.pop(param, None)
+                user.update(ctx.click_ids)
             result = await self.ingestor.accept([doc], channel=Channel.BROWSER, context=ctx)
             answer.update(result.as_dict())
         return answer, self._cookies(request, ctx)
@@ -233,6 +241,30 @@ class CollectEndpoint:
             consent_at=None if consent is None else now,
             consent_source=None if consent is None else how)
         return ctx
+
+    async def _click_ids(self, request: Request, doc: dict[str, Any], ctx: SessionContext,
+                         now: float) -> dict[str, str]:
+        """The ids the configured destination types keep with the session (Plugin.
+        session_ids), each as scrubbed as the session's other fields. The session's own are
+        read only for a landing with a click id, which may be the one it already holds."""
+        if not self.id_hooks.hooks:
+            return {}
+        page, user = _obj(doc.get("page")), _obj(doc.get("user"))
+        url, referrer = _str(page.get("url")), _str(page.get("referrer"))
+        previous: dict[str, str] = {}
+        if url is not None and rules.has_click_param(url, self.id_hooks.click_params):
+            known = await self.sessions.get_session(ctx.session_id)
+            previous = known.click_ids if known is not None else {}
+        hit = BrowserHit(url=url, referrer=referrer, cookies=request.cookies, user=user,
+                         now_ms=int(now * 1000), previous=previous)
+        found = Found()
+        out: dict[str, str] = {}
+        for hook in self.id_hooks.hooks:
+            for key, value in hook(hit).items():
+                kept = scrub_id(value, f"user.{key}", found)
+                if kept is not None and len(kept) <= MAX_TTCLID:
+                    out[key] = kept
+        return out
 
     def _cookies(self, request: Request, ctx: SessionContext) -> list[str]:
         peer = request.client.host if request.client else None

@@ -6,13 +6,16 @@ import hashlib
 import ipaddress
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
 import orjson
 
-from pixelrelay.destinations.tiktok.mapping import EventNames
+from pixelrelay.destinations import REGISTRY, Plugin, id_names
+from pixelrelay.destinations.plugin import BrowserHit
+from pixelrelay.destinations.settings import DestinationSettings
 from pixelrelay.model import Consent, ConsentState
 from pixelrelay.pipeline.clickid import ttclid_from_url
 
@@ -22,6 +25,7 @@ TTP_COOKIE = "_ttp"  # set by the TikTok Pixel on the shop's domain
 _SESSION_ID = re.compile(r"^s_[0-9a-f]{32}$")
 _COOKIE_SAFE = re.compile(r"^[A-Za-z0-9._~-]{1,512}$")
 CONFIG_MARK = "/*__PIXELRELAY_CONFIG__*/{}"
+BRIDGES_MARK = "/*__PIXELRELAY_BRIDGES__*/"
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -210,13 +214,65 @@ def preflight_headers(origin: str) -> dict[str, str]:
             "Access-Control-Max-Age": "600"}
 
 
-def tag_config(event_map: Mapping[str, str], *, consent_required: bool = False,
-               page_views: bool = False) -> dict[str, object]:
-    """What the tag needs to fire the Pixel exactly as the server will send: the first
-    destination's overrides (exact names) and the name_key table of overrides over defaults."""
-    exact, keyed = EventNames(event_map).web_table()
+def browser_types(destinations: Sequence[DestinationSettings]
+                  ) -> list[tuple[Plugin, DestinationSettings]]:
+    """Each configured destination type once, with its first destination (whose names its
+    Pixel follows, as the server's first destination of a type is the one a page pairs
+    with), in the order of the config."""
+    out: dict[str, tuple[Plugin, DestinationSettings]] = {}
+    for d in destinations:
+        if d.type not in out and d.type in REGISTRY:
+            out[d.type] = (REGISTRY[d.type], d)
+    return list(out.values())
+
+
+def declared_cookies(destinations: Sequence[DestinationSettings]) -> list[tuple[str, str]]:
+    """(cookie, user key) for every browser id the configured destination types declare."""
+    return [pair for plugin, _ in browser_types(destinations)
+            for pair in plugin.browser_cookies]
+
+
+def tag_config(destinations: Sequence[DestinationSettings], *,
+               consent_required: bool = False, page_views: bool = False) -> dict[str, object]:
+    """What the tag needs to fire each Pixel exactly as the server will send: the name table
+    derived event_ids follow (the first destination's), the cookies and click ids the
+    configured types declare, and each bridge's own table."""
+    exact, keyed = id_names(destinations).web_table()
+    types = browser_types(destinations)
     return {"map": exact, "keys": keyed, "consentRequired": consent_required,
-            "pageViews": page_views}
+            "pageViews": page_views,
+            "cookies": [list(pair) for pair in declared_cookies(destinations)],
+            "given": [param for plugin, _ in types for param in plugin.click_params],
+            "bridges": {plugin.type: plugin.bridge.table(d.event_map)
+                        for plugin, d in types if plugin.bridge is not None}}
+
+
+@dataclass(frozen=True)
+class SessionIdHooks:
+    """The configured types' Plugin.session_ids hooks and the click params they read."""
+
+    hooks: tuple[Callable[[BrowserHit], dict[str, str]], ...]
+    click_params: tuple[str, ...]
+
+
+def session_id_hooks(destinations: Sequence[DestinationSettings]) -> SessionIdHooks:
+    types = [p for p, _ in browser_types(destinations) if p.session_ids is not None]
+    return SessionIdHooks(tuple(p.session_ids for p in types if p.session_ids is not None),
+                          tuple(param for p in types for param in p.click_params))
+
+
+def has_click_param(url: str, params: Sequence[str]) -> bool:
+    """Whether a URL's query names one of `params` (a cheap test before a session read)."""
+    query = url.partition("?")[2].partition("#")[0]
+    return any(f"{p}=" in query for p in params if p)
+
+
+def with_bridges(template: str, destinations: Sequence[DestinationSettings]) -> str:
+    """A tag template with the bridges of the configured destination types put in at its
+    mark (inside the tag, before the page's queued commands run)."""
+    scripts = [plugin.bridge.script for plugin, _ in browser_types(destinations)
+               if plugin.bridge is not None]
+    return template.replace(BRIDGES_MARK, "\n".join(scripts))
 
 
 def render_tag(template: str, config: Mapping[str, object]) -> tuple[bytes, str]:

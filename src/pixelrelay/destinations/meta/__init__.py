@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from pixelrelay.destinations.base import HttpRequest, HttpResponse, Outcome, Unsendable
-from pixelrelay.destinations.meta import codes, names, payload
+from pixelrelay.destinations.meta import clickids, codes, names, payload
 from pixelrelay.destinations.meta import settings as meta_settings
 from pixelrelay.destinations.meta.hashing import MetaUserInput, PreHashFormat, hash_user
-from pixelrelay.destinations.plugin import Plugin
+from pixelrelay.destinations.plugin import Bridge, Plugin, read_bridge
 from pixelrelay.destinations.settings import DestinationSettings
 from pixelrelay.model import ConsentState, Event, Source
 from pixelrelay.secret import Secret
@@ -133,6 +133,10 @@ PLUGIN = Plugin(
     default_names=frozenset(names.DEFAULT_MAP.values()), known_codes=codes.KNOWN_CODES,
     hashes_plaintext=True, sandbox=_sandbox, preflight=_findings,
     emulator_ids=lambda d: (d.platform.pixel_id,),
-    source_ids=lambda d: {"web": d.platform.pixel_id})
+    source_ids=lambda d: {"web": d.platform.pixel_id},
+    bridge=Bridge(read_bridge(__name__), names.bridge_table),
+    click_params=(clickids.CLICK_PARAM,),
+    browser_cookies=((clickids.FBP_COOKIE, "fbp"), (clickids.FBC_COOKIE, "fbc")),
+    session_ids=clickids.session_ids)
 
 __all__ = ["PLUGIN", "MetaDestination"]

@@ -99,6 +99,18 @@ class EventNames:
         renames them, so a custom name a Pixel also sends still deduplicates with it."""
         return self._exact.get(name) or name
 
+    def web_table(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(exact overrides, name_key -> Meta name): what the browser tag embeds to name
+        the Pixel's event exactly as the server will."""
+        return dict(self._exact), {**_DEFAULTS, **self._keyed}
+
+
+def bridge_table(event_map: Mapping[str, str]) -> dict[str, object]:
+    """What Meta's part of the tag is served with: the names, and which are standard
+    (fbq 'track'; any other name goes by 'trackCustom')."""
+    exact, keyed = EventNames(event_map).web_table()
+    return {"map": exact, "keys": keyed, "standard": sorted(STANDARD_EVENTS)}
+
 
 def is_standard(meta_event: str) -> bool:
     return meta_event in STANDARD_EVENTS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pixelrelay.destinations.base import HttpRequest, HttpResponse, Outcome
-from pixelrelay.destinations.plugin import Plugin
+from pixelrelay.destinations.plugin import Bridge, Plugin, read_bridge
 from pixelrelay.destinations.settings import DestinationSettings
 from pixelrelay.destinations.tiktok import codes
 from pixelrelay.destinations.tiktok import preflight as tiktok_preflight
@@ -16,6 +16,7 @@ from pixelrelay.destinations.tiktok.mapping import (
     PURCHASE_EVENTS,
     STANDARD_EVENTS,
     EventNames,
+    bridge_table,
 )
 from pixelrelay.destinations.tiktok.payload import (
     build_body,
@@ -107,6 +108,9 @@ PLUGIN = Plugin(
     default_incoming=frozenset(DEFAULT_MAP), default_names=frozenset(DEFAULT_MAP.values()),
     known_codes=codes.KNOWN_CODES, hashes_plaintext=False,
     sandbox=_sandbox, preflight=tiktok_preflight.findings,
-    emulator_ids=lambda d: d.platform.ids(), source_ids=_source_ids)
+    emulator_ids=lambda d: d.platform.ids(), source_ids=_source_ids,
+    bridge=Bridge(read_bridge(__name__), bridge_table),
+    # Its ids are kept by the sessions' own ttclid and ttp columns (no session_ids hook).
+    click_params=("ttclid",), browser_cookies=(("_ttp", "ttp"),))
 
 __all__ = ["PLUGIN", "TikTokDestination", "batch_key", "parse_batch_key"]

@@ -140,6 +140,12 @@ class EventNames:
 _NO_OVERRIDES = EventNames()
 
 
+def bridge_table(event_map: Mapping[str, str]) -> dict[str, object]:
+    """What TikTok's part of the tag is served with: its names under the event_map."""
+    exact, keyed = EventNames(event_map).web_table()
+    return {"map": exact, "keys": keyed}
+
+
 def tiktok_name(name: str, event_map: Mapping[str, str], source: str = "web") -> str:
     """The TikTok name of `name` under `event_map` (see EventNames; build one for hot paths)."""
     return (EventNames(event_map) if event_map else _NO_OVERRIDES)(name, source)

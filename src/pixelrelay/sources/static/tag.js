@@ -1,7 +1,12 @@
-/* pixelrelay tag: one event name and event_id for the TikTok Pixel and the server. */
+/* pixelrelay tag: one event_id for every ad platform's Pixel on the page and the server.
+   The server serves it with its config and, after this core, one bridge per configured
+   destination type (destinations/<type>/bridge.js), each calling its platform's Pixel. */
 (function (w, d) {
   'use strict';
-  // Filled by the server: the event map it sends with, the source's defaults.
+  // Filled by the server: the names derived event_ids follow (the first destination's),
+  // the source's defaults, the cookies and click ids its destination types declare
+  // (cookies: [[cookie, user key]], given: the user keys a host may hand in) and each
+  // bridge's name table.
   var CONFIG = /*__PIXELRELAY_CONFIG__*/{};
   var prior = w.pixelrelay;
   if (prior && prior.loaded) { return; }
@@ -56,11 +61,14 @@
   // The server's mapping.name_key: known names match whatever their case and separators.
   function nameKey(name) { return name.replace(/[\s_\-.:\/]+/g, '').toLowerCase(); }
 
-  function mapName(name) {
-    var m = CONFIG.map || {}, keys = CONFIG.keys || {}, k = nameKey(name);
+  // A name under a table {map: exact overrides, keys: nameKey -> name}, as the server maps.
+  function mapWith(table, name) {
+    var m = table.map || {}, keys = table.keys || {}, k = nameKey(name);
     if (own(m, name) && m[name]) { return m[name]; }
     return own(keys, k) && keys[k] ? keys[k] : name;
   }
+
+  function mapName(name) { return mapWith(CONFIG, name); }
 
   function isUpper(c) { return c >= 'A' && c <= 'Z'; }
   function isLower(c) { return c >= 'a' && c <= 'z'; }
@@ -246,16 +254,39 @@
     try { return new URL(url).origin; } catch (e) { return undefined; }
   }
 
-  // The visitor's context on every hit that may carry it (not a denial's): the Pixel's _ttp
-  // and a ttclid the host handed in. The server keeps them on the session, as its cookies.
+  // The visitor's context on every hit that may carry it (not a denial's): the cookies the
+  // configured Pixels set (each as its user key) and the ids a host handed in. The server
+  // keeps them on the session, as its cookies.
   function withContext(body) {
-    var user = body.user || {}, ttp = S.given.ttp || readCookie('_ttp');
-    if (ttp && !user.ttp) { user.ttp = ttp; }
-    if (S.given.ttclid && !user.ttclid) { user.ttclid = S.given.ttclid; }
+    var user = body.user || {}, cookies = CONFIG.cookies || [], given = CONFIG.given || [];
+    for (var i = 0; i < cookies.length; i++) {
+      var key = cookies[i][1], v = S.given[key] || readCookie(cookies[i][0]);
+      if (v && !user[key]) { user[key] = v; }
+    }
+    for (var j = 0; j < given.length; j++) {
+      if (S.given[given[j]] && !user[given[j]]) { user[given[j]] = S.given[given[j]]; }
+    }
     for (var k in user) { if (own(user, k)) { body.user = user; break; } }
   }
 
-  function ttq() { return w.ttq && typeof w.ttq.track === 'function' ? w.ttq : null; }
+  // The bridges (appended by the server): each gets its own name table and calls its
+  // platform's Pixel; every call on its own, so one broken Pixel costs no other.
+  var BRIDGES = [];
+  var LIB = {mapName: mapWith, nameKey: nameKey};
+
+  function bridge(type, make) {
+    var tables = CONFIG.bridges || {};
+    if (!own(tables, type)) { return; }
+    var b = safely(make, [w, tables[type] || {}, LIB]);
+    if (b) { BRIDGES.push(b); }
+  }
+
+  function each(method, args) {
+    for (var i = 0; i < BRIDGES.length; i++) {
+      var f = BRIDGES[i][method];
+      if (typeof f === 'function') { safely(f, args); }
+    }
+  }
 
   function track(name, props, opts) {
     if (typeof name !== 'string' || !name) { return null; }
@@ -263,8 +294,7 @@
     var mapped = mapName(name), id = eventId(mapped, props, opts);
     var at = Math.floor(Date.now() / 1000), page = here();
     run(function () {
-      var t = ttq();
-      if (t) { safely(function () { t.track(mapped, props, {event_id: id}); }); }
+      each('track', [name, props, id]);
       var user = {}, u = S.user;
       for (var k in u) { if (own(u, k) && u[k]) { user[k] = u[k]; } }
       post({event: name, event_id: id, timestamp: at, page: page, properties: props,
@@ -283,14 +313,9 @@
     }
     if (!any) { return; }
     run(function () {
-      var t = ttq();
-      if (t && typeof t.identify === 'function') {
-        var pixel = {}, u = S.user;
-        if (u.email) { pixel.email = u.email; }
-        if (u.phone) { pixel.phone_number = u.phone; }
-        if (u.external_id) { pixel.external_id = u.external_id; }
-        safely(function () { t.identify(pixel); });
-      }
+      var who = {}, u = S.user;
+      for (var k in u) { if (own(u, k)) { who[k] = u[k]; } }
+      each('identify', [who]);
       post({identify: given, page: page});
     });
   }
@@ -302,13 +327,8 @@
       if (v) { S.consent[CONSENT_KEYS[i]] = v; }
     }
     if (c && typeof c.region === 'string' && c.region) { S.consent.region = c.region; }
-    var t = w.ttq;
-    if (t && S.consent.marketing === 'granted' && t.grantConsent) {
-      safely(function () { t.grantConsent(); });
-    }
-    if (t && S.consent.marketing === 'denied' && t.revokeConsent) {
-      safely(function () { t.revokeConsent(); });
-    }
+    if (S.consent.marketing === 'granted') { each('consent', [true]); }
+    if (S.consent.marketing === 'denied') { each('consent', [false]); }
     flush();
   }
 
@@ -342,7 +362,8 @@
     w.addEventListener('popstate', pageView);
   }
 
-  var GIVEN_KEYS = ['ttp', 'ttclid', 'url', 'referrer'];
+  var GIVEN_KEYS = ['url', 'referrer'].concat(
+    (CONFIG.cookies || []).map(function (c) { return c[1]; }), CONFIG.given || []);
 
   function init(opts) {
     opts = opts || {};
@@ -503,6 +524,8 @@
     watchDataLayer();
     flush();
   }
+
+  /*__PIXELRELAY_BRIDGES__*/
 
   var commands = {init: init, track: track, identify: identify, consent: consent, link: link};
 
