@@ -70,6 +70,14 @@ def test_alerts_say_what_to_check() -> None:
     assert "redirect" in found["purchase_ttclid"].check
 
 
+def test_a_reason_that_is_a_whole_sentence_is_not_punctuated_twice() -> None:
+    """TikTok's messages end with a full stop; the alert goes on after the reason."""
+    q = QueueRow("tiktok", 1, 0, None, True,
+                 "40105 Access token is incorrect or has been revoked.", NOW - 60)
+    detail = alerts([q], NOW, 0, 0, 0, 0)[0].detail
+    assert "revoked. 1 events wait" in detail and ".." not in detail
+
+
 def test_alert_changes_log_once_per_state_change() -> None:
     a = Alert("rejection_rate", "t", "d", "c")
     raised, cleared = alert_changes(set(), [a])

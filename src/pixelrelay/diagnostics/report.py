@@ -72,6 +72,12 @@ def share(part: int, whole: int) -> float | None:
     return None if whole == 0 else round(part / whole, 4)
 
 
+def clause(text: str | None) -> str:
+    """A platform's message (often a whole sentence) to go on with more punctuation: without
+    its closing full stop, so "revoked." never becomes "revoked.." or "revoked.;"."""
+    return (text or "no reason given").strip().rstrip(".")
+
+
 def alerts(queues: Iterable[QueueRow], now: float, received: int, rejected: int,
            purchases: int, purchases_with_ttclid: int,
            t: Thresholds = DEFAULTS,
@@ -93,7 +99,7 @@ def alerts(queues: Iterable[QueueRow], now: float, received: int, rejected: int,
         if q.paused:
             out.append(Alert(
                 f"paused:{q.destination}", f"Destination {q.destination} is paused",
-                f"TikTok refused the token or permission: {q.paused_reason}. "
+                f"TikTok refused the token or permission: {clause(q.paused_reason)}. "
                 f"{q.pending + q.in_flight} events wait in its queue.",
                 "Is the access token expired or revoked, the pixel code wrong, or the token "
                 "without permission for this pixel? Fix it in the config, restart (a new token "
