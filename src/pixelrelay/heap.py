@@ -1,13 +1,13 @@
-"""Giving freed heap memory back to the OS: a long-running process's RSS stays flat.
+"""Giving freed heap memory back to the OS, which glibc on its own keeps.
 
 Nothing in the process holds memory per accepted event (bench.queue_memory --probe
 --tracemalloc: Python's traced memory, glibc's in-use bytes and SQLite's stay flat while the
 queue grows). But a 500-event request allocates megabytes of 0.5-2 KB objects (each event's
-payload, its JSON and row strings) that are freed together; glibc keeps such holes in its heaps,
-and only returns memory from a heap's top. Long-lived objects placed between the holes let the
-heaps creep, so `serve`'s RSS rose with every million events taken (99 -> 111 MiB from 40k to
-800k queued) with 40 MiB of it free. malloc_trim hands every free page back (3 ms for such a
-heap); glibc's own thresholds cannot, as the holes are not at a heap's top.
+payload, its JSON and row strings) that are freed together; glibc keeps such holes in its
+heaps and returns memory only from a heap's top, so `serve`'s RSS rose while it took traffic
+(99 -> 111 MiB from 40k to 800k queued) with 30-50 MiB of it free. malloc_trim hands every
+free page back (3-4 ms for such a heap; 112 -> 77 MiB). It does not stop the heaps' creep
+itself (fragmentation), only keeps its free part from staying resident between trims.
 """
 
 from __future__ import annotations
