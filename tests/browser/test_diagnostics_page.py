@@ -109,6 +109,13 @@ def test_act_from_the_page_resume_a_paused_destination(tmp_path: Path, emulator:
         page.fill("input[name=token]", ADMIN_TOKEN)
         page.click("form[action='/login'] button")
         assert page.inner_text("code[data-pixel]") == PIXEL
+        # The app calls this page what the README does; the reason (TikTok's sentence) is
+        # followed by the alert's next sentence without a second full stop.
+        assert page.title() == "pixelrelay · dashboard"
+        assert page.inner_text("header a[data-home]") == "dashboard"
+        alert = page.inner_text("[data-alert='paused:tiktok']")
+        assert "40105 Access token is incorrect or has been revoked. 1 events" in alert
+        assert ".." not in alert
         assert page.locator("text[data-tick]").count() >= 4  # the trend's time axis
         assert page.locator("th[data-group]").all_inner_texts() == [
             "hashed identifiers", "click and browser", "name and address"]
@@ -119,6 +126,11 @@ def test_act_from_the_page_resume_a_paused_destination(tmp_path: Path, emulator:
         page.click("a[href='/v1/events/ord_7001_complete_payment/trace']")
         assert page.inner_text("[data-state]") == "pending"
         assert "tiktok is paused" in page.inner_text("[data-paused]")
+        # The summary names the code of the request that was refused, as its table does.
+        assert "last code 40105 ·" in page.inner_text("main")
+        assert "revoked; it is sent once the destination is resumed (dashboard)" in \
+            page.inner_text("h2:has([data-paused])")
+        assert page.inner_text("main p a[href='/']") == "← dashboard"
 
         # Same host, another port: the same site for SameSite, so the cookie goes along;
         # only the Origin check and the CSRF token stop this form.
@@ -144,3 +156,40 @@ def test_act_from_the_page_resume_a_paused_destination(tmp_path: Path, emulator:
         assert page.inner_text("[data-state]") == "delivered"
         # One request refused (the pause), one delivered: both counted.
         assert page.inner_text("[data-attempts]") == "2"
+
+
+def test_a_trace_says_the_event_went_without_match_keys_and_which_latency_is_which(
+        tmp_path: Path, emulator: ServerThread, context: Any) -> None:
+    """An event whose email and phone were both invalid reaches TikTok with no match key: the
+    trace says so (and why) above the raw JSON, and labels its two latencies."""
+    with ServerThread(create_app(make_settings(tmp_path / "k.db", emulator.url))) as gw:
+        for event_id, user in (("nk1", {"email": "not-an-email", "phone": "12"}),
+                               ("nk2", {"email": "a@example.com", "phone": "12"})):
+            answer = httpx.post(f"{gw.url}/v1/events", headers=SERVER, json={
+                "event": "Purchase", "event_id": event_id, "user": user,
+                "properties": {"value": 5, "currency": "EUR"}})
+            assert answer.status_code == 202
+
+        def delivered() -> bool:
+            return all(httpx.get(f"{gw.url}/v1/events/{e}/trace", headers=ADMIN).json()[
+                "deliveries"][0]["state"] == "delivered" for e in ("nk1", "nk2"))
+
+        wait_for(delivered, timeout=10)
+        page = context.new_page()
+        page.goto(f"{gw.url}/")
+        page.fill("input[name=token]", ADMIN_TOKEN)
+        page.click("form[action='/login'] button")
+        page.goto(f"{gw.url}/v1/events/nk1/trace")
+        note = page.inner_text("[data-match-keys]")
+        assert note.startswith("Sent without match keys: email dropped: not a valid email "
+                               "address; phone dropped: not a valid phone number")
+        assert "12" not in note and "not-an-email" not in note  # reasons, never the values
+        assert page.inner_text("[data-latency]").startswith("accepted → delivered ")
+        assert "Request took" in page.locator("main table th").all_inner_texts()
+        assert page.inner_text("main table td:nth-child(6)").endswith(" ms")
+
+        # Kept its email: no "without match keys", but the dropped phone is still named.
+        page.goto(f"{gw.url}/v1/events/nk2/trace")
+        note = page.inner_text("[data-match-keys]")
+        assert note.startswith("Match keys dropped at ingest: phone dropped: not a valid phone")
+        assert "without" not in note

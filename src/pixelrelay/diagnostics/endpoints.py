@@ -139,6 +139,9 @@ class Diagnostics:
         deliveries = []
         for r in rows:
             paused = await self.store.get_destination(r.destination)
+            # A request refused for setup (a bad token) puts the event back unanswered: its
+            # row has no code, the request that carried it has (40105).
+            last = r.log[-1] if r.log else None
             deliveries.append({
                 "destination": r.destination, "dest_event": r.dest_event, "state": r.state,
                 # Requests made: a batch TikTok refused is split and sent again within one
@@ -147,8 +150,11 @@ class Diagnostics:
                 "destination_paused": paused is not None and paused.paused,
                 "paused_reason": paused.reason if paused is not None and paused.paused
                 else None,
-                "last_code": r.last_code,
-                "last_message": r.last_message, "last_request_id": r.last_request_id,
+                "last_code": r.last_code if r.last_code is not None or last is None
+                else last.code,
+                "last_message": r.last_message,
+                "last_request_id": r.last_request_id if r.last_request_id is not None
+                or last is None else last.request_id,
                 "dead_reason": r.dead_reason, "reason": r.reason, "accepted_at": r.created_at,
                 "delivered_at": r.delivered_at,
                 "latency_s": None if r.delivered_at is None else r.delivered_at - r.created_at,
@@ -201,7 +207,7 @@ class Diagnostics:
     async def index(self, request: Request) -> Response:
         denied = await self._denied(request)
         if denied is not None:
-            note = "" if self._token() else "Set server.admin_token to use the diagnostics page."
+            note = "" if self._token() else "Set server.admin_token to use the dashboard."
             return HTMLResponse(page.login_page(status_note=note), 401, headers=HTML_HEADERS)
         window = request.query_params.get("window", "24h")
         if window not in report.WINDOWS:

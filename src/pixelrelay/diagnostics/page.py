@@ -1,4 +1,4 @@
-"""Server-rendered HTML of the diagnostics page, the login form and an event's trace."""
+"""Server-rendered HTML of the dashboard, the login form and an event's trace."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from pixelrelay.diagnostics.report import WEIGHTS, WINDOWS
+from pixelrelay.diagnostics.match_keys import match_key_note
+from pixelrelay.diagnostics.report import WEIGHTS, WINDOWS, clause
 from pixelrelay.model import Channel, DeliveryState
 from pixelrelay.store.rows import RecentRow, RecentSearch
 
@@ -78,7 +79,7 @@ def login_page(error: str = "", status_note: str = "") -> str:
 
 def message_page(title: str, text: str) -> str:
     return _doc(f"pixelrelay · {title}", f"<h2>{escape(title)}</h2><p>{escape(text)}</p>"
-                "<p><a href=/>← diagnostics</a></p>", "<a href=/>diagnostics</a>")
+                "<p><a href=/>← dashboard</a></p>", "<a href=/>dashboard</a>")
 
 
 def _nav(window: str, search: RecentSearch) -> str:
@@ -86,7 +87,8 @@ def _nav(window: str, search: RecentSearch) -> str:
         f"<a href='/?{escape(urlencode({'window': w, **search_params(search)}))}' "
         f"class={'on' if w == window else 'off'}"
         f" data-window={w}>{w}</a>" for w in WINDOWS)
-    return (f"<span>Window: {links}</span><a href='/v1/diagnostics?window={window}'>JSON</a>"
+    return (f"<a href=/ class=on data-home>dashboard</a><span>Window: {links}</span>"
+            f"<a href='/v1/diagnostics?window={window}'>JSON</a>"
             "<a href=/metrics>metrics</a><form method=post action=/logout>"
             "<button>Sign out</button></form>")
 
@@ -286,7 +288,7 @@ present, not TikTok's own score.</small></p>
 <h2>Recent events</h2>{_search_form(window, search, [d["name"] for d in r["destinations"]])}
 {_table(["event_id", "Event", "Channel", "Deliveries", "Received"], recent_rows, left=4)}
 {_refused(refused, r["generated_at"])}{_pixels(pixels)}"""
-    return _doc("pixelrelay · diagnostics", body, _nav(window, search))
+    return _doc("pixelrelay · dashboard", body, _nav(window, search))
 
 
 def _pixels(pixels: Sequence[tuple[str, str]]) -> str:
@@ -331,7 +333,7 @@ def _refused(rows: Sequence[dict[str, Any]], now: float) -> str:
 
 
 def trace_page(t: dict[str, Any]) -> str:
-    parts = [f"<p><a href=/>← diagnostics</a></p><h2>Trace of <code>{escape(t['event_id'])}"
+    parts = [f"<p><a href=/>← dashboard</a></p><h2>Trace of <code>{escape(t['event_id'])}"
              "</code></h2>"]
     if not t["deliveries"]:
         parts.append("<p>No delivery of this event_id is known (never received, rejected at "
@@ -342,31 +344,39 @@ def trace_page(t: dict[str, Any]) -> str:
             for c in t["copies"] if c["at"] is not None) + ". A later copy merges its match "
             "keys into a pending first copy (a server copy's values win over the tag's); once "
             "sent, a later copy is a duplicate.</p>")
+    note = None if t.get("event") is None else match_key_note(
+        t["event"], sent=any(d["attempts"] for d in t["deliveries"]))
+    if note:
+        parts.append(f"<p class=bad data-match-keys>{escape(note)}</p>")
     for d in t["deliveries"]:
         paused = ""
         if d["destination_paused"] and d["state"] in ("pending", "in_flight"):
             paused = (f" <span class=bad data-paused>waiting: {escape(d['destination'])} is "
-                      f"paused</span> <small>{_e(d['paused_reason'])}; it is sent once the "
-                      "destination is resumed (diagnostics page)</small>")
+                      f"paused</span> <small>{escape(clause(d['paused_reason']))}; it is "
+                      "sent once the destination is resumed (dashboard)</small>")
         parts.append(
             f"<h2>{escape(d['destination'])} → {escape(d['dest_event'])}: "
             f"<span data-state>{escape(d['state'])}</span>{paused}</h2><p>"
             f"<span data-attempts>{d['attempts']}</span> "
             f"request{'' if d['attempts'] == 1 else 's'} made · "
             f"last code {_e(d['last_code'])} · message {_e(d['last_message'])} · request_id "
-            f"{_e(d['last_request_id'])} · {_e(d['dead_reason'] or d['reason'])} · latency "
-            f"{age(d['latency_s'])}</p>")
-        parts.append(_table(["At", "HTTP", "Code", "Message", "request_id", "Latency",
+            f"{_e(d['last_request_id'])} · {_e(d['dead_reason'] or d['reason'])}"
+            + ("" if d["latency_s"] is None else
+               f" · <span data-latency>accepted → delivered {age(d['latency_s'])}</span>")
+            + "</p>")
+        parts.append(_table(["At", "HTTP", "Code", "Message", "request_id", "Request took",
                              "Outcome", "Batch"], [
             (when(a["at"]), _e(a["http_status"]), _e(a["code"]), _e(a["message"]),
              _e(a["request_id"]), f"{a['latency_ms']:.1f} ms", escape(a["outcome"]),
              a["batch_size"]) for a in d["log"]], left=1))
-        parts.append(f"<p><small>Accepted {when(d['accepted_at'])}. Batch: how many events the "
-                     "request carried; a refused batch is halved until the bad event stands "
-                     "alone.</small></p>")
+        parts.append(f"<p><small>Accepted {when(d['accepted_at'])}. Accepted → delivered: "
+                     "from the gateway's acceptance to the answer that delivered it (queue, "
+                     "batching and retries included); request took: from sending one request "
+                     "to its answer. Batch: how many events the request carried; a refused "
+                     "batch is halved until the bad event stands alone.</small></p>")
         parts.append(f"<p>Payload as sent (hashed):</p><pre data-payload>{_e(d['payload_text'])}"
                      "</pre>")
     if t.get("event_text"):
         parts.append(f"<p>Stored event (hashed):</p><pre>{escape(t['event_text'])}</pre>")
     return _doc(f"pixelrelay · trace {t['event_id']}", "".join(parts),
-                "<a href=/>diagnostics</a>")
+                "<a href=/>dashboard</a>")
