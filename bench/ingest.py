@@ -4,7 +4,8 @@ with TikTok's own body, then batch ingest events/s (also with a phone number of 
 every customer, which phonenumbers' cache cannot answer); on SQLite and, with --postgres URL,
 on PostgreSQL, side by side. Then the same single-event and batch loads on
 `pixelrelay serve --no-delivery --workers N` (real processes on one port) for each N of
---workers. Prints a table.
+--workers, and (on SQLite) the single and batch loads with a Meta destination beside TikTok's:
+what a second destination costs. Prints a table.
 
     python -m bench.ingest [--seconds 6] [--concurrency 32] [--workers 1,2]
                            [--postgres postgresql://...]
@@ -164,6 +165,31 @@ def measure_without(url: str, part: str, args: argparse.Namespace) -> LoadResult
         proc.wait()
 
 
+def measure_second_destination(url: str, args: argparse.Namespace) -> dict[str, LoadResult]:
+    """Single events and batches with a Meta destination beside TikTok's (bench.server --meta):
+    what a second destination, hashing its own way, costs at ingest."""
+    proc = start_server(url, args.port, "--meta")
+    auth = {"Authorization": f"Bearer {KEY}"}
+    try:
+        async def load() -> dict[str, LoadResult]:
+            await run_load(args.port, lambda n: request_bytes("/v1/events", single_body(n, "w"),
+                                                              auth),
+                           seconds=1, concurrency=args.concurrency)  # warm-up
+            single = await run_load(
+                args.port, lambda n: request_bytes("/v1/events", single_body(n, "m"), auth),
+                seconds=args.seconds / 2, concurrency=args.concurrency)
+            batch = await run_load(
+                args.port, lambda n: request_bytes("/v1/events", batch_body(n, args.batch, True),
+                                                   auth),
+                seconds=args.seconds, concurrency=4)
+            return {"single": single, "batch_phones": batch}
+
+        return asyncio.run(load())
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 def measure_workers(url: str, n: int, args: argparse.Namespace) -> dict[str, LoadResult]:
     """Single events and batches on `serve --no-delivery --workers n`, its own processes."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -217,6 +243,7 @@ def main() -> None:
         runs["SQLite"] = run_engine(f"sqlite:///{os.path.join(tmp, 'bench.db')}", args)
         floors = {part: measure_without(f"sqlite:///{os.path.join(tmp, f'{part}.db')}", part,
                                         args) for part in ("store", "ingest")}
+        second = measure_second_destination(f"sqlite:///{os.path.join(tmp, 'meta.db')}", args)
         scaled["SQLite"] = {n: measure_workers(
             f"sqlite:///{os.path.join(tmp, f'workers{n}.db')}", n, args) for n in counts}
     if args.postgres:
@@ -265,6 +292,15 @@ def main() -> None:
         for e in engines])
     row("  each customer with a phone of their own", [
         rate(runs[e]["batch_phones"], "ev/s", args.batch) for e in engines])
+    # A second destination (Meta) hashing its own way from the plaintext kept in memory.
+    one, two = runs["SQLite"]["api"], second["single"]
+    row("  + a Meta destination: 1 event/request", [
+        f"{rate(two)} ({1e6 / two.rate - 1e6 / one.rate:+.0f} us)"] + [""] * (len(engines) - 1))
+    one, two = runs["SQLite"]["batch_phones"], second["batch_phones"]
+    row("  + a Meta destination: own phones, batch", [
+        f"{rate(two, 'ev/s', args.batch)} "
+        f"({1e6 / (two.rate * args.batch) - 1e6 / (one.rate * args.batch):+.0f} us/ev)"]
+        + [""] * (len(engines) - 1))
 
     for n in counts:
         row(f"serve --workers {n}: 1 event/request (ratio)", [

@@ -20,8 +20,10 @@ from pixelrelay.config import (
     SourceSettings,
     StorageSettings,
 )
+from pixelrelay.destinations.meta.settings import meta_destination
 from pixelrelay.destinations.tiktok.settings import tiktok_destination
 from pixelrelay.emulator import Emulator, create_emulator_app
+from pixelrelay.emulator.meta import MetaEmulator, create_meta_emulator_app
 from pixelrelay.ingest import IngestResult
 from pixelrelay.serving import collect_garbage_less_often
 from pixelrelay.store.base import InsertOutcome
@@ -44,20 +46,28 @@ async def bare_json(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b'{"accepted":1}'})
 
 
-def build(storage_url: str, port: int, without: str = "") -> Any:
+def build(storage_url: str, port: int, without: str = "", meta: bool = False) -> Any:
     emulator = Emulator()
     emulator.faults.setup_error_code = 40105
+    destinations = [tiktok_destination(name="tiktok", pixel_code=PIXEL,
+                                       access_token=Secret("bench-token"),
+                                       api_url=f"http://127.0.0.1:{port}/_emu")]
+    if meta:  # a second destination, hashing its own way; its emulator refuses the token
+        destinations.append(meta_destination(name="meta", access_token=Secret("bench-meta"),
+                                             pixel_id="123456789012345",
+                                             api_url=f"http://127.0.0.1:{port}/_meta"))
     settings = Settings(
         storage=StorageSettings(url=storage_url),
         sources=(SourceSettings(name="bench", kind="server", key=Secret(KEY)),),
-        destinations=(tiktok_destination(name="tiktok", pixel_code=PIXEL,
-                                          access_token=Secret("bench-token"),
-                                          api_url=f"http://127.0.0.1:{port}/_emu"),),
+        destinations=tuple(destinations),
     )
     gateway = create_app(dataclasses.replace(settings))
     if without:
         _leave_out(gateway.state.gateway, without)
     emulator_app = create_emulator_app(emulator)
+    # As for TikTok: the token is refused, so the destination pauses and ingest is measured alone.
+    meta_app = create_meta_emulator_app(MetaEmulator(access_tokens=["not-the-bench-token"],
+                                                     pixel_ids=["123456789012345"]))
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
@@ -66,6 +76,9 @@ def build(storage_url: str, port: int, without: str = "") -> Any:
         elif scope["type"] == "http" and path.startswith("/_emu"):
             scope = {**scope, "path": path[len("/_emu"):], "root_path": "/_emu"}
             await emulator_app(scope, receive, send)
+        elif scope["type"] == "http" and path.startswith("/_meta"):
+            scope = {**scope, "path": path[len("/_meta"):], "root_path": "/_meta"}
+            await meta_app(scope, receive, send)
         else:
             await gateway(scope, receive, send)
 
@@ -97,9 +110,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--without", choices=("ingest", "store"),
                         help="replace ingest, or only the store's writes, by their answer")
+    parser.add_argument("--meta", action="store_true",
+                        help="a Meta destination beside TikTok's (its cost at ingest)")
     args = parser.parse_args()
     collect_garbage_less_often()  # as `pixelrelay serve` does
-    uvicorn.run(build(args.url, args.port, args.without or ""), host="127.0.0.1", port=args.port,
+    uvicorn.run(build(args.url, args.port, args.without or "", args.meta), host="127.0.0.1",
+                port=args.port,
                 log_level="warning", access_log=False)
 
 
