@@ -200,7 +200,7 @@ def _request_schemas() -> dict[str, Schema]:
         "Event": {
             "type": "object", "required": ["event"], "properties": fields,
             "additionalProperties": True,
-            "description": "One event (SPEC 3.3). Only `event` is required. " + dropped +
+            "description": "One event. Only `event` is required. " + dropped +
                            " A known field with a wrong type or value refuses the event, "
                            "naming the field.",
             "allOf": [_if_source(any_case(["crm"]), "CrmEvent"),
@@ -367,7 +367,7 @@ def _request_schemas() -> dict[str, Schema]:
         "TikTokTrackRequest": {
             "type": "object", "required": ["event_source", "event_source_id", "data"],
             "additionalProperties": True,
-            "description": "TikTok's own body (Events API 2.0). The request is accepted or "
+            "description": "TikTok's own body (Events API v1.3). The request is accepted or "
                            "refused whole; unknown keys are dropped (named in data.warnings).",
             "properties": {
                 "event_source": {"enum": [s.value for s in Source]},
@@ -579,7 +579,7 @@ def _answer_schemas() -> dict[str, Schema]:
             "delivered_at": OPT_NUM, "latency_s": OPT_NUM,
             "payload": {"type": ["object", "null"], "additionalProperties": True,
                         "description": "The data[] item as sent to TikTok (hashed), in "
-                                       "TikTok's Events API 2.0 shape."},
+                                       "TikTok's Events API v1.3 shape."},
             "log": array(closed({
                 "at": NUM, "http_status": OPT_INT, "code": OPT_INT, "message": OPT_STR,
                 "request_id": OPT_STR, "latency_ms": NUM, "outcome": STR,
@@ -793,7 +793,7 @@ def _paths() -> dict[str, Schema]:
     return {
         "/v1/events": {"post": {
             "tags": ["events"], "operationId": "postEvents",
-            "summary": "Send one event or a batch (SPEC 3.3)",
+            "summary": "Send one event or a batch",
             "description": f"One event object or `{{\"events\": [...]}}` (at most "
                            f"{api.MAX_EVENTS} events, {mib}). A 202 means committed to disk. "
                            "A browser source's site key works from an allowed Origin.",
@@ -809,7 +809,7 @@ def _paths() -> dict[str, Schema]:
                 "429": shared("RateLimited"), "503": shared("Unavailable")}}},
         "/open_api/v1.3/event/track/": {"post": {
             "tags": ["events"], "operationId": "tiktokTrack",
-            "summary": "Drop-in for TikTok's Events API 2.0 (SPEC 3.4)",
+            "summary": "Drop-in for TikTok's Events API v1.3 (event/track)",
             "description": "TikTok's body and header; the Access-Token is a server source "
                            "key. Answers always with HTTP 200 in TikTok's shape; one bad "
                            "event refuses the request (40002) and nothing is queued.",
@@ -955,7 +955,7 @@ def _paths() -> dict[str, Schema]:
                                 "unchanged, retry.", "unavailable") | RETRY_AFTER}}},
         "/v1/diagnostics": {"get": {
             "tags": ["diagnostics"], "operationId": "diagnostics",
-            "summary": "The diagnostics page's data as JSON", "security": ADMIN,
+            "summary": "The dashboard's data as JSON", "security": ADMIN,
             "parameters": [_param("window", "query", "The time window.", window)],
             "responses": {
                 "200": _json(ref("Diagnostics"), "The report."),
@@ -997,7 +997,7 @@ def _paths() -> dict[str, Schema]:
             "tags": ["operations"], "operationId": "openapi", "summary": "This document",
             "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1.")}}},
         "/": {"get": {
-            "tags": ["diagnostics"], "operationId": "page", "summary": "The diagnostics page",
+            "tags": ["diagnostics"], "operationId": "page", "summary": "The dashboard",
             "security": ADMIN,
             "parameters": [
                 _param("window", "query", "The time window.", window),
@@ -1117,8 +1117,8 @@ def _encoded() -> bytes:
     return orjson.dumps({
         "openapi": "3.1.0",
         "info": {"title": "pixelrelay", "version": __version__,
-                 "summary": "Self-hosted server-side conversion gateway for the TikTok "
-                            "Events API",
+                 "summary": "Self-hosted server-side conversion gateway for TikTok's "
+                            "Events API v1.3 and Meta's Conversions API",
                  "license": {"name": "MIT", "identifier": "MIT"}},
         "tags": [{"name": n} for n in ("events", "browser", "shopify", "admin", "diagnostics",
                                        "operations")],

@@ -268,6 +268,16 @@ def test_the_served_document_is_valid_openapi_3_1_of_this_version(gateway: Serve
     assert routes == documented
 
 
+def test_the_document_speaks_to_users_not_of_internal_specs() -> None:
+    """Summaries and descriptions name the API versions the README names, and carry no
+    references to the project's internal specification ("SPEC 3.3")."""
+    text = orjson.dumps(document()).decode()
+    assert re.search(r"SPEC \d", text) is None
+    assert "API 2.0" not in text
+    drop_in = document()["paths"]["/open_api/v1.3/event/track/"]["post"]["summary"]
+    assert "Events API v1.3" in drop_in
+
+
 def test_answers_are_closed_objects_and_requests_open_ones(contract: Contract) -> None:
     """A key added to an answer fails this module's answer checks until it is documented;
     an unknown key in a request is dropped with a warning, so request objects stay open."""
