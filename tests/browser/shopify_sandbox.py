@@ -13,8 +13,8 @@ The consent banner's answer is kept in the shop's own cookie, as Shopify keeps i
 `_tracking_consent`: on later pages `init.customerPrivacy` says what the visitor chose, and
 before any answer `marketingAllowed` is false, as in a region that asks first.
 
-In the frame, `ttq` is a stand-in that records its calls (nothing is loaded from outside
-loopback), `fetch` is wrapped to record what each hit got (a status, or the CORS/network
+In the frame, `ttq` and `fbq` are stand-ins that record their calls (nothing is loaded from
+outside loopback), `fetch` is wrapped to record what each hit got (a status, or the CORS/network
 error), and touching the frame's own `document.cookie` or `localStorage` is recorded.
 """
 
@@ -142,6 +142,10 @@ _SANDBOX = """<!doctype html><html><head><meta charset=utf-8><script>
   window.ttq = {
     track: function (n, p, o) { ttqCalls.push({name: n, props: p, event_id: o && o.event_id}); },
     identify: function (u) { ttqCalls.push({name: 'identify', props: u}); }
+  };
+  window.fbqCalls = [];
+  window.fbq = function () {
+    fbqCalls.push(JSON.parse(JSON.stringify(Array.prototype.slice.call(arguments))));
   };
   function call(op, args) {
     return new Promise(function (resolve) {
@@ -289,6 +293,11 @@ def hits(page: Any) -> list[dict[str, Any]]:
 
 def ttq_calls(page: Any) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = sandbox_frame(page).evaluate("window.ttqCalls || []")
+    return calls
+
+
+def fbq_calls(page: Any) -> list[list[Any]]:
+    calls: list[list[Any]] = sandbox_frame(page).evaluate("window.fbqCalls || []")
     return calls
 
 

@@ -23,10 +23,12 @@ import pytest
 
 from pixelrelay.app import create_app
 from pixelrelay.config import Secret, SessionSettings, SourceSettings
+from pixelrelay.destinations.meta.settings import meta_destination
 from pixelrelay.sources.shopify_pixel import pixel_code
 from tests.browser.shopify_sandbox import (
     Shop,
     checkout,
+    fbq_calls,
     hits,
     money,
     publish,
@@ -320,3 +322,59 @@ def test_a_declining_visitor_sends_nothing_of_theirs_not_even_the_order(
     r = httpx.get(f"{rig.gateway.url}/v1/deliveries", params={"event_id": j.purchase_id},
                   headers=ADMIN)
     assert [row["state"] for row in r.json()["deliveries"]] == ["suppressed"]
+
+
+def test_with_a_meta_destination_metas_pixel_gets_each_event_under_the_same_event_id(
+        rig: Rig, context: Any) -> None:
+    """The pixel written for a config with a Meta destination as well: Meta's bridge calls the
+    sandbox's fbq with Meta's names and parameters and the event_id TikTok's ttq and the
+    server get; the _fbc cookie goes with the hits as user.fbc."""
+    # The gateway stays as it is (TikTok only): only the pasted code differs.
+    base = make_settings(":memory:", rig.emulator.url)
+    web = SourceSettings(name="shop-web", kind="browser", key=Secret(SITE_KEY),
+                         allowed_origins=(rig.shop_url,))
+    meta = meta_destination(name="meta", pixel_id="123456789012345",
+                            access_token=Secret("meta-token"))
+    settings = dataclasses.replace(base, sources=(web,),
+                                   destinations=(*base.destinations, meta))
+    before = rig.shop.pixel
+    rig.shop.pixel = pixel_code(settings, "shop-web", f"http://localhost:{rig.gateway.port}")
+    try:
+        j = Journey(5633837583470, "c1946ac92492d2347c6235b4d2611186", "E.C.P.pixel-meta",
+                    shopify_order(5633837583470, "c1946ac92492d2347c6235b4d2611186"))
+        url = pages(rig, "meta", j)
+        fbc = "fb.1.1733300000000.AbCmeta"
+        context.add_cookies([{"name": "_fbc", "value": fbc, "url": rig.shop_url}])
+        page = context.new_page()
+        trail = Trail()
+        page.goto(url["landing"])
+        wait_for(lambda: settled_unsent(page, 7))
+        page.click("#accept")
+        answered(page, 1, trail)
+        visit(page, url["product"], 2, trail)
+        product_fbq = fbq_calls(page)
+        visit(page, url["thanks"], 2, trail)
+        fbq = product_fbq + fbq_calls(page)
+    finally:
+        rig.shop.pixel = before
+
+    bodies = [h["body"] for h in trail.sent]
+    assert [h["status"] for h in trail.sent] == [202] * 5
+    assert {b["user"]["fbc"] for b in bodies} == {fbc}
+    by_id = {b["event_id"]: b["event"] for b in bodies}
+    # Meta's names: PageView and ViewContent are standard; the ids are the server's.
+    assert [(c[0], c[1], by_id.get(c[3]["eventID"])) for c in fbq] == [
+        ("track", "PageView", "PageView"), ("track", "ViewContent", "ViewContent"),
+        ("track", "PageView", "PageView"), ("track", "Purchase", "Purchase")]
+    purchase = fbq[-1]
+    assert purchase[3] == {"eventID": j.purchase_id}  # the first destination's (TikTok's) id
+    assert [c["event_id"] for c in trail.calls if c["name"] == "CompletePayment"] == [
+        j.purchase_id]
+    params = purchase[2]
+    assert (params["value"], params["currency"], params["order_id"]) == (
+        409.94, "USD", str(j.order_id))
+    skus = [li["sku"] for li in j.order["line_items"]]
+    assert [c["id"] for c in params["contents"]] == skus == params["content_ids"]
+    assert all(set(c) <= {"id", "quantity", "item_price"} for c in params["contents"])
+    assert params["content_type"] == "product" and params["num_items"] == sum(
+        li["quantity"] for li in j.order["line_items"])

@@ -12,6 +12,7 @@ import pytest
 
 from pixelrelay.cli import main
 from pixelrelay.config import Secret, Settings, SourceSettings
+from pixelrelay.destinations.meta.settings import meta_destination
 from pixelrelay.destinations.tiktok.settings import tiktok_destination
 from pixelrelay.sources.shopify_pixel import PixelError, pixel_code
 
@@ -44,23 +45,45 @@ def test_the_pixel_carries_the_gateway_the_key_and_the_servers_names() -> None:
     assert config["names"]["Purchase"] == "Purchase"
     assert config["names"]["Search"] == "SearchDone"
     assert config["names"]["PageView"] == "Pageview"
-    assert config["tiktokPixel"] == "C9ABC1234567890"
+    assert config["pixels"] == {"tiktok": "C9ABC1234567890"}
+    assert config["bridges"]["tiktok"]["map"] == {"Purchase": "Purchase", "Search": "SearchDone"}
+    assert "bridge('tiktok'" in code and "bridge('meta'" not in code
+    assert "/*__PIXELRELAY_BRIDGES__*/" not in code
+    # Every registered type's cookies: the pasted code outlives the config.
+    assert config["cookies"] == [["_ttp", "ttp"], ["_fbp", "fbp"], ["_fbc", "fbc"]]
     assert (config["sessionDays"], config["ttclidDays"]) == (1, 30)
     assert "/*__PIXELRELAY_CONFIG__*/" not in code
     assert "Settings > Customer events > Add custom pixel" in code
     assert "Permission \"Not required\"" in code
 
 
-def test_the_tiktok_pixel_is_optional_and_the_content_id_follows_the_source() -> None:
+def test_the_pixels_are_optional_and_the_content_id_follows_the_source() -> None:
     no_dest = Settings(sources=(WEB,))
-    config = config_of(pixel_code(no_dest, "web", "https://events.shop.example"))
-    assert config["tiktokPixel"] == "" and config["contentId"] == "sku"
-    assert config["names"]["Purchase"] == "CompletePayment"
+    code = pixel_code(no_dest, "web", "https://events.shop.example")
+    config = config_of(code)
+    assert config["pixels"] == {} and config["contentId"] == "sku"
+    assert "bridge('" not in code
+    # No destination: names as they come, as the server derives event_ids then.
+    assert config["names"]["Purchase"] == "Purchase"
     with_dest = Settings(sources=(WEB,), destinations=(TIKTOK,))
-    off = pixel_code(with_dest, "web", "https://e.example", tiktok_pixel=False)
-    assert config_of(off)["tiktokPixel"] == ""
+    off = pixel_code(with_dest, "web", "https://e.example", pixels=False)
+    assert config_of(off)["pixels"] == {} and "bridge('" not in off
     with pytest.raises(PixelError, match="--tiktok-pixel"):
-        pixel_code(no_dest, "web", "https://e.example", tiktok_pixel=True)
+        pixel_code(no_dest, "web", "https://e.example", pixels=True)
+
+
+def test_a_meta_destination_adds_its_pixel_and_the_first_destination_names_the_ids() -> None:
+    meta = meta_destination(name="fb", pixel_id="123456789012345", access_token=Secret("m"),
+                            event_map={"Search": "FindIt"})
+    code = pixel_code(Settings(sources=(WEB,), destinations=(meta, TIKTOK)), "web",
+                      "https://e.example")
+    config = config_of(code)
+    assert config["pixels"] == {"meta": "123456789012345", "tiktok": "C9ABC1234567890"}
+    assert code.index("bridge('meta'") < code.index("bridge('tiktok'")
+    assert config["bridges"]["meta"]["keys"]["search"] == "FindIt"
+    assert "Purchase" in config["bridges"]["meta"]["standard"]
+    # The event_ids follow the first destination's names (Meta's here), as the server's.
+    assert config["names"]["Purchase"] == "Purchase" and config["names"]["Search"] == "FindIt"
 
 
 @pytest.mark.parametrize(("source", "url", "message"), [
@@ -94,7 +117,7 @@ access_token = "token"
     assert main(["shopify-pixel", "--config", str(toml), "--source", "web",
                  "--url", "https://events.shop.example", "--no-tiktok-pixel"]) == 0
     out = capsys.readouterr().out
-    assert config_of(out)["key"] == "site-key-web-1" and config_of(out)["tiktokPixel"] == ""
+    assert config_of(out)["key"] == "site-key-web-1" and config_of(out)["pixels"] == {}
     assert main(["shopify-pixel", "--config", str(toml), "--source", "shop",
                  "--url", "https://events.shop.example"]) == 2
     assert "--source shop: no such source" in capsys.readouterr().err

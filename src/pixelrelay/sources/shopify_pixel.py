@@ -1,6 +1,7 @@
 """The Shopify Customer Events custom pixel, written for one browser source: the code a
 merchant pastes in Settings -> Customer events -> Add custom pixel, with the gateway's
-public URL, the source's site key and the first destination's event names filled in."""
+public URL, the source's site key, the first destination's event names and the bridges of
+the configured destination types (each loading its platform's Pixel in the sandbox)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from urllib.parse import urlsplit
 import orjson
 
 from pixelrelay.config import Settings, SourceSettings
-from pixelrelay.destinations.tiktok.mapping import tiktok_name
+from pixelrelay.destinations import REGISTRY, id_names
 from pixelrelay.errors import PixelrelayError
-from pixelrelay.sources.browser_rules import CONFIG_MARK
+from pixelrelay.sources.browser_rules import BRIDGES_MARK, CONFIG_MARK, browser_types
 
 _TEMPLATE = (resources.files("pixelrelay.sources") / "static" / "shopify_pixel.js").read_text(
     "utf-8")
@@ -60,31 +61,48 @@ def content_id_setting(settings: Settings, source: SourceSettings) -> str:
     return shopify[0].content_id if shopify else source.content_id
 
 
+def loaded_pixels(settings: Settings, pixels: bool | None) -> dict[str, tuple[str, str]]:
+    """type -> (its web pixel id, the bridge script) of each Pixel the custom pixel loads:
+    one per configured destination type with a bridge, its first destination's id. `pixels`
+    None: whenever there is a destination."""
+    dests = settings.destinations
+    if pixels and not dests:
+        raise PixelError("--pixels (--tiktok-pixel): no destination to take a pixel id from")
+    if pixels is False:
+        return {}
+    return {plugin.type: (plugin.source_ids(d).get("web", ""), plugin.bridge.script)
+            for plugin, d in browser_types(dests)
+            if plugin.bridge is not None and plugin.source_ids(d).get("web")}
+
+
 def pixel_config(settings: Settings, source: SourceSettings, endpoint: str, *,
-                 tiktok_pixel: bool | None = None) -> dict[str, object]:
-    """What the pixel needs; `tiktok_pixel` None: the TikTok Pixel rides along when there
-    is a destination to take its pixel code from."""
-    first = settings.destinations[0] if settings.destinations else None
-    event_map = first.event_map if first else {}
-    load_pixel = first is not None if tiktok_pixel is None else tiktok_pixel
-    if load_pixel and first is None:
-        raise PixelError("--tiktok-pixel: no destination to take a pixel code from")
+                 pixels: bool | None = None) -> dict[str, object]:
+    """What the pixel needs; `pixels` None: each configured type's Pixel rides along."""
+    dests = settings.destinations
+    names = id_names(dests)
+    loaded = loaded_pixels(settings, pixels)
     return {
         "endpoint": endpoint,
         "key": source.key.reveal(),  # a site key: public, it is in every page's source
         "contentId": content_id_setting(settings, source),
-        # Each event's name at the destination, as the server will send it: the Pixel's
-        # copy must carry the same name and event_id for TikTok to deduplicate.
-        "names": {name: tiktok_name(name, event_map) for name in PIXEL_EVENTS},
-        "tiktokPixel": (first.platform.pixel_code if load_pixel and first is not None
-                        and first.type == "tiktok" else ""),
+        # Each event's name at the first destination, as the server derives event_ids from
+        # it: the Pixels' copies must carry the server's event_id to be deduplicated.
+        "names": {name: names(name) for name in PIXEL_EVENTS},
+        "pixels": {t: pixel_id for t, (pixel_id, _) in loaded.items()},
+        "bridges": {plugin.type: plugin.bridge.table(d.event_map)
+                    for plugin, d in browser_types(dests)
+                    if plugin.bridge is not None and plugin.type in loaded},
+        # Every registered type's cookies, not only the configured ones': the pasted code
+        # outlives the config, and a destination added later finds its ids on the sessions.
+        "cookies": [list(pair) for plugin in REGISTRY.values()
+                    for pair in plugin.browser_cookies],
         "sessionDays": settings.sessions.session_cookie_days,
         "ttclidDays": settings.sessions.ttclid_cookie_days,
         "consentDays": CONSENT_COOKIE_DAYS,
     }
 
 
-def render(config: dict[str, object], source_name: str) -> str:
+def render(config: dict[str, object], source_name: str, bridges: str = "") -> str:
     header = (f"// pixelrelay custom pixel for browser source {source_name!r}, posting to "
               f"{config['endpoint']}.\n"
               "// Paste in Shopify admin: Settings > Customer events > Add custom pixel.\n"
@@ -92,13 +110,15 @@ def render(config: dict[str, object], source_name: str) -> str:
               "does not qualify\n// as data sale\": the code itself waits for the visitor's "
               "answer and marks sale-of-data\n// opt-outs as limited data use.\n")
     body = orjson.dumps(config, option=orjson.OPT_SORT_KEYS).decode()
-    return header + _TEMPLATE.replace(CONFIG_MARK, body)
+    return header + _TEMPLATE.replace(CONFIG_MARK, body).replace(BRIDGES_MARK, bridges)
 
 
 def pixel_code(settings: Settings, source_name: str, public_url: str, *,
-               tiktok_pixel: bool | None = None) -> str:
-    """The custom pixel's code for `source_name`, posting to `public_url`."""
+               pixels: bool | None = None, tiktok_pixel: bool | None = None) -> str:
+    """The custom pixel's code for `source_name`, posting to `public_url`. `tiktok_pixel`
+    is the former name of `pixels` (the CLI's --tiktok-pixel)."""
+    pixels = tiktok_pixel if pixels is None else pixels
     source = browser_source(settings, source_name)
-    config = pixel_config(settings, source, public_endpoint(public_url),
-                          tiktok_pixel=tiktok_pixel)
-    return render(config, source.name)
+    config = pixel_config(settings, source, public_endpoint(public_url), pixels=pixels)
+    scripts = "\n".join(script for _, script in loaded_pixels(settings, pixels).values())
+    return render(config, source.name, scripts)

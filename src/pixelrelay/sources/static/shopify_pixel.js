@@ -5,7 +5,9 @@
 (function () {
   'use strict';
   // Filled by `pixelrelay shopify-pixel`: endpoint, site key, content_id choice, the first
-  // destination's names of the events, the TikTok pixel code (or ""), cookie lifetimes.
+  // destination's names of the events, the Pixels to load (type -> pixel id) and their
+  // bridges' name tables, the destination types' cookies ([[cookie, user key]]), cookie
+  // lifetimes.
   var CONFIG = /*__PIXELRELAY_CONFIG__*/{};
   var G = typeof self !== 'undefined' ? self : this;
   var HOLD_MAX = 100;
@@ -18,16 +20,14 @@
     pageSid: null, // a session for this page load only (a visitor who said no)
     ttclid: null,
     landingTtclid: null,
-    ttp: null,
-    fbp: null, // Meta's browser and click id cookies, when the shop has them
-    fbc: null,
+    ids: {}, // user key -> the shop's cookie the destination types declare (_ttp, _fbp...)
     remembered: null, // prx_consent: the visitor's last explicit answer
     cart: null, // the cart token, linked with the first hit of a page load
     cartLinked: false,
     page: null,
     origin: null,
     untold: false, // an answer given on this page the gateway has not heard yet
-    ttq: null
+    loaded: {} // type -> its Pixel has been loaded in this sandbox
   };
   // The page as Shopify saw it at render: the top frame's, never this sandbox's own.
   var I = typeof init !== 'undefined' ? obj(init) : {};
@@ -195,9 +195,9 @@
       body.sid = S.sid;
       var u = body.user = body.user || {};
       if (S.ttclid && !u.ttclid) { u.ttclid = S.ttclid; }
-      if (S.ttp && !u.ttp) { u.ttp = S.ttp; }
-      if (S.fbp && !u.fbp) { u.fbp = S.fbp; }
-      if (S.fbc && !u.fbc) { u.fbc = S.fbc; }
+      for (var key in S.ids) {
+        if (own(S.ids, key) && S.ids[key] && !u[key]) { u[key] = S.ids[key]; }
+      }
       if (!S.sale && body.event) { body.limited_data_use = true; }
       if (S.cart && !S.cartLinked) {
         body.link = body.link || {};
@@ -228,51 +228,39 @@
     post(body);
   }
 
-  // --- the TikTok Pixel, inside this sandbox ------------------------------------------
+  // --- the platforms' Pixels, inside this sandbox ---------------------------------------
 
-  function loadTtq(code) {
-    var w = G, d = w.document;
-    if (w.ttq && typeof w.ttq.track === 'function') { return w.ttq; } // already there
-    var q = w.ttq = [], src = 'https://analytics.tiktok.com/i18n/pixel/events.js';
-    w.TiktokAnalyticsObject = 'ttq';
-    q.methods = ['page', 'track', 'identify', 'instances', 'debug', 'on', 'off', 'once',
-      'ready', 'alias', 'group', 'enableCookie', 'disableCookie', 'holdConsent',
-      'revokeConsent', 'grantConsent'];
-    q.methods.forEach(function (m) {
-      q[m] = function () { q.push([m].concat(Array.prototype.slice.call(arguments))); };
-    });
-    q.load = function (id) {
-      q._i = q._i || {}; q._i[id] = []; q._i[id]._u = src;
-      q._t = q._t || {}; q._t[id] = +new Date();
-      q._o = q._o || {}; q._o[id] = {};
-      var s = d.createElement('script');
-      s.async = true;
-      s.src = src + '?sdkid=' + encodeURIComponent(id) + '&lib=ttq';
-      (d.head || d.documentElement).appendChild(s);
-    };
-    q.load(code);
-    return q;
-  }
+  // The bridges of the configured destination types (destinations/<type>/bridge.js), put in
+  // here by the generator; each loads its platform's Pixel once the visitor has said yes.
+  var BRIDGES = [];
+  var LIB = {mapName: function (table, name) {
+    var m = table.map || {}, keys = table.keys || {};
+    var k = name.replace(/[\s_\-.:\/]+/g, '').toLowerCase();
+    if (own(m, name) && m[name]) { return m[name]; }
+    return own(keys, k) && keys[k] ? keys[k] : name;
+  }};
 
-  function ttq() {
-    if (!CONFIG.tiktokPixel || S.consent !== 'granted') { return null; }
-    try { S.ttq = S.ttq || loadTtq(CONFIG.tiktokPixel); } catch (e) { S.ttq = null; }
-    return S.ttq;
-  }
-
-  function fire(mapped, props, id, who) {
-    var t = ttq();
-    if (!t) { return; }
+  function bridge(type, make) {
+    var tables = obj(CONFIG.bridges), pixels = obj(CONFIG.pixels);
+    if (!own(tables, type) || !pixels[type]) { return; }
     try {
-      if (who && typeof t.identify === 'function') {
-        var p = {};
-        if (who.email) { p.email = who.email; }
-        if (who.phone) { p.phone_number = who.phone; }
-        if (who.external_id) { p.external_id = who.external_id; }
-        t.identify(p);
-      }
-      t.track(mapped, props, {event_id: id});
-    } catch (e) { /* the Pixel's failure is not the server copy's */ }
+      var b = make(G, tables[type] || {}, LIB);
+      if (b) { BRIDGES.push({type: type, pixel: pixels[type], b: b}); }
+    } catch (e) { /* a broken bridge costs its own Pixel only */ }
+  }
+
+  /*__PIXELRELAY_BRIDGES__*/
+
+  // Each Pixel on its own: one that fails costs nothing of the others or the server copy.
+  function fire(name, props, id, who) {
+    for (var i = 0; i < BRIDGES.length; i++) {
+      var x = BRIDGES[i];
+      try {
+        if (!S.loaded[x.type]) { S.loaded[x.type] = true; x.b.load(x.pixel); }
+        if (who) { x.b.identify(who); }
+        x.b.track(name, props, id);
+      } catch (e) { /* the Pixel's failure is not the server copy's */ }
+    }
   }
 
   // --- Shopify's events -> events -------------------------------------------------------
@@ -337,7 +325,7 @@
     var page = here(ev), stamp = Date.parse(ev && ev.timestamp);
     var at = Math.floor((isNaN(stamp) ? Date.now() : stamp) / 1000);
     run(function () {
-      fire(mapped, props, id, extra.who);
+      fire(name, props, id, extra.who);
       var body = {event: name, event_id: id, timestamp: at, page: page, properties: props,
                   user: {}};
       var who = extra.who || {};
@@ -411,15 +399,14 @@
     });
   }
   function id(v) { return v && /^[A-Za-z0-9._~-]{1,512}$/.test(v) ? v : null; }
-  Promise.all(['prx_sid', 'prx_ttclid', 'prx_consent', '_ttp', 'cart', '_fbp', '_fbc']
-    .map(getCookie)).then(function (v) {
+  var declared = CONFIG.cookies || [];
+  Promise.all(['prx_sid', 'prx_ttclid', 'prx_consent', 'cart']
+    .concat(declared.map(function (c) { return c[0]; })).map(getCookie)).then(function (v) {
       S.sid = /^s_[0-9a-f]{32}$/.test(v[0] || '') ? v[0] : null;
       S.ttclid = id(v[1]);
       S.remembered = v[2];
-      S.ttp = id(v[3]);
-      S.cart = S.cart || plain(v[4]);
-      S.fbp = id(v[5]);
-      S.fbc = id(v[6]);
+      S.cart = S.cart || plain(v[3]);
+      for (var i = 0; i < declared.length; i++) { S.ids[declared[i][1]] = id(v[4 + i]); }
       S.ready = true;
       var state = S.consent !== 'unknown' ? S.consent :
         initial || (S.remembered === 'denied' ? 'denied' : 'unknown');
