@@ -28,8 +28,9 @@
     // Proposed session id for this page load: hits sent together before the first answer
     // has set the cookie would otherwise each start a session of their own.
     hint: null,
-    // What a host hands in through init (ttp, ttclid, url, referrer): a sandboxed frame
-    // cannot read the shop's cookies or URL, a single-page app knows them better.
+    // What a host hands in through init (url, referrer, the declared cookies' and click
+    // ids): a sandboxed frame cannot read the shop's cookies or URL, a single-page app
+    // knows them better.
     given: {},
     ga4: null, // GA4 event name -> tracked name, while dataLayer: true
     scanned: null // the dataLayer array whose earlier pushes have been read
@@ -215,7 +216,7 @@
     var c = currentConsent();
     if (c) {
       if (c.decided) { S.told = consentKey(c); }
-      // A denial goes with its tokens only: not even the page URL, which has the ttclid.
+      // A denial goes with its tokens only: not even the page URL, which has click ids.
       if (c.decided && c.marketing === 'denied') { delete body.page; delete body.user; }
       delete c.decided;
       body.consent = c;
