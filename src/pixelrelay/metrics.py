@@ -91,6 +91,7 @@ _PATHS = frozenset({"/", "/login", "/logout", "/healthz", "/metrics", "/v1/event
                     "/open_api/v1.3/event/track/", "/openapi.json"})
 _PREFIXES = (("/v1/webhooks/shopify/", "/v1/webhooks/shopify/{source}"),
              ("/v1/destinations/", "/v1/destinations/{name}/resume"),
+             ("/destinations/", "/destinations/{name}/resume"),  # the dashboard's form
              ("/v1/events/", "/v1/events/{event_id}/trace"),
              ("/_emulator", "/_emulator"), ("/_meta", "/_meta"))
 # The Meta-compatible drop-in (sources.graph_api.EVENTS_PATH_RE; not imported: metrics sits

@@ -308,3 +308,15 @@ def test_the_cookie_is_secure_behind_a_trusted_https_proxy(tmp_path: Path) -> No
         assert "; secure" in cookie_from("127.0.0.2", "https")
         assert "; secure" not in cookie_from("127.0.0.2", "http")
         assert "; secure" not in cookie_from("127.0.0.3", "https")  # not a proxy of ours
+
+
+def test_every_route_has_its_own_path_label_on_metrics(tmp_path: Path) -> None:
+    """/metrics labels requests by route template; a route without one (the dashboard's
+    resume form was) would hide among `path="other"` with the scanners' noise."""
+    from pixelrelay.metrics import path_label
+
+    app = create_app(make_settings(tmp_path / "l.db", "http://127.0.0.1:9"))
+    for route in app.routes:
+        template = route.path.replace(":path", "")  # type: ignore[attr-defined]
+        concrete = re.sub(r"\{[^}]+\}", "x", template.replace("{version}", "v25.0"))
+        assert path_label(concrete) == template, route
