@@ -323,12 +323,7 @@ def test_a_refused_token_pauses_the_destination_and_loses_nothing(
         assert r.diagnostics()[0]["state"] == "active"
 
 
-@pytest.mark.parametrize("type_name", [
-    pytest.param(t, marks=pytest.mark.xfail(
-        strict=True, reason="diagnostics/report.py's pause alert says 'TikTok refused the "
-                            "token or permission' and asks about 'the pixel code' for every "
-                            "destination")) if t != "tiktok" else t
-    for t in TYPES])
+@pytest.mark.parametrize("type_name", TYPES)
 def test_a_pause_alert_names_the_destinations_own_platform(type_name: str,
                                                             tmp_path: Path) -> None:
     with rig(type_name, tmp_path) as r:

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from pixelrelay.destinations import REGISTRY
 from pixelrelay.diagnostics.endpoints import session_key
 from pixelrelay.diagnostics.report import (
     KEYS,
@@ -23,6 +24,10 @@ from pixelrelay.masking import mask_field, mask_reason
 from pixelrelay.metrics import code_label, path_label
 from pixelrelay.store.rows import QueueRow, RecentRow, RecentSearch, WindowRows
 
+# What the dashboard knows of a TikTok destination (its plugin's label and setup hint).
+TIKTOK_FACTS = DestinationFacts(test_events=False, event_source_ids={},
+                                platform=REGISTRY["tiktok"].label,
+                                setup_hint=REGISTRY["tiktok"].setup_hint)
 NOW = 1_776_943_380.0
 
 
@@ -63,7 +68,8 @@ def test_alert_rules_fire_only_past_thresholds() -> None:
 
 
 def test_alerts_say_what_to_check() -> None:
-    found = {a.key: a for a in alerts([queue(paused=True)], NOW, 0, 0, 10, 0)}
+    found = {a.key: a for a in alerts([queue(paused=True)], NOW, 0, 0, 10, 0,
+                                      facts={"tiktok": TIKTOK_FACTS})}
     assert "expired" in found["paused:tiktok"].check and "pixel code" in found[
         "paused:tiktok"].check
     assert "40105" in found["paused:tiktok"].detail

@@ -80,6 +80,8 @@ def read_bridge(package: str) -> str:
 @dataclass(frozen=True)
 class Plugin:
     type: str
+    label: str  # the platform's name as people know it ("TikTok"), for alerts and pages
+    setup_hint: str  # what to check when it refuses the token or a permission (a pause)
     keys: frozenset[str]  # its own [[destinations]] keys, beside the common ones
     default_api_url: str
     max_batch_size: int  # events the platform takes in one request

@@ -84,7 +84,8 @@ class Diagnostics:
         self.names = [d.name for d in settings.destinations]
         self.facts = {d.name: report.DestinationFacts(
             test_events=bool(d.test_event_code),
-            event_source_ids=REGISTRY[d.type].source_ids(d))
+            event_source_ids=REGISTRY[d.type].source_ids(d),
+            platform=REGISTRY[d.type].label, setup_hint=REGISTRY[d.type].setup_hint)
             for d in settings.destinations}
         self._alerts: set[str] = set()
         self.outage = outage or BurstLog(log, "storage")  # the process's (app.Gateway)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,6 +44,10 @@ class DestinationFacts:
     test_events: bool
     # event_source -> the id its events go to (pixel code, event set id, app id)
     event_source_ids: dict[str, str]
+    # The platform's name ("TikTok") and what to check when it pauses the destination.
+    platform: str = "the platform"
+    setup_hint: str = ("the access token expired or revoked, or without permission for the "
+                       "destination's id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,9 @@ def match_score(coverage: dict[str, float]) -> float:
     return round(10.0 * sum(w * coverage.get(k, 0.0) for k, w in WEIGHTS.items()), 1)
 
 
+_UNKNOWN = DestinationFacts(test_events=False, event_source_ids={})
+
+
 def share(part: int, whole: int) -> float | None:
     return None if whole == 0 else round(part / whole, 4)
 
@@ -81,7 +88,8 @@ def clause(text: str | None) -> str:
 def alerts(queues: Iterable[QueueRow], now: float, received: int, rejected: int,
            purchases: int, purchases_with_ttclid: int,
            t: Thresholds = DEFAULTS,
-           collect_refusals: Sequence[tuple[str, str | None, int]] = ()) -> list[Alert]:
+           collect_refusals: Sequence[tuple[str, str | None, int]] = (),
+           facts: Mapping[str, DestinationFacts] | None = None) -> list[Alert]:
     out = []
     refused = sum(n for _r, _o, n in collect_refusals)
     if refused >= t.collect_refused:
@@ -96,22 +104,25 @@ def alerts(queues: Iterable[QueueRow], now: float, received: int, rejected: int,
             f"{reason.replace('_', ' ')}" + (f" from {origin}" if origin else "") + ".",
             check))
     for q in queues:
+        known = (facts or {}).get(q.destination) or _UNKNOWN
         if q.paused:
             out.append(Alert(
                 f"paused:{q.destination}", f"Destination {q.destination} is paused",
-                f"TikTok refused the token or permission: {clause(q.paused_reason)}. "
-                f"{q.pending + q.in_flight} events wait in its queue.",
-                "Is the access token expired or revoked, the pixel code wrong, or the token "
-                "without permission for this pixel? Fix it in the config, restart (a new token "
-                f"resumes by itself) or POST /v1/destinations/{q.destination}/resume."))
+                f"{known.platform[:1].upper()}{known.platform[1:]} refused the token or "
+                "permission: "
+                f"{clause(q.paused_reason)}. {q.pending + q.in_flight} events wait in its "
+                "queue.",
+                f"Is {known.setup_hint}? Fix it in the config, restart (a new token resumes by "
+                f"itself) or POST /v1/destinations/{q.destination}/resume."))
         if q.oldest_pending_at is not None and now - q.oldest_pending_at > t.oldest_pending_s:
             age = now - q.oldest_pending_at
             out.append(Alert(
                 f"backlog:{q.destination}", f"Queue of {q.destination} is falling behind",
                 f"The oldest pending event waits for {age / 60:.0f} min "
                 f"(threshold {t.oldest_pending_s / 60:.0f} min).",
-                "Is TikTok throttling or failing (see the codes in the recent attempts), is the "
-                "destination paused, or is the gateway's network to TikTok down?"))
+                f"Is {known.platform} throttling or failing (see the codes in the recent "
+                "attempts), is the destination paused, or is the gateway's network to "
+                f"{known.platform} down?"))
     if received >= t.min_events and rejected / received > t.rejection_rate:
         out.append(Alert(
             "rejection_rate", "Many events are rejected",
@@ -217,7 +228,7 @@ def build(rows: WindowRows, queues: Sequence[QueueRow], facts: dict[str, Destina
         return s
 
     found = alerts(queues, now, totals["received"], totals["rejected"], purchases,
-                   purchases_ttclid, t, rows.collect_refusals)
+                   purchases_ttclid, t, rows.collect_refusals, facts)
     dropped: dict[str, int] = {}
     kinds: dict[str, int] = {}
     for _name, fld, kind, n in rows.notices:

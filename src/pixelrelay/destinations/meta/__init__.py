@@ -126,7 +126,10 @@ def _findings(d: DestinationSettings) -> list[tuple[str, str, str]]:
 
 
 PLUGIN = Plugin(
-    type="meta", keys=meta_settings.KEYS, default_api_url=meta_settings.DEFAULT_API_URL,
+    type="meta", label="Meta",
+    setup_hint="the access token expired or revoked, the pixel_id wrong, or the token "
+               "without permission for this dataset",
+    keys=meta_settings.KEYS, default_api_url=meta_settings.DEFAULT_API_URL,
     max_batch_size=meta_settings.MAX_BATCH_SIZE, parse_settings=meta_settings.parse_settings,
     build=MetaDestination, names=names.EventNames, standard_events=names.STANDARD_EVENTS,
     purchase_events=names.PURCHASE_EVENTS, default_incoming=frozenset(names.DEFAULT_MAP),

@@ -101,7 +101,10 @@ def _sandbox(base_url: str) -> DestinationSettings:
 
 
 PLUGIN = Plugin(
-    type="tiktok", keys=tiktok_settings.KEYS, default_api_url=tiktok_settings.DEFAULT_API_URL,
+    type="tiktok", label="TikTok",
+    setup_hint="the access token expired or revoked, the pixel code wrong, or the token "
+               "without permission for this pixel",
+    keys=tiktok_settings.KEYS, default_api_url=tiktok_settings.DEFAULT_API_URL,
     max_batch_size=tiktok_settings.MAX_BATCH_SIZE, parse_settings=tiktok_settings.parse_settings,
     build=TikTokDestination, names=EventNames,
     standard_events=STANDARD_EVENTS | APP_STANDARD_EVENTS, purchase_events=PURCHASE_EVENTS,
