@@ -215,9 +215,12 @@ class Ingestor:
         if assume is not None and event.consent.is_empty:
             event = replace(event, consent=replace(assume, region=event.consent.region,
                                                    basis=BASIS_ASSUMED))
-        event = apply_consent(with_region(event), self.require_consent_in)
+        stated = with_region(event)
+        event = apply_consent(stated, self.require_consent_in)
+        # A later copy merges as it came, before its consent is applied: the merged event's
+        # consent (the first copy's own answer may win, pipeline.copies) decides what stays.
         return NewEvent(event, self._routes(event, dests, now),
-                        merge=functools.partial(self._merge, event, dests, now))
+                        merge=functools.partial(self._merge, stated, dests, now))
 
     def _routes(self, event: Event, dests: Sequence[Destination],
                 now: float) -> tuple[Route, ...]:
