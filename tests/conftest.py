@@ -188,3 +188,31 @@ def emulator() -> Iterator[ServerThread]:
 
 def emu_state(server: ServerThread) -> Any:
     return server.server.config.app.state.emulator  # type: ignore[attr-defined]
+
+
+META_TOKEN = "meta-test-token"
+META_PIXEL = "123456789012345"
+
+
+@pytest.fixture
+def meta() -> Iterator[ServerThread]:
+    """Meta's emulator mounted at /_meta, as `serve` mounts it: api_url is {url}/_meta."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from pixelrelay.emulator.meta import MetaEmulator, create_meta_emulator_app
+
+    emu = MetaEmulator(access_tokens=[META_TOKEN], pixel_ids=[META_PIXEL])
+    outer = Starlette(routes=[Mount("/_meta", app=create_meta_emulator_app(emu))])
+    outer.state.meta_emulator = emu
+    with ServerThread(outer) as server:
+        yield server
+
+
+def meta_state(server: ServerThread) -> Any:
+    return server.server.config.app.state.meta_emulator  # type: ignore[attr-defined]
+
+
+def meta_events(server: ServerThread) -> list[dict[str, Any]]:
+    """What Meta's emulator accepted, oldest first."""
+    return list(meta_state(server).events)

@@ -8,39 +8,23 @@ import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import Mount
 
 from pixelrelay.app import create_app
 from pixelrelay.config import Secret, SourceSettings
 from pixelrelay.destinations.meta.settings import meta_destination
-from pixelrelay.emulator.meta import MetaEmulator, create_meta_emulator_app
-from tests.conftest import SOURCE_KEY, emu_state, make_settings
+from tests.conftest import META_PIXEL, META_TOKEN, SOURCE_KEY, emu_state, make_settings, meta_events
 from tests.support import ServerThread, wait_for
 
-META_TOKEN = "meta-test-token"
-META_PIXEL = "123456789012345"
 SITE_KEY = "site-key-click-ids"
 FBP = "fb.1.1700000000000.1116446470"
 UA = "Mozilla/5.0 (X11; Linux x86_64) pixelrelay-test"
 
 
-@pytest.fixture
-def meta() -> Iterator[ServerThread]:
-    emu = MetaEmulator(access_tokens=[META_TOKEN], pixel_ids=[META_PIXEL])
-    outer = Starlette(routes=[Mount("/_meta", app=create_meta_emulator_app(emu))])
-    outer.state.meta_emulator = emu
-    with ServerThread(outer) as server:
-        yield server
 
 
-def meta_events(server: ServerThread) -> list[dict[str, Any]]:
-    emu: MetaEmulator = server.server.config.app.state.meta_emulator  # type: ignore[attr-defined]
-    return list(emu.events)
 
 
 @pytest.fixture

@@ -15,18 +15,22 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import Mount
 
 from pixelrelay.app import create_app
 from pixelrelay.config import Secret
 from pixelrelay.destinations.meta.settings import meta_destination
-from pixelrelay.emulator.meta import MetaEmulator, create_meta_emulator_app
-from tests.conftest import ADMIN_TOKEN, SOURCE_KEY, emu_state, make_settings
+from pixelrelay.emulator.meta import MetaEmulator
+from tests.conftest import (
+    ADMIN_TOKEN,
+    META_PIXEL,
+    META_TOKEN,
+    SOURCE_KEY,
+    emu_state,
+    make_settings,
+    meta_events,
+)
 from tests.support import ServerThread, sqlite_exec, wait_for
 
-META_TOKEN = "meta-test-token"
-META_PIXEL = "123456789012345"
 EDGE = f"/v25.0/{META_PIXEL}/events"
 PEERS = Path(__file__).parent.parent / "fixtures" / "peers"
 UA = "Mozilla/5.0 (X11; Linux x86_64) pixelrelay-test"
@@ -40,13 +44,6 @@ def sha(s: str) -> str:
     return hashlib.sha256(s.encode()).hexdigest()
 
 
-@pytest.fixture
-def meta() -> Iterator[ServerThread]:
-    emu = MetaEmulator(access_tokens=[META_TOKEN], pixel_ids=[META_PIXEL])
-    outer = Starlette(routes=[Mount("/_meta", app=create_meta_emulator_app(emu))])
-    outer.state.meta_emulator = emu
-    with ServerThread(outer) as server:
-        yield server
 
 
 @pytest.fixture
@@ -64,9 +61,6 @@ def gateway(db: Path, emulator: ServerThread, meta: ServerThread) -> Iterator[Se
         yield server
 
 
-def meta_events(server: ServerThread) -> list[dict[str, Any]]:
-    emu: MetaEmulator = server.server.config.app.state.meta_emulator  # type: ignore[attr-defined]
-    return list(emu.events)
 
 
 def at_both(emulator: ServerThread, meta: ServerThread, event_id: str
