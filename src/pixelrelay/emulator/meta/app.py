@@ -10,6 +10,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pixelrelay.emulator.control import faults_answer
 from pixelrelay.emulator.meta.state import MetaEmulator
 
 EVENTS_PATH = "/{api_version}/{pixel_id}/events"
@@ -62,20 +63,7 @@ async def list_requests(request: Request) -> Response:
 
 
 async def faults(request: Request) -> Response:
-    emu = _emulator(request)
-    if request.method == "POST":
-        raw = await request.body()
-        try:
-            changes = orjson.loads(raw) if raw.strip() else {}
-        except orjson.JSONDecodeError:
-            return _json({"error": "body: Invalid JSON"}, 400)
-        if type(changes) is not dict:
-            return _json({"error": "body: must be a JSON object"}, 400)
-        try:
-            emu.faults.update(changes)
-        except ValueError as exc:
-            return _json({"error": str(exc)}, 400)
-    return _json(emu.faults.to_dict())
+    return await faults_answer(request, _emulator(request).faults)
 
 
 async def reset(request: Request) -> Response:

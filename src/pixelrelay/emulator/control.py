@@ -1,0 +1,36 @@
+"""The loopback control endpoints every emulator has (its faults, as JSON), in one place."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+
+class Faults(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def update(self, changes: dict[str, Any]) -> None: ...
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+async def faults_answer(request: Request, faults: Faults) -> Response:
+    """GET: the faults in force; POST: a partial JSON update of them, then the same."""
+    if request.method == "POST":
+        raw = await request.body()
+        try:
+            changes = orjson.loads(raw) if raw.strip() else {}
+        except orjson.JSONDecodeError:
+            return json_response({"error": "body: Invalid JSON"}, 400)
+        if type(changes) is not dict:
+            return json_response({"error": "body: must be a JSON object"}, 400)
+        try:
+            faults.update(changes)
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, 400)
+    return json_response(faults.to_dict())
