@@ -20,9 +20,10 @@ from pixelrelay.errors import PixelrelayError
 from pixelrelay.ops.preflight import mask_url
 
 DESCRIPTION = """\
-pixelrelay: a self-hosted server-side conversion gateway for the TikTok Events API v1.3.
-It takes events from your backend, a browser tag and Shopify webhooks, hashes personal data,
-applies consent, maps names to TikTok's, queues them durably and delivers them in batches."""
+pixelrelay: a self-hosted server-side conversion gateway for TikTok's Events API v1.3 and
+Meta's Conversions API. It takes events from your backend, a browser tag, Shopify and files,
+hashes personal data, applies consent, maps names to each platform's, queues them durably and
+delivers them in batches."""
 EPILOG = """\
 Start here:
   pixelrelay serve                          sandbox: built-in TikTok emulator, SQLite here
@@ -158,8 +159,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     when = "ISO 8601 or relative (24h, 7d)"
-    replay = sub.add_parser("replay", help="re-queue a destination's dead (or all finished) "
-                                           "deliveries with the same event_id")
+    replay = sub.add_parser(
+        "replay", help="re-queue a destination's dead (or all finished) deliveries with the "
+                       "same event_id",
+        description="After fixing the cause, send a destination's events again under the same "
+                    "event_id: each payload rebuilt from the stored (hashed) event with the "
+                    "destination's current config, attempts reset. Skipped and counted: events "
+                    "past max_age_days, events the current filters or consent exclude, events "
+                    "delivered more than 48 h ago (the platform would count them twice), events "
+                    "already queued again. Works while serve runs on the same database.")
     replay.add_argument("--config", metavar="FILE", help=OPS_CONFIG_HELP)
     replay.add_argument("--destination", required=True, metavar="NAME",
                         help="the destination whose deliveries are sent again")
@@ -171,7 +179,13 @@ def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     replay.add_argument("--dry-run", action="store_true", help="count only; change nothing")
     replay.set_defaults(run=_replay)
 
-    imp = sub.add_parser("import", help="import events from a JSONL or CSV file")
+    imp = sub.add_parser(
+        "import", help="import events from a JSONL or CSV file",
+        description="Read events from a JSONL file (one event object per line, as POST "
+                    "/v1/events takes) or a CSV file (one event per row) and queue them "
+                    "through the same ingest as the API: validated, hashed, consent applied, "
+                    "deduplicated by event_id. Rejected lines are listed with their line, "
+                    "field and reason; exit 1 if any line was rejected.")
     imp.add_argument("file", help="the JSONL (one event object per line) or CSV file")
     imp.add_argument("--config", metavar="FILE", help=OPS_CONFIG_HELP)
     imp.add_argument("--format", choices=("jsonl", "csv"), help="default: from the file name")
@@ -180,9 +194,18 @@ def _ops_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     imp.add_argument("--rejects", help="write every rejected line (line, field, reason) as CSV")
     imp.set_defaults(run=_import)
 
-    report = sub.add_parser("report", help="reports over the delivery data")
+    report = sub.add_parser(
+        "report", help="reports over the delivery data",
+        description="Reports over the stored events and deliveries; `pixelrelay report gap` "
+                    "compares an orders CSV with the purchase events delivered.")
     reports = report.add_subparsers(required=True, metavar="REPORT")
-    gap = reports.add_parser("gap", help="orders vs delivered purchase events")
+    gap = reports.add_parser(
+        "gap", help="orders vs delivered purchase events",
+        description="Each order of the CSV (order_id; created_at and value optional) against "
+                    "the purchase events found by properties.order_id or the event_id "
+                    "ord_<order_id>_complete_payment: matched, missing with the reason, and "
+                    "extra delivered purchases without an order. Writes every row to --out; "
+                    "exit 1 if any order is missing.")
     gap.add_argument("--orders", required=True, help="CSV with order_id[, created_at, value]")
     gap.add_argument("--config", metavar="FILE", help=OPS_CONFIG_HELP)
     gap.add_argument("--since", help=f"orders created at or after ({when})")
@@ -355,6 +378,8 @@ Follow its delivery:
   curl -s '{base}/v1/deliveries?event_id=ord_1001_complete_payment' \\
        -H 'Authorization: Bearer {SANDBOX_SOURCE_KEY}'
 Dashboard: open {base}/ and sign in with the admin token {SANDBOX_SOURCE_KEY}
+The emulators keep what they received in memory: after a restart /_emulator/events starts
+empty, while the gateway remembers event ids for 48 h (a repeat answers "duplicates":1).
 For production, write a config file (see README) and run: pixelrelay serve --config FILE
 """, flush=True)
 

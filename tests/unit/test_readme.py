@@ -3,6 +3,7 @@ checked against the code, so a key added (or renamed) without its documentation 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import re
 import tomllib
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from pixelrelay import cli
 from pixelrelay.config import (
     ConsentSettings,
     DeliverySettings,
@@ -180,3 +182,41 @@ def test_every_internal_link_names_a_heading() -> None:
     links = set(re.findall(r"\]\(#([^)]+)\)", README))
     assert links, "the contents line links the sections"
     assert links - anchors == set()
+
+
+def commands() -> list[tuple[str, str, argparse.ArgumentParser]]:
+    """(`pixelrelay report gap`, its line in the parent's --help, its parser) for every
+    command and subcommand, from the parser `pixelrelay` runs."""
+    out = []
+
+    def walk(prefix: str, parser: argparse.ArgumentParser) -> None:
+        for action in parser._actions:  # argparse keeps subcommands on a private list
+            if isinstance(action, argparse._SubParsersAction):
+                lines = {a.dest: a.help or "" for a in action._choices_actions}
+                for name, child in action.choices.items():
+                    out.append((f"{prefix} {name}", lines.get(name, ""), child))
+                    walk(f"{prefix} {name}", child)
+
+    walk("pixelrelay", cli._parser())
+    return out
+
+
+def test_every_command_has_a_description_in_the_help() -> None:
+    listed = cli._parser().format_help()
+    found = commands()
+    assert {"pixelrelay serve", "pixelrelay import", "pixelrelay report gap"} <= {
+        c for c, _l, _p in found}
+    for command, line, parser in found:
+        if command.count(" ") == 1:
+            assert command.split()[1] in listed, command
+        assert line.strip(), f"{command}: no line in its parent's --help"
+        assert (parser.description or "").strip(), f"{command} --help: no description"
+
+
+@pytest.mark.xfail(strict=True, reason="README: the Command line table has no row for "
+                                       "`pixelrelay shopify-pixel` yet (the lead adds it; "
+                                       "then remove this marker)")
+def test_the_command_line_section_names_every_command() -> None:
+    text = section("Command line")
+    missing = [c for c, _l, _p in commands() if f"`{c}" not in text]
+    assert missing == []
