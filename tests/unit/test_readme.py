@@ -213,9 +213,6 @@ def test_every_command_has_a_description_in_the_help() -> None:
         assert (parser.description or "").strip(), f"{command} --help: no description"
 
 
-@pytest.mark.xfail(strict=True, reason="README: the Command line table has no row for "
-                                       "`pixelrelay shopify-pixel` yet (the lead adds it; "
-                                       "then remove this marker)")
 def test_the_command_line_section_names_every_command() -> None:
     text = section("Command line")
     missing = [c for c, _l, _p in commands() if f"`{c}" not in text]
