@@ -52,3 +52,22 @@ def test_a_given_test_event_code_probes_one_destination_without_its_own_code() -
     assert [d.name for d, _ in plan(two, "other", test_event_code="TEST9")] == ["other"]
     with pytest.raises(OpsError, match="--test-event-code: is empty"):
         plan(s, None, test_event_code=" ")
+
+
+def test_the_probe_passes_metas_contract_with_the_code_at_the_top_level() -> None:
+    """--send-test works for every destination type: Meta's judge takes the probe, with the
+    Test Events code at the request's top level."""
+    from pixelrelay.destinations.meta.settings import meta_destination
+    from pixelrelay.emulator.meta import judge
+    from pixelrelay.secret import Secret
+
+    dest = build_destination(meta_destination(name="m", access_token=Secret("t"),
+                                              pixel_id="123456789012345",
+                                              test_event_code="TEST55"))
+    route = route_of(dest, probe_event(NOW))
+    assert route.payload is not None, route.reason
+    body = orjson.loads(dest.build_request(route.batch_key, [route.payload]).body)
+    assert body["test_event_code"] == "TEST55"
+    assert body["data"][0]["event_id"] == TEST_EVENT_ID
+    verdict = judge({"data": body["data"], "test_event_code": body["test_event_code"]}, NOW)
+    assert verdict.error is None and len(verdict.events) == 1, verdict
