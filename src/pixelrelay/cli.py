@@ -14,6 +14,7 @@ from pixelrelay.config import (
     SANDBOX_SOURCE_KEY,
     Settings,
     load_settings,
+    read_config,
     sandbox_settings,
 )
 from pixelrelay.errors import PixelrelayError
@@ -112,13 +113,17 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser(
         "check", help="pre-flight a config: every error and warning, settings shown masked",
-        description="Validate a configuration before traffic: the settings with secrets "
-                    "masked, then every error and warning with its key (event names that are "
-                    "not TikTok's, pixel codes, sources, unreachable api_url...). Exit 1 on "
-                    "an error, 2 when the file cannot be read at all.")
+        description="Validate a configuration before traffic, all in one run: every error "
+                    "and warning with its key (unknown keys with the nearest known one, unset "
+                    "${VAR}s, wrong values, the storage URL as serve reads it, event names "
+                    "that are not the destination's, pixel codes, sources), then, unless "
+                    "--offline, each api_url and the database probed (reachable, schema "
+                    "version); the settings are shown with secrets masked. Exit 0 with "
+                    "warnings only, 1 on any error, 2 when the file cannot be read or is not "
+                    "TOML.")
     check.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     check.add_argument("--offline", action="store_true",
-                       help="do not probe each destination's api_url over the network")
+                       help="do not probe each destination's api_url or open the database")
     check.add_argument("--send-test", action="store_true",
                        help="send one ViewContent to each destination's test_event_code "
                             "(destinations without one are refused) and print TikTok's answer")
@@ -420,9 +425,12 @@ def _check(args: argparse.Namespace) -> int:
         print("pixelrelay: --test-event-code and --destination go with --send-test",
               file=sys.stderr)
         return 2
-    settings = load_settings(path)
-    code = check.main(settings, check.CheckOptions(source=path, offline=args.offline))
-    if args.send_test:
+    settings, problems = read_config(path)  # raises (exit 2) only for a file it cannot read
+    code = check.main(settings, check.CheckOptions(source=path, offline=args.offline),
+                      config_errors=problems)
+    if args.send_test and problems:
+        print("pixelrelay: --send-test sent nothing: the config has errors", file=sys.stderr)
+    elif args.send_test:
         from pixelrelay.ops import send_test
 
         code = max(code, send_test.main(settings, args.destination,

@@ -1,4 +1,5 @@
-"""TOML configuration -> Settings: `${VAR}` from the environment, masked secrets, keyed errors."""
+"""TOML configuration -> Settings: `${VAR}` from the environment, masked secrets, keyed errors
+(every one of them, found in one reading)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pixelrelay.destinations import REGISTRY, plugin_for
+from pixelrelay.destinations import REGISTRY, Plugin, plugin_for
 from pixelrelay.destinations.settings import DEFAULT_MAX_AGE_DAYS, DestinationSettings
-from pixelrelay.errors import ConfigError
+from pixelrelay.errors import ConfigError, ConfigErrors
+from pixelrelay.pipeline.readers import nearest
 from pixelrelay.secret import Secret
+from pixelrelay.store import url as storage_url
 
-__all__ = ["DestinationSettings", "Secret", "Settings", "load_settings", "parse_settings"]
+__all__ = ["DestinationSettings", "Secret", "Settings", "load_settings", "parse_settings",
+           "read_config", "read_settings"]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -142,24 +146,43 @@ def _url_host(host: str) -> str:
 
 
 def load_settings(path: str | Path, env: dict[str, str] | None = None) -> Settings:
-    """Read and validate a TOML file; raises ConfigError naming the key."""
+    """Read and validate a TOML file; raises ConfigErrors naming every wrong key."""
+    return parse_settings(_read_toml(path), os.environ if env is None else env)
+
+
+def read_config(path: str | Path,
+                env: dict[str, str] | None = None) -> tuple[Settings, list[ConfigError]]:
+    """`check`'s reading: the settings (a default in place of each wrong value) and every
+    problem. Raises ConfigError only when the file cannot be read or is not TOML."""
+    return read_settings(_read_toml(path), os.environ if env is None else env)
+
+
+def _read_toml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        return tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(str(p), "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(p), f"cannot be read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(p), f"not valid TOML: {exc}") from None
-    return parse_settings(raw, os.environ if env is None else env)
 
 
 def parse_settings(raw: dict[str, Any], env: dict[str, str] | os._Environ[str]) -> Settings:
+    """Validated settings; raises ConfigErrors (a ConfigError) listing every problem."""
+    settings, errors = read_settings(raw, env)
+    if errors:
+        raise ConfigErrors(errors)
+    return settings
+
+
+def read_settings(raw: dict[str, Any], env: dict[str, str] | os._Environ[str]
+                  ) -> tuple[Settings, list[ConfigError]]:
+    """Every section read, each wrong value recorded and replaced by its default so the rest
+    is still read: the settings, and every problem in the order of the file's sections."""
     r = _Reader(env)
-    known_top = {"server", "storage", "sources", "destinations", "delivery", "consent",
-                 "sessions"}
-    for k in raw:
-        if k not in known_top:
-            raise ConfigError(k, f"unknown section (expected one of {sorted(known_top)})")
+    r.reject_unknown(raw, "", TOP_SECTIONS, what="section")
     server = r.server(r.table(raw, "server"))
     storage = r.storage(r.table(raw, "storage"))
     sources = tuple(r.source(t, f"sources[{i}]") for i, t in enumerate(r.tables(raw, "sources")))
@@ -167,53 +190,80 @@ def parse_settings(raw: dict[str, Any], env: dict[str, str] | os._Environ[str]) 
                   for i, t in enumerate(r.tables(raw, "destinations")))
     for label, names in (("sources", [s.name for s in sources]),
                          ("destinations", [d.name for d in dests])):
-        dup = {n for n in names if names.count(n) > 1}
+        dup = sorted({n for n in names if n and names.count(n) > 1})
         if dup:
-            raise ConfigError(label, f"duplicate name {sorted(dup)[0]!r}")
+            r.fail(label, f"duplicate name {dup[0]!r}")
     delivery = r.delivery(r.table(raw, "delivery"))
-    consent = ConsentSettings(require_in_regions=tuple(
-        x.upper() for x in r.strings(r.table(raw, "consent"), "consent.require_in_regions",
-                                     "require_in_regions", ())))
-    return Settings(server=server, storage=storage, sources=sources, destinations=dests,
-                    delivery=delivery, consent=consent,
-                    sessions=r.sessions(r.table(raw, "sessions")))
+    consent = r.consent(r.table(raw, "consent"))
+    settings = Settings(server=server, storage=storage, sources=sources, destinations=dests,
+                        delivery=delivery, consent=consent,
+                        sessions=r.sessions(r.table(raw, "sessions")))
+    return settings, r.errors
+
+
+TOP_SECTIONS = frozenset({"server", "storage", "sources", "destinations", "delivery", "consent",
+                          "sessions"})
 
 
 class _Reader:
-    """Typed access to the raw TOML with `${VAR}` substitution and key paths in errors."""
+    """Typed access to the raw TOML with `${VAR}` substitution and key paths in errors.
+
+    A wrong value is recorded in `errors` and read as its default, so one reading finds every
+    problem (`check` prints them all, `serve` refuses to start naming them all).
+    """
 
     def __init__(self, env: dict[str, str] | os._Environ[str]) -> None:
         self.env = env
+        self.errors: list[ConfigError] = []
+
+    def fail(self, path: str, reason: str) -> None:
+        self.record(ConfigError(path, reason))
+
+    def record(self, error: ConfigError) -> None:
+        # One problem a key: a required pixel_code that is missing is not also malformed.
+        if all(e.key != error.key for e in self.errors):
+            self.errors.append(error)
 
     def table(self, raw: dict[str, Any], key: str) -> dict[str, Any]:
         v = raw.get(key, {})
         if not isinstance(v, dict):
-            raise ConfigError(key, "must be a table")
+            self.fail(key, "must be a table")
+            return {}
         return v
 
     def tables(self, raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
         v = raw.get(key, [])
         if not isinstance(v, list) or not all(isinstance(t, dict) for t in v):
-            raise ConfigError(key, f"must be an array of tables ([[{key}]])")
+            self.fail(key, f"must be an array of tables ([[{key}]])")
+            return []
         return v
 
     def _subst(self, value: str, path: str) -> str:
+        unset: list[str] = []
+
         def repl(m: re.Match[str]) -> str:
             name = m.group(1)
             if name not in self.env:
-                raise ConfigError(path, f"environment variable {name} is not set")
+                unset.append(name)
+                return ""
             return self.env[name]
 
-        return _VAR.sub(repl, value)
+        out = _VAR.sub(repl, value)
+        if unset:
+            self.fail(path, f"environment variable{'s' if len(unset) > 1 else ''} "
+                            f"{', '.join(unset)} {'are' if len(unset) > 1 else 'is'} not set")
+        return out
 
     def string(self, t: dict[str, Any], path: str, key: str, default: str | None = None) -> str:
         if key not in t:
             if default is None:
-                raise ConfigError(path, "is required")
+                self.fail(path, "is required")
+                return ""
             return default
         v = t[key]
         if not isinstance(v, str):
-            raise ConfigError(path, f"must be a string, got {type(v).__name__}")
+            self.fail(path, f"must be a string, got {type(v).__name__}")
+            return default or ""
         return self._subst(v, path)
 
     def secret(self, t: dict[str, Any], path: str, key: str, required: bool) -> Secret:
@@ -221,7 +271,7 @@ class _Reader:
             return Secret("")
         v = self.string(t, path, key)
         if required and not v:
-            raise ConfigError(path, "is empty")
+            self.fail(path, "is empty")
         return Secret(v)
 
     def integer(self, t: dict[str, Any], path: str, key: str, default: int,
@@ -230,25 +280,30 @@ class _Reader:
         if isinstance(v, str):
             v = self._subst(v, path)
             if not v.strip().lstrip("-").isdigit():
-                raise ConfigError(path, "must be an integer")
+                self.fail(path, "must be an integer")
+                return default
             v = int(v)
         if not isinstance(v, int) or isinstance(v, bool):
-            raise ConfigError(path, "must be an integer")
+            self.fail(path, "must be an integer")
+            return default
         if not lo <= v <= hi:
-            raise ConfigError(path, f"must be between {lo} and {hi}, got {v}")
+            self.fail(path, f"must be between {lo} and {hi}, got {v}")
+            return default
         return v
 
     def number(self, t: dict[str, Any], path: str, key: str, default: float) -> float:
         v = t.get(key, default)
         if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
-            raise ConfigError(path, "must be a non-negative number")
+            self.fail(path, "must be a non-negative number")
+            return default
         return float(v)
 
     def strings(self, t: dict[str, Any], path: str, key: str,
                 default: tuple[str, ...]) -> tuple[str, ...]:
         v = t.get(key, list(default))
         if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise ConfigError(path, "must be an array of strings")
+            self.fail(path, "must be an array of strings")
+            return default
         return tuple(self._subst(x, path) for x in v)
 
     def networks(self, t: dict[str, Any], path: str, key: str) -> tuple[str, ...]:
@@ -259,41 +314,62 @@ class _Reader:
             try:
                 ipaddress.ip_network(v.strip(), strict=False)
             except ValueError:
-                raise ConfigError(f"{path}[{i}]", "must be an IP address or a network such "
-                                                  "as 10.0.0.0/8") from None
+                self.fail(f"{path}[{i}]", "must be an IP address or a network such as "
+                                          "10.0.0.0/8")
         return values
 
+    def boolean(self, t: dict[str, Any], path: str, key: str, default: bool = False) -> bool:
+        v = t.get(key, default)
+        if not isinstance(v, bool):
+            self.fail(path, "must be true or false")
+            return default
+        return v
+
+    def choice(self, t: dict[str, Any], path: str, key: str, options: tuple[str, ...]) -> str:
+        value = self.string(t, path, key, options[0])
+        if value not in options:
+            self.fail(path, f"must be one of {', '.join(options)}")
+            return options[0]
+        return value
+
+    def name(self, t: dict[str, Any], path: str) -> str:
+        name = self.string(t, path, "name")
+        if name and not _NAME.match(name):
+            self.fail(path, "use letters, digits, '_', '-' or '.' (at most 64)")
+        return name
+
     def reject_unknown(self, t: dict[str, Any], prefix: str,
-                       known: set[str] | frozenset[str]) -> None:
+                       known: set[str] | frozenset[str], what: str = "key") -> None:
+        """An error for each key outside `known`, with the nearest known one as a hint:
+        a typo would otherwise fall back to a default without a word."""
+        known = frozenset(known)
         for k in t:
             if k not in known:
-                raise ConfigError(f"{prefix}.{k}", "unknown key")
+                hint = nearest(k, known)
+                self.fail(f"{prefix}.{k}" if prefix else k, f"unknown {what}" + (
+                    f'; did you mean "{hint}"?' if hint else
+                    f" (known: {', '.join(sorted(known))})"))
 
     def server(self, t: dict[str, Any]) -> ServerSettings:
-        self.reject_unknown(t, "server", {"host", "port", "admin_token", "trusted_proxies",
-                                          "body_timeout_s"})
+        self.reject_unknown(t, "server", set(ServerSettings.__dataclass_fields__))
+        d = ServerSettings()
         body_timeout_s = self.number(t, "server.body_timeout_s", "body_timeout_s",
-                                     ServerSettings.body_timeout_s)
+                                     d.body_timeout_s)
         if body_timeout_s <= 0:
-            raise ConfigError("server.body_timeout_s", "must be greater than 0")
+            self.fail("server.body_timeout_s", "must be greater than 0")
+            body_timeout_s = d.body_timeout_s
         return ServerSettings(
-            host=self.string(t, "server.host", "host", ServerSettings.host),
-            port=self.integer(t, "server.port", "port", ServerSettings.port, 0, 65535),
+            host=self.string(t, "server.host", "host", d.host),
+            port=self.integer(t, "server.port", "port", d.port, 0, 65535),
             admin_token=self.secret(t, "server.admin_token", "admin_token", required=False),
             trusted_proxies=self.networks(t, "server.trusted_proxies", "trusted_proxies"),
             body_timeout_s=body_timeout_s,
         )
 
     def source(self, t: dict[str, Any], p: str) -> SourceSettings:
-        self.reject_unknown(t, p, {"name", "kind", "key", "allowed_origins", "secret",
-                                   "purchase_topic", "content_id", "rate_limit",
-                                   "consent_required", "page_views", "assume"})
-        name = self.string(t, f"{p}.name", "name")
-        if not _NAME.match(name):
-            raise ConfigError(f"{p}.name", "use letters, digits, '_', '-' or '.' (at most 64)")
-        kind = self.string(t, f"{p}.kind", "kind", "server")
-        if kind not in ("server", "browser", "shopify"):
-            raise ConfigError(f"{p}.kind", "must be one of server, browser, shopify")
+        self.reject_unknown(t, p, set(SourceSettings.__dataclass_fields__))
+        name = self.name(t, f"{p}.name")
+        kind = self.choice(t, f"{p}.kind", "kind", ("server", "browser", "shopify"))
         return SourceSettings(
             name=name,
             kind=kind,
@@ -310,26 +386,32 @@ class _Reader:
             assume=self.choice(t, f"{p}.assume", "assume", ("session", "granted", "denied")),
         )
 
-    def boolean(self, t: dict[str, Any], path: str, key: str, default: bool = False) -> bool:
-        v = t.get(key, default)
-        if not isinstance(v, bool):
-            raise ConfigError(path, "must be true or false")
-        return v
-
     def storage(self, t: dict[str, Any]) -> StorageSettings:
-        self.reject_unknown(t, "storage", {"url", "retention_days"})
+        self.reject_unknown(t, "storage", set(StorageSettings.__dataclass_fields__))
         d = StorageSettings()
+        url = self.string(t, "storage.url", "url", d.url)
+        try:
+            storage_url.parse(url)  # as serve's open_store parses it
+        except ConfigError as exc:
+            self.record(exc)
         return StorageSettings(
-            url=self.string(t, "storage.url", "url", d.url),
+            url=url,
             retention_days=self.integer(t, "storage.retention_days", "retention_days",
                                         d.retention_days, 3, 36500))
+
+    def consent(self, t: dict[str, Any]) -> ConsentSettings:
+        self.reject_unknown(t, "consent", set(ConsentSettings.__dataclass_fields__))
+        return ConsentSettings(require_in_regions=tuple(
+            x.upper() for x in self.strings(t, "consent.require_in_regions",
+                                            "require_in_regions", ())))
 
     def sessions(self, t: dict[str, Any]) -> SessionSettings:
         self.reject_unknown(t, "sessions", set(SessionSettings.__dataclass_fields__))
         d = SessionSettings()
         domain = self.string(t, "sessions.cookie_domain", "cookie_domain", "").strip(".")
         if domain and not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", domain):
-            raise ConfigError("sessions.cookie_domain", "must be a host name like shop.example")
+            self.fail("sessions.cookie_domain", "must be a host name like shop.example")
+            domain = ""
         return SessionSettings(
             ttclid_cookie_days=self.integer(t, "sessions.ttclid_cookie_days",
                                             "ttclid_cookie_days", d.ttclid_cookie_days, 1, 400),
@@ -344,34 +426,34 @@ class _Reader:
                                         d.purchase_hold_s),
         )
 
-    def choice(self, t: dict[str, Any], path: str, key: str, options: tuple[str, ...]) -> str:
-        value = self.string(t, path, key, options[0])
-        if value not in options:
-            raise ConfigError(path, f"must be one of {', '.join(options)}")
-        return value
-
     def destination(self, t: dict[str, Any], p: str) -> DestinationSettings:
-        """The keys every destination has, then its type's own through its plugin."""
-        name = self.string(t, f"{p}.name", "name")
-        if not _NAME.match(name):
-            raise ConfigError(f"{p}.name", "use letters, digits, '_', '-' or '.' (at most 64)")
+        """The keys every destination has, then its type's own through its plugin.
+
+        With an unknown type, or its own keys wrong, `platform` is None: the errors say why.
+        """
+        name = self.name(t, f"{p}.name")
         dtype = self.string(t, f"{p}.type", "type", "tiktok")
         plugin = plugin_for(dtype)
         if plugin is None:
-            raise ConfigError(f"{p}.type", f"unknown destination type {dtype!r} "
-                                           f"(known: {', '.join(sorted(REGISTRY))})")
-        self.reject_unknown(t, p, COMMON_DESTINATION_KEYS | plugin.keys)
-        api_url = self.string(t, f"{p}.api_url", "api_url", plugin.default_api_url).rstrip("/")
-        if not api_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{p}.api_url", "must start with http:// or https://")
+            self.fail(f"{p}.type", f"unknown destination type {dtype!r} "
+                                   f"(known: {', '.join(sorted(REGISTRY))})")
+        own = plugin.keys if plugin else frozenset().union(*(x.keys for x in REGISTRY.values()))
+        self.reject_unknown(t, p, COMMON_DESTINATION_KEYS | own)
+        default_url = plugin.default_api_url if plugin else ""
+        api_url = self.string(t, f"{p}.api_url", "api_url", default_url).rstrip("/")
+        if plugin and not api_url.startswith(("http://", "https://")):
+            self.fail(f"{p}.api_url", "must start with http:// or https://")
         region = self.string(t, f"{p}.default_phone_region", "default_phone_region", "")
         if region and not re.fullmatch(r"[A-Za-z]{2}", region):
-            raise ConfigError(f"{p}.default_phone_region", "must be a two-letter region like DE")
+            self.fail(f"{p}.default_phone_region", "must be a two-letter region like DE")
+            region = ""
         emap = t.get("event_map", {})
         if not isinstance(emap, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) and v for k, v in emap.items()):
-            raise ConfigError(f"{p}.event_map", "must be a table of event name = the "
-                                                "destination's event name")
+            self.fail(f"{p}.event_map", "must be a table of event name = the destination's "
+                                        "event name")
+            emap = {}
+        max_batch = plugin.max_batch_size if plugin else 1
         return DestinationSettings(
             name=name,
             type=dtype,
@@ -382,19 +464,28 @@ class _Reader:
             exclude_events=self.strings(t, f"{p}.exclude_events", "exclude_events", ()),
             exclude_order_sources=self.strings(
                 t, f"{p}.exclude_order_sources", "exclude_order_sources", ()),
-            batch_size=self.integer(t, f"{p}.batch_size", "batch_size", plugin.max_batch_size,
-                                    1, plugin.max_batch_size),
+            batch_size=self.integer(t, f"{p}.batch_size", "batch_size", max_batch, 1, max_batch),
             max_age_days=self.integer(t, f"{p}.max_age_days", "max_age_days",
                                       DEFAULT_MAX_AGE_DAYS, 1, 3650),
             default_phone_region=region.upper(),
             event_map=dict(emap),
-            platform=plugin.parse_settings(self, t, p),
+            platform=self._platform(plugin, t, p) if plugin else None,
         )
+
+    def _platform(self, plugin: Plugin, t: dict[str, Any], p: str) -> object | None:
+        """The type's own settings, parsed by its plugin through this reader (None when they
+        are wrong). A plugin may record through `fail` and go on, or raise ConfigError."""
+        before = len(self.errors)
+        try:
+            platform = plugin.parse_settings(self, t, p)
+        except ConfigError as exc:
+            self.record(exc)
+            return None
+        return platform if len(self.errors) == before else None
 
     def delivery(self, t: dict[str, Any]) -> DeliverySettings:
         d = DeliverySettings()
-        known = set(d.__dataclass_fields__)
-        self.reject_unknown(t, "delivery", known)
+        self.reject_unknown(t, "delivery", set(d.__dataclass_fields__))
         return DeliverySettings(
             flush_interval_s=self.number(t, "delivery.flush_interval_s", "flush_interval_s",
                                          d.flush_interval_s),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 from pixelrelay.records import record
@@ -55,6 +56,24 @@ class ConfigError(PixelrelayError):
         super().__init__(f"config error at {key}: {reason}")
         self.key = key
         self.reason = reason
+
+
+class ConfigErrors(ConfigError):
+    """Every problem found in one reading of a configuration (one or more), so a config with
+    three mistakes takes one run to fix, not three. As a ConfigError it names the first; its
+    message lists them all, one a line."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        if not errors:
+            raise ValueError("ConfigErrors needs at least one error")
+        super().__init__(errors[0].key, errors[0].reason)
+        self.errors = tuple(errors)
+
+    def __str__(self) -> str:
+        if len(self.errors) == 1:
+            return str(self.errors[0])
+        return f"{len(self.errors)} config errors:" + "".join(
+            f"\n  {e.key}: {e.reason}" for e in self.errors)
 
 
 class StoreUnavailable(PixelrelayError):

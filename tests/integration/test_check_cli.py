@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import socket
+import sqlite3
 import subprocess
 import sys
 import tomllib
@@ -11,8 +14,12 @@ from pathlib import Path
 
 import pixelrelay
 from pixelrelay.cli import _parser
+from pixelrelay.config import Settings, StorageSettings
+from pixelrelay.ops import check
 from pixelrelay.ops.send_test import TEST_EVENT_ID
-from tests.conftest import ACCESS_TOKEN, PIXEL, SOURCE_KEY, emu_state
+from pixelrelay.store import open_store
+from pixelrelay.store.migrate import latest
+from tests.conftest import ACCESS_TOKEN, PIXEL, SOURCE_KEY, emu_state, postgres_url
 from tests.support import ServerThread, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,3 +143,100 @@ def test_every_command_and_flag_has_help() -> None:
 
     walk(_parser(), "pixelrelay")
     assert missing == []
+
+
+def test_every_config_error_comes_in_one_run_with_the_nearest_key(
+        tmp_path: Path, emulator: ServerThread) -> None:
+    # The three mistakes that took three runs: a typo'd key, an unset variable, a MySQL URL.
+    cfg = config(tmp_path / "c.toml", emulator.url)
+    cfg.write_text(cfg.read_text()
+                   .replace(f'key = "{SOURCE_KEY}"',
+                            f'key = "{SOURCE_KEY}"\nallowed_orgins = ["https://a.example"]')
+                   .replace("${CHECK_TEST_TOKEN}", "${CHECK_UNSET_TOKEN}")
+                   .replace(f"sqlite:///{tmp_path / 'c.db'}", "mysql://shop:hunter2@db/pixels"))
+    for flags in ((), ("--offline",)):
+        r = cli("check", "--config", str(cfg), *flags)
+        assert r.returncode == 1, r.stdout + r.stderr
+        errors = [line for line in r.stdout.splitlines() if line.startswith("error: ")]
+        assert errors == [
+            "error: storage.url: mysql is not supported: pixelrelay stores in SQLite or "
+            "PostgreSQL (sqlite:///pixelrelay.db or postgresql://user@host:5432/database)",
+            'error: sources[0].allowed_orgins: unknown key; did you mean "allowed_origins"?',
+            "error: destinations[0].access_token: environment variable CHECK_UNSET_TOKEN is "
+            "not set",
+        ]
+        assert "check failed: 3 error(s), 0 warning(s)" in r.stdout
+        assert "hunter2" not in r.stdout + r.stderr
+        assert "[[sources]]" not in r.stdout  # defaults would stand in for the wrong values
+
+
+def test_the_database_is_opened_read_only_and_its_schema_version_checked(
+        tmp_path: Path, emulator: ServerThread) -> None:
+    db = tmp_path / "c.db"  # the config's database
+    cfg = config(tmp_path / "c.toml", emulator.url)
+    fresh = cli("check", "--config", str(cfg))
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert f"storage sqlite:///{db}: no pixelrelay schema yet; serve creates it (version " \
+           f"{latest('sqlite')})" in fresh.stdout
+    assert not db.exists()  # check creates nothing
+
+    assert cli("migrate", "--config", str(cfg)).returncode == 0
+    current = cli("check", "--config", str(cfg))
+    assert current.returncode == 0, current.stdout + current.stderr
+    assert (f"storage sqlite:///{db}: reachable, schema version {latest('sqlite')} (current)"
+            in current.stdout)
+    offline = cli("check", "--config", str(cfg), "--offline")
+    assert offline.returncode == 0 and "reachable" not in offline.stdout
+
+    with sqlite3.connect(db) as conn:  # as a later pixelrelay would leave it
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (latest("sqlite") + 1,))
+    conn.close()
+    newer = cli("check", "--config", str(cfg))
+    assert newer.returncode == 1
+    assert (f"error: storage.url: schema version {latest('sqlite') + 1} is newer than this "
+            f"pixelrelay's ({latest('sqlite')})") in newer.stdout
+
+    db.unlink()
+    db.write_text("not a database")
+    junk = cli("check", "--config", str(cfg))
+    assert junk.returncode == 1
+    assert f"error: storage.url: sqlite:///{db}: cannot read {db}: file is not a database" \
+           in junk.stdout
+
+
+def test_an_unreachable_postgresql_is_an_error_within_the_probe_timeout(tmp_path: Path) -> None:
+    refused = f"postgresql://shop:hunter2@127.0.0.1:{free_port()}/pixels"
+    found, line = asyncio.run(check.storage(_with_url(refused), 3.0))
+    assert line == ""
+    assert [(f.level, f.path) for f in found] == [("error", "storage.url")]
+    assert "Connection refused" in found[0].message and "hunter2" not in found[0].message
+
+    # A server that takes the connection and never answers: the probe's own bound, not
+    # serve's 10 s of connection retries.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"postgresql://127.0.0.1:{silent.getsockname()[1]}/pixels"
+        found, _ = asyncio.run(check.storage(_with_url(url), 0.5))
+    assert [f.message for f in found] == [f"{url}: no answer within 0.5 s (--offline skips "
+                                          "this probe)"]
+
+
+def test_a_reachable_postgresql_reports_its_schema_version() -> None:
+    async def migrated(url: str) -> None:
+        store = open_store(url, recover_in_flight=False)
+        await store.open()  # opening migrates
+        await store.close()
+
+    with postgres_url() as url:
+        found, line = asyncio.run(check.storage(_with_url(url), 3.0))
+        assert (found, line.split(": ", 1)[1]) == (
+            [], f"no pixelrelay schema yet; serve creates it (version {latest('postgres')})")
+        asyncio.run(migrated(url))
+        found, line = asyncio.run(check.storage(_with_url(url), 3.0))
+        assert (found, line.split(": ", 1)[1]) == (
+            [], f"reachable, schema version {latest('postgres')} (current)")
+
+
+def _with_url(url: str) -> Settings:
+    return Settings(storage=StorageSettings(url=url))

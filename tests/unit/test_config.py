@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pixelrelay.config import load_settings, parse_settings
-from pixelrelay.errors import ConfigError
+from pixelrelay.config import load_settings, parse_settings, read_settings
+from pixelrelay.errors import ConfigError, ConfigErrors
 
 FULL = """
 [server]
@@ -106,11 +106,88 @@ def test_missing_env_var_names_key_and_variable_not_values() -> None:
 def test_cli_config_error_exits_nonzero_without_secret(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
     f.write_text(FULL.replace("batch_size = 500", "batch_size = 0"))
-    proc = subprocess.run([sys.executable, "-m", "pixelrelay.cli", "check", "--config", str(f)],
-                          capture_output=True, text=True, env={**ENV, "PATH": "/usr/bin"})
-    assert proc.returncode == 2
-    assert "destinations[0].batch_size" in proc.stderr
+    run = [sys.executable, "-m", "pixelrelay.cli"]
+    env = {**ENV, "PATH": "/usr/bin"}
+    # check found an error in what it was asked to check: 1, as for any other error.
+    proc = subprocess.run([*run, "check", "--config", str(f), "--offline"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 1
+    assert "error: destinations[0].batch_size: must be between" in proc.stdout
     assert all(s not in proc.stderr + proc.stdout for s in ENV.values())
+    # serve cannot start on it: 2, the key named on stderr.
+    proc = subprocess.run([*run, "serve", "--config", str(f)],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2
+    assert "destinations[0].batch_size" in proc.stderr and "Traceback" not in proc.stderr
+    assert all(s not in proc.stderr + proc.stdout for s in ENV.values())
+
+
+def test_every_problem_is_found_in_one_reading() -> None:
+    import tomllib
+    raw = tomllib.loads(FULL.replace("allowed_origins = []", "allowed_orgins = []")
+                        .replace('url = "sqlite:///x.db"', 'url = "mysql://u:pw@db/x"')
+                        .replace("batch_size = 500", "batch_size = 5000")
+                        .replace('pixel_code = "C9ABC1234567890"', 'pixel_code = "C9 ABC"')
+                        + '[sessions]\ncookie_domian = "shop.example"\n[telemetry]\n')
+    env = dict(ENV)
+    del env["TIKTOK_ACCESS_TOKEN"]
+    with pytest.raises(ConfigErrors) as err:
+        parse_settings(raw, env)
+    got = {e.key: e.reason for e in err.value.errors}
+    assert got == {
+        "telemetry": got["telemetry"],
+        "storage.url": got["storage.url"],
+        "sources[0].allowed_orgins": 'unknown key; did you mean "allowed_origins"?',
+        "destinations[0].access_token": "environment variable TIKTOK_ACCESS_TOKEN is not set",
+        "destinations[0].batch_size": "must be between 1 and 1000, got 5000",
+        "destinations[0].pixel_code": "must be letters and digits, like C9ABC1234567890",
+        "sessions.cookie_domian": 'unknown key; did you mean "cookie_domain"?',
+    }
+    assert got["telemetry"].startswith("unknown section")
+    assert got["storage.url"].startswith("mysql is not supported")
+    # As a ConfigError it names the first; its message lists every one, one a line, and no
+    # secret or password.
+    assert (err.value.key, str(err.value).splitlines()[0]) == ("telemetry", "7 config errors:")
+    assert "  sessions.cookie_domian: unknown key" in str(err.value)
+    assert all(s not in str(err.value) for s in [*ENV.values(), "pw"])
+
+
+def test_a_destination_types_own_keys_are_read_to_the_last_error() -> None:
+    raw = {"destinations": [{"name": "meta", "type": "meta", "access_token": "t",
+                             "pixel_id": "abc", "api_version": "25"},
+                            {"name": "odd", "type": "snapchat", "access_token": "t",
+                             "pixel_code": "C9ABC1234567890", "pixle_id": "1"}]}
+    settings, errors = read_settings(raw, ENV)
+    assert [(e.key, e.reason.split(" (")[0].split(";")[0]) for e in errors] == [
+        ("destinations[0].pixel_id", "must be the digits of a Meta pixel or dataset id, as "
+                                     "Events Manager shows it"),
+        ("destinations[0].api_version", "must be a Graph API version such as v25.0"),
+        ("destinations[1].type", "unknown destination type 'snapchat'"),
+        ("destinations[1].pixle_id", "unknown key"),
+    ]
+    assert 'did you mean "pixel_id"?' in errors[3].reason  # any type's keys are known
+    # The settings stand with the wrong parts unparsed: what check's other findings read.
+    assert [d.platform for d in settings.destinations] == [None, None]
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("sqlite://pixelrelay.db", "three slashes before the file's path (four for an absolute "
+                               "one): sqlite:///pixelrelay.db"),
+    ("pixelrelay.db", "a bare path is not a storage URL: write sqlite:///pixelrelay.db"),
+    ("/var/lib/pixelrelay.db", "write sqlite:////var/lib/pixelrelay.db"),
+    ("mysql://user:pw@db/pixels", "mysql is not supported"),
+    ("postgresql+psycopg://db/pixels", "no driver suffix"),
+    ("sqlite:///", "needs a file path"),
+])
+def test_storage_urls_serve_cannot_open_are_config_errors(url: str, reason: str) -> None:
+    from pixelrelay.store import open_store
+    with pytest.raises(ConfigError) as err:
+        parse_settings({"storage": {"url": url}}, ENV)
+    assert (err.value.key, reason in err.value.reason) == ("storage.url", True)
+    assert "pw" not in err.value.reason
+    with pytest.raises(ConfigError) as at_open:  # serve's own parsing says the same
+        open_store(url)
+    assert at_open.value.reason == err.value.reason
 
 
 def test_cli_check_masks_secrets(tmp_path: Path) -> None:

@@ -13,7 +13,13 @@ DEFAULT_MAX_AGE_DAYS = 7
 
 class SettingsReader(Protocol):
     """Typed access to one TOML table with `${VAR}` substitution and key paths in errors
-    (config's reader): what a destination type parses its own keys with."""
+    (config's reader): what a destination type parses its own keys with.
+
+    A wrong value is recorded (every one is reported at once) and read as its default, or ""
+    for a required string; `fail` records a type's own finding the same way. A type may also
+    raise ConfigError, which ends the reading of its keys."""
+
+    def fail(self, path: str, reason: str) -> None: ...
 
     def string(self, t: dict[str, Any], path: str, key: str,
                default: str | None = None) -> str: ...

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pixelrelay.errors import Problem
+from pixelrelay.pipeline.readers import nearest
 
 # column -> (section of the event object or "" for the top level, key there)
 COLUMNS: dict[str, tuple[str, str]] = {
@@ -54,9 +54,9 @@ def check_header(columns: Sequence[str]) -> list[Problem]:
         if name in COLUMNS or (name.startswith(CUSTOM_PREFIX) and len(name) > len(
                 CUSTOM_PREFIX)):
             continue
-        hint = difflib.get_close_matches(name, list(COLUMNS), n=1)
+        hint = nearest(name, frozenset(COLUMNS))
         problems.append(Problem(where, "unknown column" + (
-            f"; did you mean {hint[0]!r}?" if hint else
+            f"; did you mean {hint!r}?" if hint else
             f" (known: {', '.join(COLUMNS)}, or properties.<name>)")))
     if "event" not in seen:
         problems.append(Problem("header", "needs an 'event' column"))

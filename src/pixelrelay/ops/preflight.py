@@ -67,7 +67,8 @@ def source_findings(s: SourceSettings, path: str) -> list[Finding]:
 def destination_findings(d: DestinationSettings, path: str) -> list[Finding]:
     out: list[Finding] = []
     plugin = plugin_for(d.type)
-    if plugin is not None:  # the type's own checks: its id shapes, its event names
+    # The type's own checks (its id shapes, its event names), once its own keys have parsed.
+    if plugin is not None and d.platform is not None:
         out += [Finding("error" if level == "error" else "warning", f"{path}.{key}", message)
                 for level, key, message in plugin.preflight(d)]
     if d.test_event_code:

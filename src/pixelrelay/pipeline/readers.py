@@ -89,7 +89,7 @@ def unknown_keys(obj: dict[Any, Any], prefix: str, known: frozenset[str],
     extra = [k for k in obj if k not in known]
     for k in extra[:MAX_UNKNOWN_NOTICES]:
         key = safe_key(k)
-        hint = None if key == PERSONAL_KEY else _nearest(key, known)
+        hint = None if key == PERSONAL_KEY else nearest(key, known)
         notices.append(Notice(prefix + key, "unknown field; dropped" + (
             f" (did you mean {prefix}{hint}?)" if hint else ""), NoticeKind.UNKNOWN_FIELD))
     if len(extra) > MAX_UNKNOWN_NOTICES:
@@ -100,7 +100,7 @@ def unknown_keys(obj: dict[Any, Any], prefix: str, known: frozenset[str],
 # difflib takes some 40 µs a key, more than parsing the whole event; a sender repeats the
 # same unknown keys in every event, so the hint is worked out once per key.
 @lru_cache(maxsize=1024)
-def _nearest(key: str, known: frozenset[str]) -> str | None:
+def nearest(key: str, known: frozenset[str]) -> str | None:
     """The known name closest to an unknown key, if any is close."""
     hint = difflib.get_close_matches(key, sorted(known), n=1)
     return hint[0] if hint else None

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pixelrelay.errors import ConfigError
 from pixelrelay.store.base import Store
 from pixelrelay.store.sqlite import SQLiteStore
+from pixelrelay.store.url import parse
 
 __all__ = ["SQLiteStore", "Store", "open_store"]
-
-_SQLITE = "sqlite:///"
 
 
 def open_store(url: str, *, recover_in_flight: bool = True) -> Store:
@@ -22,16 +20,10 @@ def open_store(url: str, *, recover_in_flight: bool = True) -> Store:
     parameters work, e.g. `?options=-csearch_path%3Dpixelrelay` for a schema of its own.
     On PostgreSQL `recover_in_flight` changes nothing: leases alone bring rows back.
     """
-    if url.startswith(_SQLITE):
-        path = url[len(_SQLITE):]
-        if not path:
-            raise ConfigError("storage.url",
-                              "sqlite:/// needs a file path, e.g. sqlite:///pixelrelay.db")
-        return SQLiteStore(path, recover_in_flight=recover_in_flight)
-    if url.startswith(("postgresql://", "postgres://")):
-        # Imported here: psycopg takes about 0.25 s to import, which SQLite users never need.
-        from pixelrelay.store.postgres import PostgresStore
+    target = parse(url)  # ConfigError naming storage.url, as the config reader reports it
+    if target.engine == "sqlite":
+        return SQLiteStore(target.location, recover_in_flight=recover_in_flight)
+    # Imported here: psycopg takes about 0.25 s to import, which SQLite users never need.
+    from pixelrelay.store.postgres import PostgresStore
 
-        return PostgresStore(url, recover_in_flight=recover_in_flight)
-    raise ConfigError("storage.url", "unsupported storage URL (expected sqlite:///path.db or "
-                                     "postgresql://host/database)")
+    return PostgresStore(target.location, recover_in_flight=recover_in_flight)

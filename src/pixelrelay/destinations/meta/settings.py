@@ -8,7 +8,6 @@ from typing import Any
 
 from pixelrelay.destinations.meta.payload import MAX_BATCH
 from pixelrelay.destinations.settings import DestinationSettings, SettingsReader
-from pixelrelay.errors import ConfigError
 from pixelrelay.secret import Secret
 
 DEFAULT_API_URL = "https://graph.facebook.com"
@@ -30,11 +29,11 @@ def parse_settings(read: SettingsReader, t: dict[str, Any], p: str) -> MetaSetti
     pixel = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else read.string(
         t, f"{p}.pixel_id", "pixel_id")
     if not _PIXEL_ID.match(pixel):
-        raise ConfigError(f"{p}.pixel_id", "must be the digits of a Meta pixel or dataset id, "
-                                           "as Events Manager shows it")
+        read.fail(f"{p}.pixel_id", "must be the digits of a Meta pixel or dataset id, as Events "
+                                   "Manager shows it")
     version = read.string(t, f"{p}.api_version", "api_version", DEFAULT_API_VERSION)
     if not _VERSION.match(version):
-        raise ConfigError(f"{p}.api_version", "must be a Graph API version such as v25.0")
+        read.fail(f"{p}.api_version", "must be a Graph API version such as v25.0")
     return MetaSettings(pixel_id=pixel, api_version=version)
 
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pixelrelay.destinations.settings import DestinationSettings, SettingsReader
-from pixelrelay.errors import ConfigError
 from pixelrelay.secret import Secret
 
 DEFAULT_API_URL = "https://business-api.tiktok.com"
@@ -33,7 +32,7 @@ class TikTokSettings:
 def parse_settings(read: SettingsReader, t: dict[str, Any], p: str) -> TikTokSettings:
     pixel = read.string(t, f"{p}.pixel_code", "pixel_code")
     if not _ID.match(pixel):
-        raise ConfigError(f"{p}.pixel_code", "must be letters and digits, like C9ABC1234567890")
+        read.fail(f"{p}.pixel_code", "must be letters and digits, like C9ABC1234567890")
     return TikTokSettings(pixel_code=pixel, **{
         key: _source_id(read, t, f"{p}.{key}", key)
         for key in ("offline_event_set_id", "crm_event_set_id", "app_id")})
@@ -45,7 +44,7 @@ def _source_id(read: SettingsReader, t: dict[str, Any], path: str, key: str) -> 
     value = str(v) if isinstance(v, int) and not isinstance(v, bool) else read.string(
         t, path, key, "")
     if value and not _ID.match(value):
-        raise ConfigError(path, "must be letters and digits as TikTok shows it")
+        read.fail(path, "must be letters and digits as TikTok shows it")
     return value
 
 
