@@ -49,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PixelrelayError as exc:  # config, flags, a taken port or database: one clear line
         print(f"pixelrelay: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C before a command's own stop handling was in place
+        print("pixelrelay: interrupted", file=sys.stderr)
+        return 130
     return code
 
 
@@ -331,9 +334,10 @@ def _serve(args: argparse.Namespace) -> int:
     delivery = not args.no_delivery
     role = "" if delivery else (
         "; API only" if args.supervisor_pid else "; API only, `pixelrelay deliver` sends")
-    serving.run(create_app(settings, delivery=delivery, alerts=not args.no_alerts), sock,
-                on_started=lambda: _banner(settings, role))
-    return 0
+    sig = serving.run(create_app(settings, delivery=delivery, alerts=not args.no_alerts), sock,
+                      on_started=lambda: _banner(settings, role))
+    # A worker of `serve --workers` leaves the one line to its supervisor.
+    return 0 if args.supervisor_pid else serving.stopped("serve", sig)
 
 
 def _deliver(args: argparse.Namespace) -> int:
@@ -354,16 +358,17 @@ def _deliver(args: argparse.Namespace) -> int:
     names = ", ".join(d.name for d in settings.destinations)
     if args.port is None:
         gateway = Gateway(settings, open_store(settings.storage.url), SystemClock(), None)
-        serving.run_until_signalled(gateway.start, gateway.stop, on_started=lambda: print(
-            f"pixelrelay delivering to {names}  (storage: {storage}; no HTTP)", flush=True))
-        return 0
+        return serving.stopped("deliver", serving.run_until_signalled(
+            gateway.start, gateway.stop, on_started=lambda: print(
+                f"pixelrelay delivering to {names}  (storage: {storage}; no HTTP)",
+                flush=True)))
     host = args.host or settings.server.host
     sock = serving.bind(host, args.port)  # before the store: a taken port starts nothing
     base = f"http://{host}:{sock.getsockname()[1]}"
-    serving.run(create_delivery_app(settings), sock, on_started=lambda: print(
-        f"pixelrelay delivering to {names}  (storage: {storage}; probes: {base}/healthz, "
-        f"{base}/metrics)", flush=True))
-    return 0
+    return serving.stopped("deliver", serving.run(
+        create_delivery_app(settings), sock, on_started=lambda: print(
+            f"pixelrelay delivering to {names}  (storage: {storage}; probes: {base}/healthz, "
+            f"{base}/metrics)", flush=True)))
 
 
 def _banner(settings: Settings, role: str) -> None:
@@ -390,15 +395,15 @@ For production, write a config file (see README) and run: pixelrelay serve --con
 
 
 def _emulator(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from pixelrelay import serving
     from pixelrelay.emulator import Emulator, create_emulator_app
 
     app = create_emulator_app(Emulator(access_tokens=args.token, pixel_codes=args.pixel))
-    print(f"TikTok Events API emulator on http://{args.host}:{args.port}"
-          f"/open_api/v1.3/event/track/  (accepted events: GET /events)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
-    return 0
+    sock = serving.bind(args.host, args.port)
+    base = f"http://{args.host}:{sock.getsockname()[1]}"
+    return serving.stopped("emulator", serving.run(app, sock, on_started=lambda: print(
+        f"TikTok Events API emulator on {base}/open_api/v1.3/event/track/  (accepted events: "
+        "GET /events)", flush=True)))
 
 
 def _shopify_pixel(args: argparse.Namespace) -> int:

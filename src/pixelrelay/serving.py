@@ -1,9 +1,11 @@
 """How the commands run: the port bound first, then uvicorn on that socket, a clean startup;
-or, for `deliver` without a port, no HTTP at all until a signal."""
+or, for `deliver` without a port, no HTTP at all until a signal. SIGINT and SIGTERM stop
+either gracefully, and the process then exits 0: the stop was asked for, not a crash."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -11,7 +13,8 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
@@ -85,10 +88,34 @@ class _Lifespan:
         await send({"type": "lifespan.shutdown.complete"})
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
         super().__init__(config)
         self.on_started = on_started
+        self.stopped_by: signal.Signals | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """SIGINT and SIGTERM start uvicorn's graceful stop, as uvicorn's own does, without
+        its ending: it raises the signal again once stopped, so the process died by it (a
+        KeyboardInterrupt traceback for Ctrl-C, 143 for SIGTERM), which reads as a crash."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.stopped_by is None:
+            self.stopped_by = signal.Signals(sig)
+        super().handle_exit(sig, frame)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
@@ -108,8 +135,10 @@ def collect_garbage_less_often() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-def run(app: Starlette, sock: socket.socket, on_started: Callable[[], None]) -> None:
+def run(app: Starlette, sock: socket.socket,
+        on_started: Callable[[], None]) -> signal.Signals | None:
     """Serve `app` on `sock` until SIGINT/SIGTERM; `on_started` once startup succeeded.
+    Returns the signal that stopped it, after the graceful stop.
 
     Raises the PixelrelayError that stopped the startup (nothing was served then).
     """
@@ -141,21 +170,29 @@ def run(app: Starlette, sock: socket.socket, on_started: Callable[[], None]) -> 
         sock.close()
     if lifespan.error is not None:
         raise lifespan.error
+    return server.stopped_by
 
 
 def run_until_signalled(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]],
-                        on_started: Callable[[], None]) -> None:
+                        on_started: Callable[[], None]) -> signal.Signals | None:
     """Run `start`, then wait for SIGINT/SIGTERM and run `stop`: a process with no HTTP.
+    Returns the signal, after `stop`.
 
     Raises the PixelrelayError that stopped `start` (which then started nothing).
     """
     collect_garbage_less_often()
+    stopped_by: list[signal.Signals] = []
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stopping.set)
+
+        def on_signal(sig: signal.Signals) -> None:
+            stopped_by.append(sig)
+            stopping.set()
+
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, on_signal, sig)
         await start()
         try:
             on_started()
@@ -168,3 +205,12 @@ def run_until_signalled(start: Callable[[], Awaitable[None]], stop: Callable[[],
         asyncio.run(main())
     finally:
         stop_trimming()
+    return stopped_by[0] if stopped_by else None
+
+
+def stopped(command: str, sig: signal.Signals | None) -> int:
+    """Say that a signal stopped `command` once its work in flight finished; exit code 0."""
+    if sig is not None:
+        print(f"pixelrelay {command}: stopped by {sig.name}, work in flight finished",
+              flush=True)
+    return 0

@@ -69,6 +69,11 @@ def supervise(config: str, socks: Sequence[socket.socket], host: str, delivery: 
     port = socks[0].getsockname()[1]
     stopping = threading.Event()
     procs: list[subprocess.Popen[bytes]] = []
+    signals: list[signal.Signals] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        signals.append(signal.Signals(signum))
+        stop(signum, frame)
 
     def stop(signum: int, frame: object) -> None:
         stopping.set()
@@ -76,7 +81,7 @@ def supervise(config: str, socks: Sequence[socket.socket], host: str, delivery: 
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         for i, sock in enumerate(socks):
             if stopping.is_set():
@@ -91,7 +96,11 @@ def supervise(config: str, socks: Sequence[socket.socket], host: str, delivery: 
         who = "the first delivers" if delivery else "API only"
         print(f"pixelrelay: {len(procs)} workers on http://{host}:{port}, {who} "
               f"(pids {', '.join(str(p.pid) for p in procs)})", flush=True)
-        return _wait(procs, stopping)
+        code = _wait(procs, stopping)
+        if signals and code == 0:
+            print(f"pixelrelay serve: stopped by {signals[0].name}, {len(procs)} workers "
+                  "finished their work in flight", flush=True)
+        return code
     except BaseException:
         stop(signal.SIGTERM, None)  # a worker that could not start: none may outlive us
         _reap(procs)

@@ -119,6 +119,8 @@ def test_workers_share_the_port_and_one_of_them_delivers_everything_they_accept(
     assert not any(alive(pid) for pid in pids)
     said = procs.log("serve").read_text()
     assert "Traceback" not in said
+    assert said.count("stopped by") == 1  # the supervisor's one line; its workers stay quiet
+    assert "pixelrelay serve: stopped by SIGTERM, 3 workers finished" in said
     assert said.count("API only") == 2  # the two workers that do not deliver say so
 
     # Started again on those purchases: the first worker logs the alert, the others do not.
