@@ -151,15 +151,18 @@ def _parser() -> argparse.ArgumentParser:
         description="Print the code to paste in Shopify admin (Settings > Customer events > "
                     "Add custom pixel): Shopify's customer events sent to this gateway with "
                     "the source's site key, consent from Shopify's Customer Privacy API, and "
-                    "the TikTok Pixel inside it with the same event_ids.")
+                    "each destination type's Pixel (TikTok's, Meta's) inside it with the same "
+                    "event_ids.")
     pixel.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     pixel.add_argument("--source", metavar="NAME", required=True,
                        help="the browser source whose site key the pixel sends with")
     pixel.add_argument("--url", metavar="PUBLIC_URL", required=True,
                        help="the gateway's public URL, as the shopper's browser reaches it")
-    pixel.add_argument("--tiktok-pixel", action=argparse.BooleanOptionalAction, default=None,
-                       help="load the TikTok Pixel (the first destination's pixel code) "
-                            "inside the custom pixel (default: when there is a destination)")
+    pixel.add_argument("--pixels", "--tiktok-pixel", dest="pixels",
+                       action=argparse.BooleanOptionalAction, default=None,
+                       help="load each destination type's Pixel (its first destination's "
+                            "pixel id) inside the custom pixel (default: when there is a "
+                            "destination)")
     pixel.set_defaults(run=_shopify_pixel)
     _ops_parsers(sub)
     return parser
@@ -414,7 +417,7 @@ def _shopify_pixel(args: argparse.Namespace) -> int:
         print("pixelrelay: no config: pass --config FILE or set PIXELRELAY_CONFIG",
               file=sys.stderr)
         return 2
-    print(pixel_code(settings, args.source, args.url, tiktok_pixel=args.tiktok_pixel), end="")
+    print(pixel_code(settings, args.source, args.url, pixels=args.pixels), end="")
     return 0
 
 
