@@ -8,6 +8,8 @@ from hashlib import sha256
 
 import phonenumbers
 
+from pixelrelay.pipeline.e164 import DECLINE, e164_fast
+
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _WHITESPACE = re.compile(r"\s+")
 _ZIP_NOISE = re.compile(r"[\s-]+")
@@ -82,6 +84,15 @@ def _hash_phone(s: str, region: str) -> tuple[str, bool] | None:
 
 @lru_cache(maxsize=4096)
 def _e164(s: str, region: str) -> tuple[str, bool] | None:
+    if s.startswith("+"):
+        # `+` and digits: phonenumbers' answer from its metadata, compiled once (~7x cheaper)
+        fast = e164_fast(s)
+        if fast is not DECLINE:
+            return fast
+    return _e164_phonenumbers(s, region)
+
+
+def _e164_phonenumbers(s: str, region: str) -> tuple[str, bool] | None:
     try:
         # A "+" number carries its country; a region would only mislead the parser.
         number = phonenumbers.parse(s, None if s.startswith("+") or not region else region)
