@@ -157,6 +157,7 @@ def run(app: Starlette, sock: socket.socket,
         return lifespan.error is None or not record.getMessage().startswith("Application")
 
     uvicorn_log.addFilter(quiet)
+    heap.large_blocks_on_own_pages()
     stop_trimming = heap.trim_periodically()
     try:
         server.run(sockets=[sock])
@@ -200,6 +201,7 @@ def run_until_signalled(start: Callable[[], Awaitable[None]], stop: Callable[[],
         finally:
             await stop()
 
+    heap.large_blocks_on_own_pages()
     stop_trimming = heap.trim_periodically()
     try:
         asyncio.run(main())

@@ -6,6 +6,7 @@ import functools
 import importlib
 import inspect
 import pkgutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,6 +36,47 @@ def test_trim_returns_freed_holes_that_glibc_keeps() -> None:
     assert heap.trim()
     assert _rss_bytes() < kept - 32 * 2**20  # most of the ~63 MB freed is given back
     assert len(pinned) == 1000
+
+
+# Run in a fresh interpreter: this one's heaps keep the holes earlier tests left, and a block
+# may come from one of those whatever the threshold.
+_LARGE_BLOCK_PROBE = """
+import ctypes, sys
+from pixelrelay import heap
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+libc.malloc.argtypes, libc.malloc.restype = [ctypes.c_size_t], ctypes.c_void_p
+libc.free.argtypes, libc.free.restype = [ctypes.c_void_p], None
+if sys.argv[1] == "tuned":
+    assert heap.large_blocks_on_own_pages()
+libc.free(libc.malloc(8 * 2**20))  # glibc's default threshold is now 8 MiB
+mapped = libc.mallinfo2().hblkhd
+block = libc.malloc(4 * 2**20)  # a delivery's JSON, say
+print(libc.mallinfo2().hblkhd - mapped)
+libc.free(block)
+"""
+
+
+def _mapped_for_a_large_block(mode: str) -> int:
+    done = subprocess.run([sys.executable, "-c", _LARGE_BLOCK_PROBE, mode], check=True,
+                          capture_output=True, text=True)
+    return int(done.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or heap._mallopt() is None,
+                    reason="glibc's mallopt and mallinfo2 are glibc only")
+def test_large_blocks_get_pages_of_their_own() -> None:
+    """A request's body or a delivery's JSON is mmapped (and unmapped when freed) even after a
+    larger block was freed: glibc's default then carves it from the heap, whose holes the
+    small long-lived objects allocated meanwhile pin."""
+    assert _mapped_for_a_large_block("default") == 0  # what the setting is for
+    assert _mapped_for_a_large_block("tuned") >= 4 * 2**20
 
 
 def test_periodic_trim_stops() -> None:
