@@ -69,6 +69,8 @@ def test_funnel_fires_both_legs_with_the_same_name_and_event_id(site: Site,
     page.goto(product + "?ttclid=E.C.P.funnel")
     wait_for(lambda: len(ttq_calls(page)) == 2)
     fired = ttq_calls(page)
+    # The landing's answer sets the ttclid cookie; a slow machine must not navigate first.
+    wait_for(lambda: any(c["name"] == "prx_ttclid" for c in context.cookies()))
     page.goto(checkout)
     wait_for(lambda: len(ttq_calls(page)) == 3)
     fired += ttq_calls(page)
