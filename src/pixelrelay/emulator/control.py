@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import fields
 from typing import Any, Protocol
 
 import orjson
@@ -34,3 +36,17 @@ async def faults_answer(request: Request, faults: Faults) -> Response:
         except ValueError as exc:
             return json_response({"error": str(exc)}, 400)
     return json_response(faults.to_dict())
+
+
+def update_fields(target: Any, changes: dict[str, Any],
+                  coerce: Callable[[str, Any], Any]) -> None:
+    """Apply a partial JSON update to a faults dataclass, all or nothing; ValueError names the
+    bad field (an unknown one, or a value `coerce` refuses)."""
+    known = {f.name for f in fields(target)}
+    staged: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key not in known:
+            raise ValueError(f"{key}: unknown fault")
+        staged[key] = coerce(key, value)
+    for key, value in staged.items():
+        setattr(target, key, value)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from pixelrelay.emulator.control import update_fields
 
 
 @dataclass
@@ -26,14 +28,7 @@ class Faults:
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a partial JSON update, all or nothing; ValueError names the bad field."""
-        known = {f.name for f in fields(self)}
-        staged: dict[str, Any] = {}
-        for key, value in changes.items():
-            if key not in known:
-                raise ValueError(f"{key}: unknown fault")
-            staged[key] = _coerce(key, value)
-        for key, value in staged.items():
-            setattr(self, key, value)
+        update_fields(self, changes, _coerce)
 
 
 _RATES = ("http_5xx_rate", "code_40100_rate", "code_50000_rate")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pixelrelay.emulator.control import update_fields
 from pixelrelay.emulator.meta.graph import INJECTABLE, RATE_LIMIT_CODES
 
 _RATES = ("http_5xx_rate", "transient_rate", "unknown_error_rate", "rate_limit_rate")
@@ -33,14 +34,7 @@ class MetaFaults:
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a partial JSON update, all or nothing; ValueError names the bad field."""
-        known = {f.name for f in fields(self)}
-        staged: dict[str, Any] = {}
-        for key, value in changes.items():
-            if key not in known:
-                raise ValueError(f"{key}: unknown fault")
-            staged[key] = _coerce(key, value)
-        for key, value in staged.items():
-            setattr(self, key, value)
+        update_fields(self, changes, _coerce)
 
 
 def _coerce(key: str, value: Any) -> Any:
