@@ -48,10 +48,11 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def _connection(port: int, make_request: Callable[[int], bytes], counter: list[int],
-                      deadline: float, result: LoadResult, expect: int) -> None:
+                      more: Callable[[], bool], result: LoadResult, expect: int) -> None:
+    """Closed loop: the next request as soon as the answer is in, while `more()` says so."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        while time.perf_counter() < deadline:
+        while more():
             counter[0] += 1
             started = time.perf_counter()
             writer.write(make_request(counter[0]))
@@ -71,7 +72,8 @@ async def run_load(port: int, make_request: Callable[[int], bytes], *, seconds: 
     counter = [0]
     start = time.perf_counter()
     deadline = start + seconds
-    await asyncio.gather(*(_connection(port, make_request, counter, deadline, result, expect)
+    await asyncio.gather(*(_connection(port, make_request, counter,
+                                       lambda: time.perf_counter() < deadline, result, expect)
                            for _ in range(concurrency)))
     result.seconds = time.perf_counter() - start
     return result
@@ -124,23 +126,8 @@ async def run_count(port: int, make_request: Callable[[int], bytes], *, requests
     result = LoadResult()
     counter = [0]
     start = time.perf_counter()
-
-    async def connection() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while counter[0] < requests:
-                counter[0] += 1
-                sent = time.perf_counter()
-                writer.write(make_request(counter[0]))
-                status = await _read_response(reader)
-                result.latencies_ms.append((time.perf_counter() - sent) * 1000)
-                if status == expect:
-                    result.requests += 1
-                else:
-                    result.errors += 1
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    await asyncio.gather(*(_connection(port, make_request, counter,
+                                       lambda: counter[0] < requests, result, expect)
+                           for _ in range(concurrency)))
     result.seconds = time.perf_counter() - start
     return result
