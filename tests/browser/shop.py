@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,8 +16,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from pixelrelay.app import create_app
-from pixelrelay.config import Settings
-from tests.conftest import ACCESS_TOKEN, PIXEL, emu_state
+from pixelrelay.config import Secret, Settings, SourceSettings
+from tests.conftest import ACCESS_TOKEN, PIXEL, emu_state, make_settings
 from tests.support import ServerThread, free_port, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
@@ -127,3 +128,19 @@ def idle(page: Any, seconds: float) -> None:
 
 def wait_hits(page: Any, hits: list[dict[str, Any]], n: int) -> None:
     wait_for(lambda: idle(page, 0.02) or len(hits) >= n)
+
+
+@contextmanager
+def open_tag_site(folder: Path, open_key: str, strict_key: str) -> Iterator[Site]:
+    """open_site with two browser sources on the shop's origin: `open_key`, and `strict_key`
+    with consent_required."""
+    def settings(shop_origin: str, emulator_url: str) -> Settings:
+        base = make_settings(folder / "gw.db", emulator_url)
+        extra = (SourceSettings(name="open", kind="browser", key=Secret(open_key),
+                                allowed_origins=(shop_origin,)),
+                 SourceSettings(name="strict", kind="browser", key=Secret(strict_key),
+                                allowed_origins=(shop_origin,), consent_required=True))
+        return dataclasses.replace(base, sources=base.sources + extra)
+
+    with open_site(open_key, settings) as site:
+        yield site

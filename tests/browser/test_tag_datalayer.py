@@ -5,17 +5,21 @@ the Pixel and the server copy under one event_id."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pixelrelay.config import Secret, Settings, SourceSettings
 from pixelrelay.pipeline.normalize import hash_email, hash_external_id
-from tests.browser.shop import Site, collect_hits, idle, loaded, open_site, ttq_calls, wait_hits
-from tests.conftest import make_settings
+from tests.browser.shop import (
+    Site,
+    collect_hits,
+    idle,
+    loaded,
+    open_tag_site,
+    ttq_calls,
+    wait_hits,
+)
 from tests.support import wait_for
 
 pytest.importorskip("playwright.sync_api")
@@ -66,15 +70,7 @@ MAPPED = ["ViewContent", "AddToCart", "Search", "AddToWishlist", "InitiateChecko
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    def settings(shop_origin: str, emulator_url: str) -> Settings:
-        base = make_settings(Path(tmp_path_factory.mktemp("gw")) / "gw.db", emulator_url)
-        extra = (SourceSettings(name="open", kind="browser", key=Secret(OPEN_KEY),
-                                allowed_origins=(shop_origin,)),
-                 SourceSettings(name="strict", kind="browser", key=Secret(STRICT_KEY),
-                                allowed_origins=(shop_origin,), consent_required=True))
-        return dataclasses.replace(base, sources=base.sources + extra)
-
-    with open_site(OPEN_KEY, settings) as site:
+    with open_tag_site(tmp_path_factory.mktemp("gw"), OPEN_KEY, STRICT_KEY) as site:
         yield site
 
 
