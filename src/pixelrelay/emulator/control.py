@@ -50,3 +50,30 @@ def update_fields(target: Any, changes: dict[str, Any],
         staged[key] = coerce(key, value)
     for key, value in staged.items():
         setattr(target, key, value)
+
+
+NOT_SHARED = object()  # coerce_shared: the key is the emulator's own to check
+
+
+def coerce_shared(key: str, value: Any, rates: frozenset[str] | tuple[str, ...]) -> Any:
+    """A JSON value for a fault every emulator has (its error rates, latency_ms, hang,
+    reject_event), checked; NOT_SHARED for any other key."""
+    # bool is an int subclass; "true" for a rate is a caller mistake, not 1.0.
+    if key in rates or key == "latency_ms":
+        if type(value) not in (int, float):
+            raise ValueError(f"{key}: must be a number")
+        number = float(value)
+        if key in rates and not 0.0 <= number <= 1.0:
+            raise ValueError(f"{key}: must be between 0 and 1")
+        if number < 0:
+            raise ValueError(f"{key}: must not be negative")
+        return number
+    if key == "hang":
+        if type(value) is not bool:
+            raise ValueError(f"{key}: must be true or false")
+        return value
+    if key == "reject_event":
+        if value is not None and type(value) is not str:
+            raise ValueError(f"{key}: must be a string or null")
+        return value
+    return NOT_SHARED

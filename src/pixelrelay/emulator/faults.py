@@ -6,7 +6,7 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pixelrelay.emulator.control import update_fields
+from pixelrelay.emulator.control import NOT_SHARED, coerce_shared, update_fields
 
 
 @dataclass
@@ -35,24 +35,9 @@ _RATES = ("http_5xx_rate", "code_40100_rate", "code_50000_rate")
 
 
 def _coerce(key: str, value: Any) -> Any:
-    # bool is an int subclass; "true" for a rate is a caller mistake, not 1.0.
-    if key in _RATES or key == "latency_ms":
-        if type(value) not in (int, float):
-            raise ValueError(f"{key}: must be a number")
-        number = float(value)
-        if key in _RATES and not 0.0 <= number <= 1.0:
-            raise ValueError(f"{key}: must be between 0 and 1")
-        if key == "latency_ms" and number < 0:
-            raise ValueError(f"{key}: must not be negative")
-        return number
-    if key == "hang":
-        if type(value) is not bool:
-            raise ValueError(f"{key}: must be true or false")
-        return value
-    if key == "reject_event":
-        if value is not None and type(value) is not str:
-            raise ValueError(f"{key}: must be a string or null")
-        return value
+    shared = coerce_shared(key, value, _RATES)
+    if shared is not NOT_SHARED:
+        return shared
     if value is not None and type(value) is not int:
         raise ValueError(f"{key}: must be an integer or null")
     return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pixelrelay.emulator.control import update_fields
+from pixelrelay.emulator.control import NOT_SHARED, coerce_shared, update_fields
 from pixelrelay.emulator.meta.graph import INJECTABLE, RATE_LIMIT_CODES
 
 _RATES = ("http_5xx_rate", "transient_rate", "unknown_error_rate", "rate_limit_rate")
@@ -38,24 +38,9 @@ class MetaFaults:
 
 
 def _coerce(key: str, value: Any) -> Any:
-    # bool is an int subclass; "true" for a rate is a caller mistake, not 1.0.
-    if key in _RATES or key == "latency_ms":
-        if type(value) not in (int, float):
-            raise ValueError(f"{key}: must be a number")
-        number = float(value)
-        if key in _RATES and not 0.0 <= number <= 1.0:
-            raise ValueError(f"{key}: must be between 0 and 1")
-        if number < 0:
-            raise ValueError(f"{key}: must not be negative")
-        return number
-    if key == "hang":
-        if type(value) is not bool:
-            raise ValueError(f"{key}: must be true or false")
-        return value
-    if key == "reject_event":
-        if value is not None and type(value) is not str:
-            raise ValueError(f"{key}: must be a string or null")
-        return value
+    shared = coerce_shared(key, value, _RATES)
+    if shared is not NOT_SHARED:
+        return shared
     if key == "revoked_tokens":
         if type(value) is not list or any(type(t) is not str for t in value):
             raise ValueError(f"{key}: must be a list of strings")
