@@ -410,14 +410,14 @@ def _emulator(args: argparse.Namespace) -> int:
 
 
 def _shopify_pixel(args: argparse.Namespace) -> int:
-    from pixelrelay.sources.shopify_pixel import pixel_code
+    from pixelrelay.sources.shopify_pixel import custom_pixel
 
     settings = _settings(args.config)
     if settings is None:
         print("pixelrelay: no config: pass --config FILE or set PIXELRELAY_CONFIG",
               file=sys.stderr)
         return 2
-    print(pixel_code(settings, args.source, args.url, pixels=args.pixels), end="")
+    print(custom_pixel(settings, args.source, args.url, pixels=args.pixels), end="")
     return 0
 
 

@@ -17,6 +17,6 @@ def name_key(name: str) -> str:
 
 
 def snake_case(name: str) -> str:
-    """CompletePayment -> complete_payment, "Order Completed" -> order_completed."""
+    """AddToCart -> add_to_cart, "Order Completed" -> order_completed."""
     spaced = _WORD_BOUNDARY.sub("_", name)
     return _NON_ALNUM.sub("_", spaced).strip("_").lower()

@@ -32,7 +32,7 @@ def filter_reason(event: Event, dest_event: str, settings: DestinationSettings) 
     """Why this destination must not take the event, or None.
 
     List entries match the incoming name or the destination's name for it, so a config can
-    say either (for TikTok, "Purchase" or "CompletePayment").
+    say either the incoming name or the one the destination sends.
     """
     names = (event.name, dest_event)
     allow = settings.events

@@ -24,7 +24,7 @@ import pytest
 from pixelrelay.app import create_app
 from pixelrelay.config import Secret, SessionSettings, SourceSettings
 from pixelrelay.destinations.meta.settings import meta_destination
-from pixelrelay.sources.shopify_pixel import pixel_code
+from pixelrelay.sources.shopify_pixel import custom_pixel
 from tests.browser.shopify_sandbox import (
     Shop,
     checkout,
@@ -84,7 +84,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         with ServerThread(create_app(settings)) as gateway, \
                 ServerThread(shop.app(), port=shop_port):
             # Another site than the shop: "localhost" is not "127.0.0.1", and another port.
-            shop.pixel = pixel_code(settings, "shop-web", f"http://localhost:{gateway.port}")
+            shop.pixel = custom_pixel(settings, "shop-web", f"http://localhost:{gateway.port}")
             yield Rig(gateway, emulator, shop_url, shop)
 
 
@@ -338,7 +338,7 @@ def test_with_a_meta_destination_metas_pixel_gets_each_event_under_the_same_even
     settings = dataclasses.replace(base, sources=(web,),
                                    destinations=(*base.destinations, meta))
     before = rig.shop.pixel
-    rig.shop.pixel = pixel_code(settings, "shop-web", f"http://localhost:{rig.gateway.port}")
+    rig.shop.pixel = custom_pixel(settings, "shop-web", f"http://localhost:{rig.gateway.port}")
     try:
         j = Journey(5633837583470, "c1946ac92492d2347c6235b4d2611186", "E.C.P.pixel-meta",
                     shopify_order(5633837583470, "c1946ac92492d2347c6235b4d2611186"))

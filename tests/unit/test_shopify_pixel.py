@@ -14,7 +14,7 @@ from pixelrelay.cli import main
 from pixelrelay.config import Secret, Settings, SourceSettings
 from pixelrelay.destinations.meta.settings import meta_destination
 from pixelrelay.destinations.tiktok.settings import tiktok_destination
-from pixelrelay.sources.shopify_pixel import PixelError, pixel_code
+from pixelrelay.sources.shopify_pixel import PixelError, custom_pixel
 
 WEB = SourceSettings(name="web", kind="browser", key=Secret("site-key-web-1"),
                      allowed_origins=("https://shop.example",))
@@ -35,7 +35,7 @@ def config_of(code: str) -> dict[str, Any]:
 
 def test_the_pixel_carries_the_gateway_the_key_and_the_servers_names() -> None:
     settings = Settings(sources=(API, WEB, SHOP), destinations=(TIKTOK,))
-    code = pixel_code(settings, "web", " https://events.shop.example/ ")
+    code = custom_pixel(settings, "web", " https://events.shop.example/ ")
     config = config_of(code)
     assert config["endpoint"] == "https://events.shop.example"
     assert config["key"] == "site-key-web-1"
@@ -59,23 +59,23 @@ def test_the_pixel_carries_the_gateway_the_key_and_the_servers_names() -> None:
 
 def test_the_pixels_are_optional_and_the_content_id_follows_the_source() -> None:
     no_dest = Settings(sources=(WEB,))
-    code = pixel_code(no_dest, "web", "https://events.shop.example")
+    code = custom_pixel(no_dest, "web", "https://events.shop.example")
     config = config_of(code)
     assert config["pixels"] == {} and config["contentId"] == "sku"
     assert "bridge('" not in code
     # No destination: names as they come, as the server derives event_ids then.
     assert config["names"]["Purchase"] == "Purchase"
     with_dest = Settings(sources=(WEB,), destinations=(TIKTOK,))
-    off = pixel_code(with_dest, "web", "https://e.example", pixels=False)
+    off = custom_pixel(with_dest, "web", "https://e.example", pixels=False)
     assert config_of(off)["pixels"] == {} and "bridge('" not in off
     with pytest.raises(PixelError, match="--tiktok-pixel"):
-        pixel_code(no_dest, "web", "https://e.example", pixels=True)
+        custom_pixel(no_dest, "web", "https://e.example", pixels=True)
 
 
 def test_a_meta_destination_adds_its_pixel_and_the_first_destination_names_the_ids() -> None:
     meta = meta_destination(name="fb", pixel_id="123456789012345", access_token=Secret("m"),
                             event_map={"Search": "FindIt"})
-    code = pixel_code(Settings(sources=(WEB,), destinations=(meta, TIKTOK)), "web",
+    code = custom_pixel(Settings(sources=(WEB,), destinations=(meta, TIKTOK)), "web",
                       "https://e.example")
     config = config_of(code)
     assert config["pixels"] == {"meta": "123456789012345", "tiktok": "C9ABC1234567890"}
@@ -95,7 +95,7 @@ def test_a_meta_destination_adds_its_pixel_and_the_first_destination_names_the_i
 ])
 def test_bad_flags_are_named(source: str, url: str, message: str) -> None:
     with pytest.raises(PixelError) as err:
-        pixel_code(Settings(sources=(API, WEB)), source, url)
+        custom_pixel(Settings(sources=(API, WEB)), source, url)
     assert message in str(err.value)
 
 

@@ -62,7 +62,7 @@ class BrowserHit:
 @dataclass(frozen=True)
 class Bridge:
     """A destination type's part of the browser tag: a script calling the platform's own
-    Pixel (`w.ttq`, `w.fbq`...) under the server's names and event_ids, and the data it is
+    Pixel (each type's own global) under the server's names and event_ids, and the data it is
     served with. The script is one statement, `bridge('<type>', function (w, table, lib)
     {...})`, run inside the tag (or the Shopify pixel) before the page's first command."""
 
@@ -113,5 +113,5 @@ class Plugin:
     browser_cookies: tuple[tuple[str, str], ...] = ()
     # The ids (user key -> value) a browser hit gives the visitor's session, which later
     # events of that session get where they have none (pipeline.enrich). None: the type's
-    # ids are kept otherwise (TikTok's ttclid and ttp have columns of their own).
+    # ids are kept otherwise (the first type's click and browser ids have columns of their own).
     session_ids: Callable[[BrowserHit], dict[str, str]] | None = None

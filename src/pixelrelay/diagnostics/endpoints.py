@@ -33,7 +33,7 @@ from pixelrelay.sources.http import (
     problem_response,
     read_body,
 )
-from pixelrelay.sources.shopify_pixel import pixel_code
+from pixelrelay.sources.shopify_pixel import custom_pixel
 from pixelrelay.sources.store_guard import RETRY_AFTER, note_unavailable, unavailable
 from pixelrelay.store.base import Store
 from pixelrelay.store.rows import QueueRow, RecentSearch
@@ -234,7 +234,7 @@ class Diagnostics:
         if base.startswith("http://") and came_over_https(
                 request, self.settings.server.trusted_proxies):
             base = "https://" + base[len("http://"):]
-        return [(s.name, pixel_code(self.settings, s.name, base))
+        return [(s.name, custom_pixel(self.settings, s.name, base))
                 for s in self.settings.sources if s.kind == "browser"]
 
     def _search(self, request: Request) -> RecentSearch | str:

@@ -113,7 +113,7 @@ def render(config: dict[str, object], source_name: str, bridges: str = "") -> st
     return header + _TEMPLATE.replace(CONFIG_MARK, body).replace(BRIDGES_MARK, bridges)
 
 
-def pixel_code(settings: Settings, source_name: str, public_url: str, *,
+def custom_pixel(settings: Settings, source_name: str, public_url: str, *,
                pixels: bool | None = None, tiktok_pixel: bool | None = None) -> str:
     """The custom pixel's code for `source_name`, posting to `public_url`. `tiktok_pixel`
     is the former name of `pixels` (the CLI's --tiktok-pixel)."""

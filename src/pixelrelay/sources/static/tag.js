@@ -75,7 +75,7 @@
   function isLower(c) { return c >= 'a' && c <= 'z'; }
   function isDigit(c) { return c >= '0' && c <= '9'; }
 
-  // The same rule as mapping.snake_case on the server (CompletePayment -> complete_payment),
+  // The same rule as mapping.snake_case on the server (AddToCart -> add_to_cart),
   // written without regex lookbehind, which older Safari lacks.
   function snake(name) {
     var out = '';
@@ -385,8 +385,7 @@
   }
 
   // GA4's recommended events (as GTM and gtag.js push them) -> the name the tag tracks,
-  // then mapped like any track call (Purchase -> CompletePayment, Lead -> SubmitForm unless
-  // the destination's event_map says otherwise). Not sent: page_view (see pageViews),
+  // then mapped like any track call (by the first destination's names and its event_map). Not sent: page_view (see pageViews),
   // view_item_list, select_item, view_cart, remove_from_cart, add_shipping_info, refund and
   // the rest: no TikTok standard event means them. `dataLayer: {events: {...}}` adds to or
   // (with null) removes from this table.
