@@ -1,28 +1,77 @@
-"""The ingest endpoints' POSTs skip Starlette's middleware and router (app._HotRoutesApp); every
-other way to reach those paths still takes the routes, and the POSTs still pass the Edge."""
+"""The ingest endpoints (the API, both drop-ins, /v1/collect) skip Starlette's middleware and
+router (app._HotRoutesApp); every other way to reach those paths still takes the routes, and
+the hot requests still pass the Edge."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from pixelrelay import metrics
 from pixelrelay.app import create_app
+from pixelrelay.config import Secret, SourceSettings
+from pixelrelay.destinations.meta.settings import meta_destination
 from tests.conftest import SOURCE_KEY, make_settings
 from tests.support import ServerThread
 
 EVENTS = "/v1/events"
 TRACK = "/open_api/v1.3/event/track/"
+PIXEL_ID = "123456789012345"
+GRAPH = f"/v25.0/{PIXEL_ID}/events"
+COLLECT = "/v1/collect"
+SITE_KEY, ORIGIN = "hot-site-key", "https://shop.example"
 
 
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[ServerThread]:
-    with ServerThread(create_app(make_settings(tmp_path / "gw.db", "http://127.0.0.1:9"),
-                                 delivery=False)) as server:
+    base = make_settings(tmp_path / "gw.db", "http://127.0.0.1:9")
+    settings = dataclasses.replace(
+        base, destinations=(*base.destinations, meta_destination(
+            name="meta", access_token=Secret("m"), pixel_id=PIXEL_ID,
+            api_url="http://127.0.0.1:9")),
+        sources=(*base.sources, SourceSettings(name="site", kind="browser", key=Secret(SITE_KEY),
+                                               allowed_origins=(ORIGIN,))))
+    with ServerThread(create_app(settings, delivery=False)) as server:
         yield server
+
+
+class CountingStack:
+    """Stands in front of Starlette's middleware stack and counts the requests it sees."""
+
+    def __init__(self, stack: Any) -> None:
+        self.stack, self.requests = stack, 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.requests += scope["type"] == "http"
+        await self.stack(scope, receive, send)
+
+
+def test_the_ingest_endpoints_never_enter_starlettes_stack(gateway: ServerThread) -> None:
+    app = gateway.server.config.app
+    counting = app.middleware_stack = CountingStack(app.middleware_stack)
+    key = {"Authorization": f"Bearer {SOURCE_KEY}"}
+    event = {"event": "ViewContent", "event_id": "hot-2"}
+    assert httpx.post(f"{gateway.url}{EVENTS}", json=event, headers=key).status_code == 202
+    r = httpx.post(f"{gateway.url}{GRAPH}", params={"access_token": SOURCE_KEY}, json={
+        "data": [{"event_name": "Purchase", "event_time": 1, "action_source": "website"}]})
+    assert r.status_code == 400 and r.json()["error"]["code"] == 100  # refused: it got there
+    site = {"X-Pixelrelay-Key": SITE_KEY, "Origin": ORIGIN}
+    r = httpx.post(f"{gateway.url}{COLLECT}", json={"event": "PageView"}, headers=site)
+    assert r.status_code == 202 and "set-cookie" in r.headers
+    r = httpx.options(f"{gateway.url}{COLLECT}", headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST"})
+    assert r.headers["access-control-allow-origin"] == ORIGIN
+    assert counting.requests == 0
+    # Everything else still goes through Starlette: a route, a method, a spelling.
+    assert httpx.get(f"{gateway.url}/healthz").status_code == 200
+    assert httpx.get(f"{gateway.url}{GRAPH}").status_code == 405
+    assert httpx.post(f"{gateway.url}/v25.0/{PIXEL_ID}/events/").status_code in (307, 404)
+    assert counting.requests == 3
 
 
 def requests_seen(path: str, status: str) -> float:
