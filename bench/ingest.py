@@ -28,12 +28,12 @@ import orjson
 from bench.loadgen import LoadResult, request_bytes, run_load, run_paced
 from bench.pg import scratch_schema
 from bench.server import KEY, PIXEL
-
-GRAPH_PATH = f"/v25.0/123456789012345/events?access_token={KEY}"
 from bench.split_processes import KEY as SPLIT_KEY
 from bench.split_processes import config as split_config
 from bench.split_processes import wait_up
 from pixelrelay.destinations.tiktok.payload import TRACK_PATH
+
+GRAPH_PATH = f"/v25.0/123456789012345/events?access_token={KEY}"
 
 SINGLE = {"event": "Purchase", "event_id": "", "source": "web",
           "user": {"email": "Customer@Example.com", "phone": "+49 170 1234567",
