@@ -66,10 +66,11 @@ def track_body(n: int) -> bytes:
 def graph_body(n: int) -> bytes:
     """The same Purchase as Meta's Conversions API body (plaintext keys, which Meta's SDK
     would hash; the gateway normalises and hashes them), posted to the Graph drop-in."""
-    user = SINGLE["user"]  # type: ignore[index]
+    user: dict[str, str] = SINGLE["user"]  # type: ignore[assignment]
+    page: dict[str, str] = SINGLE["page"]  # type: ignore[assignment]
     return orjson.dumps({"data": [
         {"event_name": "Purchase", "event_time": int(time.time()), "event_id": f"g-{n}",
-         "action_source": "website", "event_source_url": SINGLE["page"]["url"],  # type: ignore[index]
+         "action_source": "website", "event_source_url": page["url"],
          "user_data": {"em": user["email"], "ph": user["phone"],
                        "external_id": user["external_id"], "client_ip_address": user["ip"],
                        "client_user_agent": user["user_agent"]},
