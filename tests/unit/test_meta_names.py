@@ -59,3 +59,17 @@ def test_as_sent_keeps_metas_own_names() -> None:
     assert names.as_sent("Pageview") == "ViewContent"
     assert names.as_sent("CompletePayment") == "CompletePayment"  # a drop-in sender's custom
     assert names.as_sent("Purchase") == "Purchase"
+
+
+def test_other_platforms_names_for_pixelrelays_own_come_from_the_registry() -> None:
+    """Meta's folder names no other platform's events: each registered type declares its
+    name for pixelrelay's own (concept_names) and Meta adopts the others' as its defaults."""
+    from pixelrelay.destinations import REGISTRY, foreign_names
+
+    other = REGISTRY["tiktok"].concept_names
+    foreign = foreign_names(REGISTRY["meta"])
+    assert foreign[other["Purchase"]] == "Purchase" and foreign[other["Lead"]] == "Lead"
+    assert NAMES(other["Purchase"]) in PURCHASE_EVENTS
+    # They are incoming names Meta's defaults know (ops.gap finds purchases by them).
+    assert {other["Purchase"], other["Lead"]} <= REGISTRY["meta"].default_incoming
+    assert {other["Purchase"], other["Lead"]} <= set(DEFAULT_MAP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from pixelrelay import metrics
 from pixelrelay.destinations.base import Destination
@@ -13,6 +14,22 @@ from pixelrelay.destinations.tiktok import PLUGIN as TIKTOK
 from pixelrelay.errors import ConfigError
 
 REGISTRY: dict[str, Plugin] = {p.type: p for p in (TIKTOK, META)}
+
+
+def foreign_names(plugin: Plugin) -> dict[str, str]:
+    """Each other registered type's name for one of pixelrelay's own names -> this type's
+    name for it (its concept_names): a sender's event named for another platform."""
+    return {theirs: plugin.concept_names[concept]
+            for other in REGISTRY.values() if other.type != plugin.type
+            for concept, theirs in other.concept_names.items()
+            if concept in plugin.concept_names and theirs != plugin.concept_names[concept]}
+
+
+# A type that adopts them names them by default: they join the incoming names it knows.
+for _type, _plugin in list(REGISTRY.items()):
+    if _plugin.adopt_names is not None:
+        REGISTRY[_type] = replace(
+            _plugin, default_incoming=_plugin.adopt_names(foreign_names(_plugin)))
 
 # Each type's standard names and codes are metric labels in every process that can send.
 for _plugin in REGISTRY.values():

@@ -70,6 +70,9 @@ class Bridge:
     # From a destination's event_map: the JSON-able table the script reads (at least "map"
     # and "keys", as Names.web_table gives them).
     table: Callable[[Mapping[str, str]], dict[str, object]]
+    # How the page names the Pixel's call the script makes for an event ("fbq('track')"),
+    # for the dashboard's advice on deduplication.
+    pixel_call: str = "the Pixel"
 
 
 def read_bridge(package: str) -> str:
@@ -115,3 +118,21 @@ class Plugin:
     # events of that session get where they have none (pipeline.enrich). None: the type's
     # ids are kept otherwise (the first type's click and browser ids have columns of their own).
     session_ids: Callable[[BrowserHit], dict[str, str]] | None = None
+    # Diagnostics: for a custom name it sends, the standard name it probably meant (a hint
+    # on the page: a custom event optimises nothing), else None.
+    lookalike: Callable[[str], str | None] | None = None
+    # Diagnostics: the weight of each match key (a key of diagnostics.report.KEYS, or a user
+    # key of its click and browser ids) in its estimated match quality, 0-10 = 10 x the sum of
+    # weight x share of events carrying the key; the weights sum to 1.
+    match_weights: Mapping[str, float] = field(default_factory=dict)
+    # The user key of its ad click id (one of click_params, as the user object carries it):
+    # a purchase without it cannot be tied to the ad click, which the dashboard flags.
+    attribution_click_id: str | None = None
+    # Its name for each of pixelrelay's own event names (SPEC 4: PageView, Purchase, Lead,
+    # SignUp), the concepts every type names. Another registered type's name for one of them
+    # is an incoming name this type maps to its own (a sender's event named for that platform).
+    concept_names: Mapping[str, str] = field(default_factory=dict)
+    # Takes those names (another type's name -> its own) into its defaults once, when the
+    # registry is built, and gives the incoming names its defaults then know (its
+    # default_incoming from then on). None: its defaults need none.
+    adopt_names: Callable[[Mapping[str, str]], frozenset[str]] | None = None

@@ -137,9 +137,17 @@ PLUGIN = Plugin(
     hashes_plaintext=True, sandbox=_sandbox, preflight=_findings,
     emulator_ids=lambda d: (d.platform.pixel_id,),
     source_ids=lambda d: {"web": d.platform.pixel_id},
-    bridge=Bridge(read_bridge(__name__), names.bridge_table),
+    bridge=Bridge(read_bridge(__name__), names.bridge_table, pixel_call="fbq('track')"),
     click_params=(clickids.CLICK_PARAM,),
     browser_cookies=((clickids.FBP_COOKIE, "fbp"), (clickids.FBC_COOKIE, "fbc")),
-    session_ids=clickids.session_ids)
+    session_ids=clickids.session_ids,
+    # meta-capi.md 6: Meta publishes no weights; practitioners rank em > ph > external_id ~
+    # fbc > fbp > client_ip_address + client_user_agent > names, zip, city, country. An
+    # estimate in that order, not Meta's EMQ.
+    match_weights={"email": 0.25, "phone": 0.20, "external_id": 0.13, "fbc": 0.13,
+                   "fbp": 0.10, "ip_ua": 0.10, "first_name": 0.02, "last_name": 0.02,
+                   "zip_code": 0.02, "city": 0.01, "state": 0.01, "country": 0.01},
+    attribution_click_id="fbc", concept_names=names.CONCEPT_NAMES,
+    adopt_names=names.adopt)
 
 __all__ = ["PLUGIN", "MetaDestination"]

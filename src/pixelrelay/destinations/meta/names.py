@@ -1,8 +1,9 @@
 """Meta event names: its standard events, the default incoming -> Meta map, its purchases.
 
-Incoming names are pixelrelay's own, TikTok's (what many senders already emit) and the
-Segment / RudderStack e-commerce spec names; they match case- and separator-insensitively.
-Anything else passes unchanged as a custom event name.
+Incoming names are pixelrelay's own, the Segment / RudderStack e-commerce spec names and the
+other registered platforms' names for pixelrelay's own (what many senders already emit, taken
+in by `adopt` from the registry); they match case- and separator-insensitively. Anything else
+passes unchanged as a custom event name.
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ STANDARD_EVENTS: frozenset[str] = frozenset({
 # The order itself. Meta requires value and currency with it (error 100/2804009).
 PURCHASE_EVENTS: frozenset[str] = frozenset({"Purchase"})
 
-# TikTok's names with a Meta equivalent (its "Pageview" needs no entry: names match without
-# regard to case, so it is PageView already). Left out on purpose, so they go as custom events:
-# PlaceAnOrder (an order before payment: as Purchase it would count an order twice when
-# CompletePayment follows with its own event_id), ClickButton, Download, ApplicationApproval.
-TIKTOK_MAP: Mapping[str, str] = {
-    "CompletePayment": "Purchase",
-    "SubmitForm": "Lead",
+# Meta's name for each of pixelrelay's own names (SPEC 4), the concepts every destination type
+# names: another type's name for one of them (its purchase, its lead) arrives here as Meta's.
+# Another platform's names with no such concept stay custom events on purpose: an order before
+# payment (as Purchase it would count an order twice when the payment follows with its own
+# event_id), a button click, a download, an application's approval.
+CONCEPT_NAMES: Mapping[str, str] = {
+    "PageView": "PageView",
+    "Purchase": "Purchase",
+    "Lead": "Lead",
+    "SignUp": "CompleteRegistration",
 }
 
 # pixelrelay's own names that are not Meta's.
@@ -64,16 +68,35 @@ def name_key(name: str) -> str:
     return _SEPARATORS.sub("", name).lower()
 
 
-# Standard names map to themselves ("add_to_cart" -> AddToCart); the tables come after.
-_DEFAULTS: dict[str, str] = {
-    **{name_key(n): n for n in STANDARD_EVENTS},
-    **{name_key(k): v for k, v in SPEC_MAP.items()},
-    **{name_key(k): v for k, v in TIKTOK_MAP.items()},
-    **{name_key(k): v for k, v in OWN_MAP.items()},
-}
+def _tables(foreign: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(name_key -> Meta name, every incoming name as written -> Meta name). Standard names
+    map to themselves ("add_to_cart" -> AddToCart); the tables come after, pixelrelay's own
+    last."""
+    keyed = {**{name_key(n): n for n in STANDARD_EVENTS},
+             **{name_key(k): v for k, v in SPEC_MAP.items()},
+             **{name_key(k): v for k, v in foreign.items()},
+             **{name_key(k): v for k, v in OWN_MAP.items()}}
+    written = {**{n: n for n in sorted(STANDARD_EVENTS)}, **SPEC_MAP, **foreign, **OWN_MAP}
+    return keyed, written
+
+
+_DEFAULTS, _WRITTEN = _tables({})
 # Every incoming name the defaults know, as written in the tables (for docs and checks).
-DEFAULT_MAP: Mapping[str, str] = {
-    **{n: n for n in sorted(STANDARD_EVENTS)}, **SPEC_MAP, **TIKTOK_MAP, **OWN_MAP}
+DEFAULT_MAP: Mapping[str, str] = _WRITTEN
+
+
+def adopt(foreign: Mapping[str, str]) -> frozenset[str]:
+    """Take other platforms' names for pixelrelay's own (their name -> Meta's, from each
+    registered type's concept_names) into the defaults; a name Meta's own tables know keeps
+    its meaning. Called once, when the registry is built; gives every incoming name the
+    defaults then know."""
+    mine, _ = _tables({})
+    keyed, written = _tables({k: v for k, v in foreign.items() if name_key(k) not in mine})
+    _DEFAULTS.clear()
+    _DEFAULTS.update(keyed)
+    _WRITTEN.clear()
+    _WRITTEN.update(written)
+    return frozenset(written)
 
 
 class EventNames:

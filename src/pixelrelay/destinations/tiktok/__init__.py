@@ -13,10 +13,12 @@ from pixelrelay.destinations.tiktok import settings as tiktok_settings
 from pixelrelay.destinations.tiktok.mapping import (
     APP_STANDARD_EVENTS,
     DEFAULT_MAP,
+    OWN_MAP,
     PURCHASE_EVENTS,
     STANDARD_EVENTS,
     EventNames,
     bridge_table,
+    lookalike_standard,
 )
 from pixelrelay.destinations.tiktok.payload import (
     build_body,
@@ -112,8 +114,15 @@ PLUGIN = Plugin(
     known_codes=codes.KNOWN_CODES, hashes_plaintext=False,
     sandbox=_sandbox, preflight=tiktok_preflight.findings,
     emulator_ids=lambda d: d.platform.ids(), source_ids=_source_ids,
-    bridge=Bridge(read_bridge(__name__), bridge_table),
+    bridge=Bridge(read_bridge(__name__), bridge_table, pixel_call="ttq.track"),
     # Its ids are kept by the sessions' own ttclid and ttp columns (no session_ids hook).
-    click_params=("ttclid",), browser_cookies=(("_ttp", "ttp"),))
+    click_params=("ttclid",), browser_cookies=(("_ttp", "ttp"),),
+    # TikTok matches best on ttclid (the click itself) and hashed email/phone; ttp,
+    # external_id and IP + user agent help less, and name, zip and address only together with
+    # others. An estimate, not TikTok's own EMQ.
+    match_weights={"email": 0.22, "phone": 0.18, "ttclid": 0.22, "external_id": 0.08,
+                   "ttp": 0.08, "ip_ua": 0.10, "first_name": 0.03, "last_name": 0.03,
+                   "zip_code": 0.03, "city": 0.01, "state": 0.01, "country": 0.01},
+    attribution_click_id="ttclid", concept_names=OWN_MAP, lookalike=lookalike_standard)
 
 __all__ = ["PLUGIN", "TikTokDestination", "batch_key", "parse_batch_key"]
