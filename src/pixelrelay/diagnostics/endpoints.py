@@ -82,11 +82,9 @@ class Diagnostics:
         self.clock = clock
         self.thresholds = thresholds or report.Thresholds()
         self.names = [d.name for d in settings.destinations]
-        self.facts = {d.name: report.DestinationFacts(
-            test_events=bool(d.test_event_code),
-            event_source_ids=REGISTRY[d.type].source_ids(d),
-            platform=REGISTRY[d.type].label, setup_hint=REGISTRY[d.type].setup_hint)
-            for d in settings.destinations}
+        self.facts = {d.name: report.facts_of(REGISTRY[d.type], REGISTRY[d.type].source_ids(d),
+                                              test_events=bool(d.test_event_code))
+                      for d in settings.destinations}
         self._alerts: set[str] = set()
         self.outage = outage or BurstLog(log, "storage")  # the process's (app.Gateway)
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -224,7 +222,7 @@ class Diagnostics:
         session = await self._session(request)
         csrf = "" if session is None else self._csrf(session)
         return HTMLResponse(page.diagnostics_page(r, recent, search, refused, csrf,
-                                                  self._pixels(request)),
+                                                  self._pixels(request), self.facts),
                             headers=HTML_HEADERS)
 
     def _pixels(self, request: Request) -> list[tuple[str, str]]:

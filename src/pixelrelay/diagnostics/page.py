@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from pixelrelay.destinations import REGISTRY
 from pixelrelay.diagnostics.match_keys import match_key_note
-from pixelrelay.diagnostics.report import WEIGHTS, WINDOWS, clause
+from pixelrelay.diagnostics.report import KEYS, WINDOWS, DestinationFacts, clause
+from pixelrelay.event_ids import PURCHASE_ID_NAME, order_event_id
 from pixelrelay.model import Channel, DeliveryState
 from pixelrelay.store.rows import RecentRow, RecentSearch
 
@@ -126,16 +128,27 @@ def trend_svg(received: Sequence[int], delivered: Sequence[int], bucket_s: float
             f"received, blue delivered · peak {top}</small>")
 
 
-# The report's match keys under the names of TikTok's `user` object, grouped by how TikTok
-# uses them; ip_ua is the share with both `ip` and `user_agent`.
+_HASHED = ("email", "phone", "external_id")
+_NAME_ADDRESS = ("first_name", "last_name", "zip_code", "city", "state", "country")
+# The click and browser ids the registered types declare (their ad click id and their Pixel's
+# cookies), as the user object carries them.
+_DECLARED_IDS = frozenset(
+    k for p in REGISTRY.values()
+    for k in (p.attribution_click_id, *(key for _cookie, key in p.browser_cookies)) if k)
+
+
+def _labelled(keys: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    return tuple((k, "ip + user_agent" if k == "ip_ua" else k) for k in keys)
+
+
+# The report's match keys under the names of the `user` object, grouped by how platforms use
+# them; ip_ua is the share with both `ip` and `user_agent`. Every counted key is in one group.
 MATCH_KEY_GROUPS = (
-    ("hashed identifiers", (("email", "email"), ("phone", "phone"),
-                            ("external_id", "external_id"))),
-    ("click and browser", (("ttclid", "ttclid"), ("ttp", "ttp"),
-                           ("ip_ua", "ip + user_agent"))),
-    ("name and address", (("first_name", "first_name"), ("last_name", "last_name"),
-                          ("zip_code", "zip_code"), ("city", "city"), ("state", "state"),
-                          ("country", "country"))),
+    ("hashed identifiers", _labelled(k for k in KEYS if k in _HASHED)),
+    ("click and browser", _labelled(
+        [k for k in KEYS if k in _DECLARED_IDS]
+        + [k for k in KEYS if k not in _DECLARED_IDS and k not in (*_HASHED, *_NAME_ADDRESS)])),
+    ("name and address", _labelled(k for k in KEYS if k in _NAME_ADDRESS)),
 )
 
 
@@ -189,7 +202,11 @@ def _search_form(window: str, search: RecentSearch, destinations: Sequence[str])
 
 def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], search: RecentSearch,
                      refused: Sequence[dict[str, Any]] = (), csrf: str = "",
-                     pixels: Sequence[tuple[str, str]] = ()) -> str:
+                     pixels: Sequence[tuple[str, str]] = (),
+                     facts: Mapping[str, DestinationFacts] | None = None) -> str:
+    """The dashboard of report `r`; `facts` (by destination) say what its destinations'
+    types declare (their platform, their Pixel's call, their match-key weights)."""
+    facts = facts or {}
     window = r["window"]
     alerts = "".join(f"<div class=alert data-alert='{escape(a['key'])}'><b>{escape(a['title'])}"
                      f"</b> — {escape(a['detail'])}<br><small>Check: {escape(a['check'])}"
@@ -219,14 +236,14 @@ def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], search: Rec
             head = [escape(e["event"]), e["received"], e["duplicates"], e["rejected_ingest"]]
             name = escape(d["dest_event"])
             if d.get("looks_like"):
-                name += (f" <span class=tag data-lookalike title='a custom event: TikTok "
-                         f"optimises only on standard names'>custom; meant "
+                name += (f" <span class=tag data-lookalike title='a custom event: the "
+                         f"platform optimises only on standard names'>custom; meant "
                          f"{escape(d['looks_like'])}?</span>")
             rows.append([*(head if i == 0 else ["", "", "", ""]), escape(d["destination"]),
                          name, d["delivered"], d["rejected"], d["gave_up"],
                          d["suppressed"], d["filtered"], d["pending"]])
     events = _table(["Event", "Received", "Duplicates", "Rejected at ingest", "Destination",
-                     "TikTok name", "Delivered", "Rejected by TikTok", "Expired / gave up",
+                     "Name sent", "Delivered", "Rejected by it", "Expired / gave up",
                      "Suppressed", "Filtered", "Pending"], rows, left=1)
     reasons = _table(["Event", "Where", "Field / code", "Reason", "Count"], [
         (escape(x["event"]), escape(x["stage"]), _e(x["field"] or x["code"]),
@@ -243,7 +260,7 @@ def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], search: Rec
           for b in mk["by_event"]],
         ("<b>all</b>", mk["events"], *cov_cells(mk["coverage"]),
          f"<b data-metric=score>{mk['score']}</b>")])
-    weights = ", ".join(f"{k} {w:.2f}" for k, w in WEIGHTS.items())
+    weights = _weights_note(mk, facts)
     notes = r["ingest_notices"]
     refused_hits = _table(["Reason", "Origin", "Count"], [
         (escape(x["reason"]), _e(x["origin"]), x["count"]) for x in r["collect_refused"]],
@@ -263,7 +280,7 @@ def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], search: Rec
               r["since"])}</p>
 <h2>Per event</h2>{events}
 <p><small>Received = accepted + duplicates + rejected at ingest. Duplicates are repeats of an
-event_id within TikTok's 48 h window, absorbed (never stored twice) and counted in a table;
+event_id within the platforms' 48 h window, absorbed (never stored twice) and counted in a table;
 merged copies are the duplicates whose match keys (and, from a server copy, values) were
 folded into a first copy not yet sent. Pending includes in-flight.</small></p>
 <h2>Rejected, by reason</h2>{reasons}
@@ -274,13 +291,13 @@ invalid email): <b data-metric=dropped_values>{notes["dropped_values"]}</b>. Pho
 though phonenumbers could not confirm the range (new numbering): <b
 data-metric=unverified_phones>{notes["unverified_phones"]}</b>.</small></p>
 <h2>Match keys (delivered and pending events)</h2>{coverage}
-<p><small>Estimated match quality, 0-10 = 10 x the sum of weight x share of events carrying the key;
-weights: {weights}. ip_ua counts events with both IP and user agent. An estimate from the keys
-present, not TikTok's own score.</small></p>
+<p><small>Estimated match quality, 0-10 = 10 x the sum of weight x share of events carrying the key,
+with each destination type's weights: {weights}. ip_ua counts events with both IP and user
+agent. An estimate from the keys present, not the platform's own score.</small></p>
 <div class=cards>
 <div class=card><small>dedup readiness</small><b data-metric=dedup>{pct(dd["share"])}</b>
 <small>{dd["also_from_browser"]} of {dd["server_events"]} server events also from the tag</small>
-<p data-guidance><small>{_dedup_guidance(dd["share"], dd["server_events"])}</small></p>
+<p data-guidance><small>{_dedup_guidance(dd["share"], dd["server_events"], facts)}</small></p>
 </div><div class=card><small>enrichment rate</small><b data-metric=enrichment>{pct(en["rate"])}
 </b><small>{en["enriched"]} of {en["server_events"]} server events</small></div>
 <div class=card><small>latency p50 / p95</small><b data-metric=latency>{age(lat["p50"])} /
@@ -305,19 +322,45 @@ def _pixels(pixels: Sequence[tuple[str, str]]) -> str:
             "shopify-pixel --url</code>.</small></p>")
 
 
-def _dedup_guidance(share: float | None, server_events: int) -> str:
-    """What to do about the dedup readiness share, next to it."""
+def _weights_note(mk: dict[str, Any], facts: Mapping[str, DestinationFacts]) -> str:
+    """The weights behind the scores: the overall one's, then each destination's own score
+    where its type weighs otherwise (naming the keys it weighs that are not counted)."""
+    def listed(w: Mapping[str, float]) -> str:
+        return ", ".join(f"{escape(k)} {v:.2f}" for k, v in w.items() if v)
+
+    out = [f"overall {listed(mk['weights'])}"]
+    for d in mk.get("by_destination", ()):
+        if dict(d["weights"]) == {k: v for k, v in mk["weights"].items() if v}:
+            continue
+        f = facts.get(d["destination"])
+        uncounted = [k for k in d["weights"] if k not in KEYS]
+        out.append(f"<b>{escape(d['destination'])}</b>"
+                   + (f" ({escape(f.platform)})" if f else "")
+                   + f" <span data-dest-score='{escape(d['destination'])}'>{d['score']}</span>"
+                   f" from {listed(d['weights'])}"
+                   + (f" ({escape(', '.join(uncounted))} not counted yet)" if uncounted else ""))
+    return "; ".join(out)
+
+
+def _dedup_guidance(share: float | None, server_events: int,
+                    facts: Mapping[str, DestinationFacts] | None = None) -> str:
+    """What to do about the dedup readiness share, next to it, for the platforms of the
+    configured destinations that have a browser Pixel."""
+    pixels = {f.platform: f.pixel_call for f in (facts or {}).values() if f.pixel_call}
+    names = " or ".join(escape(p) for p in pixels) or "the platform"
     if not server_events:
         return "No server-side events yet in this window."
     if share is not None and share >= 0.8:
-        return ("The tag and the server send most events under one event_id: TikTok counts "
-                "each once.")
-    return ("Server events whose event_id the tag never sent: if the TikTok Pixel sends them "
-            "too, TikTok counts them twice unless both carry the same event_id. Send browser "
-            "events with pixelrelay('track', ...) (it fires ttq.track with its event_id), or "
-            "pass the Pixel's event_id to your backend; purchases use "
-            "ord_&lt;order id&gt;_complete_payment on both sides when the tag is given the "
-            "order_id. Server-only events (no Pixel copy) need nothing.")
+        return (f"The tag and the server send most events under one event_id: {names} "
+                "counts each once.")
+    calls = " and ".join(escape(c) for c in pixels.values()) or "the Pixel's own call"
+    example = escape(order_event_id("<order id>", PURCHASE_ID_NAME))
+    return (f"Server events whose event_id the tag never sent: if the {names} Pixel sends "
+            f"them too, {names} counts them twice unless both carry the same event_id. Send "
+            f"browser events with pixelrelay('track', ...) (it fires {calls} with its "
+            "event_id), or pass the Pixel's event_id to your backend; purchases use "
+            f"{example} on both sides when the tag is given the order_id. Server-only events "
+            "(no Pixel copy) need nothing.")
 
 
 def _refused(rows: Sequence[dict[str, Any]], now: float) -> str:

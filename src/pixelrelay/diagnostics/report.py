@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pixelrelay.destinations.tiktok.mapping import lookalike_standard
+from pixelrelay.destinations import REGISTRY, Plugin, purchase_names
+from pixelrelay.store.codec import MATCH_KEY_BITS
 from pixelrelay.store.rows import QueueRow, WindowRows
 
 WINDOWS = {"1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
 TREND_BUCKETS = {"1h": 300.0, "24h": 3600.0, "7d": 6 * 3600.0}
-KEYS = ("email", "phone", "external_id", "ttclid", "ttp", "ip_ua", "first_name", "last_name",
-        "zip_code", "city", "state", "country")
-# Estimated match quality, 0-10: 10 x the weighted share of events carrying each key. TikTok
-# matches best on ttclid (the click itself) and hashed email/phone; ttp, external_id and
-# IP + user agent help less, and name, zip and address only together with others. The
-# weights sum to 1; an estimate, not TikTok's own EMQ.
-WEIGHTS = {"email": 0.22, "phone": 0.18, "ttclid": 0.22, "external_id": 0.08, "ttp": 0.08,
-           "ip_ua": 0.10, "first_name": 0.03, "last_name": 0.03, "zip_code": 0.03,
-           "city": 0.01, "state": 0.01, "country": 0.01}
-PURCHASE_NAMES = frozenset({"CompletePayment", "Purchase"})
+# The match keys the store counts, in the order of its coverage rows' counts.
+KEYS: tuple[str, ...] = MATCH_KEY_BITS
+# Every name a purchase goes by at a registered destination type.
+PURCHASE_NAMES = purchase_names()
+# The ad click ids the registered types declare that the store counts: the share of
+# purchases carrying each (a purchase without one cannot be tied to the ad click).
+CLICK_IDS: tuple[str, ...] = tuple(dict.fromkeys(
+    p.attribution_click_id for p in REGISTRY.values() if p.attribution_click_id in KEYS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +28,8 @@ class Thresholds:
     rejection_rate: float = 0.05  # rejected / received
     min_events: int = 10  # rate alerts need this many events in the window
     oldest_pending_s: float = 900.0
-    purchase_ttclid: float = 0.5  # share of delivered/pending purchases carrying a ttclid
+    # Share of delivered/pending purchases carrying a destination type's ad click id.
+    purchase_click_id: float = 0.5
     min_purchases: int = 10
     collect_refused: int = 10  # refused tag hits in the window (wrong key, origin)
 
@@ -42,12 +42,35 @@ class DestinationFacts:
     """What the config says of a destination, shown beside its live state."""
 
     test_events: bool
-    # event_source -> the id its events go to (pixel code, event set id, app id)
-    event_source_ids: dict[str, str]
-    # The platform's name ("TikTok") and what to check when it pauses the destination.
+    # event_source -> the id its events go to, as its type names them (Plugin.source_ids);
+    # the report's `event_source_ids`.
+    source_ids: dict[str, str]
+    # The platform's name ("Meta") and what to check when it pauses the destination.
     platform: str = "the platform"
     setup_hint: str = ("the access token expired or revoked, or without permission for the "
                        "destination's id")
+    # Its type's match-key weights (Plugin.match_weights); empty: no estimate.
+    weights: Mapping[str, float] = field(default_factory=dict)
+    # Its type's ad click id as the user object carries it, and the landing page's URL
+    # parameter that brings it (Plugin.attribution_click_id, click_params); None: not checked.
+    click_id: str | None = None
+    click_param: str | None = None
+    # The standard name a custom name it was sent under probably meant (Plugin.lookalike).
+    lookalike: Callable[[str], str | None] | None = None
+    # How the page names its Pixel's call that the browser tag makes (Bridge.pixel_call);
+    # None: it has no browser Pixel.
+    pixel_call: str | None = None
+
+
+def facts_of(plugin: Plugin, source_ids: dict[str, str], test_events: bool) -> DestinationFacts:
+    """What a destination of this registered type shows beside its live state."""
+    return DestinationFacts(
+        test_events=test_events, source_ids=source_ids, platform=plugin.label,
+        setup_hint=plugin.setup_hint, weights=dict(plugin.match_weights),
+        click_id=plugin.attribution_click_id,
+        click_param=plugin.click_params[0] if plugin.click_params else None,
+        pixel_call=plugin.bridge.pixel_call if plugin.bridge is not None else None,
+        lookalike=plugin.lookalike)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +90,25 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def match_score(coverage: dict[str, float]) -> float:
-    """0-10 from the share (0..1) of events carrying each key, weighted by WEIGHTS."""
-    return round(10.0 * sum(w * coverage.get(k, 0.0) for k, w in WEIGHTS.items()), 1)
+def match_score(coverage: Mapping[str, float], weights: Mapping[str, float]) -> float:
+    """0-10 from the share (0..1) of events carrying each key, weighted by `weights` (a key
+    the store does not count adds nothing)."""
+    return round(10.0 * sum(w * coverage.get(k, 0.0) for k, w in weights.items()), 1)
 
 
-_UNKNOWN = DestinationFacts(test_events=False, event_source_ids={})
+def report_weights(facts: Mapping[str, DestinationFacts]) -> dict[str, float]:
+    """The weights of the report's overall score, over every counted key. Estimated match
+    quality is 10 x the weighted share of events carrying each key, with a destination type's
+    weights (Plugin.match_weights): an estimate, not the platform's own. Overall it is the
+    first destination's (as the event-id rule follows the first destination's names), else
+    the first registered type's; match_keys.by_destination has each destination's."""
+    first = next((f.weights for f in facts.values() if f.weights), None)
+    if first is None:
+        first = next((p.match_weights for p in REGISTRY.values() if p.match_weights), {})
+    return {k: first.get(k, 0.0) for k in KEYS}
+
+
+_UNKNOWN = DestinationFacts(test_events=False, source_ids={})
 
 
 def share(part: int, whole: int) -> float | None:
@@ -86,7 +122,7 @@ def clause(text: str | None) -> str:
 
 
 def alerts(queues: Iterable[QueueRow], now: float, received: int, rejected: int,
-           purchases: int, purchases_with_ttclid: int,
+           purchases: int, purchases_with: Mapping[str, int],
            t: Thresholds = DEFAULTS,
            collect_refusals: Sequence[tuple[str, str | None, int]] = (),
            facts: Mapping[str, DestinationFacts] | None = None) -> list[Alert]:
@@ -130,12 +166,32 @@ def alerts(queues: Iterable[QueueRow], now: float, received: int, rejected: int,
             f"(threshold {t.rejection_rate:.0%}).",
             "Read the reasons below: a wrong pixel code or event name, timestamps in "
             "milliseconds or too old, malformed currency or value, or unhashed identifiers."))
-    if purchases >= t.min_purchases and purchases_with_ttclid / purchases < t.purchase_ttclid:
+    if purchases >= t.min_purchases:
+        out += _click_id_alerts(purchases, purchases_with, t, facts or {})
+    return out
+
+
+def _click_id_alerts(purchases: int, purchases_with: Mapping[str, int], t: Thresholds,
+                     facts: Mapping[str, DestinationFacts]) -> list[Alert]:
+    """One alert per ad click id of the configured destinations' types that too few
+    purchases carry (key purchase_<click id>, stable as the alert keys are)."""
+    by_click: dict[str, list[DestinationFacts]] = {}
+    for f in facts.values():
+        if f.click_id is not None and f.click_id in purchases_with:
+            by_click.setdefault(f.click_id, []).append(f)
+    out = []
+    for click, of in by_click.items():
+        n = purchases_with[click]
+        if n / purchases >= t.purchase_click_id:
+            continue
+        platforms = " and ".join(dict.fromkeys(f.platform for f in of))
+        param = of[0].click_param or click
         out.append(Alert(
-            "purchase_ttclid", "Purchases without ttclid",
-            f"Only {purchases_with_ttclid} of {purchases} purchases carry a ttclid "
-            f"(threshold {t.purchase_ttclid:.0%}); TikTok cannot tie them to the ad click.",
-            "Is ttclid lost on a redirect (landing page, consent banner, checkout domain)? "
+            f"purchase_{click}", f"Purchases without {click}",
+            f"Only {n} of {purchases} purchases carry a {click} "
+            f"(threshold {t.purchase_click_id:.0%}); {platforms} cannot tie them to the ad "
+            "click.",
+            f"Is {param} lost on a redirect (landing page, consent banner, checkout domain)? "
             "Does the tag run on the landing page, and do orders carry the session_id?"))
     return out
 
@@ -167,8 +223,8 @@ def build(rows: WindowRows, queues: Sequence[QueueRow], facts: dict[str, Destina
         per = row(name)["destinations"].setdefault(dest, {
             "destination": dest, "dest_event": dest_event, "delivered": 0, "rejected": 0,
             "gave_up": 0, "suppressed": 0, "filtered": 0, "pending": 0,
-            # A custom name that looks like a standard one optimises nothing at TikTok.
-            "looks_like": lookalike_standard(dest_event)})
+            # A custom name that looks like a standard one optimises nothing at the platform.
+            "looks_like": _lookalike(facts.get(dest), dest_event)})
         col = {"in_flight": "pending", "dead": "rejected" if dead_reason == "rejected"
                else "gave_up"}.get(state, state)
         if col in per:
@@ -197,8 +253,10 @@ def build(rows: WindowRows, queues: Sequence[QueueRow], facts: dict[str, Destina
                    for dest, name, dead_reason, code, message, n in rows.dead]
     rejections.sort(key=lambda r: (-r["count"], r["event"], str(r["reason"])))
 
+    weights = report_weights(facts)
     cov_total = dict.fromkeys(KEYS, 0)
-    cov_n = purchases = purchases_ttclid = 0
+    cov_n = purchases = 0
+    purchases_with = dict.fromkeys(CLICK_IDS, 0)
     by_event = []
     for name, dest_event, n, *counts in rows.coverage:
         cov = dict(zip(KEYS, (c or 0 for c in counts), strict=True))
@@ -207,10 +265,11 @@ def build(rows: WindowRows, queues: Sequence[QueueRow], facts: dict[str, Destina
         cov_n += n
         if name in PURCHASE_NAMES or dest_event in PURCHASE_NAMES:
             purchases += n
-            purchases_ttclid += cov["ttclid"]
+            for click in CLICK_IDS:
+                purchases_with[click] += cov[click]
         shares = {k: share(v, n) or 0.0 for k, v in cov.items()}
         by_event.append({"event": name, "events": n, "counts": cov, "coverage": shares,
-                         "score": match_score(shares)})
+                         "score": match_score(shares, weights)})
     overall = {k: share(v, cov_n) or 0.0 for k, v in cov_total.items()}
 
     server = sum(r[1] for r in rows.dedup)
@@ -228,7 +287,7 @@ def build(rows: WindowRows, queues: Sequence[QueueRow], facts: dict[str, Destina
         return s
 
     found = alerts(queues, now, totals["received"], totals["rejected"], purchases,
-                   purchases_ttclid, t, rows.collect_refusals, facts)
+                   purchases_with, t, rows.collect_refusals, facts)
     dropped: dict[str, int] = {}
     kinds: dict[str, int] = {}
     for _name, fld, kind, n in rows.notices:
@@ -242,7 +301,7 @@ def build(rows: WindowRows, queues: Sequence[QueueRow], facts: dict[str, Destina
             "state": "paused" if q.paused else "active",
             "paused_reason": q.paused_reason, "paused_at": q.paused_at,
             "test_events": q.destination in facts and facts[q.destination].test_events,
-            "event_source_ids": dict(facts[q.destination].event_source_ids)
+            "event_source_ids": dict(facts[q.destination].source_ids)
             if q.destination in facts else {},
             "queue_depth": q.pending + q.in_flight, "in_flight": q.in_flight,
             "oldest_pending_age_s": None if q.oldest_pending_at is None
@@ -252,8 +311,14 @@ def build(rows: WindowRows, queues: Sequence[QueueRow], facts: dict[str, Destina
         "events": out_events,
         "rejections": rejections,
         "match_keys": {"events": cov_n, "counts": cov_total, "coverage": overall,
-                       "score": match_score(overall), "weights": WEIGHTS, "by_event": by_event,
-                       "purchases": purchases, "purchases_with_ttclid": purchases_ttclid},
+                       "score": match_score(overall, weights), "weights": weights,
+                       "by_event": by_event,
+                       "by_destination": [{"destination": d, "weights": dict(f.weights),
+                                           "score": match_score(overall, f.weights)}
+                                          for d, f in facts.items() if f.weights],
+                       "purchases": purchases, "purchases_with_click_id": purchases_with,
+                       # Deprecated aliases, kept for one release: purchases_with_<click id>.
+                       **{f"purchases_with_{k}": v for k, v in purchases_with.items()}},
         "dedup_readiness": {"server_events": server, "also_from_browser": seen,
                             "share": share(seen, server)},
         "enrichment": {"server_events": enr_n, "enriched": enr, "rate": share(enr, enr_n)},
@@ -272,6 +337,10 @@ def build(rows: WindowRows, queues: Sequence[QueueRow], facts: dict[str, Destina
                             for reason, origin, n in sorted(rows.collect_refusals,
                                                             key=lambda x: -x[2])],
     }
+
+
+def _lookalike(f: DestinationFacts | None, dest_event: str) -> str | None:
+    return None if f is None or f.lookalike is None else f.lookalike(dest_event)
 
 
 def _round(v: float | None) -> float | None:
