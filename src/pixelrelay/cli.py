@@ -399,9 +399,9 @@ For production, write a config file (see README) and run: pixelrelay serve --con
 
 def _emulator(args: argparse.Namespace) -> int:
     from pixelrelay import serving
-    from pixelrelay.emulator import Emulator, create_emulator_app
+    from pixelrelay.emulator.app import accepting
 
-    app = create_emulator_app(Emulator(access_tokens=args.token, pixel_codes=args.pixel))
+    app = accepting(args.token, args.pixel)
     sock = serving.bind(args.host, args.port)
     base = f"http://{args.host}:{sock.getsockname()[1]}"
     return serving.stopped("emulator", serving.run(app, sock, on_started=lambda: print(

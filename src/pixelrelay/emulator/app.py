@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -82,3 +83,10 @@ def create_emulator_app(emulator: Emulator | None = None) -> Starlette:
     app.router.redirect_slashes = False
     app.state.emulator = emulator if emulator is not None else Emulator()
     return app
+
+
+def accepting(access_tokens: Sequence[str], ids: Sequence[str]) -> Starlette:
+    """The app of an emulator that accepts these tokens and pixel codes (empty: any), as the
+    sandbox and `pixelrelay emulator` build it (emulator.sandbox.EMULATORS)."""
+    return create_emulator_app(Emulator(access_tokens=list(access_tokens),
+                                        pixel_codes=list(ids)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -87,3 +88,10 @@ def create_meta_emulator_app(emulator: MetaEmulator | None = None) -> Starlette:
     app.router.redirect_slashes = False
     app.state.meta_emulator = emulator if emulator is not None else MetaEmulator()
     return app
+
+
+def accepting(access_tokens: Sequence[str], ids: Sequence[str]) -> Starlette:
+    """The app of an emulator that accepts these tokens and pixel ids (empty: any), as the
+    sandbox builds it (emulator.sandbox.EMULATORS)."""
+    return create_meta_emulator_app(MetaEmulator(access_tokens=list(access_tokens),
+                                                 pixel_ids=list(ids)))
