@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
 import tomllib
@@ -17,6 +18,8 @@ from pixelrelay.errors import ConfigError, ConfigErrors
 from pixelrelay.pipeline.readers import nearest
 from pixelrelay.secret import Secret
 from pixelrelay.store import url as storage_url
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DestinationSettings", "Secret", "Settings", "load_settings", "parse_settings",
            "read_config", "read_settings"]
@@ -100,7 +103,9 @@ class SessionSettings:
     and finished the next morning, and identity links carry context beyond it.
     """
 
-    ttclid_cookie_days: int = 30  # TikTok attributes clicks within its 28-day window
+    # Life of the gateway's cookie of a landing click id (prx_<param>): ad platforms attribute
+    # clicks within about four weeks (TikTok 28 days).
+    click_id_cookie_days: int = 30
     session_cookie_days: int = 1
     identity_window_days: int = 7
     cookie_domain: str = ""  # e.g. "shop.example" so the shop's backend sees the cookies
@@ -200,6 +205,9 @@ def read_settings(raw: dict[str, Any], env: dict[str, str] | os._Environ[str]
                         sessions=r.sessions(r.table(raw, "sessions")))
     return settings, r.errors
 
+
+# Keys renamed in [sessions] (old -> new): the old name is read for one more release.
+_RENAMED_SESSION_KEYS = {"ttclid_cookie_days": "click_id_cookie_days"}
 
 TOP_SECTIONS = frozenset({"server", "storage", "sources", "destinations", "delivery", "consent",
                           "sessions"})
@@ -338,6 +346,24 @@ class _Reader:
             self.fail(path, "use letters, digits, '_', '-' or '.' (at most 64)")
         return name
 
+    def renamed(self, t: dict[str, Any], prefix: str,
+                renames: dict[str, str]) -> dict[str, Any]:
+        """The table with each old key under its new name, and a deprecation warning naming
+        the new one; both names at once is an error (which one was meant?)."""
+        out = dict(t)
+        for old, new in renames.items():
+            if old not in out:
+                continue
+            value = out.pop(old)
+            if new in out:
+                self.fail(f"{prefix}.{old}", f"is the old name of {prefix}.{new}; set only "
+                                             f"{prefix}.{new}")
+            else:
+                log.warning("config: %s.%s is deprecated; it is now %s.%s", prefix, old,
+                            prefix, new)
+                out[new] = value
+        return out
+
     def reject_unknown(self, t: dict[str, Any], prefix: str,
                        known: set[str] | frozenset[str], what: str = "key") -> None:
         """An error for each key outside `known`, with the nearest known one as a hint:
@@ -406,6 +432,7 @@ class _Reader:
                                             "require_in_regions", ())))
 
     def sessions(self, t: dict[str, Any]) -> SessionSettings:
+        t = self.renamed(t, "sessions", _RENAMED_SESSION_KEYS)
         self.reject_unknown(t, "sessions", set(SessionSettings.__dataclass_fields__))
         d = SessionSettings()
         domain = self.string(t, "sessions.cookie_domain", "cookie_domain", "").strip(".")
@@ -413,8 +440,9 @@ class _Reader:
             self.fail("sessions.cookie_domain", "must be a host name like shop.example")
             domain = ""
         return SessionSettings(
-            ttclid_cookie_days=self.integer(t, "sessions.ttclid_cookie_days",
-                                            "ttclid_cookie_days", d.ttclid_cookie_days, 1, 400),
+            click_id_cookie_days=self.integer(t, "sessions.click_id_cookie_days",
+                                              "click_id_cookie_days", d.click_id_cookie_days,
+                                              1, 400),
             session_cookie_days=self.integer(t, "sessions.session_cookie_days",
                                              "session_cookie_days", d.session_cookie_days,
                                              1, 400),

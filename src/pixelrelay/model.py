@@ -6,7 +6,8 @@ digests by the time an Event exists (the parser hashes them while building it).
 
 from __future__ import annotations
 
-from dataclasses import field, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import field, fields, replace
 from enum import StrEnum
 from operator import attrgetter
 from typing import Any
@@ -70,16 +71,59 @@ class Consent:
 
 
 @record
+class IdKey:
+    """A click or browser id a destination type declares (Plugin.ids), carried as
+    `user.<key>` by the API, the tag, the stored body and a session's click_ids map."""
+
+    key: str  # its name under `user`
+    description: str  # what it is, as the API reference shows it
+    max_len: int = 512  # the parser's limit
+    # A landing URL's query parameter that carries the id as is (an ad click id): a server
+    # event's page.url gives it, and the browser source keeps it in the cookie prx_<param>.
+    url_param: str | None = None
+    # On a web event, `ad.callback` stands in for a missing one.
+    ad_callback: bool = False
+    # Its bit in events.match_keys (the stored format: a bit never moves); None: not counted.
+    match_key_bit: int | None = None
+
+
+# The ids the registered destination types declare, by key: filled by pixelrelay.destinations
+# when it is imported (the layers below it, the parser among them, cannot import it).
+_DECLARED_IDS: dict[str, IdKey] = {}
+
+
+def declare_ids(keys: Iterable[IdKey]) -> None:
+    for k in keys:
+        known = _DECLARED_IDS.get(k.key)
+        if known is not None and known != k:
+            raise ValueError(f"user.{k.key} is declared twice, differently")
+        _DECLARED_IDS[k.key] = k
+
+
+def declared_ids() -> Mapping[str, IdKey]:
+    """user key -> IdKey, for every id the registered destination types declare."""
+    return _DECLARED_IDS
+
+
+ClickIds = tuple[tuple[str, str], ...]
+
+
+def click_ids_of(ids: Mapping[str, str]) -> ClickIds:
+    """A map of ids in User.click_ids form: (key, value) pairs sorted by key, no empty ones."""
+    return tuple(sorted((k, v) for k, v in ids.items() if v))
+
+
+@record
 class User:
     """Match keys. email, phone, external_id, first_name, last_name, zip_code, idfa and gaid
-    are lowercase SHA-256 hex digests; city, state and country are normalised, not hashed
-    (TikTok's rule); the rest is context TikTok takes as is."""
+    are lowercase SHA-256 hex digests; city, state and country are normalised, not hashed;
+    the rest is context passed on as is. `click_ids` holds the click and browser ids the
+    destination types declare (IdKey), by key."""
 
     email: tuple[str, ...] = ()
     phone: tuple[str, ...] = ()
     external_id: tuple[str, ...] = ()
-    ttclid: str | None = None
-    ttp: str | None = None
+    click_ids: ClickIds = ()  # (user key, value), sorted by key: see click_ids_of
     ip: str | None = None
     user_agent: str | None = None
     locale: str | None = None
@@ -93,29 +137,52 @@ class User:
     idfv: str | None = None
     gaid: str | None = None  # app events (Android advertising id)
     att_status: str | None = None  # iOS App Tracking Transparency status
-    fbc: str | None = None  # Meta's click id cookie (fb.1.<ms>.<fbclid>), as given
-    fbp: str | None = None  # Meta's browser id cookie (fb.1.<ms>.<random>), as given
+
+    def click_id(self, key: str) -> str | None:
+        """The click or browser id under `key` (user.<key>), if the user has one."""
+        for k, v in self.click_ids:
+            if k == key:
+                return v
+        return None
+
+    def ids(self) -> dict[str, str]:
+        """The click and browser ids as a map."""
+        return dict(self.click_ids)
+
+    def with_click_ids(self, ids: Mapping[str, str]) -> User:
+        """The user with `ids` over its own (an empty value removes one)."""
+        merged = dict(self.click_ids)
+        merged.update(ids)
+        return replace(self, click_ids=click_ids_of(merged))
 
     def without_personal_data(self) -> User:
         """What consent `ad_user_data: denied` leaves: no identifier of the person, their
         address or their device; click and browser context stay."""
-        return User(ttclid=self.ttclid, ttp=self.ttp, ip=self.ip, user_agent=self.user_agent,
-                    locale=self.locale, att_status=self.att_status, fbc=self.fbc,
-                    fbp=self.fbp)
+        return User(click_ids=self.click_ids, ip=self.ip, user_agent=self.user_agent,
+                    locale=self.locale, att_status=self.att_status)
 
     @property
     def has_personal_data(self) -> bool:
         return self != self.without_personal_data()
 
     def given(self) -> dict[str, Any]:
-        """The keys that hold a value, by name in field order (the id lists as tuples): what
-        the stored body and TikTok's item carry of the user. One C call reads the fields."""
-        return {k: v for k, v in zip(_USER_KEYS, _user_values(self), strict=True)
-                if v is not None and v != ()}
+        """The keys that hold a value, by name in field order, the click ids by their own
+        keys in click_ids' place (the id lists as tuples): what the stored body and
+        TikTok's item carry of the user. One C call reads the other fields."""
+        out: dict[str, Any] = {k: v for k, v in zip(_LIST_KEYS, _list_values(self), strict=True)
+                               if v}
+        if self.click_ids:
+            out.update(self.click_ids)
+        out.update((k, v) for k, v in zip(_SCALAR_KEYS, _scalar_values(self), strict=True)
+                   if v is not None)
+        return out
 
 
 _USER_KEYS = tuple(f.name for f in fields(User))
-_user_values = attrgetter(*_USER_KEYS)
+_LIST_KEYS = ("email", "phone", "external_id")
+_SCALAR_KEYS = tuple(k for k in _USER_KEYS if k not in (*_LIST_KEYS, "click_ids"))
+_list_values = attrgetter(*_LIST_KEYS)
+_scalar_values = attrgetter(*_SCALAR_KEYS)
 
 
 @record

@@ -19,14 +19,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pixelrelay import __version__
+from pixelrelay.destinations import REGISTRY
 from pixelrelay.diagnostics import endpoints as diagnostics_endpoints
 from pixelrelay.diagnostics import report
-from pixelrelay.model import Channel, ConsentState, DeliveryState, Source
+from pixelrelay.model import Channel, ConsentState, DeliveryState, IdKey, Source
 from pixelrelay.pipeline import extras, parse, readers, user
 from pixelrelay.pipeline import properties as props
 from pixelrelay.pipeline.enrich import MAX_TOKEN_LEN, TOKEN_KINDS
 from pixelrelay.sources import api, browser, credential_guard, graph_api, meta_map, tiktok_compat
-from pixelrelay.sources.browser_rules import CONSENT_SOURCES, SESSION_COOKIE, TTCLID_COOKIE
+from pixelrelay.sources.browser_rules import CONSENT_SOURCES, SESSION_COOKIE, click_cookie
 from pixelrelay.sources.http import MAX_BODY_BYTES
 
 Schema = dict[str, Any]
@@ -136,7 +137,8 @@ def _event_fields() -> dict[str, Schema]:
                                            "web): the destination's id for that source "
                                            "receives it, or it is filtered when it has none."}),
         "session_id": text(256, f"The tag's session (the {SESSION_COOKIE} cookie): restores "
-                                "the session's ttclid, ttp, IP, user agent and consent."),
+                                "the session's click and browser ids, IP, user agent and "
+                                "consent."),
         "order_source": text(64, "Where the order was placed (Shopify's source_name); see "
                                  "a destination's exclude_order_sources."),
         "user": or_blank(ref("User")),
@@ -209,7 +211,7 @@ def _request_schemas() -> dict[str, Schema]:
                 "event": "Purchase", "event_id": "ord_10492_complete_payment",
                 "timestamp": 1776943380, "source": "web", "session_id": "s_8f2c",
                 "user": {"email": "Customer@Example.com", "phone": "+49 170 1234567",
-                         "external_id": "cust_34982", "ttclid": "E.C.P.CvQBA",
+                         "external_id": "cust_34982", **_example_click(),
                          "ip": "203.0.113.42", "user_agent": "Mozilla/5.0 ..."},
                 "page": {"url": "https://shop.example/thanks"},
                 "properties": {"value": 129.95, "currency": "EUR", "order_id": "10492",
@@ -242,12 +244,8 @@ def _request_schemas() -> dict[str, Schema]:
                           "description": f"E.164 (+<country code>..., or a destination's "
                                          f"default_phone_region), {match_key}."},
                 "external_id": {"allOf": [ref("MatchKey")], "description": match_key},
-                "ttclid": text(512, "TikTok's click id; taken from page.url's ?ttclid= when "
-                                    "missing."),
-                "ttp": text(512, "The _ttp cookie of the TikTok Pixel."),
-                "fbc": text(512, "Meta's click id (the _fbc cookie, fb.1.<ms>.<fbclid>), sent "
-                                 "to Meta as given."),
-                "fbp": text(512, "The _fbp cookie of Meta's Pixel, sent to Meta as given."),
+                # The click and browser ids the destination types declare.
+                **{k.key: text(k.max_len, k.description) for k in _declared_ids()},
                 "ip": {"description": "An IPv4 or IPv6 address.", "anyOf": [
                     {"type": "null"}, {"type": "string", "pattern": r"^\s*$"},
                     {"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]},
@@ -342,7 +340,9 @@ def _request_schemas() -> dict[str, Schema]:
         "Ad": {
             "type": "object", "additionalProperties": True,
             "description": "App attribution, passed on; on a web event `callback` stands in "
-                           "for a missing user.ttclid. " + dropped,
+                           "for a missing " + ", ".join(
+                               f"user.{k.key}" for k in _declared_ids() if k.ad_callback)
+                           + ". " + dropped,
             "properties": {"callback": text(1024, "The ad's callback (click id)."),
                            **{k: ident(256, f"TikTok's {k}.")
                               for k in ("campaign_id", "ad_id", "creative_id")},
@@ -594,11 +594,22 @@ def _answer_schemas() -> dict[str, Schema]:
     }
 
 
+def _declared_ids() -> list[IdKey]:
+    """The click and browser ids of every registered destination type, in registry order."""
+    return [k for plugin in REGISTRY.values() for k in plugin.ids]
+
+
+def _example_click() -> dict[str, str]:
+    """An example's landing click id: the first declared one's (a made-up value)."""
+    return next(({k.key: "E.C.P.CvQBA"} for k in _declared_ids() if k.url_param), {})
+
+
 def _stored_event() -> Schema:
     """The server's copy of an event as the trace shows it: validated and hashed."""
     consent = {"type": ["string", "null"], "enum": [s.value for s in ConsentState] + [None]}
-    scalars = ("ttclid", "ttp", "ip", "user_agent", "locale", "first_name", "last_name",
-               "zip_code", "city", "state", "country", "idfa", "idfv", "gaid", "att_status")
+    scalars = (*(k.key for k in _declared_ids()), "ip", "user_agent", "locale", "first_name",
+               "last_name", "zip_code", "city", "state", "country", "idfa", "idfv", "gaid",
+               "att_status")
     return closed({
         "name": STR, "event_id": STR, "event_time": {"type": "integer"},
         "source": {"enum": [s.value for s in Source]},
@@ -857,8 +868,10 @@ def _paths() -> dict[str, Schema]:
                 "summary": "A hit of the browser tag",
                 "description": f"The tag posts text/plain (a CORS simple request, so it "
                                f"survives page unload) with the site key in `k`; at most "
-                               f"{collect_kib}. Sets the {SESSION_COOKIE} and {TTCLID_COOKIE} "
-                               "cookies (HttpOnly, SameSite=Lax).",
+                               f"{collect_kib}. Sets the {SESSION_COOKIE} cookie and the "
+                               "landing click ids' ("
+                               + ", ".join(click_cookie(k.url_param) for k in _declared_ids()
+                                           if k.url_param) + "; HttpOnly, SameSite=Lax).",
                 "security": [{"siteKey": []}, {}],
                 "requestBody": {"required": True, "content": {
                     "text/plain": {"schema": {"type": "string",
@@ -867,7 +880,7 @@ def _paths() -> dict[str, Schema]:
                     JSON_TYPE: {"schema": ref("CollectHit")}}},
                 "responses": {
                     "202": _json(ref("CollectAnswer"), "Recorded.", headers={
-                        "Set-Cookie": {"description": "The session and ttclid cookies.",
+                        "Set-Cookie": {"description": "The session and click id cookies.",
                                        "schema": STR}}),
                     "400": _problem("Not JSON, not an object, or a malformed `link`.",
                                     "malformed_json", "malformed_envelope", "malformed_link"),

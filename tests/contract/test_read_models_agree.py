@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from pixelrelay.diagnostics import report
-from pixelrelay.model import Channel, DeliveryState, Event, Route, User
+from pixelrelay.model import Channel, DeliveryState, Event, Route, User, click_ids_of
 from pixelrelay.store import open_store
 from pixelrelay.store.base import AttemptRecord, Finished, NewEvent, Store
 from pixelrelay.store.codec import decode_event
@@ -34,10 +34,11 @@ def user(rng: random.Random) -> User:
     return User(email=tuple("e" * 64 for _ in range(rng.randint(0, 2))),
                 phone=tuple("p" * 64 for _ in range(rng.randint(0, 1))),
                 external_id=tuple("x" * 64 for _ in range(rng.randint(0, 1))),
-                ttclid=maybe("E.C.P.clid"), ttp=maybe("2.ttp"), ip=maybe("203.0.113.9"),
-                user_agent=maybe("Mozilla/5.0"), first_name=maybe("f" * 64),
-                last_name=maybe("l" * 64), zip_code=maybe("z" * 64), city=maybe("berlin"),
-                state=maybe("be"), country=maybe("de"))
+                ip=maybe("203.0.113.9"), user_agent=maybe("Mozilla/5.0"),
+                first_name=maybe("f" * 64), last_name=maybe("l" * 64), zip_code=maybe("z" * 64),
+                city=maybe("berlin"), state=maybe("be"), country=maybe("de"),
+                click_ids=click_ids_of({"ttclid": maybe("E.C.P.clid") or "",
+                                        "ttp": maybe("2.ttp") or ""}))
 
 
 def events(seed: int = 7) -> list[tuple[NewEvent, float]]:

@@ -3,7 +3,7 @@ consent kept with the session, pruning."""
 
 from __future__ import annotations
 
-from pixelrelay.model import Consent, ConsentState
+from pixelrelay.model import Consent, ConsentState, declared_ids
 from pixelrelay.pipeline.enrich import EnrichedFrom, Lookup, SessionContext
 from pixelrelay.store.base import Store
 from tests.contract.conftest import StoreFactory
@@ -15,7 +15,9 @@ WINDOW = 7 * DAY
 
 
 def hit(sid: str, at: float, **kw: str) -> SessionContext:
-    return SessionContext(sid, first_seen=at, last_seen=at, **kw)
+    """A hit; the click and browser ids (ttclid, ttp...) among `kw` go into its click_ids."""
+    ids = {k: kw.pop(k) for k in list(kw) if k in declared_ids()}
+    return SessionContext(sid, first_seen=at, last_seen=at, click_ids=ids, **kw)
 
 
 async def test_a_session_keeps_its_landing_and_gains_newer_keys(store: Store) -> None:
@@ -23,9 +25,9 @@ async def test_a_session_keeps_its_landing_and_gains_newer_keys(store: Store) ->
                                    landing_url="https://shop.test/?ttclid=E.1"), RETENTION)
     merged = await store.record_session(hit("s_a", T0 + 60, ttp="2.t", ip="192.0.2.1"),
                                         RETENTION)
-    assert merged == SessionContext("s_a", ttclid="E.1", ttp="2.t", ip="192.0.2.1",
-                                    landing_url="https://shop.test/?ttclid=E.1",
-                                    first_seen=T0, last_seen=T0 + 60)
+    assert merged == SessionContext("s_a", ip="192.0.2.1",
+                                    landing_url="https://shop.test/?ttclid=E.1", first_seen=T0,
+                                    last_seen=T0 + 60, click_ids={"ttclid": "E.1", "ttp": "2.t"})
     assert await store.get_session("s_a") == merged
 
 
@@ -71,7 +73,7 @@ async def test_the_latest_consent_answer_is_kept_with_the_session(store: Store) 
                                               consent_source="consent_mode"), RETENTION)
     await store.record_session(hit("s_c", T0 + 5, ttclid="E.c"), RETENTION)  # no answer
     got = await store.get_session("s_c")
-    assert got is not None and got.ttclid == "E.c"
+    assert got is not None and got.click_ids.get("ttclid") == "E.c"
     assert (got.consent, got.consent_at, got.consent_source) == (denied, T0, "consent_mode")
 
 
@@ -82,7 +84,7 @@ async def test_click_ids_are_kept_as_one_map_and_found_by_every_lookup(store: St
     # A later hit without them keeps them; a new click replaces only its own id.
     await store.record_session(hit("s_k", T0 + 5, ttclid="E.k"), RETENTION)
     got = await store.get_session("s_k")
-    assert got is not None and got.click_ids == {"fbc": fbc, "fbp": fbp}
+    assert got is not None and got.click_ids == {"fbc": fbc, "fbp": fbp, "ttclid": "E.k"}
     newer = "fb.1.1800000009000.New"
     await store.record_session(SessionContext("s_k", first_seen=T0 + 9, last_seen=T0 + 9,
                                               click_ids={"fbc": newer}), RETENTION)
@@ -91,7 +93,8 @@ async def test_click_ids_are_kept_as_one_map_and_found_by_every_lookup(store: St
     found = await store.find_sessions([Lookup("s_k", (), ()),
                                        Lookup(None, (("cart_token", "c_k"),), ()),
                                        Lookup(None, (), ("email:k",))], T0 - WINDOW)
-    assert [f[0].click_ids if f else None for f in found] == [{"fbc": newer, "fbp": fbp}] * 3
+    assert [f[0].click_ids if f else None for f in found] == [
+        {"fbc": newer, "fbp": fbp, "ttclid": "E.k"}] * 3
     await store.record_session(hit("s_none", T0), RETENTION)
     none = await store.get_session("s_none")
     assert none is not None and none.click_ids == {}

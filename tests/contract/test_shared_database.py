@@ -85,13 +85,14 @@ async def test_a_claim_skips_a_row_while_another_process_merges_into_it(
 async def test_concurrent_hits_of_one_session_all_merge(make_store: StoreFactory) -> None:
     a, b = await make_store(), await make_store()
     hits = [SessionContext("s1", first_seen=T0 + i, last_seen=T0 + i,
-                           **{("ttclid" if i % 2 else "ttp"): f"k{i}"}) for i in range(20)]
+                           click_ids={("ttclid" if i % 2 else "ttp"): f"k{i}"})
+            for i in range(20)]
     await asyncio.gather(*(store.record_session(hit, 86400.0)
                            for hit, store in zip(hits, [a, b] * 10, strict=True)))
     got = await b.get_session("s1")
     assert got is not None
     assert (got.first_seen, got.last_seen) == (T0, T0 + 19)  # no hit was lost
-    assert got.ttclid is not None and got.ttp is not None
+    assert got.click_ids.get("ttclid") is not None and got.click_ids.get("ttp") is not None
 
 
 async def test_an_insert_wakes_a_worker_waiting_in_another_process(

@@ -100,7 +100,8 @@ async def test_minutes_whose_rows_change_are_counted_again(make_store: StoreFact
     assert waiting
     first = waiting[0]
     richer = Event(first.name, first.event_id, int(first.received_at), received_at=NOW + 720,
-                   user=User(email=("e" * 64,), phone=("p" * 64,), ttclid="E.C.P.late"),
+                   user=User(email=("e" * 64,), phone=("p" * 64,),
+                             click_ids=(("ttclid", "E.C.P.late"),)),
                    enriched_from="session")
     route = Route("tt", first.name, DeliveryState.PENDING, payload=b'{"merged":1}')
     merged = await store.insert([NewEvent(richer, (route,), merge=lambda body: Merged(

@@ -49,7 +49,7 @@ def gateway(db: Path, emulator: ServerThread) -> Iterator[ServerThread]:
     settings = dataclasses.replace(
         base, sources=base.sources + browser,
         server=ServerSettings(admin_token=Secret(ADMIN_TOKEN), trusted_proxies=("127.0.0.1",)),
-        sessions=SessionSettings(ttclid_cookie_days=30, session_cookie_days=1))
+        sessions=SessionSettings(click_id_cookie_days=30, session_cookie_days=1))
     with ServerThread(create_app(settings)) as server:
         yield server
 

@@ -126,16 +126,17 @@ def test_a_session_keeps_the_newest_of_each_id_and_restores_only_what_is_missing
         merged.click_ids
 
     event = Event(name="Purchase", event_id="e", event_time=1,
-                  user=User(ip="192.0.2.1", user_agent="UA", ttclid="t", ttp="p",
-                            fbp="fb.1.5.own"))
+                  user=User(ip="192.0.2.1", user_agent="UA",
+                            click_ids=(("fbp", "fb.1.5.own"), ("ttclid", "t"), ("ttp", "p"))))
     out = enrich(event, merged, EnrichedFrom.SESSION)
-    assert (out.user.fbc, out.user.fbp) == ("fb.1.2.B", "fb.1.5.own")  # its own wins
+    assert (out.user.click_id("fbc"), out.user.click_id("fbp")) == ("fb.1.2.B", "fb.1.5.own")
     assert out.enriched_from == "session"
     full = Event(name="Purchase", event_id="e", event_time=1,
-                 user=User(ip="192.0.2.1", user_agent="UA", ttclid="t", ttp="p",
-                           fbc="fb.1.5.c", fbp="fb.1.5.p"))
+                 user=User(ip="192.0.2.1", user_agent="UA",
+                           click_ids=(("fbc", "fb.1.5.c"), ("fbp", "fb.1.5.p"), ("ttclid", "t"),
+                                      ("ttp", "p"))))
     assert enrich(full, merged, EnrichedFrom.SESSION) is full  # nothing copied
-    # A key that is no User field restores nothing.
+    # A key no destination type declares restores nothing.
     odd = SessionContext("s_1", click_ids={"nope": "x"})
     assert enrich(full, odd, EnrichedFrom.SESSION) is full
 

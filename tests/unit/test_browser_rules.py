@@ -23,12 +23,16 @@ def test_client_ip_trusts_forwarded_for_only_from_configured_proxies() -> None:
     assert r.client_ip(None, "203.0.113.5", PROXIES) is None
 
 
-def test_ttclid_from_landing_url_or_same_site_referrer() -> None:
-    assert r.ttclid_from_page("https://shop.test/p?a=1&ttclid=E.C.P.1", None) == "E.C.P.1"
-    assert r.ttclid_from_page("https://shop.test/p", "https://www.shop.test/?ttclid=E.2") == "E.2"
-    assert r.ttclid_from_page("https://shop.test/p", "https://evil.test/?ttclid=E.3") is None
-    assert r.ttclid_from_page("https://shop.test/p?ttclid=" + "x" * 600, None) is None
-    assert r.ttclid_from_page(None, "https://shop.test/?ttclid=E.4") is None
+def test_a_click_id_from_the_landing_url_or_a_same_site_referrer() -> None:
+    def click(url: str | None, referrer: str | None) -> str | None:
+        return r.click_from_page(url, referrer, "ttclid", 512)
+
+    assert click("https://shop.test/p?a=1&ttclid=E.C.P.1", None) == "E.C.P.1"
+    assert click("https://shop.test/p", "https://www.shop.test/?ttclid=E.2") == "E.2"
+    assert click("https://shop.test/p", "https://evil.test/?ttclid=E.3") is None
+    assert click("https://shop.test/p?ttclid=" + "x" * 600, None) is None
+    assert click(None, "https://shop.test/?ttclid=E.4") is None
+    assert r.click_from_page("https://shop.test/p?xclid=E.5", None, "xclid") == "E.5"
     assert r.same_site("shop.test", "cdn.shop.test") and not r.same_site("shop.test", "xshop.test")
 
 
@@ -100,11 +104,26 @@ def test_an_opaque_origin_gets_a_wildcard_without_credentials() -> None:
         "Access-Control-Allow-Credentials"] == "true"
 
 
-def test_the_kept_ttclid_is_the_cookies_else_the_one_the_body_hands_in() -> None:
-    assert r.kept_ttclid("E.C.P.cookie", "E.C.P.body") == "E.C.P.cookie"
-    assert r.kept_ttclid(None, "E.C.P.body") == "E.C.P.body"
-    assert r.kept_ttclid("bad value;", "E.C.P.body") == "E.C.P.body"
-    assert r.kept_ttclid(None, "x" * 513) is None
-    assert r.kept_ttclid(None, None) is None
+def test_the_kept_click_id_is_the_cookies_else_the_one_the_body_hands_in() -> None:
+    assert r.kept_click_id("E.C.P.cookie", "E.C.P.body") == "E.C.P.cookie"
+    assert r.kept_click_id(None, "E.C.P.body") == "E.C.P.body"
+    assert r.kept_click_id("bad value;", "E.C.P.body") == "E.C.P.body"
+    assert r.kept_click_id(None, "x" * 513) is None
+    assert r.kept_click_id(None, None) is None
+    # The gateway's cookie of a click id is named from its URL parameter: the cookie an
+    # older version set (prx_ttclid) is the same one.
+    assert r.click_cookie("ttclid") == "prx_ttclid"
+
+
+def test_declared_ids_come_from_the_hit_by_their_declaration() -> None:
+    ids = r.declared_session_ids()
+    assert [k.key for k in ids.clicks] == ["ttclid"] and ids.cookies == (("_ttp", "ttp", 512),)
+    url = "https://shop.test/p?ttclid=E.url"
+    assert r.ids_from_hit(ids, url, None, {"prx_ttclid": "E.cookie", "_ttp": "2.c"},
+                          {"ttp": "2.body"}) == {"ttclid": "E.url", "ttp": "2.c"}
+    assert r.ids_from_hit(ids, "https://shop.test/p", None, {"prx_ttclid": "E.cookie"},
+                          {"ttclid": "E.body", "ttp": "2.body"}) == {
+        "ttclid": "E.cookie", "ttp": "2.body"}
+    assert r.ids_from_hit(ids, None, None, {}, {"ttclid": 5, "ttp": "x" * 513}) == {}
     assert "shopify_privacy" in r.CONSENT_SOURCES
     assert r.hit_consent({"marketing": "granted"}, "shopify_privacy")[1] == "shopify_privacy"

@@ -16,7 +16,8 @@ from pixelrelay.pipeline.consent import (
 
 G, D = ConsentState.GRANTED, ConsentState.DENIED
 H = "a" * 64
-USER = User(email=(H,), phone=(H,), external_id=(H,), ttclid="E.C.P.x", ip="203.0.113.1")
+USER = User(email=(H,), phone=(H,), external_id=(H,), ip="203.0.113.1",
+            click_ids=(("ttclid", "E.C.P.x"),))
 
 
 def event(consent: Consent) -> Event:
@@ -35,7 +36,7 @@ def test_region_aliases() -> None:
 def test_missing_consent_in_a_required_region_is_denied(required: frozenset[str]) -> None:
     out = apply_consent(event(Consent(region="DE")), required)
     assert out.consent == Consent(D, D, D, "DE", basis="region")
-    assert out.user == User(ttclid="E.C.P.x", ip="203.0.113.1")
+    assert out.user == User(ip="203.0.113.1", click_ids=(("ttclid", "E.C.P.x"),))
     # Nobody said no: the reason says so, and which rule decided.
     assert suppression_reason(out) == (
         "consent: none given; region DE requires it ([consent] require_in_regions)")
@@ -59,7 +60,7 @@ def test_not_required_leaves_the_event_alone(consent: Consent) -> None:
 def test_ad_user_data_denied_strips_hashed_ids_anywhere() -> None:
     out = apply_consent(event(Consent(ad_user_data=D)), frozenset())
     assert (out.user.email, out.user.phone, out.user.external_id) == ((), (), ())
-    assert out.user.ttclid == "E.C.P.x"  # not personal data in the ad_user_data sense
+    assert out.user.click_id("ttclid") == "E.C.P.x"  # not personal data in the ad_user_data sense
     assert suppression_reason(out) is None
 
 
@@ -70,14 +71,14 @@ def test_marketing_denied_suppresses() -> None:
 
 def test_ad_user_data_denied_removes_every_personal_key() -> None:
     full = User(email=(H,), phone=(H,), external_id=(H,), first_name=H, last_name=H, zip_code=H,
-                city="berlin", state="be", country="de", idfa=H, gaid=H, idfv="v",
-                ttclid="E.C.P.x", ttp="2.t", ip="203.0.113.1", user_agent="UA", locale="de-DE",
-                att_status="DENIED")
+                city="berlin", state="be", country="de", idfa=H, gaid=H, idfv="v", ip="203.0.113.1",
+                user_agent="UA", locale="de-DE", att_status="DENIED",
+                click_ids=(("ttclid", "E.C.P.x"), ("ttp", "2.t")))
     e = Event(name="Purchase", event_id="e1", event_time=1, user=full,
               consent=Consent(marketing=G, ad_user_data=D))
     out = apply_consent(e, frozenset())
-    assert out.user == User(ttclid="E.C.P.x", ttp="2.t", ip="203.0.113.1", user_agent="UA",
-                            locale="de-DE", att_status="DENIED")
+    assert out.user == User(ip="203.0.113.1", user_agent="UA", locale="de-DE", att_status="DENIED",
+                            click_ids=(("ttclid", "E.C.P.x"), ("ttp", "2.t")))
 
 
 def test_an_event_without_a_region_takes_its_users_two_letter_country() -> None:

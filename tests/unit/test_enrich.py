@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from pixelrelay.model import Channel, Consent, ConsentState, Event, User
+from pixelrelay.model import (
+    Channel,
+    Consent,
+    ConsentState,
+    Event,
+    User,
+    click_ids_of,
+    declared_ids,
+)
 from pixelrelay.pipeline.copies import merge_copies
 from pixelrelay.pipeline.enrich import (
     EnrichedFrom,
@@ -17,8 +25,9 @@ from pixelrelay.pipeline.enrich import (
 G, D = ConsentState.GRANTED, ConsentState.DENIED
 
 H1, H2 = "a" * 64, "b" * 64
-CTX = SessionContext("s_1", ttclid="E.C.P.x", ttp="2.t", ip="203.0.113.1", user_agent="UA",
-                     landing_url="https://shop.test/?ttclid=E.C.P.x", first_seen=10, last_seen=20)
+CTX = SessionContext("s_1", ip="203.0.113.1", user_agent="UA",
+                     landing_url="https://shop.test/?ttclid=E.C.P.x", first_seen=10, last_seen=20,
+                     click_ids={"ttclid": "E.C.P.x", "ttp": "2.t"})
 
 
 def ev(**kw: object) -> Event:
@@ -28,14 +37,19 @@ def ev(**kw: object) -> Event:
 
 def test_fills_only_what_is_missing_and_says_how() -> None:
     out = enrich(ev(user=User(ip="192.0.2.9")), CTX, EnrichedFrom.LINK)
-    assert out.user == User(ttclid="E.C.P.x", ttp="2.t", ip="192.0.2.9", user_agent="UA")
+    assert out.user == User(ip="192.0.2.9", user_agent="UA",
+                            click_ids=(("ttclid", "E.C.P.x"), ("ttp", "2.t")))
     assert out.enriched_from == "link"
 
 
 def test_nothing_to_add_leaves_the_event_unmarked() -> None:
-    full = ev(user=User(ttclid="t", ttp="p", ip="192.0.2.9", user_agent="U"),
+    every_id = click_ids_of(dict.fromkeys(declared_ids(), "v"))
+    full = ev(user=User(ip="192.0.2.9", user_agent="U", click_ids=every_id),
               consent=Consent(marketing=G))
     assert not wants_lookup(full)
+    # An id a destination type declares that the event lacks: a session may know it.
+    assert wants_lookup(ev(user=User(ip="192.0.2.9", user_agent="U", click_ids=every_id[1:]),
+                           consent=Consent(marketing=G)))
     assert wants_lookup(ev(user=full.user))  # no consent of its own: a session may know it
     assert enrich(full, CTX, EnrichedFrom.SESSION) is full
     assert enrich(ev(), None, EnrichedFrom.SESSION).enriched_from is None
@@ -55,13 +69,13 @@ def test_lookup_offers_session_tokens_and_hashed_identities() -> None:
 
 
 def test_merge_keeps_the_first_landing_and_takes_newer_keys() -> None:
-    hit = SessionContext("s_1", ttclid="E.C.P.new", ttp=None, ip="198.51.100.2",
-                         user_agent="UA2", landing_url="https://shop.test/cart",
-                         first_seen=30, last_seen=30)
+    hit = SessionContext("s_1", ip="198.51.100.2", user_agent="UA2",
+                         landing_url="https://shop.test/cart", first_seen=30, last_seen=30,
+                         click_ids={"ttclid": "E.C.P.new"})
     merged = merge_context(CTX, hit)
-    assert merged == SessionContext("s_1", ttclid="E.C.P.new", ttp="2.t", ip="198.51.100.2",
-                                    user_agent="UA2", landing_url=CTX.landing_url,
-                                    first_seen=10, last_seen=30)
+    assert merged == SessionContext("s_1", ip="198.51.100.2", user_agent="UA2",
+                                    landing_url=CTX.landing_url, first_seen=10, last_seen=30,
+                                    click_ids={"ttclid": "E.C.P.new", "ttp": "2.t"})
     assert merge_context(None, hit) is hit
 
 
@@ -86,7 +100,7 @@ def test_merge_keeps_the_latest_consent_answer() -> None:
                            consent_source="explicit")
     assert merge_context(first, later).consent == Consent(marketing=G)
     assert merge_context(first, later).consent_at == 9
-    kept = merge_context(first, SessionContext("s_1", ttclid="x"))
+    kept = merge_context(first, SessionContext("s_1", click_ids={"ttclid": "x"}))
     assert (kept.consent, kept.consent_at, kept.consent_source) == (
         Consent(marketing=D), 1, "consent_mode")
 
@@ -109,13 +123,14 @@ def test_a_copys_own_click_context_wins_over_one_restored_for_the_other() -> Non
     """The order's server copy found an older session of the same email; the browser copy
     carries this order's own click: the merged event keeps the browser copy's ttclid."""
     browser = Event(name="Purchase", event_id="ord_2", event_time=1, channel=Channel.BROWSER,
-                    user=User(ttclid="E.C.P.this-order", ip="203.0.113.1"))
+                    user=User(ip="203.0.113.1", click_ids=(("ttclid", "E.C.P.this-order"),)))
     server = Event(name="Purchase", event_id="ord_2", event_time=1, channel=Channel.SHOPIFY,
-                   user=User(ttclid="E.C.P.older", ip="198.51.100.9", email=("h",)),
+                   user=User(ip="198.51.100.9", email=("h",),
+                             click_ids=(("ttclid", "E.C.P.older"),)),
                    enriched_from="identity")
     merged = merge_copies(browser, server)
-    assert (merged.user.ttclid, merged.user.ip) == ("E.C.P.this-order", "203.0.113.1")
+    assert (merged.user.click_id("ttclid"), merged.user.ip) == ("E.C.P.this-order", "203.0.113.1")
     assert merged.user.email == ("h",)
     own = Event(name="Purchase", event_id="ord_2", event_time=1, channel=Channel.SHOPIFY,
-                user=User(ttclid="E.C.P.server-own"))
-    assert merge_copies(browser, own).user.ttclid == "E.C.P.server-own"
+                user=User(click_ids=(("ttclid", "E.C.P.server-own"),)))
+    assert merge_copies(browser, own).user.click_id("ttclid") == "E.C.P.server-own"

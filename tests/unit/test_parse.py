@@ -52,7 +52,7 @@ def test_spec_example_is_parsed_and_hashed() -> None:
     assert e.user.email == (sha("customer@example.com"),)
     assert e.user.phone == (sha("+491701234567"),)
     assert e.user.external_id == (sha("cust_34982"),)
-    assert (e.user.ttclid, e.user.ttp, e.user.ip, e.user.locale) == (
+    assert (e.user.click_id("ttclid"), e.user.click_id("ttp"), e.user.ip, e.user.locale) == (
         "E.C.P.CvQBA", "2.x9Jb3x", "203.0.113.42", "de-DE")
     assert e.page.url == "https://shop.example/thanks"
     assert e.properties == spec_event()["properties"]
@@ -240,7 +240,7 @@ def test_user_context_fields() -> None:
                                       "ttclid": " ", "locale": None}})
     assert e.user.ip == "2001:db8::1"
     assert e.user.user_agent == "U" * 1024  # cut, not refused: a long UA is still useful
-    assert e.user.ttclid is None and e.user.locale is None
+    assert e.user.click_id("ttclid") is None and e.user.locale is None
 
 
 def test_page() -> None:

@@ -64,7 +64,7 @@ def test_urls_keep_their_path_and_other_parameters() -> None:
     e = parse_event({"event": "ViewContent", "page": {
         "url": "https://shop.example/?ttclid=E.C.P.2&e=jane@example.com",
         "referrer": "https://mail.example/u/jane@example.com/inbox"}}, now=NOW).event
-    assert e is not None and e.user.ttclid == "E.C.P.2"
+    assert e is not None and e.user.click_id("ttclid") == "E.C.P.2"
     assert e.page.url == "https://shop.example/?ttclid=E.C.P.2"
     assert e.page.referrer is not None and "jane" not in e.page.referrer
 
@@ -130,8 +130,8 @@ def test_user_agent_and_id_like_fields_lose_personal_data() -> None:
                               "ttclid": "bob@example.org", "ttp": "2.ttp.1"},
                      "app": {"app_id": "com.example", "app_name": "Shop for ann@example.com"},
                      "source": "app"}, now=NOW).event
-    assert e is not None and e.session_id is None and e.user.ttclid is None
-    assert e.user.user_agent == "Mozilla/5.0 (X11)" and e.user.ttp == "2.ttp.1"
+    assert e is not None and e.session_id is None and e.user.click_id("ttclid") is None
+    assert e.user.user_agent == "Mozilla/5.0 (X11)" and e.user.click_id("ttp") == "2.ttp.1"
     assert e.app is not None and e.app.app_name == "Shop for"
 
 

@@ -18,10 +18,10 @@ def test_equal_and_hashed_by_value() -> None:
 
 
 def test_replace_makes_a_new_value_and_leaves_the_old_one() -> None:
-    user = User(email=("a" * 64,), ttclid="E.C.P.x")
+    user = User(email=("a" * 64,), click_ids=(("ttclid", "E.C.P.x"),))
     event = Event(name="Purchase", event_id="1", event_time=1, user=user)
-    later = dataclasses.replace(event, user=dataclasses.replace(user, ttclid=None))
-    assert event.user.ttclid == "E.C.P.x" and later.user.ttclid is None
+    later = dataclasses.replace(event, user=user.with_click_ids({"ttclid": ""}))
+    assert event.user.click_id("ttclid") == "E.C.P.x" and later.user.click_id("ttclid") is None
     assert later.user.email == user.email
 
 

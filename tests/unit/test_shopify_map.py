@@ -97,7 +97,7 @@ def test_mapped_fixture_passes_the_pipeline_parser() -> None:
     assert parsed.event is not None
     assert parsed.event.event_id == "ord_450789469_complete_payment"
     assert parsed.event.properties["cart_token"] == "68778783ad298f1c80c3bafcddeea02f"
-    assert len(parsed.event.user.phone) == 1 and parsed.event.user.ttclid == "E.C.P.x"
+    assert len(parsed.event.user.phone) == 1 and parsed.event.user.click_id("ttclid") == "E.C.P.x"
 
 
 @pytest.mark.parametrize(("landing_site", "ttclid"), [

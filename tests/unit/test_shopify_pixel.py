@@ -51,7 +51,8 @@ def test_the_pixel_carries_the_gateway_the_key_and_the_servers_names() -> None:
     assert "/*__PIXELRELAY_BRIDGES__*/" not in code
     # Every registered type's cookies: the pasted code outlives the config.
     assert config["cookies"] == [["_ttp", "ttp"], ["_fbp", "fbp"], ["_fbc", "fbc"]]
-    assert (config["sessionDays"], config["ttclidDays"]) == (1, 30)
+    assert (config["sessionDays"], config["clickDays"]) == (1, 30)
+    assert config["clicks"] == [["ttclid", "ttclid"]]  # [URL parameter, user key]
     assert "/*__PIXELRELAY_CONFIG__*/" not in code
     assert "Settings > Customer events > Add custom pixel" in code
     assert "Permission \"Not required\"" in code

@@ -59,7 +59,8 @@ def test_minimal_item_omits_empty_parts() -> None:
 
 def test_item_fields() -> None:
     e = Event(name="Search", event_id="e2", event_time=7,
-              user=User(phone=(H,), ttp="2.x", ip="::1"), page=Page(referrer="https://r"),
+              user=User(phone=(H,), ip="::1",
+                        click_ids=(("ttp", "2.x"),)), page=Page(referrer="https://r"),
               properties={"query": "q", "search_string": "q", "custom": [1]},
               consent=Consent(ad_personalization=ConsentState.GRANTED))
     assert orjson.loads(encode_item(build_item(e, "Search"))) == {

@@ -12,6 +12,7 @@ from pixelrelay.destinations.plugin import SAME_NAMES, Names, Plugin
 from pixelrelay.destinations.settings import DestinationSettings
 from pixelrelay.destinations.tiktok import PLUGIN as TIKTOK
 from pixelrelay.errors import ConfigError
+from pixelrelay.model import declare_ids
 
 REGISTRY: dict[str, Plugin] = {p.type: p for p in (TIKTOK, META)}
 
@@ -30,6 +31,8 @@ for _type, _plugin in list(REGISTRY.items()):
     if _plugin.adopt_names is not None:
         REGISTRY[_type] = replace(
             _plugin, default_incoming=_plugin.adopt_names(foreign_names(_plugin)))
+# Their click and browser ids are user keys the parser, the store and the sessions know.
+declare_ids(key for p in REGISTRY.values() for key in p.ids)
 
 # Each type's standard names and codes are metric labels in every process that can send.
 for _plugin in REGISTRY.values():

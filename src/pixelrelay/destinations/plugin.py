@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from pixelrelay.destinations.base import Destination
 from pixelrelay.destinations.settings import DestinationSettings, SettingsReader
+from pixelrelay.model import IdKey
 from pixelrelay.records import record
 
 
@@ -109,14 +110,18 @@ class Plugin:
     source_ids: Callable[[DestinationSettings], dict[str, str]]
     # Its part of the browser tag and of the Shopify pixel (None: it has no browser Pixel).
     bridge: Bridge | None = None
+    # The click and browser ids it declares, each carried as user.<key> (the API, the stored
+    # body, a session's click_ids): their limits, how a landing URL gives them, their docs.
+    ids: tuple[IdKey, ...] = ()
     # URL query parameters that are its ad click ids (a landing page's).
     click_params: tuple[str, ...] = ()
     # (cookie, user key): first-party cookies its Pixel sets, sent by the tag and the Shopify
     # pixel as user.<key>, read by the server from the request's cookies as well.
     browser_cookies: tuple[tuple[str, str], ...] = ()
     # The ids (user key -> value) a browser hit gives the visitor's session, which later
-    # events of that session get where they have none (pipeline.enrich). None: the type's
-    # ids are kept otherwise (the first type's click and browser ids have columns of their own).
+    # events of that session get where they have none (pipeline.enrich). None: the browser
+    # source keeps its ids by their declaration (a click id's url_param from the landing URL
+    # or the gateway's cookie prx_<param>, a browser id from its cookie).
     session_ids: Callable[[BrowserHit], dict[str, str]] | None = None
     # Diagnostics: for a custom name it sends, the standard name it probably meant (a hint
     # on the page: a custom event optimises nothing), else None.

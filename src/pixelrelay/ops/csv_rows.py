@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pixelrelay.destinations import REGISTRY
 from pixelrelay.errors import Problem
 from pixelrelay.pipeline.readers import nearest
 
@@ -13,9 +14,11 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "event": ("", "event"), "event_id": ("", "event_id"), "timestamp": ("", "timestamp"),
     "source": ("", "source"), "session_id": ("", "session_id"),
     "order_source": ("", "order_source"),
-    **{k: ("user", k) for k in ("email", "phone", "external_id", "ttclid", "ttp", "ip",
-                                "user_agent", "locale", "first_name", "last_name", "zip_code",
-                                "city", "state", "country")},
+    **{k: ("user", k) for k in ("email", "phone", "external_id")},
+    # The click and browser ids the destination types declare, each a column by its key.
+    **{k.key: ("user", k.key) for p in REGISTRY.values() for k in p.ids},
+    **{k: ("user", k) for k in ("ip", "user_agent", "locale", "first_name", "last_name",
+                                "zip_code", "city", "state", "country")},
     "test_event_code": ("", "test_event_code"),
     "lead_id": ("lead", "lead_id"), "lead_event_source": ("lead", "lead_event_source"),
     "url": ("page", "url"), "referrer": ("page", "referrer"),

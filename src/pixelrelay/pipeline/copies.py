@@ -1,17 +1,18 @@
-"""Fold a later copy of an event (same destination, TikTok name, event_id) into the pending
+"""Fold a later copy of an event (same destination, destination name, event_id) into the pending
 first one: every copy's match keys count, and a server copy is the truth over a browser one."""
 
 from __future__ import annotations
 
 from dataclasses import fields, replace
 
-from pixelrelay.model import Channel, Event, User
+from pixelrelay.model import Channel, Event, User, click_ids_of
 
 MAX_IDS = 10  # as the parser allows per key
 _LIST_KEYS = ("email", "phone", "external_id")
-_SCALAR_KEYS = tuple(f.name for f in fields(User) if f.name not in _LIST_KEYS)
-# What a session restores onto an event (pipeline.enrich), as opposed to what a copy states.
-_CONTEXT_KEYS = ("ttclid", "ttp", "ip", "user_agent")
+_SCALAR_KEYS = tuple(f.name for f in fields(User) if f.name not in (*_LIST_KEYS, "click_ids"))
+# What a session restores onto an event (pipeline.enrich), as opposed to what a copy states:
+# these and the click and browser ids.
+_CONTEXT_KEYS = ("ip", "user_agent")
 
 
 def authoritative(first: Event, later: Event) -> bool:
@@ -33,8 +34,9 @@ def merge_copies(first: Event, later: Event) -> Event:
     if base.enriched_from is not None and other.enriched_from is None:
         # base's click and browser context was restored from a session found for it (maybe
         # an older one of the same person); the other copy's own context is this order's.
-        user = replace(user, **{k: v for k in _CONTEXT_KEYS
-                                if (v := getattr(other.user, k)) is not None})
+        user = replace(user.with_click_ids(dict(other.user.click_ids)),
+                       **{k: v for k in _CONTEXT_KEYS
+                          if (v := getattr(other.user, k)) is not None})
     # The event's own answer first (the authoritative copy's, else the other's); one restored
     # from a session or assumed only where neither copy stated one.
     consent = next((c for c in (base.consent, other.consent)
@@ -70,6 +72,8 @@ def _merge_user(base: User, other: User) -> User:
     for key in _SCALAR_KEYS:
         mine_value = getattr(base, key)
         values[key] = mine_value if mine_value is not None else getattr(other, key)
+    values["click_ids"] = (base.click_ids if not other.click_ids else
+                           click_ids_of({**dict(other.click_ids), **dict(base.click_ids)}))
     return User(**values)  # type: ignore[arg-type]
 
 

@@ -1,5 +1,5 @@
-"""Restore a browser session's context (ttclid, ttp, ip, user agent, the click and browser
-ids its destination types declare) and its consent onto events that lack them."""
+"""Restore a browser session's context (ip, user agent, the click and browser ids the
+destination types declare) and its consent onto events that lack them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import field, replace
 from enum import StrEnum
 from typing import Any
 
-from pixelrelay.model import Consent, Event
+from pixelrelay.model import Consent, Event, click_ids_of, declared_ids
 from pixelrelay.pipeline.consent import BASIS_SESSION
 from pixelrelay.records import record
 
@@ -28,8 +28,6 @@ class SessionContext:
     """What a browser session told us about the visitor. Never holds raw personal data."""
 
     session_id: str
-    ttclid: str | None = None
-    ttp: str | None = None
     ip: str | None = None
     user_agent: str | None = None
     landing_url: str | None = None
@@ -40,8 +38,8 @@ class SessionContext:
     consent: Consent | None = None
     consent_at: float | None = None
     consent_source: str | None = None
-    # Click and browser ids by the User field they fill (fbc, fbp...), as the destination
-    # types' session_ids hooks found them; stored as one JSON map, not a column each.
+    # Click and browser ids by the user key they fill (model.IdKey), as the browser source
+    # found them; stored as one JSON map, not a column each.
     click_ids: dict[str, str] = field(default_factory=dict, hash=False)
 
 
@@ -61,8 +59,8 @@ class Lookup:
 def wants_lookup(event: Event) -> bool:
     """Whether a session could add anything: a match key or a consent the event lacks."""
     u = event.user
-    return (u.ttclid is None or u.ttp is None or u.ip is None or u.user_agent is None
-            or event.consent.is_empty)
+    return (u.ip is None or u.user_agent is None or event.consent.is_empty
+            or len(u.click_ids) < len(declared_ids()))
 
 
 def take_consent(event: Event, context: SessionContext | None) -> Event:
@@ -125,7 +123,8 @@ def without_identities(lookup: Lookup) -> Lookup:
 
 
 def enrich(event: Event, context: SessionContext | None, how: EnrichedFrom) -> Event:
-    """Fill each of ttclid, ttp, ip, user_agent the event lacks from the context.
+    """Fill each of ip, user_agent and the click and browser ids the event lacks from the
+    context.
 
     The event's own values always win: a backend that knows the buyer's IP knows it better
     than a session seen earlier. `enriched_from` is set only when something was filled, so
@@ -137,13 +136,15 @@ def enrich(event: Event, context: SessionContext | None, how: EnrichedFrom) -> E
     # Only what is missing and known: a copy of the User costs some 6 µs, and events from
     # the tag lack nothing (they carry their context already).
     fills: dict[str, Any] = {key: known for key, own, known in (
-        ("ttclid", u.ttclid, context.ttclid), ("ttp", u.ttp, context.ttp),
         ("ip", u.ip, context.ip), ("user_agent", u.user_agent, context.user_agent))
         if own is None and known is not None}
-    for key, known in context.click_ids.items():
-        # Only a User field that is empty (a field the User lacks is no click id of it).
-        if getattr(u, key, "") is None:
-            fills[key] = known
+    if context.click_ids:
+        own_ids = dict(u.click_ids)
+        declared = declared_ids()  # a key no destination type declares restores nothing
+        ids = {k: v for k, v in context.click_ids.items()
+               if k not in own_ids and k in declared}
+        if ids:
+            fills["click_ids"] = click_ids_of({**own_ids, **ids})
     if not fills:
         return event
     return replace(event, user=replace(u, **fills), enriched_from=str(how))
@@ -151,13 +152,11 @@ def enrich(event: Event, context: SessionContext | None, how: EnrichedFrom) -> E
 
 def merge_context(old: SessionContext | None, new: SessionContext) -> SessionContext:
     """A session after a new hit: newer non-empty match keys replace older ones (a new ad
-    click brings a new ttclid, fbc...), the landing URL and first_seen stay the first ones."""
+    click brings a new click id), the landing URL and first_seen stay the first ones."""
     if old is None:
         return new
     return SessionContext(
         session_id=old.session_id,
-        ttclid=new.ttclid or old.ttclid,
-        ttp=new.ttp or old.ttp,
         ip=new.ip or old.ip,
         user_agent=new.user_agent or old.user_agent,
         landing_url=old.landing_url or new.landing_url,

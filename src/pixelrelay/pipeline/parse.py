@@ -30,9 +30,11 @@ from pixelrelay.model import (
     Page,
     Source,
     User,
+    click_ids_of,
+    declared_ids,
 )
 from pixelrelay.names import snake_case
-from pixelrelay.pipeline.clickid import ttclid_from_url
+from pixelrelay.pipeline.clickid import param_from_url
 from pixelrelay.pipeline.extras import parse_ad, parse_app, parse_device, parse_lead
 from pixelrelay.pipeline.gid import plain_id
 from pixelrelay.pipeline.pii import (
@@ -180,12 +182,7 @@ def parse_event(raw: object, *, now: float, phone_region: str = "",
     if found.emails or found.phones:
         user = with_found(user, found, phone_region)
     plain = plain_user(raw.get("user"), phone_region, found) if keep_plain else None
-    if user.ttclid is None:
-        # A server event that names the landing URL carries the click id in it.
-        clicked = ttclid_from_url(page.url) or (ad.callback if ad and source is Source.WEB
-                                                else None)
-        if clicked is not None:
-            user = replace(user, ttclid=clicked)
+    user = _clicked(user, page.url, ad.callback if ad and source is Source.WEB else None)
     if event_id is None:
         order_id = properties.get("order_id")
         # Deterministic so that the browser tag and every retry of the sender agree on it.
@@ -227,11 +224,31 @@ def _scrub_user_text(user: User, found: Found, region: str) -> User:
         ua = scrub_text(user.user_agent, "user.user_agent", found, region)
         if ua != user.user_agent:
             fills["user_agent"] = ua
-    for key in ("ttclid", "ttp", "locale", "idfv"):
+    for key in ("locale", "idfv"):
         value = getattr(user, key)
         if value is not None and scrub_id(value, f"user.{key}", found, region) is None:
             fills[key] = None
+    if user.click_ids:
+        kept = {k: v for k, v in user.click_ids
+                if scrub_id(v, f"user.{k}", found, region) is not None}
+        if len(kept) != len(user.click_ids):
+            fills["click_ids"] = click_ids_of(kept)
     return replace(user, **fills) if fills else user
+
+
+def _clicked(user: User, url: str | None, callback: str | None) -> User:
+    """A declared click id the event lacks, from the landing URL it names (a server event's
+    page.url carries it), else from a web event's ad.callback where the id stands for one."""
+    found: dict[str, str] = {}
+    for spec in declared_ids().values():
+        if spec.url_param is None or user.click_id(spec.key) is not None:
+            continue
+        value = param_from_url(url, spec.url_param, spec.max_len) if url else None
+        if value is None and spec.ad_callback and callback is not None:
+            value = callback
+        if value is not None:
+            found[spec.key] = value
+    return user.with_click_ids(found) if found else user
 
 
 def _event_name(v: object, p: list[Problem], region: str) -> str:

@@ -221,7 +221,7 @@ def scrub_values(obj: dict[str, Any], path: str, found: Found,
 def scrub_url(url: str | None, path: str, found: Found, region: str = "") -> str | None:
     """A URL with every part that is personal data removed: query parameters and fragment
     parameters (by name or value, percent-encoded or not), a fragment that is one, and path
-    segments that are one. The rest (ttclid, utm_*, the page's own path) stays."""
+    segments that are one. The rest (click ids, utm_*, the page's own path) stays."""
     if not url or ("@" not in url and "%40" not in url and not _eight_digits(url)):
         return url  # the common case: nothing there could be an email or a phone
     if (url, region) in _CLEAN_URLS:

@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from pixelrelay.errors import Notice, NoticeKind, Problem
-from pixelrelay.model import PlainUser, User
+from pixelrelay.model import PlainUser, User, click_ids_of, declared_ids
 from pixelrelay.pipeline.normalize import (
     hash_email,
     hash_external_id,
@@ -28,10 +28,12 @@ from pixelrelay.pipeline.pii import Found
 from pixelrelay.pipeline.readers import is_blank, json_type, opt_str, unknown_keys
 
 MAX_IDS_PER_KEY = 10  # email/phone/external_id values per event
+# The user keys of every event; the click and browser ids the destination types declare
+# (model.declared_ids) are user keys as well: see user_keys().
 USER_KEYS = frozenset({
-    "email", "phone", "external_id", "ttclid", "ttp", "ip", "user_agent", "locale",
+    "email", "phone", "external_id", "ip", "user_agent", "locale",
     "first_name", "last_name", "zip_code", "city", "state", "country",
-    "idfa", "idfv", "gaid", "att_status", "fbc", "fbp",
+    "idfa", "idfv", "gaid", "att_status",
 })
 ATT_STATUSES = ("AUTHORIZED", "DENIED", "NOT_DETERMINED", "RESTRICTED", "NOT_APPLICABLE")
 _EMPTY = User()
@@ -49,17 +51,40 @@ def parse_user(v: object, region: str, p: list[Problem], notices: list[Notice],
     if not isinstance(v, dict):
         p.append(Problem("user", f"must be an object, got {json_type(v)}"))
         return _EMPTY
-    unknown_keys(v, "user.", USER_KEYS, notices)
-    # Only the keys present are read: an event carries a handful of the 18.
+    declared = declared_ids()
+    unknown_keys(v, "user.", user_keys(), notices)
+    # Only the keys present are read: an event carries a handful of the 20.
     fields: dict[str, object] = {}
+    ids: dict[str, str] = {}
     for key, value in v.items():
+        if value is None:
+            continue
         read = _READERS.get(key)
-        if read is None or value is None:
+        if read is None:
+            spec = declared.get(key)
+            if spec is not None:
+                given = opt_str(value, f"user.{key}", spec.max_len, p)
+                if given is not None:
+                    ids[key] = given
             continue
         got = read(value, region, p, notices)
         if got is not None and got != ():
             fields[key] = got
+    if ids:
+        fields["click_ids"] = click_ids_of(ids)
     return User(**fields) if fields else _EMPTY  # type: ignore[arg-type]
+
+
+_KNOWN: dict[int, frozenset[str]] = {}  # by the number of declared ids (they only grow)
+
+
+def user_keys() -> frozenset[str]:
+    """Every key a `user` object may hold: the event's own and the declared ids'."""
+    declared = declared_ids()
+    known = _KNOWN.get(len(declared))
+    if known is None:
+        known = _KNOWN[len(declared)] = USER_KEYS | frozenset(declared)
+    return known
 
 
 def user_region(v: object, region: str) -> str:
@@ -177,8 +202,6 @@ _READERS: dict[str, Reader] = {
     "email": _many("email", hash_email, "not a valid email address"),
     "phone": _phones,
     "external_id": _many("external_id", hash_external_id, "empty"),
-    "ttclid": _text("ttclid", 512),
-    "ttp": _text("ttp", 512),
     "ip": _address,
     "user_agent": _text("user_agent", 1024, truncate=True),
     "locale": _text("locale", 35),
@@ -192,8 +215,6 @@ _READERS: dict[str, Reader] = {
     "idfv": _text("idfv", 64),
     "gaid": _single("gaid", hash_gaid),
     "att_status": lambda v, region, p, notices: _att_status(v, p),
-    "fbc": _text("fbc", 512),
-    "fbp": _text("fbp", 512),
 }
 assert set(_READERS) == USER_KEYS
 

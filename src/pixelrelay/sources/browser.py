@@ -16,7 +16,7 @@ from pixelrelay.destinations.plugin import BrowserHit
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel, Consent, ConsentState
-from pixelrelay.pipeline.clickid import MAX_TTCLID
+from pixelrelay.pipeline.clickid import MAX_CLICK_ID
 from pixelrelay.pipeline.enrich import TOKEN_KINDS, SessionContext
 from pixelrelay.pipeline.gid import plain_id
 from pixelrelay.pipeline.pii import Found, scrub_id, scrub_text, scrub_url
@@ -86,8 +86,10 @@ class CollectEndpoint:
         self.cfg = settings.sessions
         # The configured destination types that keep click and browser ids with sessions.
         self.id_hooks = rules.session_id_hooks(settings.destinations)
+        # The registered types' ids kept by their declaration (a landing click id...).
+        self.declared = rules.declared_session_ids()
         # Nothing older than the longest cookie or identity window can be restored any more.
-        self.retention_s = 86400.0 * max(self.cfg.ttclid_cookie_days,
+        self.retention_s = 86400.0 * max(self.cfg.click_id_cookie_days,
                                          self.cfg.session_cookie_days,
                                          self.cfg.identity_window_days)
         self.browser_origins = {o.rstrip("/") for s in settings.sources if s.kind == "browser"
@@ -103,7 +105,7 @@ class CollectEndpoint:
             return self._preflight(request)
         origin = request.headers.get("origin")
         # The body's NUL hint is not passed on: a hit adds strings from outside the body
-        # (the session's ttclid from a landing URL, cookies), so each event keeps its check.
+        # (the session's click id from a landing URL, cookies), so each event keeps its check.
         doc, _, refused = await read_json(request, MAX_COLLECT_BYTES)
         if refused is not None:
             return refused
@@ -169,7 +171,8 @@ class CollectEndpoint:
             result = await self.ingestor.accept([doc], channel=Channel.BROWSER)
             return result.as_dict(), []
         ctx = self._context(request, doc, hint, now, consent, how)
-        ctx = replace(ctx, click_ids=await self._click_ids(request, doc, ctx, now))
+        ctx = replace(ctx, click_ids={**ctx.click_ids,
+                                      **await self._click_ids(request, doc, ctx, now)})
         ctx = await self.sessions.record_session(ctx, self.retention_s)
         for kind, token in tokens:
             await self.sessions.link_token(kind, token, ctx.session_id, now)
@@ -184,8 +187,7 @@ class CollectEndpoint:
                 # connection shows wins over what a page script claims.
                 user.pop("ip", None)
                 user.pop("user_agent", None)
-                user.update({k: v for k, v in (("ttclid", ctx.ttclid), ("ttp", ctx.ttp),
-                                               ("ip", ctx.ip), ("user_agent", ctx.user_agent))
+                user.update({k: v for k, v in (("ip", ctx.ip), ("user_agent", ctx.user_agent))
                              if v is not None})
                 for param in self.id_hooks.click_params:  # became the session's ids
                     user.pop(param, None)
@@ -220,20 +222,18 @@ class CollectEndpoint:
         page, user = _obj(doc.get("page")), _obj(doc.get("user"))
         url, referrer = _str(page.get("url")), _str(page.get("referrer"))
         sid = rules.choose_session_id(request.cookies.get(rules.SESSION_COOKIE), hint)
-        cookie_ttclid = rules.kept_ttclid(request.cookies.get(rules.TTCLID_COOKIE),
-                                          _str(user.get("ttclid")))
-        ttp = request.cookies.get(rules.TTP_COOKIE) or _str(user.get("ttp"))
         peer = request.client.host if request.client else None
         # The session row is stored as it is: it gets the same scrubber as an event's fields.
         found = Found()
         landing = scrub_url(url[:MAX_URL], "page.url", found) if url else None
         agent = scrub_text((_str(request.headers.get("user-agent")) or "")[:MAX_UA] or None,
                            "user_agent", found)
+        ids = {key: kept for key, value in rules.ids_from_hit(
+                   self.declared, url, referrer, request.cookies, user).items()
+               if (kept := scrub_id(value, key, found)) is not None}
         ctx = SessionContext(
             session_id=sid,
-            ttclid=scrub_id(rules.ttclid_from_page(url, referrer) or cookie_ttclid, "ttclid",
-                            found),
-            ttp=scrub_id(ttp, "ttp", found) if ttp and len(ttp) <= MAX_TTCLID else None,
+            click_ids=ids,
             ip=rules.client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted),
             user_agent=agent,
             landing_url=landing,
@@ -262,7 +262,7 @@ class CollectEndpoint:
         for hook in self.id_hooks.hooks:
             for key, value in hook(hit).items():
                 kept = scrub_id(value, f"user.{key}", found)
-                if kept is not None and len(kept) <= MAX_TTCLID:
+                if kept is not None and len(kept) <= MAX_CLICK_ID:
                     out[key] = kept
         return out
 
@@ -276,12 +276,14 @@ class CollectEndpoint:
         cookies = [rules.build_cookie(rules.SESSION_COOKIE, ctx.session_id,
                                       self.cfg.session_cookie_days * 86400,
                                       secure=secure, domain=domain)]
-        if ctx.ttclid and rules.cookie_value_ok(ctx.ttclid) and (
-                ctx.ttclid != request.cookies.get(rules.TTCLID_COOKIE)):
-            # Only when it changes: the ttclid's window runs from the ad click.
-            cookies.append(rules.build_cookie(rules.TTCLID_COOKIE, ctx.ttclid,
-                                              self.cfg.ttclid_cookie_days * 86400,
-                                              secure=secure, domain=domain))
+        for spec in self.declared.clicks:
+            assert spec.url_param is not None
+            name, value = rules.click_cookie(spec.url_param), ctx.click_ids.get(spec.key)
+            if value and rules.cookie_value_ok(value) and value != request.cookies.get(name):
+                # Only when it changes: the click's window runs from the ad click.
+                cookies.append(rules.build_cookie(name, value,
+                                                  self.cfg.click_id_cookie_days * 86400,
+                                                  secure=secure, domain=domain))
         return cookies
 
     def _preflight(self, request: Request) -> Response:

@@ -1,4 +1,5 @@
-"""Browser source decisions, pure: client IP, ttclid, cookies, CORS, the tag's embedded config."""
+"""Browser source decisions, pure: client IP, click and browser ids, cookies, CORS, the tag's
+embedded config."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -16,12 +18,11 @@ import orjson
 from pixelrelay.destinations import REGISTRY, Plugin, id_names
 from pixelrelay.destinations.plugin import BrowserHit
 from pixelrelay.destinations.settings import DestinationSettings
-from pixelrelay.model import Consent, ConsentState
-from pixelrelay.pipeline.clickid import ttclid_from_url
+from pixelrelay.model import Consent, ConsentState, IdKey
+from pixelrelay.pipeline.clickid import param_from_url
 
 SESSION_COOKIE = "prx_sid"
-TTCLID_COOKIE = "prx_ttclid"
-TTP_COOKIE = "_ttp"  # set by the TikTok Pixel on the shop's domain
+CLICK_COOKIE_PREFIX = "prx_"  # + a declared click param: the gateway's cookie of that click
 _SESSION_ID = re.compile(r"^s_[0-9a-f]{32}$")
 _COOKIE_SAFE = re.compile(r"^[A-Za-z0-9._~-]{1,512}$")
 CONFIG_MARK = "/*__PIXELRELAY_CONFIG__*/{}"
@@ -88,7 +89,7 @@ def same_site(host_a: str, host_b: str) -> bool:
     """Equal hosts, or one a subdomain of the other (shop.example / www.shop.example).
 
     An approximation of the registrable domain without the public suffix list; it errs
-    towards "not same site", which only means a ttclid is not taken from a referrer.
+    towards "not same site", which only means a click id is not taken from a referrer.
     """
     a, b = host_a.lower().rstrip("."), host_b.lower().rstrip(".")
     if not a or not b:
@@ -96,9 +97,11 @@ def same_site(host_a: str, host_b: str) -> bool:
     return a == b or a.endswith("." + b) or b.endswith("." + a)
 
 
-def ttclid_from_page(page_url: str | None, referrer: str | None) -> str | None:
-    """The landing URL's ttclid, else a same-site referrer's (a redirect that dropped it)."""
-    found = ttclid_from_url(page_url)
+def click_from_page(page_url: str | None, referrer: str | None, param: str,
+                    max_len: int = 512) -> str | None:
+    """The landing URL's click id `param`, else a same-site referrer's (a redirect that
+    dropped it)."""
+    found = param_from_url(page_url, param, max_len)
     if found is not None or not page_url or not referrer:
         return found
     try:
@@ -106,8 +109,14 @@ def ttclid_from_page(page_url: str | None, referrer: str | None) -> str | None:
     except ValueError:
         return None
     if page_host and ref_host and same_site(page_host, ref_host):
-        return ttclid_from_url(referrer)
+        return param_from_url(referrer, param, max_len)
     return None
+
+
+def click_cookie(param: str) -> str:
+    """The gateway's own cookie of a landing click id: prx_<param> (a visitor's cookie set by
+    an older version under that name is read the same)."""
+    return CLICK_COOKIE_PREFIX + param
 
 
 def new_session_id() -> str:
@@ -129,13 +138,13 @@ def choose_session_id(cookie: str | None, hint: str | None) -> str:
 
 
 def cookie_value_ok(value: str) -> bool:
-    """Only values that need no quoting go into Set-Cookie (a ttclid is base64url-like)."""
+    """Only values that need no quoting go into Set-Cookie (a click id is base64url-like)."""
     return _COOKIE_SAFE.match(value) is not None
 
 
-def kept_ttclid(cookie: str | None, claimed: str | None) -> str | None:
-    """The landing ttclid kept for the visitor: the gateway's own cookie, else the one the
-    body hands in as `user.ttclid` (a pixel that keeps it in the shop's first-party cookie:
+def kept_click_id(cookie: str | None, claimed: str | None) -> str | None:
+    """The landing click id kept for the visitor: the gateway's own cookie, else the one the
+    body hands in as `user.<key>` (a pixel that keeps it in the shop's first-party cookie:
     its hits carry no cookie of ours). Only a value that could have been a cookie counts."""
     for value in (cookie, claimed):
         if value is not None and cookie_value_ok(value):
@@ -245,6 +254,46 @@ def tag_config(destinations: Sequence[DestinationSettings], *,
             "given": [param for plugin, _ in types for param in plugin.click_params],
             "bridges": {plugin.type: plugin.bridge.table(d.event_map)
                         for plugin, d in types if plugin.bridge is not None}}
+
+
+@dataclass(frozen=True)
+class DeclaredIds:
+    """The click and browser ids the browser source keeps by their declaration: those of
+    every registered type without a session_ids hook (whose ids a session keeps whatever
+    the config, as a destination added later finds them there)."""
+
+    clicks: tuple[IdKey, ...]  # ids a landing URL's query parameter (url_param) carries
+    cookies: tuple[tuple[str, str, int], ...]  # (its Pixel's cookie, user key, max length)
+
+
+def declared_session_ids() -> DeclaredIds:
+    plugins = [p for p in REGISTRY.values() if p.session_ids is None]
+    limits = {k.key: k.max_len for p in plugins for k in p.ids}
+    return DeclaredIds(
+        tuple(k for p in plugins for k in p.ids if k.url_param is not None),
+        tuple((cookie, key, limits.get(key, 512)) for p in plugins
+              for cookie, key in p.browser_cookies))
+
+
+def ids_from_hit(ids: DeclaredIds, url: str | None, referrer: str | None,
+                 cookies: Mapping[str, str], user: Mapping[str, Any]) -> dict[str, str]:
+    """The declared ids a browser hit shows (unscrubbed): a click id from the landing URL (or
+    a same-site referrer), else the gateway's cookie of it, else the body's user.<key>; a
+    browser id from its Pixel's cookie, else the body's user.<key>."""
+    out: dict[str, str] = {}
+    for spec in ids.clicks:
+        assert spec.url_param is not None
+        claimed = user.get(spec.key)
+        value = (click_from_page(url, referrer, spec.url_param, spec.max_len)
+                 or kept_click_id(cookies.get(click_cookie(spec.url_param)),
+                                  claimed if isinstance(claimed, str) else None))
+        if value:
+            out[spec.key] = value
+    for cookie, key, max_len in ids.cookies:
+        given = cookies.get(cookie) or user.get(key)
+        if isinstance(given, str) and given and len(given) <= max_len:
+            out[key] = given
+    return out
 
 
 @dataclass(frozen=True)

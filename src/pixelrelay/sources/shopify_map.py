@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import phonenumbers
 
+from pixelrelay.destinations import REGISTRY
 from pixelrelay.errors import PixelrelayError
 from pixelrelay.event_ids import checkout_event_id, order_event_id
 from pixelrelay.names import snake_case
@@ -23,7 +24,10 @@ CHECKOUT_TOPIC = "checkouts/create"
 # Above 2**53 a float no longer holds every integer: an 18-digit id that went through a
 # float is already wrong, and sending it would attach the event to someone else's order.
 _MAX_EXACT_FLOAT = 2**53
-_MAX_TTCLID = 512  # what the parser accepts; a longer one would cost the whole event
+# The click ids a landing URL carries (url_param -> user key, the parser's limit: a longer
+# one would cost the whole event), as the destination types declare them.
+_CLICK_PARAMS = tuple((k.url_param, k.key, k.max_len) for p in REGISTRY.values() for k in p.ids
+                      if k.url_param is not None)
 # No shop sells more of one line; the bound keeps every sum of quantities far inside the
 # 64-bit integers SQLite and the JSON encoder can hold.
 MAX_QUANTITY = 2**31 - 1
@@ -166,9 +170,7 @@ def _user(payload: dict[str, Any]) -> dict[str, Any]:
     customer_id = exact_id(customer.get("id"))
     if customer_id is not None:
         user["external_id"] = customer_id
-    ttclid = _ttclid(payload.get("landing_site"))
-    if ttclid is not None:
-        user["ttclid"] = ttclid
+    user.update(_click_ids(payload.get("landing_site")))
     ip = _ip(payload.get("browser_ip")) or _ip(client.get("browser_ip"))
     if ip is not None:
         user["ip"] = ip
@@ -246,18 +248,22 @@ def _ip(v: object) -> str | None:
     return None if address.is_unspecified else str(address)
 
 
-def _ttclid(landing_site: object) -> str | None:
-    """ttclid from the landing URL, which may be absolute, a relative path, or null."""
+def _click_ids(landing_site: object) -> dict[str, str]:
+    """The declared click ids of the landing URL, which may be absolute, a relative path, or
+    null: {user key: value}."""
     text = _text(landing_site)
     if text is None:
-        return None
+        return {}
     try:
-        query = urlsplit(text).query
+        query = parse_qs(urlsplit(text).query)
     except ValueError:  # e.g. an unclosed "[" in the host
-        return None
-    values = parse_qs(query).get("ttclid", [])
-    value = next((v.strip() for v in values if v.strip()), None)
-    return value if value is not None and len(value) <= _MAX_TTCLID else None
+        return {}
+    out: dict[str, str] = {}
+    for param, key, max_len in _CLICK_PARAMS:
+        value = next((v.strip() for v in query.get(param, ()) if v.strip()), None)
+        if value is not None and len(value) <= max_len:
+            out[key] = value
+    return out
 
 
 def _properties(payload: dict[str, Any], name: str, ident: str,

@@ -96,8 +96,11 @@ def pixel_config(settings: Settings, source: SourceSettings, endpoint: str, *,
         # outlives the config, and a destination added later finds its ids on the sessions.
         "cookies": [list(pair) for plugin in REGISTRY.values()
                     for pair in plugin.browser_cookies],
+        # The landing click ids kept in the shop's cookie prx_<param> ([param, user key]).
+        "clicks": [[k.url_param, k.key] for plugin in REGISTRY.values() for k in plugin.ids
+                   if k.url_param is not None],
         "sessionDays": settings.sessions.session_cookie_days,
-        "ttclidDays": settings.sessions.ttclid_cookie_days,
+        "clickDays": settings.sessions.click_id_cookie_days,
         "consentDays": CONSENT_COOKIE_DAYS,
     }
 

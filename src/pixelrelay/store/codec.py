@@ -1,6 +1,8 @@
 """Event <-> bytes for the events table: orjson, lossless for every field of `Event`.
 
 Bodies written by older versions (fewer user keys, warnings as plain strings) still decode.
+The click and browser ids (User.click_ids) are written each under its own key at the user
+level, as every version wrote them, so old bodies and the diagnostics' SQL read them alike.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from pixelrelay.destinations import REGISTRY
 from pixelrelay.errors import Notice, NoticeKind
 from pixelrelay.model import (
     Ad,
@@ -21,31 +24,57 @@ from pixelrelay.model import (
     Page,
     Source,
     User,
+    click_ids_of,
 )
 
-_USER_SCALARS = ("ttclid", "ttp", "ip", "user_agent", "locale", "first_name", "last_name",
-                 "zip_code", "city", "state", "country", "idfa", "idfv", "gaid", "att_status",
-                 "fbc", "fbp")
+_USER_SCALARS = ("ip", "user_agent", "locale", "first_name", "last_name", "zip_code", "city",
+                 "state", "country", "idfa", "idfv", "gaid", "att_status")
 _USER_LISTS = ("email", "phone", "external_id")
+_USER_FIELDS = frozenset((*_USER_SCALARS, *_USER_LISTS))
+
+# The match keys the diagnostics count, one bit each in events.match_keys; the positions are
+# the stored format (a bit never moves; new keys take free ones). Bits 3 and 4 are those of
+# the ids a destination type declares with them (IdKey.match_key_bit).
+_OWN_BITS = {0: "email", 1: "phone", 2: "external_id", 5: "ip_ua", 6: "first_name",
+             7: "last_name", 8: "zip_code", 9: "city", 10: "state", 11: "country"}
 
 
-# The match keys the diagnostics count, one bit each in events.match_keys; the order is the
-# stored format (new keys go at the end).
-MATCH_KEY_BITS = ("email", "phone", "external_id", "ttclid", "ttp", "ip_ua", "first_name",
-                  "last_name", "zip_code", "city", "state", "country")
+def _bits() -> tuple[str, ...]:
+    named = dict(_OWN_BITS)
+    for spec in REGISTRY_IDS.values():
+        if spec.match_key_bit is not None:
+            if spec.match_key_bit in named:
+                raise ValueError(f"match key bit {spec.match_key_bit} taken twice")
+            named[spec.match_key_bit] = spec.key
+    if sorted(named) != list(range(len(named))):
+        raise ValueError(f"match key bits with a gap: {sorted(named)}")
+    return tuple(named[i] for i in range(len(named)))
+
+
+REGISTRY_IDS = {k.key: k for p in REGISTRY.values() for k in p.ids}
+MATCH_KEY_BITS = _bits()
+_ID_BITS = tuple((key, 1 << i) for i, key in enumerate(MATCH_KEY_BITS)
+                 if key in REGISTRY_IDS)
+_OWN_MASKS = tuple(1 << i for i in sorted(_OWN_BITS))
 
 
 def event_facets(event: Event) -> tuple[str, int, int]:
     """What the read models count of an event, stored beside its body so that they need not
     parse it: (channel, enriched 0/1, match-key bits). The same as the body says."""
     u = event.user
-    present = (u.email, u.phone, u.external_id, u.ttclid, u.ttp, u.ip and u.user_agent,
+    present = (u.email, u.phone, u.external_id, u.ip and u.user_agent,
                u.first_name, u.last_name, u.zip_code, u.city, u.state, u.country)
     bits = 0
-    for i, on in enumerate(present):  # a plain loop: a generator here cost 2 µs an event
-        if on:
-            bits |= 1 << i
+    for bit, on in zip(_OWN_MASKS, present, strict=True):  # a plain loop: a generator
+        if on:  # here cost 2 µs an event
+            bits |= bit
+    if u.click_ids:
+        ids = dict(u.click_ids)
+        for key, bit in _ID_BITS:
+            if ids.get(key):
+                bits |= bit
     return str(event.channel), int(event.enriched_from is not None), bits
+
 
 
 def encode_event(event: Event) -> bytes:
@@ -121,6 +150,10 @@ def decode_event(data: bytes) -> Event:
 def _user(u: dict[str, Any]) -> User:
     fields: dict[str, Any] = {k: tuple(u.get(k) or ()) for k in _USER_LISTS}
     fields.update((k, u.get(k)) for k in _USER_SCALARS)
+    # Any other text at the user level is a click or browser id (ttclid... in every version).
+    ids = {k: v for k, v in u.items() if k not in _USER_FIELDS and isinstance(v, str) and v}
+    if ids:
+        fields["click_ids"] = click_ids_of(ids)
     return User(**fields)
 
 

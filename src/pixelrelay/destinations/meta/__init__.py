@@ -48,7 +48,8 @@ class MetaDestination:
         hashed = hash_user(_user_input(event))
         u = event.user
         user = payload.user_data(hashed.user_data, client_ip_address=u.ip,
-                                 client_user_agent=u.user_agent, fbc=u.fbc, fbp=u.fbp)
+                                 client_user_agent=u.user_agent, fbc=u.click_id("fbc"),
+                                 fbp=u.click_id("fbp"))
         built = payload.build_event(
             event_name=dest_event, event_time=event.event_time, event_id=event.event_id,
             action_source=_action_source(event), user_data=user,
@@ -138,7 +139,7 @@ PLUGIN = Plugin(
     emulator_ids=lambda d: (d.platform.pixel_id,),
     source_ids=lambda d: {"web": d.platform.pixel_id},
     bridge=Bridge(read_bridge(__name__), names.bridge_table, pixel_call="fbq('track')"),
-    click_params=(clickids.CLICK_PARAM,),
+    ids=clickids.IDS, click_params=(clickids.CLICK_PARAM,),
     browser_cookies=((clickids.FBP_COOKIE, "fbp"), (clickids.FBC_COOKIE, "fbc")),
     session_ids=clickids.session_ids,
     # meta-capi.md 6: Meta publishes no weights; practitioners rank em > ph > external_id ~

@@ -9,6 +9,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 from pixelrelay.destinations.plugin import BrowserHit
+from pixelrelay.model import IdKey
 
 # Meta's Parameter Builder: "generated server-side without a cookie -> use 1" (example.com).
 SERVER_SUBDOMAIN_INDEX = 1
@@ -47,6 +48,11 @@ _VALUE = re.compile(r"^[A-Za-z0-9._~-]{1,500}$")
 _FBP = re.compile(r"^fb\.\d+\.\d+\.\d+(\.[A-Za-z0-9_-]+)?$")
 CLICK_PARAM = "fbclid"
 FBC_COOKIE, FBP_COOKIE = "_fbc", "_fbp"
+IDS = (
+    IdKey("fbc", "Meta's click id (the _fbc cookie, fb.1.<ms>.<fbclid>), sent to Meta as "
+                 "given."),
+    IdKey("fbp", "The _fbp cookie of Meta's Pixel, sent to Meta as given."),
+)
 
 
 def fbclid_from_url(url: str | None) -> str | None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pixelrelay.destinations.base import HttpRequest, HttpResponse, Outcome
 from pixelrelay.destinations.plugin import Bridge, Plugin, read_bridge
 from pixelrelay.destinations.settings import DestinationSettings
-from pixelrelay.destinations.tiktok import codes
+from pixelrelay.destinations.tiktok import codes, ids
 from pixelrelay.destinations.tiktok import preflight as tiktok_preflight
 from pixelrelay.destinations.tiktok import settings as tiktok_settings
 from pixelrelay.destinations.tiktok.mapping import (
@@ -115,8 +115,8 @@ PLUGIN = Plugin(
     sandbox=_sandbox, preflight=tiktok_preflight.findings,
     emulator_ids=lambda d: d.platform.ids(), source_ids=_source_ids,
     bridge=Bridge(read_bridge(__name__), bridge_table, pixel_call="ttq.track"),
-    # Its ids are kept by the sessions' own ttclid and ttp columns (no session_ids hook).
-    click_params=("ttclid",), browser_cookies=(("_ttp", "ttp"),),
+    # Its ids are kept with sessions by their declaration (no session_ids hook).
+    ids=ids.IDS, click_params=(ids.CLICK_PARAM,), browser_cookies=((ids.TTP_COOKIE, "ttp"),),
     # TikTok matches best on ttclid (the click itself) and hashed email/phone; ttp,
     # external_id and IP + user agent help less, and name, zip and address only together with
     # others. An estimate, not TikTok's own EMQ.

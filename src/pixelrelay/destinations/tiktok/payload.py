@@ -8,10 +8,10 @@ from typing import Any
 
 import orjson
 
+from pixelrelay.destinations.tiktok.ids import OWN_KEYS
 from pixelrelay.model import Ad, App, ConsentState, Event, Lead, Source
 
 PARTNER_NAME = "pixelrelay"
-_OTHER_IDS = frozenset({"fbc", "fbp"})
 TRACK_PATH = "/open_api/v1.3/event/track/"
 
 
@@ -21,8 +21,10 @@ def build_item(event: Event, tiktok_event: str) -> dict[str, Any]:
     item: dict[str, Any] = {"event": tiktok_event, "event_time": event.event_time,
                             "event_id": event.event_id}
     user = event.user.given()
-    if "fbc" in user or "fbp" in user:  # another platform's ids: not TikTok's business
-        user = {k: v for k, v in user.items() if k not in _OTHER_IDS}
+    foreign = [k for k, _ in event.user.click_ids if k not in OWN_KEYS]
+    if foreign:  # another platform's ids: not TikTok's business
+        for key in foreign:
+            del user[key]
     if user:
         item["user"] = user
     pg = event.page

@@ -6,10 +6,11 @@
   'use strict';
   // Filled by `pixelrelay shopify-pixel`: endpoint, site key, content_id choice, the first
   // destination's names of the events, the Pixels to load (type -> pixel id) and their
-  // bridges' name tables, the destination types' cookies ([[cookie, user key]]), cookie
-  // lifetimes.
+  // bridges' name tables, the destination types' cookies ([[cookie, user key]]) and
+  // landing click ids ([[URL parameter, user key]]), cookie lifetimes.
   var CONFIG = /*__PIXELRELAY_CONFIG__*/{};
   var G = typeof self !== 'undefined' ? self : this;
+  var CLICKS = CONFIG.clicks || [];
   var HOLD_MAX = 100;
   var S = {
     consent: 'unknown', // 'granted' | 'denied' | 'unknown' (not answered yet: events held)
@@ -18,8 +19,8 @@
     held: [], // [work, workWhenDenied] waiting for the cookies or the visitor's answer
     sid: null, // prx_sid: the session, kept in the shop's cookie once marketing is allowed
     pageSid: null, // a session for this page load only (a visitor who said no)
-    ttclid: null,
-    landingTtclid: null,
+    clicks: {}, // user key -> the landing click id kept in the shop's cookie prx_<param>
+    landing: {}, // user key -> the click id this page's URL carries
     ids: {}, // user key -> the shop's cookie the destination types declare (_ttp, _fbp...)
     remembered: null, // prx_consent: the visitor's last explicit answer
     cart: null, // the cart token, linked with the first hit of a page load
@@ -148,17 +149,20 @@
   function keepSession() {
     S.sid = S.sid || newSid();
     setCookie('prx_sid', S.sid, CONFIG.sessionDays || 1); // rolling, as the gateway's was
-    if (S.landingTtclid && S.landingTtclid !== S.ttclid) {
-      S.ttclid = S.landingTtclid;
-      setCookie('prx_ttclid', S.ttclid, CONFIG.ttclidDays || 30); // from the ad click
+    for (var i = 0; i < CLICKS.length; i++) {
+      var key = CLICKS[i][1], landed = S.landing[key];
+      if (landed && landed !== S.clicks[key]) {
+        S.clicks[key] = landed; // the window runs from the ad click
+        setCookie('prx_' + CLICKS[i][0], landed, CONFIG.clickDays || 30);
+      }
     }
   }
 
   function forget() {
     S.sid = null;
-    S.ttclid = null;
+    S.clicks = {};
     setCookie('prx_sid', '', 0);
-    setCookie('prx_ttclid', '', 0);
+    for (var i = 0; i < CLICKS.length; i++) { setCookie('prx_' + CLICKS[i][0], '', 0); }
   }
 
   function tell() {
@@ -194,7 +198,9 @@
     if (S.consent === 'granted') {
       body.sid = S.sid;
       var u = body.user = body.user || {};
-      if (S.ttclid && !u.ttclid) { u.ttclid = S.ttclid; }
+      for (var c in S.clicks) {
+        if (own(S.clicks, c) && S.clicks[c] && !u[c]) { u[c] = S.clicks[c]; }
+      }
       for (var key in S.ids) {
         if (own(S.ids, key) && S.ids[key] && !u[key]) { u[key] = S.ids[key]; }
       }
@@ -388,7 +394,7 @@
 
   S.page = L.href ? {url: String(L.href), referrer: D.referrer || undefined} : null;
   S.origin = L.origin || null;
-  S.landingTtclid = param(L.href, 'ttclid');
+  for (var c = 0; c < CLICKS.length; c++) { S.landing[CLICKS[c][1]] = param(L.href, CLICKS[c][0]); }
   S.cart = plain(obj(obj(I.data).cart).id);
   var initial = answered(I.customerPrivacy, false);
   var privacy = (typeof customerPrivacy !== 'undefined' && customerPrivacy) ||
@@ -399,14 +405,15 @@
     });
   }
   function id(v) { return v && /^[A-Za-z0-9._~-]{1,512}$/.test(v) ? v : null; }
-  var declared = CONFIG.cookies || [];
-  Promise.all(['prx_sid', 'prx_ttclid', 'prx_consent', 'cart']
+  var declared = CONFIG.cookies || [], n = CLICKS.length;
+  Promise.all(['prx_sid', 'prx_consent', 'cart']
+    .concat(CLICKS.map(function (c) { return 'prx_' + c[0]; }))
     .concat(declared.map(function (c) { return c[0]; })).map(getCookie)).then(function (v) {
       S.sid = /^s_[0-9a-f]{32}$/.test(v[0] || '') ? v[0] : null;
-      S.ttclid = id(v[1]);
-      S.remembered = v[2];
-      S.cart = S.cart || plain(v[3]);
-      for (var i = 0; i < declared.length; i++) { S.ids[declared[i][1]] = id(v[4 + i]); }
+      S.remembered = v[1];
+      S.cart = S.cart || plain(v[2]);
+      for (var i = 0; i < n; i++) { S.clicks[CLICKS[i][1]] = id(v[3 + i]); }
+      for (var j = 0; j < declared.length; j++) { S.ids[declared[j][1]] = id(v[3 + n + j]); }
       S.ready = true;
       var state = S.consent !== 'unknown' ? S.consent :
         initial || (S.remembered === 'denied' ? 'denied' : 'unknown');

@@ -100,7 +100,7 @@ def _pick(rows: list[tuple[Any, ...]]) -> Found | None:
             return _context(found[0][3:]), _HOW[how]
     best: tuple[Any, ...] | None = None
     for r in sorted((r for r in rows if r[2] == "identity"), key=lambda r: r[1]):
-        if best is None or r[10] > best[10]:
+        if best is None or r[8] > best[8]:
             best = r
     return None if best is None else (_context(best[3:]), EnrichedFrom.IDENTITY)
 
@@ -111,13 +111,12 @@ async def _one(conn: Conn, sql: str, params: tuple[Any, ...]) -> SessionContext 
 
 
 def _context(row: Sequence[Any]) -> SessionContext:
-    consent, at, source = consent_from_text(row[8])
-    return SessionContext(session_id=row[0], ttclid=row[1], ttp=row[2], ip=row[3],
-                          user_agent=row[4], landing_url=row[5], first_seen=row[6],
-                          last_seen=row[7], consent=consent, consent_at=at,
-                          consent_source=source, click_ids=click_ids_from(row[9]))
+    consent, at, source = consent_from_text(row[6])
+    return SessionContext(session_id=row[0], ip=row[1], user_agent=row[2], landing_url=row[3],
+                          first_seen=row[4], last_seen=row[5], consent=consent, consent_at=at,
+                          consent_source=source, click_ids=click_ids_from(row[7]))
 
 
 def _row(c: SessionContext) -> tuple[Any, ...]:
-    return (c.session_id, c.ttclid, c.ttp, c.ip, c.user_agent, c.landing_url, c.first_seen,
-            c.last_seen, consent_to_text(c), click_ids_to_text(c))
+    return (c.session_id, c.ip, c.user_agent, c.landing_url, c.first_seen, c.last_seen,
+            consent_to_text(c), click_ids_to_text(c))

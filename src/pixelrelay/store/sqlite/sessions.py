@@ -84,13 +84,12 @@ def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Session
     row = conn.execute(sql, params).fetchone()
     if row is None or row[0] is None:  # no row, or by_identity's aggregate found none
         return None
-    consent, at, source = consent_from_text(row[8])
-    return SessionContext(session_id=row[0], ttclid=row[1], ttp=row[2], ip=row[3],
-                          user_agent=row[4], landing_url=row[5], first_seen=row[6],
-                          last_seen=row[7], consent=consent, consent_at=at,
-                          consent_source=source, click_ids=click_ids_from(row[9]))
+    consent, at, source = consent_from_text(row[6])
+    return SessionContext(session_id=row[0], ip=row[1], user_agent=row[2], landing_url=row[3],
+                          first_seen=row[4], last_seen=row[5], consent=consent, consent_at=at,
+                          consent_source=source, click_ids=click_ids_from(row[7]))
 
 
 def _row(c: SessionContext) -> tuple[Any, ...]:
-    return (c.session_id, c.ttclid, c.ttp, c.ip, c.user_agent, c.landing_url, c.first_seen,
-            c.last_seen, consent_to_text(c), click_ids_to_text(c))
+    return (c.session_id, c.ip, c.user_agent, c.landing_url, c.first_seen, c.last_seen,
+            consent_to_text(c), click_ids_to_text(c))

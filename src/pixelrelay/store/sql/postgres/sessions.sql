@@ -1,29 +1,27 @@
 -- Named queries of the PostgreSQL session store (store/postgres/sessions.py).
 
 -- name: get
-SELECT session_id, ttclid, ttp, ip, user_agent, landing_url, first_seen, last_seen, consent,
-       click_ids
+SELECT session_id, ip, user_agent, landing_url, first_seen, last_seen, consent, click_ids
   FROM sessions WHERE session_id = %s
 
 -- name: get_for_update
 -- merge_context reads, merges and writes back: the row lock makes concurrent hits of one
 -- session (two API processes) merge one after the other instead of losing one.
-SELECT session_id, ttclid, ttp, ip, user_agent, landing_url, first_seen, last_seen, consent,
-       click_ids
+SELECT session_id, ip, user_agent, landing_url, first_seen, last_seen, consent, click_ids
   FROM sessions WHERE session_id = %s
    FOR UPDATE
 
 -- name: insert_new
 -- The first hit of a session; a concurrent first hit that won leaves nothing inserted here.
-INSERT INTO sessions (session_id, ttclid, ttp, ip, user_agent, landing_url, first_seen,
-                      last_seen, consent, click_ids)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)
+INSERT INTO sessions (session_id, ip, user_agent, landing_url, first_seen, last_seen,
+                      consent, click_ids)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb)
 ON CONFLICT (session_id) DO NOTHING
 
 -- name: update
 UPDATE sessions
-   SET ttclid = %s, ttp = %s, ip = %s, user_agent = %s, landing_url = %s, first_seen = %s,
-       last_seen = %s, consent = %s, click_ids = %s::jsonb
+   SET ip = %s, user_agent = %s, landing_url = %s, first_seen = %s, last_seen = %s,
+       consent = %s, click_ids = %s::jsonb
  WHERE session_id = %s
 
 -- name: link_token
@@ -51,8 +49,8 @@ DELETE FROM session_identities WHERE linked_at < %(cutoff)s
 -- per key (lookup i, its seq-th key) the session by id, by a linked token, or the most
 -- recently seen one linked to an identity since the cut-off. Python picks by the order of
 -- preference (store/postgres/sessions.py), as SQLite's one query per key does.
-SELECT k.i, k.seq, k.how, s.session_id, s.ttclid, s.ttp, s.ip, s.user_agent, s.landing_url,
-       s.first_seen, s.last_seen, s.consent, s.click_ids
+SELECT k.i, k.seq, k.how, s.session_id, s.ip, s.user_agent, s.landing_url, s.first_seen,
+       s.last_seen, s.consent, s.click_ids
   FROM unnest(%(i)s::integer[], %(seq)s::integer[], %(how)s::text[], %(a)s::text[],
               %(b)s::text[]) AS k (i, seq, how, a, b)
   CROSS JOIN LATERAL (

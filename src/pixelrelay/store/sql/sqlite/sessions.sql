@@ -1,18 +1,16 @@
 -- Named queries of the SQLite session store (store/sqlite/sessions.py).
 
 -- name: get
-SELECT session_id, ttclid, ttp, ip, user_agent, landing_url, first_seen, last_seen, consent,
-       click_ids
+SELECT session_id, ip, user_agent, landing_url, first_seen, last_seen, consent, click_ids
   FROM sessions WHERE session_id = ?
 
 -- name: upsert
-INSERT OR REPLACE INTO sessions (session_id, ttclid, ttp, ip, user_agent, landing_url,
-                                 first_seen, last_seen, consent, click_ids)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT OR REPLACE INTO sessions (session_id, ip, user_agent, landing_url, first_seen,
+                                 last_seen, consent, click_ids)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: by_token
-SELECT session_id, ttclid, ttp, ip, user_agent, landing_url, first_seen, last_seen, consent,
-       click_ids
+SELECT session_id, ip, user_agent, landing_url, first_seen, last_seen, consent, click_ids
   FROM sessions
  WHERE session_id = (SELECT session_id FROM session_tokens WHERE kind = ? AND token = ?)
 
@@ -21,8 +19,8 @@ SELECT session_id, ttclid, ttp, ip, user_agent, landing_url, first_seen, last_se
 -- ORDER BY ... LIMIT 1: SQLite takes the bare columns from the row holding the max, and
 -- spares the temporary b-tree a sort opens on every call (40 % of this lookup's cost). With
 -- no match the one row is all NULL.
-SELECT s.session_id, s.ttclid, s.ttp, s.ip, s.user_agent, s.landing_url, s.first_seen,
-       max(s.last_seen), s.consent, s.click_ids
+SELECT s.session_id, s.ip, s.user_agent, s.landing_url, s.first_seen, max(s.last_seen),
+       s.consent, s.click_ids
   FROM session_identities AS i JOIN sessions AS s ON s.session_id = i.session_id
  WHERE i.identity = ? AND i.linked_at >= ?
 
