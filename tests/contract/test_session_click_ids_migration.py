@@ -1,6 +1,6 @@
 """A database at the version before the sessions' click ids became one map (SQLite 15,
 PostgreSQL 6) migrates with its sessions' ids kept: the ttclid and ttp columns move into
-click_ids beside the ids already there."""
+click_ids beside the ids already there; identity links under the old form go."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 
+from pixelrelay.pipeline.enrich import Lookup
 from pixelrelay.store import open_store
 from pixelrelay.store.migrate import migrations
 from pixelrelay.store.sqlite.store import _statements
@@ -69,5 +70,8 @@ async def test_an_old_database_keeps_its_sessions_click_ids(engine: str, tmp_pat
                 got = await store.get_session(sid)
                 assert got is not None and got.click_ids == want, sid
                 assert (got.ip, got.user_agent, got.last_seen) == ("192.0.2.1", "UA", 2)
+            # Links under the old form (a platform's SHA-256) are gone.
+            old_link = Lookup(None, (), ("email:" + "a" * 64,))
+            assert await store.find_sessions([old_link], 0.0) == [None]
         finally:
             await store.close()

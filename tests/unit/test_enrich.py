@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from pixelrelay.model import (
     Channel,
     Consent,
@@ -16,6 +19,7 @@ from pixelrelay.pipeline.enrich import (
     EnrichedFrom,
     SessionContext,
     enrich,
+    identity,
     lookup_for,
     merge_context,
     take_consent,
@@ -63,7 +67,12 @@ def test_lookup_offers_session_tokens_and_hashed_identities() -> None:
     lk = lookup_for(e)
     assert lk.session_id == "s_1"
     assert lk.tokens == (("cart_token", "c1"),)
-    assert lk.identities == (f"email:{H1}", f"external_id:{H2}")  # phones are not identities
+    # Keyed hashes of the stored digests, not the digests a platform matches on; phones are
+    # not identities.
+    assert lk.identities == (identity("email", H1), identity("external_id", H2))
+    assert identity("email", H1) == "email:" + hmac.new(
+        b"pixelrelay/identity", H1.encode(), hashlib.sha256).hexdigest()
+    assert H1 not in "".join(lk.identities) and H2 not in "".join(lk.identities)
     assert lookup_for(ev()).empty
     assert lookup_for(ev(properties={"cart_token": 5})).empty
 

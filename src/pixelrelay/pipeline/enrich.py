@@ -3,6 +3,7 @@ destination types declare) and its consent onto events that lack them."""
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import field, replace
 from enum import StrEnum
 from typing import Any
@@ -49,7 +50,7 @@ class Lookup:
 
     session_id: str | None
     tokens: tuple[tuple[str, str], ...]  # (kind, token)
-    identities: tuple[str, ...]  # "email:<hex>" / "external_id:<hex>"
+    identities: tuple[str, ...]  # "email:<hex>" / "external_id:<hex>": see identity_keys
 
     @property
     def empty(self) -> bool:
@@ -72,11 +73,23 @@ def take_consent(event: Event, context: SessionContext | None) -> Event:
     return replace(event, consent=replace(context.consent, region=region, basis=BASIS_SESSION))
 
 
+# The key of the identities' HMAC: fixed, as the links must outlive a restart; what it keeps
+# apart is a session link from the digest a platform matches on, not a secret.
+IDENTITY_KEY = b"pixelrelay/identity"
+
+
+def identity(kind: str, digest: str) -> str:
+    """A session identity: "<kind>:" and the HMAC-SHA256 (hex) of the stored digest of the
+    normalised email or external_id, so that no destination's own match key is kept with a
+    session."""
+    return f"{kind}:{hmac.digest(IDENTITY_KEY, digest.encode(), 'sha256').hex()}"
+
+
 def identity_keys(event: Event) -> tuple[str, ...]:
-    """Identities are the event's hashed email and external_id (phones are shared too often
+    """Identities are the event's email and external_id, keyed (phones are shared too often
     between household members to stand for one browser)."""
-    return (*(f"email:{h}" for h in event.user.email),
-            *(f"external_id:{h}" for h in event.user.external_id))
+    return (*(identity("email", h) for h in event.user.email),
+            *(identity("external_id", h) for h in event.user.external_id))
 
 
 def token_keys(event: Event) -> tuple[tuple[str, str], ...]:

@@ -9,3 +9,8 @@ UPDATE sessions
 UPDATE sessions SET click_ids = NULL WHERE click_ids = '{}';
 ALTER TABLE sessions DROP COLUMN ttclid;
 ALTER TABLE sessions DROP COLUMN ttp;
+-- Identity links are now keyed hashes of the normalised email / external_id (HMAC-SHA256,
+-- pipeline/enrich.py identity_keys), no longer the SHA-256 a platform matches on. Links
+-- under the old form cannot be converted (a keyed hash of what?): they go, and server
+-- events re-create theirs.
+DELETE FROM session_identities;
