@@ -56,6 +56,10 @@ MATCH_KEY_BITS = _bits()
 _ID_BITS = tuple((key, 1 << i) for i, key in enumerate(MATCH_KEY_BITS)
                  if key in REGISTRY_IDS)
 _OWN_MASKS = tuple(1 << i for i in sorted(_OWN_BITS))
+# For the window coverage of rows stored without match_keys (read from the body instead):
+# the user key of each declared id's bit, as the query's parameters id_key_<bit>.
+ID_KEY_PARAMS = {f"id_key_{i}": key for i, key in enumerate(MATCH_KEY_BITS)
+                 if key in REGISTRY_IDS}
 
 
 def event_facets(event: Event) -> tuple[str, int, int]:
@@ -150,7 +154,7 @@ def decode_event(data: bytes) -> Event:
 def _user(u: dict[str, Any]) -> User:
     fields: dict[str, Any] = {k: tuple(u.get(k) or ()) for k in _USER_LISTS}
     fields.update((k, u.get(k)) for k in _USER_SCALARS)
-    # Any other text at the user level is a click or browser id (ttclid... in every version).
+    # Any other text at the user level is a click or browser id (as every version wrote them).
     ids = {k: v for k, v in u.items() if k not in _USER_FIELDS and isinstance(v, str) and v}
     if ids:
         fields["click_ids"] = click_ids_of(ids)

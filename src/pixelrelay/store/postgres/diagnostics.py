@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from pixelrelay.store import rollup
+from pixelrelay.store.codec import ID_KEY_PARAMS
 from pixelrelay.store.postgres.writer import Conn, UsesConnections, unstorable
 from pixelrelay.store.queries import queries
 from pixelrelay.store.rows import (
@@ -163,7 +164,7 @@ async def _window(conn: Conn, since: float, bucket_s: float,
 
 async def _range(conn: Conn, lo: float, hi: float) -> WindowRows:
     """The window queries over [lo, hi): one minute to store, or a part scanned exactly."""
-    params = {"lo": lo, "hi": hi}
+    params = {"lo": lo, "hi": hi, **ID_KEY_PARAMS}
     out = WindowRows()
     for name in rollup.RANGE_FIELDS:
         setattr(out, name, await (await conn.execute(Q[f"window_{name}"], params)).fetchall())

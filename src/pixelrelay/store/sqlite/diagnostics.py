@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 import orjson
 
 from pixelrelay.store import rollup
+from pixelrelay.store.codec import ID_KEY_PARAMS
 from pixelrelay.store.queries import queries
 from pixelrelay.store.rows import (
     LATENCY_SAMPLE,
@@ -136,7 +137,7 @@ def _window(conn: sqlite3.Connection, since: float, bucket_s: float,
 
 def _range(conn: sqlite3.Connection, lo: float, hi: float) -> WindowRows:
     """The window queries over [lo, hi): one minute to store, or a part scanned exactly."""
-    params = {"lo": lo, "hi": hi}
+    params = {"lo": lo, "hi": hi, **ID_KEY_PARAMS}
     out = WindowRows()
     for name in rollup.RANGE_FIELDS:
         setattr(out, name, conn.execute(Q[f"window_{name}"], params).fetchall())

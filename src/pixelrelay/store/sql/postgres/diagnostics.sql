@@ -80,7 +80,8 @@ SELECT d.destination, e.name, d.dead_reason, d.last_code, d.last_message, count(
 -- counted in the range of its newest such delivery (a replayed one restarts created_at).
 -- Each key from events.match_keys (bit i = store.codec.MATCH_KEY_BITS[i]), else the body:
 -- a list counts when it is a non-empty array (SQLite's json_array_length is 0 otherwise),
--- a scalar when it is present, not null and not empty.
+-- a scalar when it is present, not null and not empty. Bits 3 and 4 are click and browser
+-- ids a destination type declares, named by id_key_3 and id_key_4 (store.codec.ID_KEY_PARAMS).
 SELECT e.name, min(r.dest_event), count(*),
        count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN jsonb_typeof(e.body #> '{user,email}') = 'array' AND jsonb_array_length(e.body #> '{user,email}') > 0
                               ELSE (e.match_keys & 1) <> 0 END),
@@ -88,9 +89,9 @@ SELECT e.name, min(r.dest_event), count(*),
                               ELSE (e.match_keys & 2) <> 0 END),
        count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN jsonb_typeof(e.body #> '{user,external_id}') = 'array' AND jsonb_array_length(e.body #> '{user,external_id}') > 0
                               ELSE (e.match_keys & 4) <> 0 END),
-       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body #>> '{user,ttclid}', '') <> ''
+       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body -> 'user' ->> %(id_key_3)s, '') <> ''
                               ELSE (e.match_keys & 8) <> 0 END),
-       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body #>> '{user,ttp}', '') <> ''
+       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body -> 'user' ->> %(id_key_4)s, '') <> ''
                               ELSE (e.match_keys & 16) <> 0 END),
        count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body #>> '{user,ip}', '') <> '' AND coalesce(e.body #>> '{user,user_agent}', '') <> ''
                               ELSE (e.match_keys & 32) <> 0 END),

@@ -70,7 +70,9 @@ SELECT d.destination, e.name, d.dead_reason, d.last_code, d.last_message, count(
 -- name: window_coverage
 -- Coverage of what is (or will be) sent: events with a delivered or pending delivery, each
 -- counted in the range of its newest such delivery (a replayed one restarts created_at).
--- Each key from events.match_keys (bit i = store.codec.MATCH_KEY_BITS[i]), else the body.
+-- Each key from events.match_keys (bit i = store.codec.MATCH_KEY_BITS[i]), else the body;
+-- bits 3 and 4 are click and browser ids a destination type declares, named by :id_key_3 and
+-- :id_key_4 (store.codec.ID_KEY_PARAMS).
 SELECT e.name, min(r.dest_event), count(*),
        sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_array_length(CAST(e.body AS TEXT), '$.user.email'), 0) > 0
                 ELSE (e.match_keys & 1) != 0 END),
@@ -78,9 +80,9 @@ SELECT e.name, min(r.dest_event), count(*),
                 ELSE (e.match_keys & 2) != 0 END),
        sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_array_length(CAST(e.body AS TEXT), '$.user.external_id'), 0) > 0
                 ELSE (e.match_keys & 4) != 0 END),
-       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.ttclid'), '') != ''
+       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.' || :id_key_3), '') != ''
                 ELSE (e.match_keys & 8) != 0 END),
-       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.ttp'), '') != ''
+       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.' || :id_key_4), '') != ''
                 ELSE (e.match_keys & 16) != 0 END),
        sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.ip'), '') != '' AND coalesce(json_extract(CAST(e.body AS TEXT), '$.user.user_agent'), '') != ''
                 ELSE (e.match_keys & 32) != 0 END),
