@@ -228,7 +228,7 @@ class _Reader:
         self.record(ConfigError(path, reason))
 
     def record(self, error: ConfigError) -> None:
-        # One problem a key: a required pixel_code that is missing is not also malformed.
+        # One problem a key: a required id that is missing is not also malformed.
         if all(e.key != error.key for e in self.errors):
             self.errors.append(error)
 

@@ -21,7 +21,7 @@
     pageSid: null, // a session for this page load only (a visitor who said no)
     clicks: {}, // user key -> the landing click id kept in the shop's cookie prx_<param>
     landing: {}, // user key -> the click id this page's URL carries
-    ids: {}, // user key -> the shop's cookie the destination types declare (_ttp, _fbp...)
+    ids: {}, // user key -> the value of a Pixel's cookie the destination types declare
     remembered: null, // prx_consent: the visitor's last explicit answer
     cart: null, // the cart token, linked with the first hit of a page load
     cartLinked: false,
