@@ -599,6 +599,11 @@ def _declared_ids() -> list[IdKey]:
     return [k for plugin in REGISTRY.values() for k in plugin.ids]
 
 
+def _attribution_click_ids() -> list[str]:
+    """The ad click ids (user keys) the registered types tie a purchase to its ad click by."""
+    return sorted({p.attribution_click_id for p in REGISTRY.values() if p.attribution_click_id})
+
+
 def _example_click() -> dict[str, str]:
     """An example's landing click id: the first declared one's (a made-up value)."""
     return next(({k.key: "E.C.P.CvQBA"} for k in _declared_ids() if k.url_param), {})
@@ -700,9 +705,22 @@ def _diagnostics_schemas() -> dict[str, Schema]:
                     "event": STR, "events": INT, "counts": ref("MatchKeyCounts"),
                     "coverage": ref("MatchKeyShares"), "score": NUM},
                     ["event", "events", "counts", "coverage", "score"])),
-                "purchases": INT, "purchases_with_ttclid": INT},
+                "by_destination": array(closed({
+                    "destination": STR, "score": NUM,
+                    "weights": closed(
+                        {k: NUM for k in sorted({k for p in REGISTRY.values()
+                                                 for k in p.match_weights})},
+                        description="Its type's weight of each match key.")},
+                    ["destination", "weights", "score"])),
+                "purchases": INT,
+                "purchases_with_click_id": closed(
+                    {k: INT for k in _attribution_click_ids()},
+                    description="Purchases carrying each configured type's ad click id, by "
+                                "its user key."),
+                # Deprecated aliases for one release: purchases_with_<click id>.
+                **{f"purchases_with_{k}": INT for k in _attribution_click_ids()}},
                 ["events", "counts", "coverage", "score", "weights", "by_event", "purchases",
-                 "purchases_with_ttclid"]),
+                 "purchases_with_click_id"]),
             "dedup_readiness": closed({"server_events": INT, "also_from_browser": INT,
                                        "share": share},
                                       ["server_events", "also_from_browser", "share"]),
