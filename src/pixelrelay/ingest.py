@@ -97,8 +97,11 @@ class Ingestor:
         self.id_names = id_names(settings.destinations)
         self.id_type = settings.destinations[0].type if settings.destinations else None
         self._purchases = purchase_names()
-        # Plaintext personal keys are kept (in memory) only when a destination hashes them.
-        self._keep_plain = any(REGISTRY[d.type].hashes_plaintext for d in settings.destinations)
+        # Plaintext personal keys are kept (in memory) only when a destination type hashes
+        # them its own way; each such type makes its user object once, stored with the event.
+        self._user_hashers = {d.type: hasher for d in settings.destinations
+                              if (hasher := REGISTRY[d.type].hash_user) is not None}
+        self._keep_plain = bool(self._user_hashers)
 
     async def accept(self, raw_events: Sequence[object], *,
                      channel: Channel = Channel.SERVER,
@@ -215,12 +218,22 @@ class Ingestor:
         if assume is not None and event.consent.is_empty:
             event = replace(event, consent=replace(assume, region=event.consent.region,
                                                    basis=BASIS_ASSUMED))
-        stated = with_region(event)
+        # Hashed before consent is applied, which removes them with the rest when it says no.
+        stated = self._with_hashed_users(with_region(event))
         event = apply_consent(stated, self.require_consent_in)
         # A later copy merges as it came, before its consent is applied: the merged event's
         # consent (the first copy's own answer may win, pipeline.copies) decides what stays.
         return NewEvent(event, self._routes(event, dests, now),
                         merge=functools.partial(self._merge, stated, dests, now))
+
+    def _with_hashed_users(self, event: Event) -> Event:
+        """The event with the user object of each destination type that hashes its own way
+        (Event.hashed_users), made from the plaintext view; an empty one is not kept."""
+        if event.plain is None or not self._user_hashers:
+            return event
+        hashed = {kind: user for kind, hasher in self._user_hashers.items()
+                  if (user := hasher(event))}
+        return replace(event, hashed_users=hashed) if hashed else event
 
     def _routes(self, event: Event, dests: Sequence[Destination],
                 now: float) -> tuple[Route, ...]:

@@ -268,6 +268,10 @@ class Event:
     # The personal match keys in plaintext for the destinations to hash (in memory only:
     # the codec never writes it; an event read back from the store has None).
     plain: PlainUser | None = field(default=None, compare=False)
+    # The user objects the destination types that hash their own way made of `plain` after
+    # consent (type -> its hashed keys, each a list of digests): stored with the event, so a
+    # replay or a later copy's merge sends them what it hashed, not a set in another format.
+    hashed_users: JSON = field(default_factory=dict)
 
 
 class DeliveryState(StrEnum):

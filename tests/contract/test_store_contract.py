@@ -371,7 +371,8 @@ def test_codec_round_trips_every_field() -> None:
         app=App("343200656", "Shop", "1.2"), ad=Ad(callback="cb", is_retargeting=False),
         lead=Lead("7403", "HubSpot"), device={"platform": "iOS"}, limited_data_use=True,
         test_event_code="TEST1", copies=("shopify",),
-        plain=PlainUser(email=("jane@example.com",), phone=("+4917012345678",)))
+        plain=PlainUser(email=("jane@example.com",), phone=("+4917012345678",)),
+        hashed_users={"meta": {"em": ["a" * 64], "ph": ["9" * 64]}})
     assert decode_event(encode_event(event)) == event
     assert decode_event(encode_event(Event("X", "1", 1))) == Event("X", "1", 1)
     # A field added to Event (or User) later must be added to the codec too, except the

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from pixelrelay.destinations.base import Destination
 from pixelrelay.destinations.settings import DestinationSettings, SettingsReader
-from pixelrelay.model import IdKey
+from pixelrelay.model import JSON, Event, IdKey
 from pixelrelay.records import record
 
 
@@ -97,9 +97,10 @@ class Plugin:
     default_incoming: frozenset[str]  # the incoming names its default map knows
     default_names: frozenset[str]  # the names its default map sends
     known_codes: frozenset[int]  # the answer codes it classifies
-    # Whether it hashes the personal keys its own way from plaintext (Event.plain); False:
-    # the stored hash set (SHA-256 of the normalised values, phone E.164 with +) is its own.
-    hashes_plaintext: bool
+    # Its user object of hashed personal keys, made from the plaintext view (Event.plain)
+    # after consent and stored with the event (Event.hashed_users[type]). None: the stored
+    # hash set (SHA-256 of the normalised values, phone E.164 with +) is its own.
+    hash_user: Callable[[Event], JSON] | None
     # A destination on this type's emulator in the `serve` process at the base URL (sandbox).
     sandbox: Callable[[str], DestinationSettings]
     # `check`'s findings about one destination: (error | warning, key under it, message).
@@ -141,3 +142,7 @@ class Plugin:
     # registry is built, and gives the incoming names its defaults then know (its
     # default_incoming from then on). None: its defaults need none.
     adopt_names: Callable[[Mapping[str, str]], frozenset[str]] | None = None
+
+    @property
+    def hashes_plaintext(self) -> bool:
+        return self.hash_user is not None

@@ -51,8 +51,10 @@ def apply_consent(event: Event, require_in_regions: frozenset[str]) -> Event:
                     ad_personalization=c.ad_personalization or _DENIED, region=c.region,
                     basis=c.basis if c.marketing is not None else BASIS_REGION)
         event = dataclasses.replace(event, consent=c)
-    if c.ad_user_data is _DENIED and (event.user.has_personal_data or event.plain is not None):
-        event = dataclasses.replace(event, user=event.user.without_personal_data(), plain=None)
+    if c.ad_user_data is _DENIED and (event.user.has_personal_data or event.plain is not None
+                                      or event.hashed_users):
+        event = dataclasses.replace(event, user=event.user.without_personal_data(), plain=None,
+                                    hashed_users={})
     return event
 
 

@@ -4,8 +4,9 @@ first one: every copy's match keys count, and a server copy is the truth over a 
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from typing import Any
 
-from pixelrelay.model import Channel, Event, User, click_ids_of
+from pixelrelay.model import JSON, Channel, Event, User, click_ids_of
 
 MAX_IDS = 10  # as the parser allows per key
 _LIST_KEYS = ("email", "phone", "external_id")
@@ -56,6 +57,7 @@ def merge_copies(first: Event, later: Event) -> Event:
         enriched_from=first.enriched_from or later.enriched_from,
         limited_data_use=_any(first.limited_data_use, later.limited_data_use),
         copies=(*first.copies, str(later.channel)),
+        hashed_users=_merge_hashed_users(base.hashed_users, other.hashed_users),
     )
 
 
@@ -75,6 +77,26 @@ def _merge_user(base: User, other: User) -> User:
     values["click_ids"] = (base.click_ids if not other.click_ids else
                            click_ids_of({**dict(other.click_ids), **dict(base.click_ids)}))
     return User(**values)  # type: ignore[arg-type]
+
+
+def _merge_hashed_users(base: JSON, other: JSON) -> JSON:
+    """Each destination type's stored user object of both copies: lists of digests united
+    (base's first), any other value base's where it has one."""
+    if not other:
+        return base
+    merged: JSON = {}
+    for kind in (*base, *(k for k in other if k not in base)):
+        mine: dict[str, Any] = base.get(kind) or {}
+        theirs: dict[str, Any] = other.get(kind) or {}
+        keys = (*mine, *(k for k in theirs if k not in mine))
+        merged[kind] = {k: _united(mine.get(k), theirs.get(k)) for k in keys}
+    return merged
+
+
+def _united(mine: Any, theirs: Any) -> Any:
+    if isinstance(mine, list) and isinstance(theirs, list):
+        return [*mine, *(v for v in theirs if v not in mine)][:MAX_IDS]
+    return mine if mine is not None else theirs
 
 
 def _any(a: bool | None, b: bool | None) -> bool | None:

@@ -111,6 +111,8 @@ def encode_event(event: Event) -> bytes:
         body["test_event_code"] = e.test_event_code
     if c.basis is not None:
         body["consent"]["basis"] = c.basis
+    if e.hashed_users:
+        body["hashed_users"] = e.hashed_users
     return orjson.dumps(body)
 
 
@@ -148,6 +150,7 @@ def decode_event(data: bytes) -> Event:
         limited_data_use=d.get("limited_data_use"),
         test_event_code=d.get("test_event_code"),
         copies=tuple(d.get("copies") or ()),
+        hashed_users=d.get("hashed_users") or {},
     )
 
 

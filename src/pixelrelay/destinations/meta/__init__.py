@@ -14,6 +14,7 @@ from pixelrelay.destinations.settings import DestinationSettings
 from pixelrelay.model import ConsentState, Event, Source
 from pixelrelay.secret import Secret
 
+TYPE = "meta"
 _TEST_MARK = "test="
 _FORMAT_OF_DOOR = {"meta": PreHashFormat.META, "tiktok": PreHashFormat.TIKTOK}
 
@@ -45,9 +46,8 @@ class MetaDestination:
         return None
 
     def payload(self, event: Event, dest_event: str) -> bytes:
-        hashed = hash_user(_user_input(event))
         u = event.user
-        user = payload.user_data(hashed.user_data, client_ip_address=u.ip,
+        user = payload.user_data(_stored_or_hashed(event), client_ip_address=u.ip,
                                  client_user_agent=u.user_agent, fbc=u.click_id("fbc"),
                                  fbp=u.click_id("fbp"))
         built = payload.build_event(
@@ -81,9 +81,21 @@ def _action_source(event: Event) -> str:
     return payload.action_source(event.source.value)
 
 
+def _hashed_user(event: Event) -> dict[str, list[str]]:
+    """Meta's user_data keys of the event, hashed Meta's way: what ingest stores beside it."""
+    return hash_user(_user_input(event)).user_data
+
+
+def _stored_or_hashed(event: Event) -> dict[str, list[str]]:
+    """The keys ingest hashed for Meta and stored (Event.hashed_users), else hashed now."""
+    stored: dict[str, list[str]] | None = event.hashed_users.get(TYPE)
+    return stored if stored is not None else _hashed_user(event)
+
+
 def _user_input(event: Event) -> MetaUserInput:
-    """The plaintext view when ingest kept one, else the stored hash set (an event read back
-    to merge a later copy): emails and ids hash alike everywhere, the rest cannot be reused."""
+    """The plaintext view when ingest kept one, else the gateway's hash set (an event stored
+    before Meta's own user object was): emails and ids hash alike everywhere, the rest cannot
+    be reused."""
     p = event.plain
     if p is not None:
         fmt = _FORMAT_OF_DOOR.get(event.channel.platform or "", PreHashFormat.UNKNOWN)
@@ -127,7 +139,7 @@ def _findings(d: DestinationSettings) -> list[tuple[str, str, str]]:
 
 
 PLUGIN = Plugin(
-    type="meta", label="Meta",
+    type=TYPE, label="Meta",
     setup_hint="the access token expired or revoked, the pixel_id wrong, or the token "
                "without permission for this dataset",
     keys=meta_settings.KEYS, default_api_url=meta_settings.DEFAULT_API_URL,
@@ -135,7 +147,7 @@ PLUGIN = Plugin(
     build=MetaDestination, names=names.EventNames, standard_events=names.STANDARD_EVENTS,
     purchase_events=names.PURCHASE_EVENTS, default_incoming=frozenset(names.DEFAULT_MAP),
     default_names=frozenset(names.DEFAULT_MAP.values()), known_codes=codes.KNOWN_CODES,
-    hashes_plaintext=True, sandbox=_sandbox, preflight=_findings,
+    hash_user=_hashed_user, sandbox=_sandbox, preflight=_findings,
     emulator_ids=lambda d: (d.platform.pixel_id,),
     source_ids=lambda d: {"web": d.platform.pixel_id},
     bridge=Bridge(read_bridge(__name__), names.bridge_table, pixel_call="fbq('track')"),
