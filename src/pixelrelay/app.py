@@ -29,15 +29,16 @@ from pixelrelay.openapi import openapi_json
 from pixelrelay.sources.admin import DeliveriesEndpoint, ResumeEndpoint
 from pixelrelay.sources.api import EventsEndpoint
 from pixelrelay.sources.browser import CollectEndpoint, TagEndpoint
-from pixelrelay.sources.credential_guard import FailedCredentials
-from pixelrelay.sources.edge import Edge
-from pixelrelay.sources.http import json_response
+from pixelrelay.sources.credentials import credential_kind, refusal
 from pixelrelay.sources.meta_compat import GraphEventsRoute, MetaEventsEndpoint
 from pixelrelay.sources.shopify import ShopifyWebhookEndpoint
-from pixelrelay.sources.store_guard import guarded
 from pixelrelay.sources.tiktok_compat import TikTokTrackEndpoint
 from pixelrelay.store import open_store
 from pixelrelay.store.base import DestinationState, Store
+from pixelrelay.web.credential_guard import FailedCredentials
+from pixelrelay.web.edge import Edge
+from pixelrelay.web.http import json_response
+from pixelrelay.web.store_guard import guarded
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/v1/events"
@@ -92,6 +93,11 @@ class Gateway:
         if self.delivery is not None:
             await self.delivery.stop()
         await self.store.close()
+
+
+def _guard() -> FailedCredentials:
+    """One failed-credential budget, told which routes take which credential."""
+    return FailedCredentials(kind_of=credential_kind, refuse=refusal)
 
 
 def _edge_options(settings: Settings, limiter: FailedCredentials) -> dict[str, Any]:
@@ -245,7 +251,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
             await gateway.stop()
 
     # One failed-credential budget per address, whichever way its requests come in.
-    edge = _edge_options(settings, FailedCredentials())
+    edge = _edge_options(settings, _guard())
     hot = [(route, Edge(_asgi(route.endpoint), **edge)) for route in hot_routes]
     app = _HotRoutesApp(hot=hot, routes=[*hot_routes, *routes], lifespan=lifespan,
                         middleware=[Middleware(Edge, **edge)])
@@ -278,6 +284,6 @@ def create_delivery_app(settings: Settings, *, store: Store | None = None,
     app = Starlette(routes=[Route("/healthz", healthz, methods=["GET"]),
                             Route("/metrics", metrics_route, methods=["GET"])],
                     lifespan=lifespan,
-                    middleware=[Middleware(Edge, **_edge_options(settings, FailedCredentials()))])
+                    middleware=[Middleware(Edge, **_edge_options(settings, _guard()))])
     app.state.gateway = gateway
     return app

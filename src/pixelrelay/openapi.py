@@ -26,9 +26,10 @@ from pixelrelay.model import Channel, ConsentState, DeliveryState, IdKey, Source
 from pixelrelay.pipeline import extras, parse, readers, user
 from pixelrelay.pipeline import properties as props
 from pixelrelay.pipeline.enrich import MAX_TOKEN_LEN, TOKEN_KINDS
-from pixelrelay.sources import api, browser, credential_guard, graph_api, meta_map, tiktok_compat
+from pixelrelay.sources import api, browser, graph_api, meta_map, tiktok_compat
 from pixelrelay.sources.browser_rules import CONSENT_SOURCES, SESSION_COOKIE, click_cookie
-from pixelrelay.sources.http import MAX_BODY_BYTES
+from pixelrelay.web import credential_guard
+from pixelrelay.web.http import MAX_BODY_BYTES
 
 Schema = dict[str, Any]
 JSON_TYPE = "application/json"

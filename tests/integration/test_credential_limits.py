@@ -16,7 +16,7 @@ import pytest
 
 from pixelrelay.app import create_app
 from pixelrelay.config import Secret, Settings, SourceSettings
-from pixelrelay.sources.credential_guard import BURST
+from pixelrelay.web.credential_guard import BURST
 from tests.conftest import ADMIN_TOKEN, SOURCE_KEY, make_settings
 from tests.log_capture import captured_logs
 from tests.support import ServerThread

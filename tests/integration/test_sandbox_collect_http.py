@@ -14,7 +14,7 @@ import pytest
 
 from pixelrelay.app import create_app
 from pixelrelay.config import Secret, SourceSettings
-from pixelrelay.sources.credential_guard import BURST
+from pixelrelay.web.credential_guard import BURST
 from tests.conftest import ADMIN_TOKEN, SOURCE_KEY, emu_state, make_settings
 from tests.support import ServerThread, wait_for
 

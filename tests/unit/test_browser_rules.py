@@ -7,20 +7,22 @@ import orjson
 from pixelrelay.config import Secret
 from pixelrelay.destinations.tiktok.settings import tiktok_destination
 from pixelrelay.sources import browser_rules as r
+from pixelrelay.web import addresses
 
 PROXIES = ("10.0.0.0/8", "127.0.0.1")
 
 
 def test_client_ip_trusts_forwarded_for_only_from_configured_proxies() -> None:
     xff = "1.2.3.4, 203.0.113.5, 10.0.0.2"
-    assert r.client_ip("10.0.0.1", xff, PROXIES) == "203.0.113.5"  # skip the trusted hops
-    assert r.client_ip("198.51.100.7", xff, PROXIES) == "198.51.100.7"  # peer not a proxy
-    assert r.client_ip("10.0.0.1", None, PROXIES) == "10.0.0.1"
-    assert r.client_ip("10.0.0.1", "10.0.0.3", PROXIES) == "10.0.0.3"  # all trusted: left-most
-    assert r.client_ip("10.0.0.1", "junk, 203.0.113.5", PROXIES) == "203.0.113.5"
-    assert r.client_ip("10.0.0.1", "203.0.113.5, junk", PROXIES) == "10.0.0.1"
-    assert r.client_ip("::1", "203.0.113.5", ("::1",)) == "203.0.113.5"
-    assert r.client_ip(None, "203.0.113.5", PROXIES) is None
+    assert addresses.client_ip("10.0.0.1", xff, PROXIES) == "203.0.113.5"  # skip the trusted hops
+    assert addresses.client_ip("198.51.100.7", xff, PROXIES) == "198.51.100.7"  # peer not a proxy
+    assert addresses.client_ip("10.0.0.1", None, PROXIES) == "10.0.0.1"
+    # all trusted: the left-most
+    assert addresses.client_ip("10.0.0.1", "10.0.0.3", PROXIES) == "10.0.0.3"
+    assert addresses.client_ip("10.0.0.1", "junk, 203.0.113.5", PROXIES) == "203.0.113.5"
+    assert addresses.client_ip("10.0.0.1", "203.0.113.5, junk", PROXIES) == "10.0.0.1"
+    assert addresses.client_ip("::1", "203.0.113.5", ("::1",)) == "203.0.113.5"
+    assert addresses.client_ip(None, "203.0.113.5", PROXIES) is None
 
 
 def test_a_click_id_from_the_landing_url_or_a_same_site_referrer() -> None:

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pixelrelay.sources.credential_guard import (
-    ADMIN,
-    SHOPIFY,
-    SITE,
-    SOURCE,
-    FailedCredentials,
-    credential_kind,
-    limit_key,
-)
+from pixelrelay.sources.credentials import ADMIN, SHOPIFY, SITE, SOURCE, credential_kind
+from pixelrelay.web.credential_guard import FailedCredentials, limit_key
 
 
 class Ticks:

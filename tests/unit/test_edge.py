@@ -9,8 +9,9 @@ import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixelrelay import metrics
-from pixelrelay.sources.credential_guard import SCOPE_KEY, Attempt, FailedCredentials
-from pixelrelay.sources.edge import Edge
+from pixelrelay.sources.credentials import credential_kind
+from pixelrelay.web.credential_guard import SCOPE_KEY, Attempt, FailedCredentials
+from pixelrelay.web.edge import Edge
 
 
 def count(status: str) -> float:
@@ -22,7 +23,7 @@ def count(status: str) -> float:
 
 def edge(app: ASGIApp, trusted_proxies: tuple[str, ...] = ()) -> Edge:
     return Edge(app, body_timeout_s=5.0, trusted_proxies=trusted_proxies,
-                limiter=FailedCredentials())
+                limiter=FailedCredentials(kind_of=credential_kind))
 
 
 async def call(app: Edge, headers: list[tuple[bytes, bytes]] | None = None) -> None:

@@ -24,19 +24,19 @@ from pixelrelay.destinations import REGISTRY
 from pixelrelay.diagnostics import page, report
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.model import Channel, DeliveryState
-from pixelrelay.sources.admin import admin_denied
-from pixelrelay.sources.credential_guard import credential_failed
-from pixelrelay.sources.http import (
+from pixelrelay.sources.shopify_pixel import custom_pixel
+from pixelrelay.store.base import Store
+from pixelrelay.store.rows import QueueRow, RecentSearch
+from pixelrelay.web.admin_auth import admin_denied
+from pixelrelay.web.credential_guard import credential_failed
+from pixelrelay.web.http import (
     BodyTooLarge,
     came_over_https,
     json_response,
     problem_response,
     read_body,
 )
-from pixelrelay.sources.shopify_pixel import custom_pixel
-from pixelrelay.sources.store_guard import RETRY_AFTER, note_unavailable, unavailable
-from pixelrelay.store.base import Store
-from pixelrelay.store.rows import QueueRow, RecentSearch
+from pixelrelay.web.store_guard import RETRY_AFTER, note_unavailable, unavailable
 
 log = logging.getLogger("pixelrelay.diagnostics")
 COOKIE = "pixelrelay_session"

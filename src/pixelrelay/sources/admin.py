@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
@@ -15,27 +14,10 @@ from pixelrelay.destinations import purchase_names
 from pixelrelay.errors import StoreUnavailable
 from pixelrelay.event_ids import order_event_id
 from pixelrelay.names import snake_case
-from pixelrelay.sources.credential_guard import credential_failed
-from pixelrelay.sources.http import bearer, json_response, problem_response
-from pixelrelay.sources.store_guard import unavailable
 from pixelrelay.store.base import Store
-
-
-def admin_denied(request: Request, admin_token: Secret) -> Response | None:
-    """None when the request carries the admin token (Bearer or X-Admin-Token).
-
-    A wrong token counts as a failed attempt of the client's address; a missing one does not.
-    """
-    if not admin_token:
-        return problem_response(403, "forbidden", "set server.admin_token to use admin endpoints")
-    given = bearer(request) or request.headers.get("x-admin-token", "")
-    if not given:
-        return problem_response(401, "unauthorized", "admin token required")
-    if not hmac.compare_digest(given.encode(), admin_token.reveal().encode()):
-        credential_failed(request)
-        return problem_response(401, "unauthorized", "admin token required")
-    return None
-
+from pixelrelay.web.admin_auth import admin_denied
+from pixelrelay.web.http import json_response, problem_response
+from pixelrelay.web.store_guard import unavailable
 
 Rejections = Callable[[str | None, str | None], Awaitable[list[dict[str, Any]]]]
 

@@ -12,17 +12,10 @@ from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel
 from pixelrelay.sources.browser_rules import origin_allowed
-from pixelrelay.sources.credential_guard import credential_failed
-from pixelrelay.sources.http import (
-    bearer,
-    find_source,
-    json_response,
-    problem_response,
-    rate_limited,
-    read_json,
-    source_limits,
-)
-from pixelrelay.sources.store_guard import NOT_COMMITTED, unavailable
+from pixelrelay.sources.keys import find_source, rate_limited, source_limits
+from pixelrelay.web.credential_guard import credential_failed
+from pixelrelay.web.http import bearer, json_response, problem_response, read_json
+from pixelrelay.web.store_guard import NOT_COMMITTED, unavailable
 
 MAX_EVENTS = 500
 log = logging.getLogger(__name__)

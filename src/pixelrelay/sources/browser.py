@@ -23,17 +23,12 @@ from pixelrelay.pipeline.pii import Found, scrub_id, scrub_text, scrub_url
 from pixelrelay.pipeline.readers import NUL
 from pixelrelay.recorder import record_collect_refusal
 from pixelrelay.sources import browser_rules as rules
-from pixelrelay.sources.credential_guard import credential_failed
-from pixelrelay.sources.http import (
-    find_source,
-    json_response,
-    problem_response,
-    rate_limited,
-    read_json,
-    source_limits,
-)
-from pixelrelay.sources.store_guard import NOT_COMMITTED, unavailable
+from pixelrelay.sources.keys import find_source, rate_limited, source_limits
 from pixelrelay.store.base import Sessions
+from pixelrelay.web import addresses
+from pixelrelay.web.credential_guard import credential_failed
+from pixelrelay.web.http import json_response, problem_response, read_json
+from pixelrelay.web.store_guard import NOT_COMMITTED, unavailable
 
 log = logging.getLogger(__name__)
 MAX_COLLECT_BYTES = 64 * 1024  # what a keepalive fetch / sendBeacon may carry
@@ -234,7 +229,7 @@ class CollectEndpoint:
         ctx = SessionContext(
             session_id=sid,
             click_ids=ids,
-            ip=rules.client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted),
+            ip=addresses.client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted),
             user_agent=agent,
             landing_url=landing,
             first_seen=now, last_seen=now, consent=consent,
@@ -269,7 +264,7 @@ class CollectEndpoint:
     def _cookies(self, request: Request, ctx: SessionContext) -> list[str]:
         peer = request.client.host if request.client else None
         secure = request.url.scheme == "https" or (
-            rules.peer_is_trusted(peer, self.trusted)
+            addresses.peer_is_trusted(peer, self.trusted)
             and request.headers.get("x-forwarded-proto", "").lower() == "https")
         domain = self.cfg.cookie_domain
         # Re-set on every hit: the session lifetime counts from the last activity.

@@ -1,15 +1,13 @@
-"""Browser source decisions, pure: client IP, click and browser ids, cookies, CORS, the tag's
-embedded config."""
+"""Browser source decisions, pure: click and browser ids, cookies, CORS, the tag's embedded
+config."""
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,63 +25,6 @@ _SESSION_ID = re.compile(r"^s_[0-9a-f]{32}$")
 _COOKIE_SAFE = re.compile(r"^[A-Za-z0-9._~-]{1,512}$")
 CONFIG_MARK = "/*__PIXELRELAY_CONFIG__*/{}"
 BRIDGES_MARK = "/*__PIXELRELAY_BRIDGES__*/"
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@lru_cache(maxsize=64)
-def _networks(trusted: tuple[str, ...]) -> tuple[IPNetwork, ...]:
-    return tuple(ipaddress.ip_network(t.strip(), strict=False) for t in trusted if t.strip())
-
-
-def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not text:
-        return None
-    # An address is at most 45 characters (IPv6 with IPv4 tail) plus brackets and spaces;
-    # longer text is no address, and must not fill the cache below.
-    return _parse_ip(text) if len(text) <= 64 else None
-
-
-# Every request reads its client address (the credential guard, the tag); ipaddress costs
-# ~8 µs a parse, and the same few peers (a proxy, the shop's backend) recur.
-@lru_cache(maxsize=4096)
-def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(text.strip().strip("[]"))
-    except ValueError:
-        return None
-
-
-def _trusted(addr: ipaddress.IPv4Address | ipaddress.IPv6Address,
-             nets: tuple[IPNetwork, ...]) -> bool:
-    return any(addr.version == n.version and addr in n for n in nets)
-
-
-def client_ip(peer: str | None, forwarded_for: str | None,
-              trusted_proxies: tuple[str, ...]) -> str | None:
-    """The visitor's IP: the peer, unless the peer is a trusted proxy; then the right-most
-    X-Forwarded-For entry that is not itself a trusted proxy. Entries left of an untrusted
-    one were written by the client and could be anything, so they are never read."""
-    addr = _ip(peer)
-    if addr is None:
-        return None
-    nets = _networks(trusted_proxies)
-    if not forwarded_for or not _trusted(addr, nets):
-        return str(addr)
-    for hop in reversed(forwarded_for.split(",")):
-        hop_addr = _ip(hop)
-        if hop_addr is None:
-            return str(addr)  # a garbled chain: trust only what we saw ourselves
-        if not _trusted(hop_addr, nets):
-            return str(hop_addr)
-        addr = hop_addr
-    return str(addr)
-
-
-def peer_is_trusted(peer: str | None, trusted_proxies: tuple[str, ...]) -> bool:
-    addr = _ip(peer)
-    return addr is not None and _trusted(addr, _networks(trusted_proxies))
-
 
 def same_site(host_a: str, host_b: str) -> bool:
     """Equal hosts, or one a subdomain of the other (shop.example / www.shop.example).

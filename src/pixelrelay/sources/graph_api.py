@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from starlette.responses import Response
 
-from pixelrelay.sources.http import json_response
+from pixelrelay.web.http import json_response
 
 # `/v25.0/<pixel or dataset id>/events`: only a version segment makes it the events edge, so
 # the route can never take a path another route serves (those start /v1/, /open_api/...).

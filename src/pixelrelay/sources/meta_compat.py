@@ -31,16 +31,7 @@ from pixelrelay.model import Channel
 from pixelrelay.pipeline import nesting
 from pixelrelay.pipeline.readers import may_hold_nul
 from pixelrelay.sources import graph_api as g
-from pixelrelay.sources.credential_guard import credential_failed
-from pixelrelay.sources.http import (
-    MAX_BODY_BYTES,
-    BodyTooLarge,
-    bearer,
-    find_source,
-    json_response,
-    read_body,
-    source_limits,
-)
+from pixelrelay.sources.keys import find_source, source_limits
 from pixelrelay.sources.meta_map import (
     SUBCODE_FIELD,
     SUBCODE_TOO_OLD,
@@ -48,7 +39,9 @@ from pixelrelay.sources.meta_map import (
     convert,
     meta_path,
 )
-from pixelrelay.sources.store_guard import RETRY_AFTER, note_unavailable
+from pixelrelay.web.credential_guard import credential_failed
+from pixelrelay.web.http import MAX_BODY_BYTES, BodyTooLarge, bearer, json_response, read_body
+from pixelrelay.web.store_guard import RETRY_AFTER, note_unavailable
 
 log = logging.getLogger(__name__)
 

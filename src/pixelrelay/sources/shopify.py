@@ -13,8 +13,14 @@ from pixelrelay.errors import StoreUnavailable
 from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel, Consent, ConsentState
 from pixelrelay.pipeline import nesting
-from pixelrelay.sources.credential_guard import credential_failed
-from pixelrelay.sources.http import (
+from pixelrelay.sources.shopify_map import (
+    ShopifyPayloadError,
+    hmac_valid,
+    ignore_reason,
+    order_to_event,
+)
+from pixelrelay.web.credential_guard import credential_failed
+from pixelrelay.web.http import (
     MAX_BODY_BYTES,
     BodyTooLarge,
     json_response,
@@ -23,13 +29,7 @@ from pixelrelay.sources.http import (
     too_deep,
     too_large,
 )
-from pixelrelay.sources.shopify_map import (
-    ShopifyPayloadError,
-    hmac_valid,
-    ignore_reason,
-    order_to_event,
-)
-from pixelrelay.sources.store_guard import NOT_COMMITTED, unavailable
+from pixelrelay.web.store_guard import NOT_COMMITTED, unavailable
 
 log = logging.getLogger(__name__)
 _G, _D = ConsentState.GRANTED, ConsentState.DENIED

@@ -25,9 +25,10 @@ from pixelrelay.ingest import Ingestor
 from pixelrelay.model import Channel, Source
 from pixelrelay.pipeline import nesting
 from pixelrelay.pipeline.readers import may_hold_nul
-from pixelrelay.sources.credential_guard import credential_failed
-from pixelrelay.sources.http import BodyTooLarge, find_source, json_response, read_body
-from pixelrelay.sources.store_guard import note_unavailable
+from pixelrelay.sources.keys import find_source
+from pixelrelay.web.credential_guard import credential_failed
+from pixelrelay.web.http import BodyTooLarge, json_response, read_body
+from pixelrelay.web.store_guard import note_unavailable
 
 MAX_EVENTS = 1000
 TOP_KEYS = frozenset({"event_source", "event_source_id", "test_event_code", "partner_name",

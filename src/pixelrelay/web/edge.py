@@ -18,14 +18,8 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixelrelay import metrics
-from pixelrelay.sources.credential_guard import (
-    SCOPE_KEY,
-    Attempt,
-    FailedCredentials,
-    credential_kind,
-    refusal,
-)
-from pixelrelay.sources.http import problem_response
+from pixelrelay.web.credential_guard import SCOPE_KEY, Attempt, FailedCredentials
+from pixelrelay.web.http import problem_response
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +124,7 @@ class Edge:
     def _admit(self, scope: Scope) -> ASGIApp | None:
         """The 429 for an address out of failed-credential budget, else None (and the
         attempt noted in the scope, for the endpoint to report a wrong credential)."""
-        kind = credential_kind(scope["method"], scope["path"])
+        kind = self.limiter.kind_of(scope["method"], scope["path"])
         if kind is None:
             return None
         client = scope.get("client")
@@ -139,7 +133,7 @@ class Edge:
         # While no address is failing, nobody is out of budget: the address is not needed.
         wait = 0.0 if self.limiter.clear else self.limiter.retry_after(kind, attempt.address)
         if wait > 0:
-            return refusal(kind, scope["path"], wait)
+            return self.limiter.refuse(kind, scope["path"], wait)
         scope[SCOPE_KEY] = attempt
         return None
 

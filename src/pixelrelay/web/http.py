@@ -1,20 +1,16 @@
-"""Shared HTTP plumbing for the sources: bounded body reading, JSON answers, key lookup."""
+"""Bounded body reading, JSON and problem answers, the bearer token, https behind a proxy."""
 
 from __future__ import annotations
 
-import hmac
-import math
 from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from pixelrelay.config import SourceSettings
-from pixelrelay.delivery.throttle import TokenBucket
 from pixelrelay.pipeline import nesting
 from pixelrelay.pipeline.readers import may_hold_nul
-from pixelrelay.sources.browser_rules import peer_is_trusted
+from pixelrelay.web.addresses import peer_is_trusted
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -87,37 +83,6 @@ def too_deep(exc: nesting.TooDeep) -> Response:
     """400 naming the first value nested too deep: the whole request is refused, as for
     malformed JSON (see pipeline.nesting)."""
     return problem_response(400, "too_deep", str(exc), field=exc.field)
-
-
-def find_source(sources: tuple[SourceSettings, ...], kind: str,
-                presented: str | None) -> SourceSettings | None:
-    """The source of `kind` whose key matches, compared in constant time against every key."""
-    if not presented:
-        return None
-    found: SourceSettings | None = None
-    given = presented.encode()
-    for source in sources:
-        if source.kind == kind and source.key and hmac.compare_digest(
-                source.key.reveal().encode(), given):
-            found = source
-    return found
-
-
-def source_limits(sources: tuple[SourceSettings, ...]) -> dict[str, TokenBucket]:
-    """One bucket per rate-limited source; a second's worth of events may come at once."""
-    return {s.name: TokenBucket(s.rate_limit) for s in sources if s.rate_limit > 0}
-
-
-def rate_limited(limits: dict[str, TokenBucket], source: SourceSettings,
-                 events: int) -> Response | None:
-    """None if `source` may send `events` more now, else the 429 saying when to retry."""
-    bucket = limits.get(source.name)
-    wait = bucket.try_take(events) if bucket is not None else 0.0
-    if wait <= 0:
-        return None
-    return problem_response(429, "rate_limited",
-                            f"source {source.name} is limited to {source.rate_limit:g} events/s",
-                            headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
 
 def came_over_https(request: Request, trusted_proxies: tuple[str, ...]) -> bool:

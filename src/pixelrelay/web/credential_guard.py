@@ -11,7 +11,6 @@ import ipaddress
 import logging
 import math
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,9 +18,8 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pixelrelay.sources import graph_api
-from pixelrelay.sources.browser_rules import client_ip
-from pixelrelay.sources.http import json_response, problem_response
+from pixelrelay.web.addresses import client_ip
+from pixelrelay.web.http import problem_response
 
 log = logging.getLogger(__name__)
 BURST = 10  # failures an address may make in a row (a typo or a stale key is a few)
@@ -29,29 +27,27 @@ REFILL_S = 6.0  # after that, one more try every 6 s
 MAX_ADDRESSES = 10_000  # least recently failing addresses are forgotten beyond this
 SCOPE_KEY = "pixelrelay.credential_attempt"
 
-ADMIN = "admin token"
-SOURCE = "source key"
-SITE = "site key"
-SHOPIFY = "Shopify signature"
+# Which secret a request presents (a kind, e.g. "source key"), from its method and path, or
+# None; and the 429 for an address out of budget in the shape that path's clients read.
+KindOf = Callable[[str, str], str | None]
+Refusal = Callable[[str, str, float], Response]
 
 
-def credential_kind(method: str, path: str) -> str | None:
-    """Which secret a request to `path` presents, or None when it presents none."""
-    if path == "/v1/events" or path.startswith("/open_api/"):
-        return SOURCE  # server keys, as Bearer or as TikTok's Access-Token
-    if graph_api.is_events_path(path):
-        return SOURCE  # a server key as Meta's access_token (query, form field or Bearer)
-    if path == "/v1/collect":
-        return None if method == "OPTIONS" else SITE
-    if path.startswith("/v1/webhooks/shopify/"):
-        return SHOPIFY
-    if path == "/login":
-        return ADMIN if method == "POST" else None
-    if path in ("/", "/v1/diagnostics", "/v1/deliveries") or path.startswith(
-            ("/v1/destinations/", "/v1/events/")):
-        return ADMIN
+def no_credentials(method: str, path: str) -> str | None:
     return None
 
+
+def rate_limited(kind: str, path: str, wait_s: float) -> Response:
+    """The plain 429 (the problem shape of pixelrelay's own API), with Retry-After."""
+    retry = retry_after_s(wait_s)
+    return problem_response(
+        429, "rate_limited",
+        f"too many failed {kind} attempts from this address; retry after {retry} s",
+        headers={"Retry-After": retry})
+
+
+def retry_after_s(wait_s: float) -> str:
+    return str(max(1, math.ceil(wait_s)))
 
 def limit_key(address: str) -> str:
     """IPv6 addresses are counted per /64: one host commonly holds a whole /64."""
@@ -79,11 +75,17 @@ class FailedCredentials:
     refused before its credential is looked at: answering a right guess differently from a
     wrong one would leave guessing unlimited. Kinds are apart so that a backend with a
     stale source key does not lock its operator out of the diagnostics page.
+
+    `kind_of` tells which requests present which credential, `refuse` answers an address out
+    of budget: the app's routes know both (sources.credentials), this guard knows neither.
     """
 
     def __init__(self, burst: int = BURST, refill_s: float = REFILL_S,
                  monotonic: Callable[[], float] = time.monotonic,
-                 max_addresses: int = MAX_ADDRESSES) -> None:
+                 max_addresses: int = MAX_ADDRESSES, *, kind_of: KindOf = no_credentials,
+                 refuse: Refusal = rate_limited) -> None:
+        self.kind_of = kind_of
+        self.refuse = refuse
         self.burst = float(burst)
         self.refill_s = refill_s
         self._monotonic = monotonic
@@ -164,15 +166,3 @@ def credential_failed(request: Request) -> None:
         log.warning("%d failed %s attempts from %s: its %s requests get 429 until it slows "
                     "down to one try per %g s", int(attempt.limiter.burst), attempt.kind,
                     attempt.address, attempt.kind, attempt.limiter.refill_s)
-
-
-def refusal(kind: str, path: str, wait_s: float) -> Response:
-    retry = str(max(1, math.ceil(wait_s)))
-    headers = {"Retry-After": retry}
-    reason = f"too many failed {kind} attempts from this address; retry after {retry} s"
-    if path.startswith("/open_api/"):  # TikTok's shape, with its rate limit code
-        return json_response({"code": 40100, "message": reason,
-                              "request_id": uuid.uuid4().hex, "data": {}}, 429, headers)
-    if graph_api.is_events_path(path):  # Graph's error object, which Meta's SDKs parse
-        return graph_api.throttled(reason, retry)
-    return problem_response(429, "rate_limited", reason, headers=headers)

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from pixelrelay.bursts import BurstLog
 from pixelrelay.errors import StoreUnavailable
-from pixelrelay.sources.http import problem_response
+from pixelrelay.web.http import problem_response
 
 RETRY_AFTER_S = 5  # a restart or failover takes seconds; sooner only adds load to a sick database
 RETRY_AFTER = {"Retry-After": str(RETRY_AFTER_S)}
