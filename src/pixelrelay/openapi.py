@@ -366,16 +366,14 @@ def _request_schemas() -> dict[str, Schema]:
                 {"type": ["string", "number", "boolean"]},
                 array(STR, maxItems=32)]})},
         "TikTokTrackRequest": {
-            "type": "object", "required": ["event_source", "event_source_id", "data"],
+            "type": "object", "required": list(tiktok_compat.REQUIRED_KEYS),
             "additionalProperties": True,
             "description": "TikTok's own body (Events API v1.3). The request is accepted or "
                            "refused whole; unknown keys are dropped (named in data.warnings).",
             "properties": {
                 "event_source": {"enum": [s.value for s in Source]},
-                "event_source_id": {
-                    "description": "A configured destination's pixel_code (web), "
-                                   "offline_event_set_id (offline), crm_event_set_id (crm) or "
-                                   "app_id (app), matching event_source.",
+                tiktok_compat.SOURCE_ID: {
+                    "description": tiktok_compat.SOURCE_ID_DOC,
                     "anyOf": [{"type": "string", "pattern": r"\S"}, {"type": "integer"}]},
                 "test_event_code": {"type": ["string", "null"],
                                     "description": "Every event of the request goes to Test "

@@ -31,8 +31,11 @@ from pixelrelay.web.http import BodyTooLarge, json_response, read_body
 from pixelrelay.web.store_guard import note_unavailable
 
 MAX_EVENTS = 1000
-TOP_KEYS = frozenset({"event_source", "event_source_id", "test_event_code", "partner_name",
-                      "data"})
+SOURCE_ID = "event_source_id"  # which pixel (web) or event set the request is for
+SOURCE_ID_DOC = ("A configured destination's pixel_code (web), offline_event_set_id (offline), "
+                 "crm_event_set_id (crm) or app_id (app), matching event_source.")
+REQUIRED_KEYS = ("event_source", SOURCE_ID, "data")
+TOP_KEYS = frozenset({*REQUIRED_KEYS, "test_event_code", "partner_name"})
 # Our field names where they differ from TikTok's, for error messages in TikTok's terms.
 _FIELD_NAMES = {"timestamp": "event_time", "source": "event_source"}
 log = logging.getLogger(__name__)
