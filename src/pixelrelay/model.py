@@ -47,6 +47,12 @@ _DROP_IN = {Channel.TIKTOK_API: "tiktok", Channel.META_API: "meta"}
 FOREIGN_PHONE_HASHES = frozenset({Channel.META_API})
 
 
+# Where a conversion can happen, as senders and ad platforms name it (a phone call, a store,
+# a chat...): finer than Source, which says which kind of id the event carries.
+ACTION_SOURCES = frozenset({"website", "app", "email", "phone_call", "chat", "physical_store",
+                            "system_generated", "business_messaging", "other"})
+
+
 class ConsentState(StrEnum):
     GRANTED = "granted"
     DENIED = "denied"
@@ -254,6 +260,9 @@ class Event:
     consent: Consent = field(default_factory=Consent)
     session_id: str | None = None
     order_source: str | None = None
+    # Where the conversion happened as the sender said (one of ACTION_SOURCES): a destination
+    # that tells these apart sends it; the others go by `source`.
+    action_source: str | None = None
     received_at: float = 0.0
     warnings: tuple[Notice, ...] = ()  # what ingest dropped or could not verify, no values
     channel: Channel = Channel.SERVER  # how it reached us

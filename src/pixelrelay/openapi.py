@@ -22,7 +22,7 @@ from pixelrelay import __version__
 from pixelrelay.destinations import REGISTRY
 from pixelrelay.diagnostics import endpoints as diagnostics_endpoints
 from pixelrelay.diagnostics import report
-from pixelrelay.model import Channel, ConsentState, DeliveryState, IdKey, Source
+from pixelrelay.model import ACTION_SOURCES, Channel, ConsentState, DeliveryState, IdKey, Source
 from pixelrelay.pipeline import extras, parse, readers, user
 from pixelrelay.pipeline import properties as props
 from pixelrelay.pipeline.enrich import MAX_TOKEN_LEN, TOKEN_KINDS
@@ -142,6 +142,12 @@ def _event_fields() -> dict[str, Schema]:
                                 "consent."),
         "order_source": text(64, "Where the order was placed (Shopify's source_name); see "
                                  "a destination's exclude_order_sources."),
+        "action_source": or_blank({
+            "type": "string", "pattern": any_case(sorted(ACTION_SOURCES)),
+            "description": "Where the conversion happened, finer than `source` (a phone "
+                           "call, a chat, a store...): a destination that tells these apart "
+                           "(Meta's action_source) sends it; the others go by `source`. "
+                           "Case-insensitive."}),
         "user": or_blank(ref("User")),
         "page": or_blank(ref("Page")),
         "properties": or_blank(ref("Properties")),
@@ -644,7 +650,12 @@ def _stored_event() -> Schema:
                        ["lead_id", "lead_event_source"]),
         "device": {"type": "object", "additionalProperties": True,
                    "description": "Client hints, as given."},
-        "limited_data_use": {"type": "boolean"}, "test_event_code": STR},
+        "limited_data_use": {"type": "boolean"}, "test_event_code": STR,
+        "action_source": {"enum": sorted(ACTION_SOURCES)},
+        "hashed_users": {
+            "type": "object", "description": "The user object of each destination type that "
+            "hashes its own way (by type), as it was sent: its keys' SHA-256 digests.",
+            "additionalProperties": {"type": "object", "additionalProperties": array(STR)}}},
         ["name", "event_id", "event_time", "source", "user", "page", "properties", "consent",
          "session_id", "order_source", "received_at", "warnings", "channel", "enriched_from",
          "copies"],

@@ -372,7 +372,8 @@ def test_codec_round_trips_every_field() -> None:
         lead=Lead("7403", "HubSpot"), device={"platform": "iOS"}, limited_data_use=True,
         test_event_code="TEST1", copies=("shopify",),
         plain=PlainUser(email=("jane@example.com",), phone=("+4917012345678",)),
-        hashed_users={"meta": {"em": ["a" * 64], "ph": ["9" * 64]}})
+        hashed_users={"meta": {"em": ["a" * 64], "ph": ["9" * 64]}},
+        action_source="phone_call")
     assert decode_event(encode_event(event)) == event
     assert decode_event(encode_event(Event("X", "1", 1))) == Event("X", "1", 1)
     # A field added to Event (or User) later must be added to the codec too, except the

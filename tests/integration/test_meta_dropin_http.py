@@ -154,6 +154,25 @@ def test_metas_sdk_sends_through_the_gateway_to_both_platforms(
     assert trace["event"]["channel"] == "meta_api"
 
 
+def test_the_senders_action_source_reaches_meta_as_it_was_sent(
+        sdk: Any, gateway: ServerThread, emulator: ServerThread, meta: ServerThread) -> None:
+    """A phone order stays a phone order (it went as system_generated before, having no page
+    or browser), and the stored event keeps it for a replay."""
+    from facebook_business.adobjects.serverside.action_source import ActionSource
+    from facebook_business.adobjects.serverside.event_request import EventRequest
+
+    sdk.init(access_token=SOURCE_KEY, api_version="v25.0")
+    event = sdk_event("sdk-call")
+    event.action_source = ActionSource.PHONE_CALL
+    event.event_source_url = None
+    assert EventRequest(events=[event], pixel_id=META_PIXEL).execute().events_received == 1
+    _tiktok, fb = at_both(emulator, meta, "sdk-call")
+    assert fb["action_source"] == "phone_call"
+    trace = httpx.get(f"{gateway.url}/v1/events/sdk-call/trace",
+                      headers={"X-Admin-Token": ADMIN_TOKEN}).json()
+    assert trace["event"]["action_source"] == "phone_call"
+
+
 def test_metas_sdk_raises_the_gateways_graph_errors(sdk: Any, gateway: ServerThread) -> None:
     from facebook_business.adobjects.serverside.event_request import EventRequest
     from facebook_business.exceptions import FacebookRequestError

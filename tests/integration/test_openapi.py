@@ -56,6 +56,9 @@ OPEN_ANSWERS = {
     "/components/schemas/TraceDelivery/properties/payload",  # TikTok's data[] item, as sent
     "/components/schemas/StoredEvent/properties/properties",  # custom keys pass through
     "/components/schemas/StoredEvent/properties/device",  # client hints, as given
+    # Each hashing destination type's user object (by type, then its own keys).
+    "/components/schemas/StoredEvent/properties/hashed_users",
+    "/components/schemas/StoredEvent/properties/hashed_users/additionalProperties",
     "/paths/~1openapi.json/get/responses/200/content/application~1json/schema",
 }
 # Request objects that refuse unknown keys (everything else drops them with a warning).

@@ -116,3 +116,36 @@ def test_a_purchase_meta_would_refuse_is_filtered_there_and_still_goes_to_tiktok
         headers={"X-Admin-Token": ADMIN_TOKEN}).json()["deliveries"]
     meta_row = next(d for d in rows if d["destination"] == "meta")
     assert meta_row["state"] == "filtered" and "value and currency" in meta_row["reason"]
+
+
+def test_where_the_conversion_happened_reaches_meta_and_a_wrong_value_is_refused(
+        gateway: ServerThread, meta: ServerThread) -> None:
+    r = httpx.post(f"{gateway.url}/v1/events", headers=AUTH, json={
+        "event": "Lead", "event_id": "call-1", "action_source": " Phone_Call ",
+        "user": {"email": "c@example.com"}})
+    assert r.status_code == 202 and r.json()["accepted"] == 1, r.text
+    wait_for(lambda: any(e.get("event_id") == "call-1" for e in meta_events(meta)))
+    fb = next(e for e in meta_events(meta) if e.get("event_id") == "call-1")
+    assert fb["action_source"] == "phone_call"  # before: system_generated
+
+    r = httpx.post(f"{gateway.url}/v1/events", headers=AUTH, json={
+        "event": "Lead", "action_source": "carrier_pigeon", "user": {"email": "c@example.com"}})
+    assert r.status_code == 202
+    [refusal] = r.json()["rejected"]
+    assert refusal["errors"][0]["field"] == "action_source"
+    assert "phone_call" in refusal["errors"][0]["reason"]
+
+
+def test_metas_custom_data_gets_its_other_keys_and_the_senders_custom_properties(
+        gateway: ServerThread, meta: ServerThread) -> None:
+    r = httpx.post(f"{gateway.url}/v1/events", headers=AUTH, json={
+        "event": "Purchase", "event_id": "cd-1", "user": {"email": "d@example.com"},
+        "properties": {"value": 10, "currency": "EUR", "content_name": "Boots",
+                       "status": "paid", "predicted_ltv": 240.5, "colour": "red",
+                       "gift": {"wrapped": True}, "content_category": 7, "query": "boots"}})
+    assert r.status_code == 202, r.text
+    wait_for(lambda: any(e.get("event_id") == "cd-1" for e in meta_events(meta)))
+    data = next(e for e in meta_events(meta) if e.get("event_id") == "cd-1")["custom_data"]
+    assert data == {"value": 10, "currency": "EUR", "content_name": "Boots", "status": "paid",
+                    "search_string": "boots", "predicted_ltv": 240.5, "colour": "red",
+                    "gift": {"wrapped": True}}  # content_category 7: not Meta's type, left out

@@ -54,6 +54,7 @@ def merge_copies(first: Event, later: Event) -> Event:
         consent=consent,
         session_id=first.session_id or later.session_id,
         order_source=base.order_source or other.order_source,
+        action_source=base.action_source or other.action_source,
         enriched_from=first.enriched_from or later.enriched_from,
         limited_data_use=_any(first.limited_data_use, later.limited_data_use),
         copies=(*first.copies, str(later.channel)),

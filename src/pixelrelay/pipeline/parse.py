@@ -18,6 +18,7 @@ import orjson
 from pixelrelay.errors import Notice, Problem
 from pixelrelay.event_ids import order_event_id
 from pixelrelay.model import (
+    ACTION_SOURCES,
     FOREIGN_PHONE_HASHES,
     JSON,
     Ad,
@@ -65,6 +66,7 @@ from pixelrelay.records import record
 MAX_FUTURE_S = 300  # tolerated clock skew of the sender
 TOP_KEYS = frozenset({
     "event", "event_id", "timestamp", "event_time", "source", "session_id", "order_source",
+    "action_source",
     "user", "page", "properties", "consent", "app", "ad", "lead", "device",
     "limited_data_use", "test_event_code",
 })
@@ -139,7 +141,7 @@ def parse_event(raw: object, *, now: float, phone_region: str = "",
     lead: Lead | None = None
     device: JSON = {}
     limited: bool | None = None
-    test_code = session_id = order_source = None
+    test_code = session_id = order_source = action_source = None
     if (v := raw.get("app")) is not None:
         app = parse_app(v, p, notices)
     if (v := raw.get("ad")) is not None:
@@ -156,6 +158,8 @@ def parse_event(raw: object, *, now: float, phone_region: str = "",
         session_id = opt_str(v, "session_id", 256, p)
     if (v := raw.get("order_source")) is not None:
         order_source = opt_str(v, "order_source", 64, p)
+    if (v := raw.get("action_source")) is not None:
+        action_source = _action_source(v, p)
     if source is Source.CRM and lead is None and not p:
         p.append(Problem("lead.lead_id", "is required for source crm events (the lead id "
                                          "from TikTok's lead export)"))
@@ -191,9 +195,9 @@ def parse_event(raw: object, *, now: float, phone_region: str = "",
     return ParseResult(Event(
         name=name, event_id=event_id, event_time=event_time, source=source, user=user,
         page=page, properties=properties, consent=consent, session_id=session_id,
-        order_source=order_source, received_at=now, warnings=tuple(notices), app=app, ad=ad,
-        lead=lead, device=device, limited_data_use=limited, test_event_code=test_code,
-        channel=channel, plain=plain), ())
+        order_source=order_source, action_source=action_source, received_at=now,
+        warnings=tuple(notices), app=app, ad=ad, lead=lead, device=device,
+        limited_data_use=limited, test_event_code=test_code, channel=channel, plain=plain), ())
 
 
 def too_old(event_time: int, now: float, max_age_days: int) -> Problem | None:
@@ -249,6 +253,17 @@ def _clicked(user: User, url: str | None, callback: str | None) -> User:
         if value is not None:
             found[spec.key] = value
     return user.with_click_ids(found) if found else user
+
+
+def _action_source(v: object, p: list[Problem]) -> str | None:
+    if is_blank(v):
+        return None
+    found = v.strip().lower() if isinstance(v, str) else None
+    if found not in ACTION_SOURCES:
+        p.append(Problem("action_source",
+                         "must be one of " + ", ".join(sorted(ACTION_SOURCES))))
+        return None
+    return found
 
 
 def _event_name(v: object, p: list[Problem], region: str) -> str:

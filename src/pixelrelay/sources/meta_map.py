@@ -194,7 +194,7 @@ def _event(item: Any, at: str, test_code: str | None,
     if source is None:
         return Refusal(f"{at}.action_source", "must be one of " + ", ".join(SOURCES))
     event: dict[str, Any] = {"event": item["event_name"], "timestamp": item["event_time"],
-                             "source": source}
+                             "source": source, "action_source": item["action_source"]}
     if not is_blank(item.get("event_id")):
         event["event_id"] = item["event_id"]
     for key in item:

@@ -111,6 +111,8 @@ def encode_event(event: Event) -> bytes:
         body["test_event_code"] = e.test_event_code
     if c.basis is not None:
         body["consent"]["basis"] = c.basis
+    if e.action_source is not None:
+        body["action_source"] = e.action_source
     if e.hashed_users:
         body["hashed_users"] = e.hashed_users
     return orjson.dumps(body)
@@ -139,6 +141,7 @@ def decode_event(data: bytes) -> Event:
         ),
         session_id=d.get("session_id"),
         order_source=d.get("order_source"),
+        action_source=d.get("action_source"),
         received_at=float(d.get("received_at", 0.0)),
         warnings=tuple(_notice(w) for w in d.get("warnings", ())),
         channel=Channel(d.get("channel", Channel.SERVER)),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pixelrelay.destinations.base import HttpRequest, HttpResponse, Outcome, Unsendable
@@ -73,12 +73,14 @@ class MetaDestination:
 
 
 def _action_source(event: Event) -> str:
-    """website for web events that carry what Meta requires of one (the page URL and the
-    user agent); a web event without them (a backend's order) goes as system_generated
-    rather than have Meta refuse its whole request."""
-    if event.source is Source.WEB and not (event.page.url and event.user.user_agent):
+    """Where the event says it happened (a sender's action_source: a phone call, a chat, a
+    store...), else what its source means. website only for events that carry what Meta
+    requires of one (the page URL and the user agent): without them (a backend's order) it
+    goes as system_generated rather than have Meta refuse its whole request."""
+    chosen = payload.action_source(event.source.value, event.action_source)
+    if chosen == "website" and not (event.page.url and event.user.user_agent):
         return "system_generated"
-    return payload.action_source(event.source.value)
+    return chosen
 
 
 def _hashed_user(event: Event) -> dict[str, list[str]]:
@@ -114,11 +116,50 @@ def _custom_data(props: dict[str, Any]) -> dict[str, Any]:
                              category=c.get("content_category"), brand=c.get("brand"))
                 for c in props.get("contents") or () if c.get("content_id") is not None]
     ids = props.get("content_ids") or [i.id for i in contents]
-    return payload.custom_data(
+    named = payload.custom_data(
         value=props.get("value"), currency=props.get("currency"), contents=contents,
         content_ids=ids, content_type=props.get("content_type"),
-        order_id=props.get("order_id"), num_items=props.get("num_items"),
-        search_string=props.get("search_string"))
+        content_name=_text(props.get("content_name")), order_id=props.get("order_id"),
+        num_items=props.get("num_items"), search_string=props.get("search_string"),
+        status=_text(props.get("status")))
+    # The sender's custom properties go as they are (Meta takes custom keys in custom_data);
+    # Meta's other standard keys only in the type Meta checks, as one bad key would make it
+    # refuse the whole request.
+    extra = {k: v for k, v in props.items() if k not in _READ_PROPERTIES and k not in named
+             and _STANDARD_EXTRA.get(k, _any)(v)}
+    return {**named, **extra}
+
+
+def _text(v: object) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def _any(v: object) -> bool:
+    return True
+
+
+def _number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _string(v: object) -> bool:
+    return isinstance(v, str)
+
+
+def _delivery_category(v: object) -> bool:
+    return v in ("in_store", "curbside", "home_delivery")
+
+
+_STANDARD_EXTRA: dict[str, Callable[[object], bool]] = {
+    "predicted_ltv": _number, "net_revenue": _number, "content_category": _string,
+    "item_number": _string, "delivery_category": _delivery_category}
+
+
+# Properties read above, or the event object's own spellings of them (query is the older name
+# of search_string), or not the platform's business (the cart and checkout tokens).
+_READ_PROPERTIES = frozenset({
+    "value", "currency", "contents", "content_ids", "content_type", "content_name", "order_id",
+    "num_items", "search_string", "query", "status", "cart_token", "checkout_token"})
 
 
 def _sandbox(base_url: str) -> DestinationSettings:
