@@ -41,6 +41,19 @@ _FIELD_NAMES = {"timestamp": "event_time", "source": "event_source"}
 log = logging.getLogger(__name__)
 
 
+PATHS = "/open_api/"  # TikTok's API paths, which the drop-in takes (event/track/)
+
+
+def is_tiktok_path(path: str) -> bool:
+    return path.startswith(PATHS)
+
+
+def throttled(reason: str, retry_after: str) -> Response:
+    """TikTok's rate-limit answer (code 40100), as HTTP 429 with Retry-After."""
+    return json_response({"code": 40100, "message": reason, "request_id": uuid.uuid4().hex,
+                          "data": {}}, 429, {"Retry-After": retry_after})
+
+
 def tiktok_answer(code: int, message: str, data: dict[str, Any] | None = None) -> Response:
     return json_response({"code": code, "message": message,
                           "request_id": uuid.uuid4().hex, "data": data or {}})
