@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import orjson
 
@@ -34,6 +34,7 @@ from pixelrelay.store.queries import queries
 from pixelrelay.store.rows import notes_of
 
 Q = queries("postgres", "outbox")
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 _FINISH_PARAMS = ("token", "state", "next_attempt_at", "http_status", "code", "message",
                   "request_id", "dead_reason", "retry_streak", "suspect")
@@ -46,7 +47,7 @@ RouteRow = tuple[str, str, str, str, str | None, str | None, float | None]
 class _Prepared:
     """A NewEvent flattened before it is queued, so the writer only runs SQL."""
 
-    event_row: tuple[Any, ...]  # insert_events columns after id; the body an orjson.Fragment
+    event_row: tuple[Any, ...]  # insert_group's event columns after id; the body a Fragment
     event_id: str
     routes: tuple[RouteRow, ...]
     merge: MergeFn | None
@@ -234,8 +235,7 @@ async def insert_and_log(conn: Conn, calls: list[tuple[list[_Prepared], float, I
     try:
         notes = notes_of(calls, out)
         if notes:
-            async with conn.transaction():  # a savepoint inside the group's transaction
-                await record_notes(conn, notes)
+            await in_savepoint(conn, "ingest_log", record_notes, notes)
     except Exception as exc:
         log.warning("could not record the ingest log of %d requests: %s", len(calls), exc)
     return out
@@ -243,70 +243,61 @@ async def insert_and_log(conn: Conn, calls: list[tuple[list[_Prepared], float, I
 
 async def insert_many(conn: Conn, calls: list[tuple[list[_Prepared], float]]
                       ) -> list[list[InsertOutcome]]:
-    """The insert calls of one writer group, with one statement per table for all of them:
-    the outcomes are those of running the calls one after the other, as SQLite's writer does
-    (a key taken by an earlier call is a duplicate of it, a later copy merges into an earlier
-    call's pending first copy, but not into its own call's)."""
+    """The insert calls of one writer group in one statement (insert_group): the outcomes
+    are those of running the calls one after the other, as SQLite's writer does (a key taken
+    by an earlier call is a duplicate of it, a later copy merges into an earlier call's
+    pending first copy, but not into its own call's)."""
     items = [(c, item, now) for c, (batch, now) in enumerate(calls) for item in batch]
-    n_routes = sum(len(item.routes) for _, item, _ in items)
-    row = await (await conn.execute(Q["allocate_ids"], {"events": len(items),
-                                                         "deliveries": n_routes})).fetchone()
-    assert row is not None
-    event_refs: list[int] = row[0]
-    spare = iter(row[1])
-    # The first route to offer a key is the one that may take it.
-    keys: dict[Key, tuple[int, float, int]] = {}  # -> delivery id, accepted_at, call
-    route_ids: list[list[int | None]] = []
+    # The first route to offer a key is the one that may take it. Slots number the routes
+    # that offer a key (1-based: the statement's delivery ids are a PostgreSQL array).
+    keys: dict[Key, tuple[int, float, int]] = {}  # -> slot, accepted_at, call
+    route_slots: list[list[int | None]] = []
+    events: list[tuple[Any, ...]] = []
+    routes: list[tuple[Any, ...]] = []
     for c, item, now in items:
-        ids: list[int | None] = []
-        for dest, dest_event, *_ in item.routes:
-            key, did = (item.event_id, dest, dest_event), next(spare)
+        slots: list[int | None] = []
+        for route in item.routes:
+            dest, dest_event, batch_key, state, payload, reason, hold = route
+            key = (item.event_id, dest, dest_event)
             if key in keys:
                 if keys[key][1] <= now - IDEMPOTENCY_WINDOW_S:
                     # The later call re-accepts it: one statement cannot upsert a key twice.
                     raise NotTogether("a key is accepted twice in one group")
-                ids.append(None)
-            else:
-                keys[key] = (did, now, c)
-                ids.append(did)
-        route_ids.append(ids)
+                slots.append(None)
+                continue
+            slot = len(keys) + 1
+            keys[key] = (slot, now, c)
+            slots.append(slot)
+            due = (hold or now) if state == "pending" else None
+            routes.append((slot, len(events) + 1, dest, dest_event, item.event_id, batch_key,
+                           state, payload, reason, due, now))
+        route_slots.append(slots)
+        if not item.routes or any(s is not None for s in slots):  # may be accepted
+            events.append((len(events) + 1, *item.event_row, not item.routes))
     taken: set[int] = set()
-    if keys:
+    if events:
         ordered = sorted(keys.items())  # one lock order for every process
-        cur = await conn.execute(Q["claim_idempotency"], {
-            "keys": _json([(*key, at, did) for key, (did, at, _call) in ordered]),
+        cur = await conn.execute(Q["insert_group"], {
+            "events": len(events), "deliveries": len(keys),
+            "keys": _json([(*key, at, slot) for key, (slot, at, _call) in ordered]),
+            "event_rows": _json(events), "routes": _json(routes),
             "window": IDEMPOTENCY_WINDOW_S})
-        taken = {r[0] for r in await cur.fetchall()}
+        row = await cur.fetchone()
+        assert row is not None
+        taken = set(row[0])
 
     outcomes: list[list[InsertOutcome]] = [[] for _ in calls]
-    events: list[tuple[Any, ...]] = []
-    deliveries: list[tuple[Any, ...]] = []
     merges: list[tuple[int, int, _Prepared, float, set[tuple[str, str]]]] = []
-    for (c, item, now), ref, ids in zip(items, event_refs, route_ids, strict=True):
-        new = [(did, route) for did, route in zip(ids, item.routes, strict=True)
-               if did is not None and did in taken]
-        if item.routes and not new:
+    for (c, item, now), slots in zip(items, route_slots, strict=True):
+        if item.routes and not any(s is not None and s in taken for s in slots):
             outcomes[c].append(InsertOutcome.DUPLICATE)
             if item.merge is not None:
-                own = {(k[1], k[2]) for k, (did, _, holder) in keys.items()
-                       if k[0] == item.event_id and holder == c and did in taken}
+                own = {(k[1], k[2]) for k, (slot, _, holder) in keys.items()
+                       if k[0] == item.event_id and holder == c and slot in taken}
                 merges.append((c, len(outcomes[c]) - 1, item, now, own))
             continue
         outcomes[c].append(InsertOutcome.ACCEPTED)
-        events.append((ref, *item.event_row))
-        for did, (dest, dest_event, batch_key, state, payload, reason, hold) in new:
-            due = (hold or now) if state == "pending" else None
-            deliveries.append((did, ref, dest, dest_event, item.event_id, batch_key, state,
-                               payload, reason, due, now))
-    woken = {d[2] for d in deliveries if d[6] == "pending"}
-    async with conn.pipeline():  # the rows need no answer: one round trip for both tables
-        if events:
-            await conn.execute(Q["insert_events"], {"rows": _json(events)})
-        if deliveries:
-            await conn.execute(Q["insert_deliveries"], {"rows": _json(deliveries)})
-        if woken and not merges:
-            await conn.execute(Q["notify"], {"destinations": sorted(woken)})
-            woken = set()
+    woken: set[str] = set()  # insert_group woke the destinations of its new rows
     for c, pos, item, now, own in merges:  # after the inserts: earlier calls' copies exist
         released = await _merge(conn, item, now, skip=own)
         if released is not None:
@@ -315,6 +306,22 @@ async def insert_many(conn: Conn, calls: list[tuple[list[_Prepared], float]]
     if woken:
         await conn.execute(Q["notify"], {"destinations": sorted(woken)})
     return outcomes
+
+
+async def in_savepoint(conn: Conn, name: str, fn: Callable[[Conn, T], Awaitable[object]],
+                       arg: T) -> None:
+    """`fn(conn, arg)` in a savepoint of the transaction under way, its statements sent
+    together (pipeline mode, one round trip); on failure they are rolled back and the
+    error raised, the transaction carries on."""
+    try:
+        async with conn.pipeline():
+            await conn.execute(f"SAVEPOINT {name}")
+            await fn(conn, arg)
+            await conn.execute(f"RELEASE SAVEPOINT {name}")
+    except BaseException:
+        await conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+        await conn.execute(f"RELEASE SAVEPOINT {name}")
+        raise
 
 
 def _json(rows: list[tuple[Any, ...]]) -> str:

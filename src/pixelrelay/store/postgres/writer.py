@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
 from pixelrelay.errors import StoreUnavailable
@@ -34,6 +35,7 @@ _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 # Every query here is short: JIT compiling one costs more than it saves (120 ms against
 # 0.1 ms for retention's sweep at a million events; docs/postgres.md).
 SESSION_SETUP = "SET jit = off"
+IDLE = TransactionStatus.IDLE
 
 
 async def configure(conn: Conn) -> None:
@@ -199,22 +201,62 @@ class Connections:
         results: list[tuple[Any, BaseException | None]] = []
         try:
             conn = await self._writer_connection()
-            if len(group) == 1:  # alone: no SAVEPOINT needed, a failure rolls back just it
-                value, error = await _run_alone(conn, group[0].fn)
-                self.commits += error is None
-                _resolve(group[0].future, value, error)
-                return
             ordered = write_groups.runs(group)
             group = [call for run in ordered for call in run]  # the results' order
-            async with conn.transaction():
-                for run in ordered:
-                    results += await _run_calls(conn, run)
-            self.commits += 1
+            try:
+                results = await _run_together(conn, ordered)
+                self.commits += 1
+            except Exception:
+                if conn.broken or conn.closed:
+                    raise  # the COMMIT may have happened: no second try, callers are told
+                results = await self._run_apart(conn, ordered)
         except psycopg.Error as exc:
             failure = StoreUnavailable(f"commit failed: {exc}")
             results = [(None, failure)] * len(group)
         for call, (value, error) in zip(group, results, strict=True):
             _resolve(call.future, value, error)
+
+    async def _run_apart(self, conn: Conn, ordered: list[list[_Call]]
+                         ) -> list[tuple[Any, BaseException | None]]:
+        """After _run_together failed (and rolled back): each run, and within a failing run
+        each call, in a savepoint of its own, so one bad call sinks no other."""
+        if len(ordered) == 1 and len(ordered[0]) == 1:  # alone: its own transaction
+            value, error = await _run_alone(conn, ordered[0][0].fn)
+            self.commits += error is None
+            return [(value, error)]
+        results: list[tuple[Any, BaseException | None]] = []
+        async with conn.transaction():
+            for run in ordered:
+                results += await _run_calls(conn, run)
+        self.commits += 1
+        return results
+
+
+async def _run_together(conn: Conn, ordered: list[list[_Call]]
+                        ) -> list[tuple[Any, BaseException | None]]:
+    """A group's calls in one transaction, their statements pipelined: BEGIN travels with
+    the first statement and COMMIT alone, so a group of inserts costs two round trips. Any
+    failure rolls the whole transaction back and raises (the writer then runs them apart)."""
+    results: list[tuple[Any, BaseException | None]] = []
+    try:
+        async with conn.pipeline():
+            await conn.execute("BEGIN")
+            for run in ordered:
+                bulk = run[0].bulk
+                if bulk is not None:
+                    values = await bulk(conn, [c.arg for c in run])
+                else:
+                    values = [await c.fn(conn) for c in run]
+                results += [(v, None) for v in values]
+            await conn.execute("COMMIT")
+    except BaseException:
+        if not conn.broken and not conn.closed and conn.info.transaction_status != IDLE:
+            try:
+                await conn.execute("ROLLBACK")
+            except psycopg.Error:
+                await conn.close()  # the next group connects again
+        raise
+    return results
 
 
 async def _run_alone(conn: Conn, fn: Job) -> tuple[Any, BaseException | None]:

@@ -1,47 +1,68 @@
 -- Named queries of the PostgreSQL outbox (store/postgres/outbox.py). Each starts with a
 -- "-- name:" line; parameters are psycopg's %(name)s.
 
--- name: allocate_ids
--- Ids for one insert call, taken before its rows are written so that idempotency can point
--- at the delivery it creates and everything goes in with one statement per table. A
--- duplicate wastes its ids: sequences have gaps anyway.
-SELECT ARRAY(SELECT nextval('events_id_seq') FROM generate_series(1, %(events)s)),
-       ARRAY(SELECT nextval('deliveries_id_seq') FROM generate_series(1, %(deliveries)s))
-
--- name: claim_idempotency
--- Inserts each new key, or re-accepts one older than the window; a key not returned is a
--- duplicate. Another process inserting the same key waits here for this one's commit: the
--- database decides, across processes. Rows come sorted by key, so two processes lock
--- overlapping keys in the same order. Each row carries its own call's time.
--- The rows of this and the inserts below arrive as one JSON array each: psycopg dumps array
--- parameters element by element in Python, which cost more than the rest of a batch's writes.
-INSERT INTO idempotency AS i (event_id, destination, dest_event, accepted_at, delivery_id)
-SELECT r ->> 0, r ->> 1, r ->> 2, (r ->> 3)::float8, (r ->> 4)::bigint
-  FROM jsonb_array_elements(%(keys)s::jsonb) AS r
-ON CONFLICT (event_id, destination, dest_event) DO UPDATE
-    SET accepted_at = excluded.accepted_at, delivery_id = excluded.delivery_id
-    WHERE i.accepted_at <= excluded.accepted_at - %(window)s
-RETURNING delivery_id
-
--- name: insert_events
--- Each row's body is embedded as the JSON document it is and stored as that jsonb.
-INSERT INTO events (id, event_id, name, source, event_time, received_at, session_id,
-                    order_source, body, channel, enriched, match_keys)
-SELECT (r ->> 0)::bigint, r ->> 1, r ->> 2, r ->> 3, (r ->> 4)::bigint, (r ->> 5)::float8,
-       r ->> 6, r ->> 7, r -> 8, r ->> 9, (r ->> 10)::integer, (r ->> 11)::integer
-  FROM jsonb_array_elements(%(rows)s::jsonb) AS r
-
--- name: insert_deliveries
--- The payload arrives as a JSON string and is stored as its UTF-8 bytes, unchanged.
-INSERT INTO deliveries (id, event_ref, destination, dest_event, event_id, batch_key, state,
-                        payload, reason, next_attempt_at, created_at, updated_at)
-SELECT (r ->> 0)::bigint, (r ->> 1)::bigint, r ->> 2, r ->> 3, r ->> 4, r ->> 5, r ->> 6,
-       convert_to(r ->> 7, 'UTF8'), r ->> 8, (r ->> 9)::float8, (r ->> 10)::float8,
-       (r ->> 10)::float8
-  FROM jsonb_array_elements(%(rows)s::jsonb) AS r
+-- name: insert_group
+-- The insert calls of one writer group in one statement, so a group costs one round trip
+-- (and the COMMIT): ids, idempotency, events, deliveries and the NOTIFY of the destinations
+-- given work. Returns the slots (1-based numbers of the routes that offered a key) whose
+-- key was taken; a key not taken is a duplicate.
+-- `ids`: the ids of the group's events and deliveries, drawn in the calls' order (a claim
+-- breaks ties in next_attempt_at by id). Referenced by every part, so drawn once.
+-- `taken`: inserts each new key, or re-accepts one older than the window. Another process
+-- inserting the same key waits here for this one's commit: the database decides, across
+-- processes. Keys come sorted, and are inserted in that order (a scan of the array, no
+-- join), so two processes lock overlapping keys in the same order. Each key carries its
+-- own call's time.
+-- An event goes in when one of its routes took its key, or when it has no route at all
+-- (its last field). The rows arrive as one JSON array each: psycopg dumps array parameters
+-- element by element in Python, which cost more than the rest of a batch's writes. Each
+-- event's body is embedded as the JSON document it is and stored as that jsonb; a payload
+-- arrives as a JSON string and is stored as its UTF-8 bytes, unchanged.
+-- The NOTIFY is sent inside the transaction: delivered on commit, dropped with a rollback.
+WITH ids AS (
+    SELECT ARRAY(SELECT nextval('events_id_seq') FROM generate_series(1, %(events)s)) AS refs,
+           ARRAY(SELECT nextval('deliveries_id_seq')
+                   FROM generate_series(1, %(deliveries)s)) AS dids
+),
+taken AS (
+    INSERT INTO idempotency AS i (event_id, destination, dest_event, accepted_at, delivery_id)
+    SELECT k ->> 0, k ->> 1, k ->> 2, (k ->> 3)::float8, ids.dids[(k ->> 4)::int]
+      FROM ids, jsonb_array_elements(%(keys)s::jsonb) AS k
+    ON CONFLICT (event_id, destination, dest_event) DO UPDATE
+        SET accepted_at = excluded.accepted_at, delivery_id = excluded.delivery_id
+        WHERE i.accepted_at <= excluded.accepted_at - %(window)s
+    RETURNING delivery_id
+),
+new_routes AS (
+    SELECT r, (r ->> 0)::int AS slot, ids.dids[(r ->> 0)::int] AS id,
+           ids.refs[(r ->> 1)::int] AS ref
+      FROM ids, jsonb_array_elements(%(routes)s::jsonb) AS r
+     WHERE ids.dids[(r ->> 0)::int] IN (SELECT delivery_id FROM taken)
+),
+new_events AS (
+    INSERT INTO events (id, event_id, name, source, event_time, received_at, session_id,
+                        order_source, body, channel, enriched, match_keys)
+    SELECT ids.refs[(r ->> 0)::int], r ->> 1, r ->> 2, r ->> 3, (r ->> 4)::bigint,
+           (r ->> 5)::float8, r ->> 6, r ->> 7, r -> 8, r ->> 9, (r ->> 10)::integer,
+           (r ->> 11)::integer
+      FROM ids, jsonb_array_elements(%(event_rows)s::jsonb) AS r
+     WHERE (r ->> 12)::boolean OR ids.refs[(r ->> 0)::int] IN (SELECT ref FROM new_routes)
+),
+new_deliveries AS (
+    INSERT INTO deliveries (id, event_ref, destination, dest_event, event_id, batch_key, state,
+                            payload, reason, next_attempt_at, created_at, updated_at)
+    SELECT id, ref, r ->> 2, r ->> 3, r ->> 4, r ->> 5, r ->> 6, convert_to(r ->> 7, 'UTF8'),
+           r ->> 8, (r ->> 9)::float8, (r ->> 10)::float8, (r ->> 10)::float8
+      FROM new_routes
+    RETURNING destination, state
+)
+SELECT ARRAY(SELECT slot FROM new_routes),
+       (SELECT count(pg_notify('pixelrelay_work', w.destination))
+          FROM (SELECT DISTINCT destination FROM new_deliveries WHERE state = 'pending') AS w)
 
 -- name: notify
--- Sent inside the insert's transaction: delivered on commit, dropped with a rollback.
+-- The destinations a merge made due. Sent inside the insert's transaction: delivered on
+-- commit, dropped with a rollback.
 SELECT pg_notify('pixelrelay_work', d) FROM unnest(%(destinations)s::text[]) AS d
 
 -- name: pending_copy
