@@ -31,7 +31,7 @@ import psycopg
 from bench.pg import scratch_schema
 from bench.split_processes import free_port, wait_up
 from pixelrelay.diagnostics.report import WINDOWS
-from pixelrelay.model import Channel, DeliveryState, Event, Route, User
+from pixelrelay.model import Channel, DeliveryState, Event, Route, User, click_ids_of
 from pixelrelay.store import open_store
 from pixelrelay.store.base import Finished, NewEvent
 from pixelrelay.store.rollup import ROLL_UP_BATCH
@@ -43,8 +43,9 @@ NAMES = ("CompletePayment", "AddToCart", "ViewContent")
 def new_event(i: int, at: float) -> NewEvent:
     name = NAMES[i % 3]
     user = User(email=("a" * 64,) if i % 2 else (), phone=("b" * 64,) if i % 3 else (),
-                ttclid="E.C.P.x" if i % 4 else None, ttp="2.ttp" if i % 5 else None,
-                ip="203.0.113.9", user_agent="Mozilla/5.0")
+                ip="203.0.113.9", user_agent="Mozilla/5.0",
+                click_ids=click_ids_of({"ttclid": "E.C.P.x" if i % 4 else "",
+                                        "ttp": "2.ttp" if i % 5 else ""}))
     event = Event(name=name, event_id=f"e{i // 2}" if i % 10 < 2 else f"e{i}",
                   event_time=int(at), user=user, received_at=at,
                   channel=Channel.BROWSER if i % 10 == 1 else Channel.SERVER)

@@ -48,7 +48,7 @@ def rss_mib(pid: int | None = None) -> float:
 
 def new_event(i: int, now: int) -> NewEvent:
     event = Event(name="AddToCart", event_id=f"m{i}", event_time=now,
-                  user=User(email=("a" * 64,), ttclid="E.C.P.x"), received_at=now)
+                  user=User(email=("a" * 64,), click_ids=(("ttclid", "E.C.P.x"),)), received_at=now)
     payload = orjson.dumps({"event": "AddToCart", "event_time": now, "event_id": f"m{i}",
                             "user": {"email": ["a" * 64], "ttclid": "E.C.P.x"}})
     return NewEvent(event, (Route("tiktok", "AddToCart", DeliveryState.PENDING, payload),))
