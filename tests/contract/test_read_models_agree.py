@@ -38,7 +38,9 @@ def user(rng: random.Random) -> User:
                 first_name=maybe("f" * 64), last_name=maybe("l" * 64), zip_code=maybe("z" * 64),
                 city=maybe("berlin"), state=maybe("be"), country=maybe("de"),
                 click_ids=click_ids_of({"ttclid": maybe("E.C.P.clid") or "",
-                                        "ttp": maybe("2.ttp") or ""}))
+                                        "ttp": maybe("2.ttp") or "",
+                                        "fbc": maybe("fb.1.1700000000000.Ab") or "",
+                                        "fbp": maybe("fb.1.1700000000000.42") or ""}))
 
 
 def events(seed: int = 7) -> list[tuple[NewEvent, float]]:

@@ -119,12 +119,12 @@ def test_numbers_match_the_traffic_mix(gateway: ServerThread) -> None:
     assert mk["events"] == 6  # delivered: ord_1..3, v1, v2, b1
     assert mk["counts"] == {"email": 2, "phone": 2, "external_id": 1, "ttclid": 2, "ttp": 2,
                             "ip_ua": 2, "first_name": 0, "last_name": 0, "zip_code": 0,
-                            "city": 0, "state": 0, "country": 0}
+                            "city": 0, "state": 0, "country": 0, "fbc": 0, "fbp": 0}
     weights = REGISTRY["tiktok"].match_weights  # its one destination's type's
     assert mk["score"] == match_score({k: v / 6 for k, v in mk["counts"].items()}, weights)
     assert mk["by_destination"] == [{"destination": "tiktok", "weights": dict(weights),
                                      "score": mk["score"]}]
-    assert (mk["purchases"], mk["purchases_with_click_id"]) == (3, {"ttclid": 2})
+    assert (mk["purchases"], mk["purchases_with_click_id"]) == (3, {"ttclid": 2, "fbc": 0})
     assert mk["purchases_with_ttclid"] == 2  # the old key, an alias for one release
     # 8 stored server events + the server duplicate of v1; only ord_1 also came from the tag.
     assert d["dedup_readiness"] == {"server_events": 9, "also_from_browser": 1,

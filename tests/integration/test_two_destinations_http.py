@@ -14,7 +14,9 @@ import pytest
 
 from pixelrelay.app import create_app
 from pixelrelay.config import Secret
+from pixelrelay.destinations import REGISTRY
 from pixelrelay.destinations.meta.settings import meta_destination
+from pixelrelay.diagnostics.report import match_score
 from tests.conftest import (
     ADMIN_TOKEN,
     META_PIXEL,
@@ -89,6 +91,17 @@ def test_one_purchase_reaches_both_platforms_each_hashed_its_own_way(
     assert user["client_ip_address"] == "203.0.113.9" and user["client_user_agent"] == UA
     assert fb["custom_data"]["contents"] == [{"id": "SKU-1", "quantity": 2, "item_price": 15.25}]
     assert (fb["custom_data"]["value"], fb["custom_data"]["currency"]) == (30.5, "EUR")
+
+    # The diagnostics count Meta's ids too, and score Meta with them.
+    mk = httpx.get(f"{gateway.url}/v1/diagnostics", params={"window": "1h"},
+                   headers={"X-Admin-Token": ADMIN_TOKEN}).json()["match_keys"]
+    assert (mk["counts"]["fbc"], mk["counts"]["fbp"], mk["counts"]["ttclid"]) == (1, 1, 0)
+    assert mk["purchases_with_click_id"] == {"ttclid": 0, "fbc": 1}
+    meta_score = next(d["score"] for d in mk["by_destination"] if d["destination"] == "meta")
+    weights = REGISTRY["meta"].match_weights
+    assert meta_score == match_score(mk["coverage"], weights)
+    # all but last_name, which the event lacks: fbc and fbp count for Meta now
+    assert meta_score == round(10 * (1 - weights["last_name"]), 1)
 
 
 def test_a_backend_order_without_page_or_agent_goes_to_meta_as_system_generated(

@@ -51,7 +51,7 @@ def test_match_score_weights() -> None:
     assert match_score({"ttclid": 1.0}, WEIGHTS) == 2.2
     assert match_score({"email": 0.5, "phone": 0.5}, WEIGHTS) == 2.0  # 10 * (0.11 + 0.09)
     assert match_score({"first_name": 1.0, "last_name": 1.0, "zip_code": 1.0}, WEIGHTS) == 0.9
-    assert set(WEIGHTS) == set(KEYS)  # TikTok's keys are all counted
+    assert set(WEIGHTS) == set(KEYS) - {"fbc", "fbp"}  # TikTok's keys are all counted
 
 
 @pytest.mark.parametrize("type_name", sorted(REGISTRY))
@@ -106,10 +106,10 @@ def test_alerts_say_what_to_check() -> None:
 
 def test_the_purchase_click_id_alert_is_each_configured_types_own() -> None:
     """Each type's ad click id is checked when a destination of that type is configured, in
-    its words; a type's click id the store does not count yet raises nothing."""
+    its words."""
     both = {"tiktok": TIKTOK_FACTS, "meta": META_FACTS}
-    found = {a.key: a for a in alerts([], NOW, 0, 0, 10, {"ttclid": 2}, facts=both)}
-    assert set(found) == {"purchase_ttclid"}  # fbc is not among the counted keys
+    found = {a.key: a for a in alerts([], NOW, 0, 0, 10, {"ttclid": 2, "fbc": 8}, facts=both)}
+    assert set(found) == {"purchase_ttclid"}  # 8 of 10 purchases carry an fbc
     found = {a.key: a for a in alerts([], NOW, 0, 0, 10, {"ttclid": 2, "fbc": 1},
                                       facts=both)}
     assert set(found) == {"purchase_ttclid", "purchase_fbc"}
@@ -149,7 +149,7 @@ def test_build_counts_a_known_mix() -> None:
                     ("tiktok", "Search", "Search", "dead", "expired", 1)],
         dead=[("tiktok", "Purchase", "rejected", 40002, "data.0.event: bad", 1),
               ("tiktok", "Search", "expired", None, None, 1)],
-        coverage=[("Purchase", "CompletePayment", 3, 3, 0, 0, 1, 0, 3, 2, 2, 1, 0, 0, 3)],
+        coverage=[("Purchase", "CompletePayment", 3, 3, 0, 0, 1, 0, 3, 2, 2, 1, 0, 0, 3, 0, 0)],
         notices=[("Purchase", "user.shoe_size", "unknown_field", 4),
                  ("Purchase", "user.phone", "unverified", 2),
                  ("Search", "user.shoe_size", "unknown_field", 1)],
@@ -169,9 +169,11 @@ def test_build_counts_a_known_mix() -> None:
         "is not a valid IPv4 or IPv6 address": 3, "data.0.event: bad": 1, "expired": 1}
     mk = r["match_keys"]
     assert mk["coverage"]["email"] == 1.0 and mk["coverage"]["ttclid"] == pytest.approx(0.3333)
-    assert (mk["purchases"], mk["purchases_with_click_id"]) == (3, {"ttclid": 1})
+    assert (mk["purchases"], mk["purchases_with_click_id"]) == (3, {"ttclid": 1, "fbc": 0})
     assert mk["purchases_with_ttclid"] == 1  # the old key, an alias for one release
-    assert mk["weights"] == dict(WEIGHTS) and mk["score"] == match_score(mk["coverage"], WEIGHTS)
+    # over every counted key: 0 for those TikTok does not weigh (Meta's fbc and fbp)
+    assert mk["weights"] == {**dict.fromkeys(KEYS, 0.0), **WEIGHTS}
+    assert mk["score"] == match_score(mk["coverage"], WEIGHTS)
     assert mk["by_destination"] == [{"destination": "tiktok", "weights": dict(WEIGHTS),
                                      "score": mk["score"]}]
     assert mk["coverage"]["first_name"] == pytest.approx(0.6667)
@@ -255,8 +257,9 @@ def _two_destination_report() -> dict[str, object]:
         accepted=[("Purchase", 2)],
         deliveries=[("tiktok", "Purchase", "Purchased", "delivered", None, 2),
                     ("meta", "Purchase", "Purchased", "delivered", None, 2)],
-        # 2 purchases: both with email and IP + user agent, one with a ttclid
-        coverage=[("Purchase", "CompletePayment", 2, 2, 0, 0, 1, 0, 2, 0, 0, 0, 0, 0, 0)])
+        # 2 purchases: both with email and IP + user agent, one with a ttclid, one with an fbc
+        # and both with an fbp
+        coverage=[("Purchase", "CompletePayment", 2, 2, 0, 0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 1, 2)])
     facts = {"tiktok": TIKTOK_FACTS, "meta": META_FACTS}
     return build(rows, [queue("tiktok"), queue("meta")], facts, "1h", NOW)
 
@@ -266,12 +269,13 @@ def test_build_scores_each_destination_with_its_types_weights() -> None:
     mk = r["match_keys"]
     assert isinstance(mk, dict)
     meta = REGISTRY["meta"].match_weights
-    # email 1.0, ip_ua 1.0, ttclid 0.5: TikTok 10 x (0.22 + 0.10 + 0.11), Meta 10 x (0.25 + 0.10)
+    # email 1.0, ip_ua 1.0, ttclid 0.5, fbc 0.5, fbp 1.0: TikTok 10 x (0.22 + 0.10 + 0.11),
+    # Meta 10 x (0.25 + 0.10 + 0.065 + 0.10)
     assert [(d["destination"], d["score"]) for d in mk["by_destination"]] == [
-        ("tiktok", 4.3), ("meta", 3.5)]
+        ("tiktok", 4.3), ("meta", 5.2)]
     assert mk["by_destination"][1]["weights"] == dict(meta)
     assert mk["score"] == 4.3  # the first destination's
-    assert mk["purchases_with_click_id"] == {"ttclid": 1}
+    assert mk["purchases_with_click_id"] == {"ttclid": 1, "fbc": 1}
     # A look-alike custom name is flagged by the destination type that declares the hint.
     per = {d["destination"]: d for d in r["events"][0]["destinations"]}  # type: ignore[index]
     assert per["tiktok"]["looks_like"] == "Purchase" and per["meta"]["looks_like"] is None
@@ -282,8 +286,8 @@ def test_the_page_says_each_destinations_platform_and_pixel_call() -> None:
 
     html = diagnostics_page(_two_destination_report(), [], RecentSearch(),
                             facts={"tiktok": TIKTOK_FACTS, "meta": META_FACTS})
-    assert "data-dest-score='meta'>3.5</span>" in html
-    assert "fbc, fbp not counted yet" in html
+    assert "data-dest-score='meta'>5.2</span>" in html
+    assert "not counted yet" not in html  # every key of both types is counted
     advice = _dedup_guidance(0.1, 10, {"tiktok": TIKTOK_FACTS, "meta": META_FACTS})
     assert "if the TikTok or Meta Pixel sends them too" in advice
     assert "it fires ttq.track and fbq(&#x27;track&#x27;) with its event_id" in advice

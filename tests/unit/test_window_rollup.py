@@ -9,9 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pixelrelay.store import rollup
+from pixelrelay.store.codec import MATCH_KEY_BITS
 from pixelrelay.store.rows import QueueRow, WindowRows
 
 T = 1_776_943_380.0  # a whole minute
+
+
+KEYS = len(MATCH_KEY_BITS)
 
 
 def test_every_window_field_is_summed_or_read_exactly() -> None:
@@ -57,15 +61,15 @@ def test_stored_and_uncovered_minutes_tile_the_window(stored: set[int], offset: 
 
 def test_merge_sums_counts_and_keeps_the_least_name() -> None:
     a = WindowRows(accepted=[("Purchase", 2)], duplicates=[("Purchase", 1, 0)],
-                   coverage=[("Purchase", "Purchase", 2, *[1] * 12)],
+                   coverage=[("Purchase", "Purchase", 2, *[1] * KEYS)],
                    dead=[("tt", "Lead", "rejected", None, None, 1)])
     b = WindowRows(accepted=[("Purchase", 3), ("Lead", 1)], duplicates=[("Purchase", 2, None)],
-                   coverage=[("Purchase", "CompletePayment", 1, *[0] * 12)],
+                   coverage=[("Purchase", "CompletePayment", 1, *[0] * KEYS)],
                    dead=[("tt", "Lead", "rejected", None, None, 4)])
     out = rollup.merge([a, b])
     assert out.accepted == [("Lead", 1), ("Purchase", 5)]
     assert out.duplicates == [("Purchase", 3, 0)]
-    assert out.coverage == [("Purchase", "CompletePayment", 3, *[1] * 12)]
+    assert out.coverage == [("Purchase", "CompletePayment", 3, *[1] * KEYS)]
     assert out.dead == [("tt", "Lead", "rejected", None, None, 5)]
 
 
@@ -74,6 +78,17 @@ def test_a_minute_round_trips_through_its_stored_form() -> None:
                       trend_received=[(rollup.minute_of(T), 7)])
     assert rollup.decode(rollup.encode(rows)) == rows
     assert rollup.encode(WindowRows()) is None and rollup.decode(None) == WindowRows()
+
+
+def test_a_minute_stored_before_a_key_was_counted_reads_it_as_zero() -> None:
+    """Minutes rolled up when 12 match keys were counted (before fbc and fbp had bits) still
+    add up with new ones: their events carry no bit for the new keys, so a scan counts 0."""
+    old = b'{"coverage": [["Purchase", "CompletePayment", 4, ' + b", ".join([b"1"] * 12) + b"]]}"
+    new = WindowRows(coverage=[("Purchase", "CompletePayment", 1, *[1] * KEYS)])
+    assert rollup.decode(old).coverage == [("Purchase", "CompletePayment", 4, *[1] * 12,
+                                             *[0] * (KEYS - 12))]
+    assert rollup.merge([rollup.decode(old), new]).coverage == [
+        ("Purchase", "CompletePayment", 5, *[2] * 12, *[1] * (KEYS - 12))]
 
 
 def test_trends_fall_in_buckets_from_the_windows_first_minute() -> None:

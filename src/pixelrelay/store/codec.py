@@ -33,8 +33,8 @@ _USER_LISTS = ("email", "phone", "external_id")
 _USER_FIELDS = frozenset((*_USER_SCALARS, *_USER_LISTS))
 
 # The match keys the diagnostics count, one bit each in events.match_keys; the positions are
-# the stored format (a bit never moves; new keys take free ones). Bits 3 and 4 are those of
-# the ids a destination type declares with them (IdKey.match_key_bit).
+# the stored format (a bit never moves; new keys take free ones). Bits 3, 4, 12 and 13 are
+# those of the ids a destination type declares with them (IdKey.match_key_bit).
 _OWN_BITS = {0: "email", 1: "phone", 2: "external_id", 5: "ip_ua", 6: "first_name",
              7: "last_name", 8: "zip_code", 9: "city", 10: "state", 11: "country"}
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from pixelrelay.store.codec import MATCH_KEY_BITS
 from pixelrelay.store.rows import QueueRow, WindowRows
 
 MINUTE_S = 60
@@ -36,7 +37,9 @@ _COMBINE: dict[str, tuple[int, str]] = {
     "ingest_rejections": (3, "+"),  # name, field, reason, n
     "deliveries": (5, "+"),  # destination, name, dest_event, state, dead_reason, n
     "dead": (5, "+"),  # destination, name, dead_reason, code, message, n
-    "coverage": (1, "<" + "+" * 13),  # name, min(dest_event), n, a count per match key
+    # name, min(dest_event), n, a count per match key (a minute stored before a key was
+    # counted has fewer: decode pads them with 0, which is what a scan of it gives)
+    "coverage": (1, "<" + "+" * (1 + len(MATCH_KEY_BITS))),
     "notices": (3, "+"),  # event, field, kind, n
     "collect_refusals": (2, "+"),  # reason, origin, n
     "dedup": (1, "++"),  # name, server arrivals, also from the browser
@@ -66,7 +69,8 @@ def decode(blob: bytes | None) -> WindowRows:
     rows = WindowRows()
     for name, values in (orjson.loads(blob) if blob else {}).items():
         if name in _COMBINE:
-            setattr(rows, name, [tuple(v) for v in values])
+            width = _COMBINE[name][0] + len(_COMBINE[name][1])
+            setattr(rows, name, [(*v, *(0,) * (width - len(v))) for v in values])
     return rows
 
 

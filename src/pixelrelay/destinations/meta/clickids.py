@@ -50,8 +50,8 @@ CLICK_PARAM = "fbclid"
 FBC_COOKIE, FBP_COOKIE = "_fbc", "_fbp"
 IDS = (
     IdKey("fbc", "Meta's click id (the _fbc cookie, fb.1.<ms>.<fbclid>), sent to Meta as "
-                 "given."),
-    IdKey("fbp", "The _fbp cookie of Meta's Pixel, sent to Meta as given."),
+                 "given.", match_key_bit=12),
+    IdKey("fbp", "The _fbp cookie of Meta's Pixel, sent to Meta as given.", match_key_bit=13),
 )
 
 

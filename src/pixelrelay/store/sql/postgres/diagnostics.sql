@@ -81,7 +81,8 @@ SELECT d.destination, e.name, d.dead_reason, d.last_code, d.last_message, count(
 -- Each key from events.match_keys (bit i = store.codec.MATCH_KEY_BITS[i]), else the body:
 -- a list counts when it is a non-empty array (SQLite's json_array_length is 0 otherwise),
 -- a scalar when it is present, not null and not empty. Bits 3 and 4 are click and browser
--- ids a destination type declares, named by id_key_3 and id_key_4 (store.codec.ID_KEY_PARAMS).
+-- ids a destination type declares (bits 3, 4, 12, 13), named by id_key_<bit>
+-- (store.codec.ID_KEY_PARAMS).
 SELECT e.name, min(r.dest_event), count(*),
        count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN jsonb_typeof(e.body #> '{user,email}') = 'array' AND jsonb_array_length(e.body #> '{user,email}') > 0
                               ELSE (e.match_keys & 1) <> 0 END),
@@ -106,7 +107,11 @@ SELECT e.name, min(r.dest_event), count(*),
        count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body #>> '{user,state}', '') <> ''
                               ELSE (e.match_keys & 1024) <> 0 END),
        count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body #>> '{user,country}', '') <> ''
-                              ELSE (e.match_keys & 2048) <> 0 END)
+                              ELSE (e.match_keys & 2048) <> 0 END),
+       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body -> 'user' ->> %(id_key_12)s, '') <> ''
+                              ELSE (e.match_keys & 4096) <> 0 END),
+       count(*) FILTER (WHERE CASE WHEN e.match_keys IS NULL THEN coalesce(e.body -> 'user' ->> %(id_key_13)s, '') <> ''
+                              ELSE (e.match_keys & 8192) <> 0 END)
   FROM (SELECT d.event_ref, min(d.dest_event) AS dest_event FROM deliveries AS d
          WHERE d.created_at >= %(lo)s AND d.created_at < %(hi)s
            AND d.state IN ('delivered', 'pending', 'in_flight')

@@ -71,8 +71,8 @@ SELECT d.destination, e.name, d.dead_reason, d.last_code, d.last_message, count(
 -- Coverage of what is (or will be) sent: events with a delivered or pending delivery, each
 -- counted in the range of its newest such delivery (a replayed one restarts created_at).
 -- Each key from events.match_keys (bit i = store.codec.MATCH_KEY_BITS[i]), else the body;
--- bits 3 and 4 are click and browser ids a destination type declares, named by :id_key_3 and
--- :id_key_4 (store.codec.ID_KEY_PARAMS).
+-- bits 3, 4, 12 and 13 are click and browser ids a destination type declares, named by
+-- :id_key_<bit> (store.codec.ID_KEY_PARAMS).
 SELECT e.name, min(r.dest_event), count(*),
        sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_array_length(CAST(e.body AS TEXT), '$.user.email'), 0) > 0
                 ELSE (e.match_keys & 1) != 0 END),
@@ -97,7 +97,11 @@ SELECT e.name, min(r.dest_event), count(*),
        sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.state'), '') != ''
                 ELSE (e.match_keys & 1024) != 0 END),
        sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.country'), '') != ''
-                ELSE (e.match_keys & 2048) != 0 END)
+                ELSE (e.match_keys & 2048) != 0 END),
+       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.' || :id_key_12), '') != ''
+                ELSE (e.match_keys & 4096) != 0 END),
+       sum(CASE WHEN e.match_keys IS NULL THEN coalesce(json_extract(CAST(e.body AS TEXT), '$.user.' || :id_key_13), '') != ''
+                ELSE (e.match_keys & 8192) != 0 END)
   FROM (SELECT d.event_ref, min(d.dest_event) AS dest_event FROM deliveries AS d
          WHERE d.created_at >= :lo AND d.created_at < :hi
            AND d.state IN ('delivered', 'pending', 'in_flight')
