@@ -102,6 +102,10 @@ class Ingestor:
         self._user_hashers = {d.type: hasher for d in settings.destinations
                               if (hasher := REGISTRY[d.type].hash_user) is not None}
         self._keep_plain = bool(self._user_hashers)
+        # The click and browser ids the configured destinations send: a server event lacking
+        # one of these (not another platform's) is worth a session read.
+        self.sent_ids = frozenset(k.key for t in {d.type for d in settings.destinations}
+                                  for k in REGISTRY[t].ids)
 
     async def accept(self, raw_events: Sequence[object], *,
                      channel: Channel = Channel.SERVER,
@@ -185,12 +189,12 @@ class Ingestor:
         claims: they neither find a session nor link one (anyone can type anyone's email).
         """
         lookups = [lookup_for(e) for e in events] if context is not None else [
-            server_lookup_for(e) for e in events]
+            server_lookup_for(e, self.sent_ids) for e in events]
         if claimed:
             lookups = [without_identities(lk) for lk in lookups]
         wanted = [] if context is not None else [
             i for i, (e, lk) in enumerate(zip(events, lookups, strict=True))
-            if (not lk.empty and wants_lookup(e)) or (lk.tokens and lk.identities)]
+            if (not lk.empty and wants_lookup(e, self.sent_ids)) or (lk.tokens and lk.identities)]
         found = dict(zip(wanted, await self.store.find_sessions(
             [lookups[i] for i in wanted], now - self.identity_window_s), strict=True)
         ) if wanted else {}

@@ -50,11 +50,15 @@ def test_nothing_to_add_leaves_the_event_unmarked() -> None:
     every_id = click_ids_of(dict.fromkeys(declared_ids(), "v"))
     full = ev(user=User(ip="192.0.2.9", user_agent="U", click_ids=every_id),
               consent=Consent(marketing=G))
-    assert not wants_lookup(full)
-    # An id a destination type declares that the event lacks: a session may know it.
-    assert wants_lookup(ev(user=User(ip="192.0.2.9", user_agent="U", click_ids=every_id[1:]),
-                           consent=Consent(marketing=G)))
-    assert wants_lookup(ev(user=full.user))  # no consent of its own: a session may know it
+    ids = declared_ids().keys()
+    assert not wants_lookup(full, ids)
+    # An id a configured destination sends that the event lacks: a session may know it.
+    missing_one = ev(user=User(ip="192.0.2.9", user_agent="U", click_ids=every_id[1:]),
+                     consent=Consent(marketing=G))
+    assert wants_lookup(missing_one, ids)
+    # ...but not when no configured destination sends that id (another platform's).
+    assert not wants_lookup(missing_one, [k for k, _ in every_id[1:]])
+    assert wants_lookup(ev(user=full.user), ids)  # no consent of its own: a session may know it
     assert enrich(full, CTX, EnrichedFrom.SESSION) is full
     assert enrich(ev(), None, EnrichedFrom.SESSION).enriched_from is None
     empty = SessionContext("s_2")

@@ -4,6 +4,7 @@ destination types declare) and its consent onto events that lack them."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Collection
 from dataclasses import field, replace
 from enum import StrEnum
 from typing import Any
@@ -57,11 +58,13 @@ class Lookup:
         return self.session_id is None and not self.tokens and not self.identities
 
 
-def wants_lookup(event: Event) -> bool:
-    """Whether a session could add anything: a match key or a consent the event lacks."""
+def wants_lookup(event: Event, ids: Collection[str]) -> bool:
+    """Whether a session could add anything: a match key or a consent the event lacks. `ids`:
+    the click and browser ids the configured destinations send (one no destination takes is
+    not worth a read)."""
     u = event.user
     return (u.ip is None or u.user_agent is None or event.consent.is_empty
-            or len(u.click_ids) < len(declared_ids()))
+            or any(u.click_id(key) is None for key in ids))
 
 
 def take_consent(event: Event, context: SessionContext | None) -> Event:
@@ -108,12 +111,13 @@ def lookup_for(event: Event) -> Lookup:
     return Lookup(event.session_id, token_keys(event), identity_keys(event))
 
 
-def server_lookup_for(event: Event) -> Lookup:
+def server_lookup_for(event: Event, ids: Collection[str]) -> Lookup:
     """`lookup_for` of an event that came without its browser context. With no session id,
-    no token and no key a session could add (a backend that sends them all), nothing is
-    looked up and nothing is linked, so its identities need not be spelled out."""
+    no token and no key a session could add (a backend that sends them all; `ids` as for
+    wants_lookup), nothing is looked up and nothing is linked, so its identities need not be
+    spelled out."""
     tokens = token_keys(event)
-    if event.session_id is None and not tokens and not wants_lookup(event):
+    if event.session_id is None and not tokens and not wants_lookup(event, ids):
         return _NO_LOOKUP
     return Lookup(event.session_id, tokens, identity_keys(event))
 
