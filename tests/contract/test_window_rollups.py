@@ -55,18 +55,20 @@ async def test_stored_minutes_add_up_to_the_exact_scan(make_store: StoreFactory,
     await fill(store)
     scanned = await windows(store)  # nothing stored yet: every window is scanned
     assert scanned["7d"][0]["coverage"] and scanned["7d"][0]["dedup"]
-    assert await roll_up(store, NOW + 600) >= 7 * 1440
+    # Every minute from the first row's (the fill spans 3 days; the empty days of the week
+    # before it are left to the readers, who scan them as one range).
+    assert await roll_up(store, NOW + 600) >= 3 * 1440
     assert await store.roll_up(NOW + 600) == 0  # all stored, nothing dirty
     assert await windows(store) == scanned
     await store.forget_rollups()
     if engine == "sqlite":  # one process per file: a restart
         await store.close()
         store = await make_store()
-        assert await roll_up(store, NOW + 600) >= 7 * 1440
+        assert await roll_up(store, NOW + 600) >= 3 * 1440
     else:  # two processes at once: each minute is stored by one of them, once
         other = await make_store()
         done = await asyncio.gather(roll_up(store, NOW + 600), roll_up(other, NOW + 600))
-        assert sum(done) >= 7 * 1440
+        assert sum(done) >= 3 * 1440
         assert await roll_up(other, NOW + 600) == 0
     assert await windows(store) == scanned
 
@@ -133,7 +135,7 @@ async def test_minutes_whose_rows_change_are_counted_again(make_store: StoreFact
     truth = await exact(store)
     assert changed == truth
     assert changed != before
-    assert await roll_up(store, NOW + 900) >= 7 * 1440
+    assert await roll_up(store, NOW + 900) >= 3 * 1440
     assert await windows(store) == truth
 
 

@@ -102,10 +102,24 @@ def test_a_pass_computes_settled_minutes_missing_or_dirty_oldest_first() -> None
     settled = rollup.minute_of(now - rollup.SETTLE_S)
     oldest = rollup.minute_of(now - rollup.HORIZON_S)
     all_stored = range(oldest, settled)
-    todo, first = rollup.to_compute(now, all_stored, [settled - 5, settled, oldest - 9], 10)
+    todo, first = rollup.to_compute(now, all_stored, [settled - 5, settled, oldest - 9], 10,
+                                    first_row=0.0)
     assert (todo, first) == ([settled - 5], oldest)  # unsettled and too old wait / go
-    todo, _ = rollup.to_compute(now, [], [], 3)
+    todo, _ = rollup.to_compute(now, [], [], 3, first_row=0.0)
     assert todo == [oldest, oldest + 1, oldest + 2]
+
+
+def test_the_empty_minutes_before_the_first_row_are_not_computed() -> None:
+    """A new database stores nothing for the week before its first event (10,080 empty
+    minutes its first requests would wait behind); a dirty minute is computed all the same."""
+    now = T + 30
+    settled = rollup.minute_of(now - rollup.SETTLE_S)
+    assert rollup.to_compute(now, [], [], 100, first_row=None) == (
+        [], rollup.minute_of(now - rollup.HORIZON_S))
+    first = float((settled - 3) * 60 + 17)
+    assert rollup.to_compute(now, [], [], 100, first_row=first)[0] == [
+        settled - 3, settled - 2, settled - 1]
+    assert rollup.to_compute(now, [], [settled - 50], 100, first_row=None)[0] == [settled - 50]
 
 
 def test_an_hour_is_stored_only_whole_and_clean() -> None:

@@ -156,14 +156,18 @@ def uncovered(since: float, stored: Iterable[int]) -> list[tuple[float, float]]:
     return ranges
 
 
-def to_compute(now: float, stored: Iterable[int], dirty: Iterable[int],
-               limit: int) -> tuple[list[int], int]:
+def to_compute(now: float, stored: Iterable[int], dirty: Iterable[int], limit: int,
+               first_row: float | None) -> tuple[list[int], int]:
     """(the minutes one pass computes, oldest first, at most `limit`; the oldest minute
-    worth keeping). Settled minutes of the horizon that are missing or dirty."""
+    worth keeping). Settled minutes of the horizon that are missing or dirty, from the one
+    of the oldest row counted (`first_row`, None: no row): the empty minutes before it are
+    left to the readers, who scan them as one range (a new database would otherwise store
+    the 10,080 empty minutes of 7 days while its first requests come in)."""
     oldest, settled = minute_of(now - HORIZON_S), minute_of(now - SETTLE_S)
     have = set(stored)
     todo = {m for m in dirty if oldest <= m < settled}
-    todo.update(m for m in range(oldest, settled) if m not in have)
+    start = settled if first_row is None else max(oldest, minute_of(first_row))
+    todo.update(m for m in range(start, settled) if m not in have)
     return sorted(todo)[:limit], oldest
 
 

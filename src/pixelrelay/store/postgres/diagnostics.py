@@ -179,7 +179,8 @@ async def _roll_up(conn: Conn, now: float, limit: int) -> int:
     marks: dict[int, list[int]] = {}
     for mark, minute in await (await conn.execute(Q["rollup_dirty"])).fetchall():
         marks.setdefault(minute, []).append(mark)
-    todo, oldest = rollup.to_compute(now, stored, marks, limit)
+    first = (await (await conn.execute(Q["rollup_first"])).fetchone() or (None,))[0]
+    todo, oldest = rollup.to_compute(now, stored, marks, limit, first)
     await conn.execute(Q["rollup_forget"], {"oldest": oldest})
     await conn.execute(Q["rollup_forget_dirty"], {"oldest": oldest})
     busy = {m for (m,) in await (await conn.execute(Q["rollup_busy"], rollup.span(todo))

@@ -147,7 +147,8 @@ def _range(conn: sqlite3.Connection, lo: float, hi: float) -> WindowRows:
 def _roll_up(conn: sqlite3.Connection, now: float, limit: int) -> int:
     stored = [m for (m,) in conn.execute(Q["rollup_stored"]).fetchall()]
     dirty = [m for (m,) in conn.execute(Q["rollup_dirty"]).fetchall()]
-    todo, oldest = rollup.to_compute(now, stored, dirty, limit)
+    first = conn.execute(Q["rollup_first"]).fetchone()[0]
+    todo, oldest = rollup.to_compute(now, stored, dirty, limit, first)
     conn.execute(Q["rollup_forget"], {"oldest": oldest})
     conn.execute(Q["rollup_forget_dirty"], {"oldest": oldest})
     busy = {m for (m,) in conn.execute(Q["rollup_busy"], rollup.span(todo)).fetchall()}

@@ -198,6 +198,17 @@ SELECT DISTINCT CAST(t / 60 AS INTEGER) FROM (
     UNION ALL SELECT at FROM ingest_notices WHERE at >= :lo AND at < :hi
     UNION ALL SELECT at FROM collect_refusals WHERE at >= :lo AND at < :hi) AS x
 
+-- name: rollup_first
+-- The time of the oldest row a window query counts (each an index's first entry), or NULL:
+-- the minutes before it are empty, and stay so (rows come in with the time they come in).
+SELECT min(t) FROM (
+    SELECT min(received_at) AS t FROM events
+    UNION ALL SELECT min(created_at) FROM deliveries
+    UNION ALL SELECT min(at) FROM ingest_duplicates
+    UNION ALL SELECT min(at) FROM ingest_rejections
+    UNION ALL SELECT min(at) FROM ingest_notices
+    UNION ALL SELECT min(at) FROM collect_refusals) AS x
+
 -- name: rollup_stored
 SELECT minute FROM window_minutes
 
