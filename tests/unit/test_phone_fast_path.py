@@ -135,6 +135,19 @@ def _generated() -> st.SearchStrategy[str]:
     )
 
 
+def _separated(numbers: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """A number as people and forms write it: separators between (and around) its digits."""
+    separators = st.sampled_from(["", "", "", " ", "-", ".", "(", ")", " (", ") ", "  ", "-("])
+
+    def write(number: str, seps: list[str]) -> str:
+        out = ["+", seps[0]]
+        for i, digit in enumerate(number[1:]):
+            out += [digit, seps[(i + 1) % len(seps)]]
+        return "".join(out)
+
+    return st.builds(write, numbers, st.lists(separators, min_size=1, max_size=18))
+
+
 @settings(
     max_examples=_EXAMPLES,
     deadline=None,
@@ -148,6 +161,19 @@ def test_fast_path_equals_phonenumbers(s: str) -> None:
         assert fast is not DECLINE
     if fast is not DECLINE:
         assert fast == reference(s)
+
+
+@settings(
+    max_examples=_EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(_separated(st.one_of(_generated(), _example_variant())))
+def test_with_separators_the_fast_path_equals_phonenumbers(s: str) -> None:
+    fast = e164_fast(s)
+    if fast is not DECLINE:
+        assert fast == reference(s), s
 
 
 # (input, the answer phonenumbers gives and the fast path must give)
@@ -186,6 +212,9 @@ TRICKY = [
     ("+999123456789", None),  # unassigned code
     ("+123", None),
     ("+12345678901234567", None),
+    ("+49 170 1234567", ("+491701234567", True)),  # as forms write them
+    ("+49 (0) 170 123-4567", ("+491701234567", True)),
+    ("+1 (213) 373.4253", ("+12133734253", True)),
 ]
 
 
@@ -200,8 +229,10 @@ def test_tricky_cases(raw: str, expected: tuple[str, bool] | None) -> None:
     "raw",
     [
         "+12",
-        "+1 2133734253",
-        "+1-213-373-4253",
+        "+1 213 373 4253 ext. 12",  # an extension
+        "+1 800 FLOWERS",  # letters
+        "+49 170/1234567",  # a slash
+        "+49 1 7 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5",  # more than 17 digits
         "+\uff12\uff11\uff13\uff13\uff17\uff13\uff14\uff12\uff15\uff13",  # full-width digits
         "+123456789012345678",
         "2133734253",
