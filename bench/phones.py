@@ -1,5 +1,6 @@
 """What a new customer's phone costs: hash_phone for 10,000 distinct numbers, cache cold, with
-the E.164 fast path (pipeline/e164.py) and through phonenumbers alone (as before it). Prints
+the fast path (pipeline/e164.py) and through phonenumbers alone (as before it), in E.164 and
+as forms write them (spaces, dashes, parentheses). Prints
 microseconds per number (best of --repeat runs), and the one-off cost of compiling every
 calling code's metadata.
 
@@ -83,9 +84,17 @@ def main() -> None:
             slow = _cold_us(numbers, args.repeat, normalize.hash_phone)
         fast = _cold_us(numbers, args.repeat, normalize.hash_phone)
         print(f"{kind:32} {slow:11.2f}us {fast:8.2f}us {slow / fast:8.1f}x")
-    spaced = [f"{n[:3]} {n[3:6]} {n[6:]}" for n in _numbers(args.count, "DE mobile", rng)]
-    spaced_us = _cold_us(spaced, args.repeat, normalize.hash_phone)
-    print(f"{'DE mobile with spaces (declined)':32} {spaced_us:11.2f}us {'':10}")
+    written = {"DE mobile, +49 170 1234567": "{0} {1} {2}",
+               "US, +1 (213) 373-4253": "{0} ({1}) {2}"}
+    for kind, form in written.items():
+        digits = _numbers(args.count, "DE mobile" if kind.startswith("DE") else "US", rng)
+        cut = 3 if kind.startswith("DE") else 2
+        numbers = [form.format(n[:cut], n[cut:cut + 3], f"{n[cut + 3:cut + 6]}-{n[cut + 6:]}")
+                   for n in digits]
+        with _slow_only():
+            slow = _cold_us(numbers, args.repeat, normalize.hash_phone)
+        fast = _cold_us(numbers, args.repeat, normalize.hash_phone)
+        print(f"{kind:32} {slow:11.2f}us {fast:8.2f}us {slow / fast:8.1f}x")
     print(
         f"compiling all {len(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)} calling codes once "
         f"(lazily, per code, on first use): {compile_ms:.0f} ms"
