@@ -206,8 +206,10 @@ def read_settings(raw: dict[str, Any], env: dict[str, str] | os._Environ[str]
     return settings, r.errors
 
 
-# Keys renamed in [sessions] (old -> new): the old name is read for one more release.
-_RENAMED_SESSION_KEYS = {"ttclid_cookie_days": "click_id_cookie_days"}
+# Keys renamed in [sessions] (old -> new), as the types once named for their platform
+# declare them: the old name is read for one more release.
+_RENAMED_SESSION_KEYS = {old: new for plugin in REGISTRY.values()
+                         for old, new in plugin.renamed_session_keys.items()}
 
 TOP_SECTIONS = frozenset({"server", "storage", "sources", "destinations", "delivery", "consent",
                           "sessions"})

@@ -682,13 +682,14 @@ def _diagnostics_schemas() -> dict[str, Schema]:
                 "name": STR, "state": {"enum": ["active", "paused"]},
                 "paused_reason": OPT_STR, "paused_at": OPT_NUM, "test_events": {
                     "type": "boolean"},
-                "event_source_ids": closed({s.value: STR for s in Source},
-                                           description="The TikTok id each event source goes "
-                                                       "to: pixel code (web), event set ids, "
-                                                       "app id; unset ones are left out."),
+                "source_ids": closed({s.value: STR for s in Source},
+                                     description="The platform's id each event source goes "
+                                                 "to, as its destination type declares them "
+                                                 "(a pixel, an event set, an app); unset ones "
+                                                 "are left out."),
                 "queue_depth": INT, "in_flight": INT, "oldest_pending_age_s": OPT_NUM},
                 ["name", "state", "paused_reason", "paused_at", "test_events",
-                 "event_source_ids", "queue_depth", "in_flight", "oldest_pending_age_s"])),
+                 "source_ids", "queue_depth", "in_flight", "oldest_pending_age_s"])),
             "totals": closed(dict.fromkeys(totals, INT), totals),
             "events": array(closed({
                 "event": STR, "received": INT, "accepted": INT, "duplicates": INT,

@@ -186,7 +186,7 @@ def test_build_counts_a_known_mix() -> None:
     assert len(r["trend"]["received"]) == 24 and r["trend"]["received"][23] == 4
     d = r["destinations"][0]
     assert (d["test_events"], d["queue_depth"], d["oldest_pending_age_s"]) == (True, 1, 30.0)
-    assert d["event_source_ids"] == {"web": "C9ABC1234567890", "crm": "7312"}
+    assert d["source_ids"] == {"web": "C9ABC1234567890", "crm": "7312"}
     assert [a["key"] for a in r["alerts"]] == ["rejection_rate"]  # 4 of 10; purchases < 10
 
 

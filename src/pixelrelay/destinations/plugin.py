@@ -124,6 +124,8 @@ class Plugin:
     # source keeps its ids by their declaration (a click id's url_param from the landing URL
     # or the gateway's cookie prx_<param>, a browser id from its cookie).
     session_ids: Callable[[BrowserHit], dict[str, str]] | None = None
+    # [sessions] keys once named for this platform (old -> new): read for one more release.
+    renamed_session_keys: Mapping[str, str] = field(default_factory=dict)
     # Diagnostics: for a custom name it sends, the standard name it probably meant (a hint
     # on the page: a custom event optimises nothing), else None.
     lookalike: Callable[[str], str | None] | None = None

@@ -213,7 +213,7 @@ def diagnostics_page(r: dict[str, Any], recent: Sequence[RecentRow], search: Rec
                      "</small></div>" for a in r["alerts"]) or "<p class=ok>No alerts.</p>"
     dests = _table(["Destination", "Sends to", "State", "Test events", "Queue", "In flight",
                     "Oldest pending"], [
-        (escape(d["name"]), _source_ids(d["event_source_ids"]),
+        (escape(d["name"]), _source_ids(d["source_ids"]),
          "<span class=ok>active</span>" if d["state"] == "active" else
          f"<span class=bad>paused</span> <small>{_e(d['paused_reason'])}</small>"
          + _resume_form(d["name"], csrf),

@@ -43,7 +43,7 @@ class DestinationFacts:
 
     test_events: bool
     # event_source -> the id its events go to, as its type names them (Plugin.source_ids);
-    # the report's `event_source_ids`.
+    # the report's `source_ids`.
     source_ids: dict[str, str]
     # The platform's name ("Meta") and what to check when it pauses the destination.
     platform: str = "the platform"
@@ -301,7 +301,7 @@ def build(rows: WindowRows, queues: Sequence[QueueRow], facts: dict[str, Destina
             "state": "paused" if q.paused else "active",
             "paused_reason": q.paused_reason, "paused_at": q.paused_at,
             "test_events": q.destination in facts and facts[q.destination].test_events,
-            "event_source_ids": dict(facts[q.destination].source_ids)
+            "source_ids": dict(facts[q.destination].source_ids)
             if q.destination in facts else {},
             "queue_depth": q.pending + q.in_flight, "in_flight": q.in_flight,
             "oldest_pending_age_s": None if q.oldest_pending_at is None

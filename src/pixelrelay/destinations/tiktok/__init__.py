@@ -112,6 +112,7 @@ PLUGIN = Plugin(
     standard_events=STANDARD_EVENTS | APP_STANDARD_EVENTS, purchase_events=PURCHASE_EVENTS,
     default_incoming=frozenset(DEFAULT_MAP), default_names=frozenset(DEFAULT_MAP.values()),
     known_codes=codes.KNOWN_CODES, hash_user=None,
+    renamed_session_keys={"ttclid_cookie_days": "click_id_cookie_days"},
     sandbox=_sandbox, preflight=tiktok_preflight.findings,
     emulator_ids=lambda d: d.platform.ids(), source_ids=_source_ids,
     bridge=Bridge(read_bridge(__name__), bridge_table, pixel_call="ttq.track"),
