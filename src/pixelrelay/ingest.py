@@ -188,13 +188,15 @@ class Ingestor:
         `claimed`: the events came with the public site key, so their identities are only
         claims: they neither find a session nor link one (anyone can type anyone's email).
         """
+        # Whether a session could add anything to each event, decided once (a server event's).
+        wants = [] if context is not None else [wants_lookup(e, self.sent_ids) for e in events]
         lookups = [lookup_for(e) for e in events] if context is not None else [
-            server_lookup_for(e, self.sent_ids) for e in events]
+            server_lookup_for(e, w) for e, w in zip(events, wants, strict=True)]
         if claimed:
             lookups = [without_identities(lk) for lk in lookups]
         wanted = [] if context is not None else [
-            i for i, (e, lk) in enumerate(zip(events, lookups, strict=True))
-            if (not lk.empty and wants_lookup(e, self.sent_ids)) or (lk.tokens and lk.identities)]
+            i for i, (w, lk) in enumerate(zip(wants, lookups, strict=True))
+            if (not lk.empty and w) or (lk.tokens and lk.identities)]
         found = dict(zip(wanted, await self.store.find_sessions(
             [lookups[i] for i in wanted], now - self.identity_window_s), strict=True)
         ) if wanted else {}

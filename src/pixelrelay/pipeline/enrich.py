@@ -111,13 +111,13 @@ def lookup_for(event: Event) -> Lookup:
     return Lookup(event.session_id, token_keys(event), identity_keys(event))
 
 
-def server_lookup_for(event: Event, ids: Collection[str]) -> Lookup:
+def server_lookup_for(event: Event, wanted: bool) -> Lookup:
     """`lookup_for` of an event that came without its browser context. With no session id,
-    no token and no key a session could add (a backend that sends them all; `ids` as for
-    wants_lookup), nothing is looked up and nothing is linked, so its identities need not be
-    spelled out."""
+    no token and no key a session could add (not `wanted`: see wants_lookup; a backend that
+    sends them all), nothing is looked up and nothing is linked, so its identities need not
+    be spelled out."""
     tokens = token_keys(event)
-    if event.session_id is None and not tokens and not wants_lookup(event, ids):
+    if event.session_id is None and not tokens and not wanted:
         return _NO_LOOKUP
     return Lookup(event.session_id, tokens, identity_keys(event))
 
