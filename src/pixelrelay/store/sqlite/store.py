@@ -16,6 +16,13 @@ from pixelrelay.store.sqlite.outbox import SQLiteOutbox
 from pixelrelay.store.sqlite.sessions import SQLiteSessions
 from pixelrelay.store.sqlite.writer import Connections, connect
 
+# The writer's page cache (SQLite's default is 2 MiB). Every event inserts into a dozen
+# b-trees, two of them at random places (its event_id, its idempotency key): with the
+# default, those pages are read back from the OS at each insert once a table outgrows it.
+# bench.store_insert: 5-10 % less CPU an event on a fresh database, 18 % once it holds
+# half a million events.
+WRITER_CACHE_KIB = 32 * 1024
+
 
 class SQLiteStore(SQLiteOutbox, SQLiteSessions, SQLiteDiagnostics, SQLiteOperations):
     """The Store on SQLite. Only the owner (`serve`, `deliver`) recovers in-flight rows, and
@@ -49,6 +56,7 @@ class SQLiteStore(SQLiteOutbox, SQLiteSessions, SQLiteDiagnostics, SQLiteOperati
         try:
             w = connect(self.path)
             w.execute("PRAGMA journal_mode = WAL")
+            w.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
             migrate(w)
             if self.recover_in_flight:
                 w.execute(queries("sqlite", "outbox")["recover_in_flight"])
