@@ -24,12 +24,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 import orjson
 
-from bench.ingest import SINGLE
+from bench.ingest_phases import bodies as phases_bodies
 from pixelrelay.model import Consent, ConsentState, Event, Page, Source, User, click_ids_of
 from pixelrelay.pipeline.normalize import hash_email, hash_external_id, hash_phone
 from pixelrelay.pipeline.parse import parse_event
@@ -99,14 +99,12 @@ class EventIn(msgspec.Struct):
 DECODER = msgspec.json.Decoder(EventIn)
 
 
+TAGS = itertools.count()
+
+
 def bodies(count: int) -> list[bytes]:
-    numbers = itertools.count(1_000_000)
-    now = int(time.time())
-    user: dict[str, Any] = SINGLE["user"]  # type: ignore[assignment]
-    return [orjson.dumps({**SINGLE, "event_id": f"e{i}", "timestamp": now,
-                          "user": {**user, "email": f"c{next(numbers)}@example.com",
-                                   "phone": f"+49 170 {next(numbers)}"}})
-            for i in range(count)]
+    """New emails and phones at every call: the normalisers' caches must not answer."""
+    return phases_bodies(count, f"e{next(TAGS)}")
 
 
 def what_stays(body: bytes, now: float) -> Event:
