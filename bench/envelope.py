@@ -4,9 +4,10 @@ event body of bench.ingest's, each with an email and a phone of its own, through
 - today's path: orjson.loads, then parse_event (types, blanks, lengths and enums checked in
   Python; the personal keys normalised and hashed; free text scrubbed; the Event built);
 - msgspec decoding the same bytes into typed Structs (types, lengths and enums checked in C);
-- those Structs plus only what must stay in Python whatever decodes the body (normalise and
-  hash, scrub, build the Event): the bound on what point 2 saves. It handles this body's
-  fields only and checks that its Event equals parse_event's, so the bound is honest;
+- those Structs plus only what must stay in Python whatever decodes the body (personal-data
+  checks, normalise and hash, scrub, build the Event): the bound on what point 2 saves. It
+  handles this body's fields only and checks that its Event equals parse_event's, so the
+  bound is honest;
 - with `--mypyc`, parse_event from a copy of the package whose pipeline modules mypyc has
   compiled to C (gcc and the Python headers needed; about 15 s to build).
 
@@ -31,9 +32,18 @@ import orjson
 
 from bench.ingest_phases import bodies as phases_bodies
 from pixelrelay.model import Consent, ConsentState, Event, Page, Source, User, click_ids_of
+from pixelrelay.pipeline.gid import plain_id
 from pixelrelay.pipeline.normalize import hash_email, hash_external_id, hash_phone
+from pixelrelay.pipeline.parse import _clicked as clicked
+from pixelrelay.pipeline.parse import _scrub_user_text as scrub_user_text
 from pixelrelay.pipeline.parse import parse_event
-from pixelrelay.pipeline.pii import Found, scrub_properties, scrub_text, scrub_url
+from pixelrelay.pipeline.pii import (
+    Found,
+    looks_like_email,
+    looks_personal,
+    scrub_properties,
+    scrub_url,
+)
 
 COMPILED = ("parse", "user", "properties", "pii", "readers", "normalize", "e164")
 
@@ -108,29 +118,33 @@ def bodies(count: int) -> list[bytes]:
 
 
 def what_stays(body: bytes, now: float) -> Event:
-    """The Structs, then what Python must still do for this body's fields."""
+    """The Structs, then what Python must still do for this body's fields whatever decodes
+    it: the personal-data checks of the name and the event_id, normalising and hashing the
+    match keys, the scrubbing of free text and ids, a click id from the page URL, the
+    currency's case and the order id's form, and building the Event."""
     e = DECODER.decode(body)
     u, page, props, c = e.user, e.page, e.properties, e.consent
     assert u is not None and page is not None and props is not None and c is not None
-    assert isinstance(u.email, str) and isinstance(u.phone, str)
+    assert isinstance(u.email, str) and isinstance(u.phone, str) and props.currency
     assert isinstance(u.external_id, str) and u.ip is not None and props.contents
+    assert not looks_personal(e.event) and not looks_like_email(str(e.event_id))
     found = Found()
     phone = hash_phone(u.phone, "")
     user = User(email=(hash_email(u.email) or "",), phone=(phone[0],) if phone else (),
                 external_id=(hash_external_id(u.external_id) or "",), ip=u.ip,
-                user_agent=scrub_text(u.user_agent, "user.user_agent", found),
-                locale=u.locale, click_ids=click_ids_of({"ttclid": u.ttclid or "",
-                                                         "ttp": u.ttp or ""}))
+                user_agent=u.user_agent, locale=u.locale,
+                click_ids=click_ids_of({"ttclid": u.ttclid or "", "ttp": u.ttp or ""}))
+    url = scrub_url(page.url, "page.url", found)
     properties = scrub_properties({
-        "value": props.value, "currency": props.currency, "order_id": props.order_id,
-        "content_type": props.content_type,
+        "value": props.value, "currency": props.currency.strip().upper(),
+        "order_id": plain_id(str(props.order_id)), "content_type": props.content_type,
         "contents": [{"content_id": x.content_id, "quantity": x.quantity, "price": x.price}
                      for x in props.contents]}, found)
     return Event(
-        name=e.event, event_id=str(e.event_id), event_time=int(float(e.timestamp or now)),
-        source=Source(e.source or "web"), user=user,
-        page=Page(url=scrub_url(page.url, "page.url", found),
-                  referrer=scrub_url(page.referrer, "page.referrer", found)),
+        name=e.event, event_id=plain_id(str(e.event_id)),
+        event_time=int(float(e.timestamp or now)), source=Source(e.source or "web"),
+        user=clicked(scrub_user_text(user, found, ""), url, None),
+        page=Page(url=url, referrer=scrub_url(page.referrer, "page.referrer", found)),
         properties=properties,
         consent=Consent(marketing=ConsentState(str(c.marketing)),
                         ad_user_data=ConsentState(str(c.ad_user_data)),
