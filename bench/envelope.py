@@ -140,10 +140,11 @@ def what_stays(body: bytes, now: float) -> Event:
         "order_id": plain_id(str(props.order_id)), "content_type": props.content_type,
         "contents": [{"content_id": x.content_id, "quantity": x.quantity, "price": x.price}
                      for x in props.contents]}, found)
+    event_time = int(float(e.timestamp or now))
     return Event(
-        name=e.event, event_id=plain_id(str(e.event_id)),
-        event_time=int(float(e.timestamp or now)), source=Source(e.source or "web"),
-        user=clicked(scrub_user_text(user, found, ""), url, None),
+        name=e.event, event_id=plain_id(str(e.event_id)), event_time=event_time,
+        source=Source(e.source or "web"),
+        user=clicked(scrub_user_text(user, found, ""), url, None, event_time),
         page=Page(url=url, referrer=scrub_url(page.referrer, "page.referrer", found)),
         properties=properties,
         consent=Consent(marketing=ConsentState(str(c.marketing)),

@@ -6,7 +6,7 @@ digests by the time an Event exists (the parser hashes them while building it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import field, fields, replace
 from enum import StrEnum
 from operator import attrgetter
@@ -89,6 +89,10 @@ class IdKey:
     url_param: str | None = None
     # On a web event, `ad.callback` stands in for a missing one.
     ad_callback: bool = False
+    # For an id made from a landing URL's parameter rather than carried as is (Meta's fbc from
+    # an fbclid): the parameter, and how the id is made of its value and the click's time in
+    # ms (None: the value is not usable). A server event's page.url gives it.
+    built_from: tuple[str, Callable[[str, int], str | None]] | None = None
     # Its bit in events.match_keys (the stored format: a bit never moves); None: not counted.
     match_key_bit: int | None = None
 

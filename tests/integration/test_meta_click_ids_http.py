@@ -81,3 +81,24 @@ def test_a_landing_fbclid_and_fbp_reach_meta_with_the_backends_order(
     assert "fbc" not in tiktok["user"] and "fbp" not in tiktok["user"]
     assert all("fbc" not in e["user"] and "fbp" not in e["user"]
                for e in emu_state(emulator).events)
+
+
+def test_a_backends_order_naming_a_landing_with_fbclid_reaches_meta_with_its_fbc(
+        gateway: ServerThread, emulator: ServerThread, meta: ServerThread) -> None:
+    """No session at all: the server event's own page.url carries the fbclid, and Meta gets
+    the fbc made of it, stamped with the event's time in ms; TikTok gets no Meta id."""
+    now = int(time.time())
+    order = httpx.post(f"{gateway.url}/v1/events",
+                       headers={"Authorization": f"Bearer {SOURCE_KEY}"}, json={
+        "event": "Purchase", "event_id": "ord-fbclid-1", "timestamp": now,
+        "user": {"email": "buyer2@example.com", "user_agent": UA, "ip": "203.0.113.7"},
+        "page": {"url": "https://shop.example/thanks?fbclid=IwAR_Zz-9&utm_source=fb"},
+        "properties": {"order_id": "7002", "value": 30, "currency": "EUR"}})
+    assert order.status_code == 202, order.text
+
+    wait_for(lambda: any(e.get("event_id") == "ord-fbclid-1" for e in meta_events(meta)))
+    fb = next(e for e in meta_events(meta) if e.get("event_id") == "ord-fbclid-1")
+    assert fb["user_data"]["fbc"] == f"fb.1.{now * 1000}.IwAR_Zz-9"
+    wait_for(lambda: any(e["event_id"] == "ord-fbclid-1" for e in emu_state(emulator).events))
+    tiktok = next(e for e in emu_state(emulator).events if e["event_id"] == "ord-fbclid-1")
+    assert "fbc" not in tiktok["user"]

@@ -250,6 +250,25 @@ def test_page() -> None:
         "page": "must be an object, got string"}
 
 
+def test_a_page_urls_click_ids_fill_the_ones_the_event_lacks() -> None:
+    """A backend's event names its landing page: TikTok's ttclid is taken as it is, Meta's
+    fbc is made from the fbclid (case kept, the event's time in ms as the click's)."""
+    url = "https://shop.example/p/1?ttclid=E.C.P.9&fbclid=IwAR2xY_z-9&utm_source=fb"
+    e = ok({"event": "Purchase", "timestamp": 1776943000, "page": {"url": url}})
+    assert e.user.click_id("ttclid") == "E.C.P.9"
+    assert e.user.click_id("fbc") == "fb.1.1776943000000.IwAR2xY_z-9"
+    # What the event carries wins over its URL.
+    given = ok({"event": "Purchase", "page": {"url": url},
+                "user": {"fbc": "fb.1.1700000000000.Old", "ttclid": "E.C.P.1"}})
+    assert (given.user.click_id("fbc"), given.user.click_id("ttclid")) == (
+        "fb.1.1700000000000.Old", "E.C.P.1")
+    # An fbclid no cookie could hold is no click id Meta would take.
+    odd = ok({"event": "Purchase", "page": {"url": "https://shop.example/?fbclid=a%20b%22c"}})
+    assert odd.user.click_id("fbc") is None
+    assert ok({"event": "Purchase", "page": {"url": "https://shop.example/?x=1"}}
+              ).user.click_ids == ()
+
+
 @pytest.mark.parametrize(("value", "expected"), [(129.95, 129.95), (10, 10.0), ("129.95", 129.95),
                                                  (0, 0.0)])
 def test_value_numbers(value: object, expected: float) -> None:

@@ -113,6 +113,13 @@ def test_ttclid_from_landing_site(landing_site: str | None, ttclid: str | None) 
     assert purchase(order(landing_site=landing_site))["user"].get("ttclid") == ttclid
 
 
+def test_fbc_from_the_landing_sites_fbclid_as_clicked_when_the_order_was_created() -> None:
+    doc = order(landing_site="/products/x?fbclid=IwAR1_aB-c&utm_source=facebook",
+                created_at="2026-04-23T11:00:00+00:00")
+    assert purchase(doc)["user"]["fbc"] == "fb.1.1776942000000.IwAR1_aB-c"
+    assert "fbc" not in purchase(order(landing_site="/products/x?fbclid=a%20b"))["user"]
+
+
 def test_guest_checkout_without_customer_or_email() -> None:
     doc = order(customer=None, email="", contact_email="guest@example.com",
                 client_details=None, browser_ip=None, billing_address=None,

@@ -186,7 +186,8 @@ def parse_event(raw: object, *, now: float, phone_region: str = "",
     if found.emails or found.phones:
         user = with_found(user, found, phone_region)
     plain = plain_user(raw.get("user"), phone_region, found) if keep_plain else None
-    user = _clicked(user, page.url, ad.callback if ad and source is Source.WEB else None)
+    user = _clicked(user, page.url, ad.callback if ad and source is Source.WEB else None,
+                    event_time)
     if event_id is None:
         order_id = properties.get("order_id")
         # Deterministic so that the browser tag and every retry of the sender agree on it.
@@ -240,16 +241,23 @@ def _scrub_user_text(user: User, found: Found, region: str) -> User:
     return replace(user, **fills) if fills else user
 
 
-def _clicked(user: User, url: str | None, callback: str | None) -> User:
+def _clicked(user: User, url: str | None, callback: str | None, event_time: int) -> User:
     """A declared click id the event lacks, from the landing URL it names (a server event's
-    page.url carries it), else from a web event's ad.callback where the id stands for one."""
+    page.url carries it, or the parameter it is made from, clicked at `event_time`), else
+    from a web event's ad.callback where the id stands for one."""
     found: dict[str, str] = {}
     for spec in declared_ids().values():
-        if spec.url_param is None or user.click_id(spec.key) is not None:
+        if user.click_id(spec.key) is not None:
             continue
-        value = param_from_url(url, spec.url_param, spec.max_len) if url else None
-        if value is None and spec.ad_callback and callback is not None:
-            value = callback
+        value = None
+        if spec.url_param is not None:
+            value = param_from_url(url, spec.url_param, spec.max_len) if url else None
+            if value is None and spec.ad_callback and callback is not None:
+                value = callback
+        elif spec.built_from is not None and url:
+            param, build = spec.built_from
+            given = param_from_url(url, param, spec.max_len)
+            value = build(given, event_time * 1000) if given is not None else None
         if value is not None:
             found[spec.key] = value
     return user.with_click_ids(found) if found else user

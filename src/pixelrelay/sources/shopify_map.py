@@ -28,6 +28,9 @@ _MAX_EXACT_FLOAT = 2**53
 # one would cost the whole event), as the destination types declare them.
 _CLICK_PARAMS = tuple((k.url_param, k.key, k.max_len) for p in REGISTRY.values() for k in p.ids
                       if k.url_param is not None)
+# The ids made from a landing URL's parameter (IdKey.built_from: Meta's fbc from fbclid).
+_BUILT_IDS = tuple((k.built_from, k.key, k.max_len) for p in REGISTRY.values() for k in p.ids
+                   if k.built_from is not None)
 # No shop sells more of one line; the bound keeps every sum of quantities far inside the
 # 64-bit integers SQLite and the JSON encoder can hold.
 MAX_QUANTITY = 2**31 - 1
@@ -99,7 +102,8 @@ def order_to_event(payload: object, topic: str, content_id: str, now: float, *,
         "event_id": event_id,
         "timestamp": _timestamp(payload, stamp_keys, now),
         "source": "web",
-        "user": _user(payload),
+        # The order's creation stands in for the landing's click, which Shopify keeps no time of.
+        "user": _user(payload, _timestamp(payload, ("created_at",), now)),
         "properties": _properties(payload, name, ident, content_id),
     }
     order_source = _text(payload.get("source_name"))
@@ -147,7 +151,7 @@ def _timestamp(payload: dict[str, Any], keys: tuple[str, ...], now: float) -> in
     return int(now)
 
 
-def _user(payload: dict[str, Any]) -> dict[str, Any]:
+def _user(payload: dict[str, Any], clicked_at: int) -> dict[str, Any]:
     customer = _obj(payload.get("customer"))
     billing = _obj(payload.get("billing_address"))
     shipping = _obj(payload.get("shipping_address"))
@@ -170,7 +174,7 @@ def _user(payload: dict[str, Any]) -> dict[str, Any]:
     customer_id = exact_id(customer.get("id"))
     if customer_id is not None:
         user["external_id"] = customer_id
-    user.update(_click_ids(payload.get("landing_site")))
+    user.update(_click_ids(payload.get("landing_site"), clicked_at))
     ip = _ip(payload.get("browser_ip")) or _ip(client.get("browser_ip"))
     if ip is not None:
         user["ip"] = ip
@@ -248,9 +252,9 @@ def _ip(v: object) -> str | None:
     return None if address.is_unspecified else str(address)
 
 
-def _click_ids(landing_site: object) -> dict[str, str]:
+def _click_ids(landing_site: object, clicked_at: int) -> dict[str, str]:
     """The declared click ids of the landing URL, which may be absolute, a relative path, or
-    null: {user key: value}."""
+    null, and those made from its parameters as clicked at `clicked_at`: {user key: value}."""
     text = _text(landing_site)
     if text is None:
         return {}
@@ -263,6 +267,11 @@ def _click_ids(landing_site: object) -> dict[str, str]:
         value = next((v.strip() for v in query.get(param, ()) if v.strip()), None)
         if value is not None and len(value) <= max_len:
             out[key] = value
+    for (param, build), key, max_len in _BUILT_IDS:
+        given = next((v.strip() for v in query.get(param, ()) if v.strip()), None)
+        made = build(given, clicked_at * 1000) if given is not None else None
+        if made is not None and len(made) <= max_len:
+            out[key] = made
     return out
 
 

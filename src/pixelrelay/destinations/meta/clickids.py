@@ -48,9 +48,16 @@ _VALUE = re.compile(r"^[A-Za-z0-9._~-]{1,500}$")
 _FBP = re.compile(r"^fb\.\d+\.\d+\.\d+(\.[A-Za-z0-9_-]+)?$")
 CLICK_PARAM = "fbclid"
 FBC_COOKIE, FBP_COOKIE = "_fbc", "_fbp"
+def fbc_from_url_param(fbclid: str, clicked_ms: int) -> str | None:
+    """A server event's fbc from the fbclid of its page URL (IdKey.built_from); None for a
+    value no cookie could hold, which Meta would discard."""
+    return fbc_from_fbclid(fbclid, clicked_ms) if _VALUE.match(fbclid) else None
+
+
 IDS = (
     IdKey("fbc", "Meta's click id (the _fbc cookie, fb.1.<ms>.<fbclid>), sent to Meta as "
-                 "given.", match_key_bit=12),
+                 "given; made from an fbclid in page.url when absent.", match_key_bit=12,
+          built_from=(CLICK_PARAM, fbc_from_url_param)),
     IdKey("fbp", "The _fbp cookie of Meta's Pixel, sent to Meta as given.", match_key_bit=13),
 )
 
