@@ -3,6 +3,8 @@ consent kept with the session, pruning."""
 
 from __future__ import annotations
 
+import asyncio
+
 from pixelrelay.model import Consent, ConsentState, declared_ids
 from pixelrelay.pipeline.enrich import EnrichedFrom, Lookup, SessionContext
 from pixelrelay.store.base import Store
@@ -98,3 +100,27 @@ async def test_click_ids_are_kept_as_one_map_and_found_by_every_lookup(store: St
     await store.record_session(hit("s_none", T0), RETENTION)
     none = await store.get_session("s_none")
     assert none is not None and none.click_ids == {}
+
+
+async def test_concurrent_lookups_answer_as_alone_each_with_its_own_cut_off(
+        store: Store) -> None:
+    """Requests look sessions up at once (PostgreSQL makes one statement of them): each
+    gets its own answers, its identity links judged by its own window."""
+    await store.record_session(hit("s_1", T0, ttclid="E.1"), 60 * DAY)
+    await store.record_session(hit("s_2", T0 + 1, ttclid="E.2"), 60 * DAY)
+    await store.link_identities([("s_2", ("email:two",))], T0 - 3 * DAY)
+    asks = [([Lookup("s_1", (), ()), Lookup(None, (), ("email:two",))], T0 - WINDOW),
+            ([Lookup(None, (), ("email:two",))], T0 - DAY),  # the link is older than this
+            ([Lookup("s_none", (), ())], T0 - WINDOW),
+            ([Lookup("s_2", (), ()), Lookup(None, (), ())], T0 - WINDOW)]
+    alone = [await store.find_sessions(lookups, since) for lookups, since in asks]
+    together = await asyncio.gather(*(store.find_sessions(lookups, since)
+                                      for lookups, since in asks))
+    assert together == alone
+    assert [[f[0].session_id if f else None for f in answer] for answer in together] == [
+        ["s_1", "s_2"], [None], [None], ["s_2", None]]
+    finder = getattr(store, "_finder", None)
+    if finder is not None:  # PostgreSQL: the four concurrent calls took fewer statements
+        before = finder.runs
+        await asyncio.gather(*(store.find_sessions(lookups, since) for lookups, since in asks))
+        assert finder.runs - before < len(asks)

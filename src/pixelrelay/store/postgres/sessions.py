@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pixelrelay.pipeline.enrich import EnrichedFrom, Lookup, SessionContext, merge_context
+from pixelrelay.store.coalesce import Coalesced
 from pixelrelay.store.postgres.writer import Conn, UsesConnections
 from pixelrelay.store.queries import queries
 from pixelrelay.store.session_codec import (
@@ -68,22 +69,42 @@ class PostgresSessions(UsesConnections):
                 "identity": [k[0] for k in rows], "session_id": [k[1] for k in rows],
                 "linked_at": list(rows.values())})
 
+    _finder: Coalesced[tuple[Sequence[Lookup], float], list[Found | None]] | None = None
+
     async def find_sessions(self, lookups: Sequence[Lookup],
                             identities_since: float) -> list[Found | None]:
         if all(lk.empty for lk in lookups):
             return [None] * len(lookups)
+        if self._finder is None:
+            self._finder = Coalesced(self._find_all)
+        return await self._finder((lookups, identities_since))
 
-        keys: list[tuple[int, int, str, str, str | None]] = []
-        for i, lk in enumerate(lookups):
-            if lk.session_id is not None:
-                keys.append((i, 0, "session", lk.session_id, None))
-            keys += [(i, n, "link", kind, token) for n, (kind, token) in enumerate(lk.tokens)]
-            keys += [(i, n, "identity", ident, None) for n, ident in enumerate(lk.identities)]
-        params: dict[str, Any] = {name: [k[j] for k in keys]
-                                  for j, name in enumerate(("i", "seq", "how", "a", "b"))}
-        params["since"] = identities_since
-        rows = await self._db.fetch(Q["find"], params)
-        return [_pick([r for r in rows if r[0] == i]) for i in range(len(lookups))]
+    async def _find_all(self, calls: list[tuple[Sequence[Lookup], float]]
+                        ) -> list[list[Found | None]]:
+        """The lookups of every call waiting, in one statement (each with its call's cut-off
+        for identity links)."""
+        keys: list[tuple[int, int, str, str, str | None, float]] = []
+        i = 0
+        for lookups, since in calls:
+            for lk in lookups:
+                if lk.session_id is not None:
+                    keys.append((i, 0, "session", lk.session_id, None, since))
+                keys += [(i, n, "link", kind, token, since)
+                         for n, (kind, token) in enumerate(lk.tokens)]
+                keys += [(i, n, "identity", ident, None, since)
+                         for n, ident in enumerate(lk.identities)]
+                i += 1
+        params = {name: [k[j] for k in keys]
+                  for j, name in enumerate(("i", "seq", "how", "a", "b", "since"))}
+        by_lookup: dict[int, list[tuple[Any, ...]]] = {}
+        for row in await self._db.fetch(Q["find"], params) if keys else ():
+            by_lookup.setdefault(row[0], []).append(row)
+        out: list[list[Found | None]] = []
+        i = 0
+        for lookups, _since in calls:
+            out.append([_pick(by_lookup.get(i + n, [])) for n in range(len(lookups))])
+            i += len(lookups)
+        return out
 
 
 _HOW = {"session": EnrichedFrom.SESSION, "link": EnrichedFrom.LINK,

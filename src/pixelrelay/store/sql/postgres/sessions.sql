@@ -45,14 +45,15 @@ DELETE FROM session_tokens WHERE linked_at < %(cutoff)s
 DELETE FROM session_identities WHERE linked_at < %(cutoff)s
 
 -- name: find
--- Every candidate of every lookup in one round trip (an API process asks on each request):
--- per key (lookup i, its seq-th key) the session by id, by a linked token, or the most
--- recently seen one linked to an identity since the cut-off. Python picks by the order of
--- preference (store/postgres/sessions.py), as SQLite's one query per key does.
+-- Every candidate of every lookup in one round trip (the lookups of concurrent requests
+-- together, store/coalesce.py): per key (lookup i, its seq-th key) the session by id, by a
+-- linked token, or the most recently seen one linked to an identity since the key's cut-off.
+-- Python picks by the order of preference (store/postgres/sessions.py), as SQLite's one
+-- query per key does.
 SELECT k.i, k.seq, k.how, s.session_id, s.ip, s.user_agent, s.landing_url, s.first_seen,
        s.last_seen, s.consent, s.click_ids
   FROM unnest(%(i)s::integer[], %(seq)s::integer[], %(how)s::text[], %(a)s::text[],
-              %(b)s::text[]) AS k (i, seq, how, a, b)
+              %(b)s::text[], %(since)s::float8[]) AS k (i, seq, how, a, b, since)
   CROSS JOIN LATERAL (
         SELECT s.* FROM sessions AS s WHERE k.how = 'session' AND s.session_id = k.a
         UNION ALL
@@ -63,5 +64,5 @@ SELECT k.i, k.seq, k.how, s.session_id, s.ip, s.user_agent, s.landing_url, s.fir
         UNION ALL
         (SELECT s.* FROM session_identities AS i JOIN sessions AS s
                 ON s.session_id = i.session_id
-          WHERE k.how = 'identity' AND i.identity = k.a AND i.linked_at >= %(since)s
+          WHERE k.how = 'identity' AND i.identity = k.a AND i.linked_at >= k.since
           ORDER BY s.last_seen DESC LIMIT 1)) AS s
