@@ -60,14 +60,27 @@ class PostgresSessions(UsesConnections):
     async def link_token(self, kind: str, token: str, session_id: str, now: float) -> None:
         await self._db.execute(Q["link_token"], (kind, token, session_id, now))
 
+    _linker: Coalesced[tuple[Sequence[tuple[str, Sequence[str]]], float], None] | None = None
+
     async def link_identities(self, links: Sequence[tuple[str, Sequence[str]]],
                               now: float) -> None:
-        # One row per key: ON CONFLICT cannot touch a row twice in one statement.
-        rows = {(ident, sid): now for sid, idents in links for ident in idents}
-        if rows:
-            await self._db.execute(Q["link_identity"], {
-                "identity": [k[0] for k in rows], "session_id": [k[1] for k in rows],
-                "linked_at": list(rows.values())})
+        if not any(idents for _sid, idents in links):
+            return
+        if self._linker is None:
+            self._linker = Coalesced(self._link_all)
+        await self._linker((links, now))
+
+    async def _link_all(self, calls: list[tuple[Sequence[tuple[str, Sequence[str]]], float]]
+                        ) -> list[None]:
+        """The links of every call waiting, in one transaction (a commit each cost a round
+        trip and a flush per request). One row per key, the latest call's time: ON CONFLICT
+        cannot touch a row twice in one statement."""
+        rows = {(ident, sid): now for links, now in calls
+                for sid, idents in links for ident in idents}
+        await self._db.execute(Q["link_identity"], {
+            "identity": [k[0] for k in rows], "session_id": [k[1] for k in rows],
+            "linked_at": list(rows.values())})
+        return [None] * len(calls)
 
     _finder: Coalesced[tuple[Sequence[Lookup], float], list[Found | None]] | None = None
 
