@@ -35,7 +35,7 @@ from pixelrelay.model import (
     declared_ids,
 )
 from pixelrelay.names import snake_case
-from pixelrelay.pipeline.clickid import param_from_url
+from pixelrelay.pipeline.clickid import landing_ids
 from pixelrelay.pipeline.extras import parse_ad, parse_app, parse_device, parse_lead
 from pixelrelay.pipeline.gid import plain_id
 from pixelrelay.pipeline.pii import (
@@ -242,24 +242,14 @@ def _scrub_user_text(user: User, found: Found, region: str) -> User:
 
 
 def _clicked(user: User, url: str | None, callback: str | None, event_time: int) -> User:
-    """A declared click id the event lacks, from the landing URL it names (a server event's
-    page.url carries it, or the parameter it is made from, clicked at `event_time`), else
-    from a web event's ad.callback where the id stands for one."""
-    found: dict[str, str] = {}
-    for spec in declared_ids().values():
-        if user.click_id(spec.key) is not None:
-            continue
-        value = None
-        if spec.url_param is not None:
-            value = param_from_url(url, spec.url_param, spec.max_len) if url else None
-            if value is None and spec.ad_callback and callback is not None:
-                value = callback
-        elif spec.built_from is not None and url:
-            param, build = spec.built_from
-            given = param_from_url(url, param, spec.max_len)
-            value = build(given, event_time * 1000) if given is not None else None
-        if value is not None:
-            found[spec.key] = value
+    """The declared click ids the event lacks, from the landing URL it names (a server event's
+    page.url, clicked at `event_time`), else from a web event's ad.callback where the id
+    stands for one."""
+    found = {k: v for k, v in landing_ids(url, event_time).items() if user.click_id(k) is None}
+    if callback is not None:
+        for spec in declared_ids().values():
+            if spec.ad_callback and spec.key not in found and user.click_id(spec.key) is None:
+                found[spec.key] = callback
     return user.with_click_ids(found) if found else user
 
 

@@ -9,14 +9,13 @@ import ipaddress
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import phonenumbers
 
-from pixelrelay.destinations import REGISTRY
 from pixelrelay.errors import PixelrelayError
 from pixelrelay.event_ids import checkout_event_id, order_event_id
 from pixelrelay.names import snake_case
+from pixelrelay.pipeline.clickid import landing_ids
 from pixelrelay.pipeline.readers import json_type
 
 ORDER_TOPICS = ("orders/create", "orders/paid")
@@ -24,13 +23,6 @@ CHECKOUT_TOPIC = "checkouts/create"
 # Above 2**53 a float no longer holds every integer: an 18-digit id that went through a
 # float is already wrong, and sending it would attach the event to someone else's order.
 _MAX_EXACT_FLOAT = 2**53
-# The click ids a landing URL carries (url_param -> user key, the parser's limit: a longer
-# one would cost the whole event), as the destination types declare them.
-_CLICK_PARAMS = tuple((k.url_param, k.key, k.max_len) for p in REGISTRY.values() for k in p.ids
-                      if k.url_param is not None)
-# The ids made from a landing URL's parameter (IdKey.built_from: Meta's fbc from fbclid).
-_BUILT_IDS = tuple((k.built_from, k.key, k.max_len) for p in REGISTRY.values() for k in p.ids
-                   if k.built_from is not None)
 # No shop sells more of one line; the bound keeps every sum of quantities far inside the
 # 64-bit integers SQLite and the JSON encoder can hold.
 MAX_QUANTITY = 2**31 - 1
@@ -253,26 +245,9 @@ def _ip(v: object) -> str | None:
 
 
 def _click_ids(landing_site: object, clicked_at: int) -> dict[str, str]:
-    """The declared click ids of the landing URL, which may be absolute, a relative path, or
-    null, and those made from its parameters as clicked at `clicked_at`: {user key: value}."""
-    text = _text(landing_site)
-    if text is None:
-        return {}
-    try:
-        query = parse_qs(urlsplit(text).query)
-    except ValueError:  # e.g. an unclosed "[" in the host
-        return {}
-    out: dict[str, str] = {}
-    for param, key, max_len in _CLICK_PARAMS:
-        value = next((v.strip() for v in query.get(param, ()) if v.strip()), None)
-        if value is not None and len(value) <= max_len:
-            out[key] = value
-    for (param, build), key, max_len in _BUILT_IDS:
-        given = next((v.strip() for v in query.get(param, ()) if v.strip()), None)
-        made = build(given, clicked_at * 1000) if given is not None else None
-        if made is not None and len(made) <= max_len:
-            out[key] = made
-    return out
+    """The declared ids of the landing URL, which may be absolute, a relative path, or null,
+    as clicked at `clicked_at`: {user key: value}."""
+    return landing_ids(_text(landing_site), clicked_at)
 
 
 def _properties(payload: dict[str, Any], name: str, ident: str,
